@@ -1,0 +1,68 @@
+"""The ``turbobot`` command: ``run`` (the bot), ``imagine``, ``styles``, ``bench``.
+
+Parsing only; each command's work lives with the layer it belongs to (``bot.bootstrap`` for
+``run``, ``engine.commands`` for the engine-only commands). Heavy imports are deferred so
+``turbobot --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.domain import ASPECTS, DEFAULT_ASPECT, DEFAULT_STEPS
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="turbobot", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("run", help="start the bot (console chat when no platform token is set)")
+
+    im = sub.add_parser("imagine", help="make one image from the command line")
+    im.add_argument("prompt")
+    im.add_argument("--style", default=None)
+    im.add_argument("--seed", type=int, default=None)
+    im.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    im.add_argument("--aspect", default=DEFAULT_ASPECT, help=", ".join(ASPECTS))
+    im.add_argument("--cfg", type=float, default=1.0)
+    im.add_argument("--negative", default=None)
+    im.add_argument("-o", "--output", type=Path, default=Path("out.jpg"))
+
+    sub.add_parser("styles", help="list installed styles")
+
+    b = sub.add_parser("bench", help="per-stage timings and peak memory of the configured model")
+    b.add_argument("--runs", type=int, default=3)
+    b.add_argument("--aspect", default=DEFAULT_ASPECT)
+    b.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        from bot.bootstrap import run
+
+        return run()
+    from engine import commands
+
+    if args.command == "imagine":
+        return commands.imagine(
+            prompt=args.prompt,
+            style=args.style,
+            seed=args.seed,
+            steps=args.steps,
+            aspect=args.aspect,
+            cfg=args.cfg,
+            negative_prompt=args.negative,
+            output=args.output,
+        )
+    if args.command == "styles":
+        return commands.styles()
+    return commands.bench(runs=args.runs, aspect=args.aspect, steps=args.steps)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Typed domain objects shared by every layer.
+
+Nothing here knows about torch, Discord or Telegram: adapters translate platform events into
+these types, the engine receives a :class:`GenerationSpec`, and results come back as
+:class:`Generated`. All objects are frozen so they can cross threads and tasks safely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+# Limits users meet. Qwen-Image's text encoder takes long prompts, but a chat prompt longer than
+# this is almost always a paste accident; Discord's own option limit is 6000 characters.
+MAX_PROMPT_CHARS = 2000
+MIN_STEPS = 1
+MAX_STEPS = 8
+DEFAULT_STEPS = 4
+MAX_SEED = 2**32 - 1
+MIN_CFG = 1.0
+MAX_CFG = 10.0
+
+
+class Platform(StrEnum):
+    CONSOLE = "console"
+    DISCORD = "discord"
+    TELEGRAM = "telegram"
+
+
+class JobState(StrEnum):
+    """Life of a job. Generation is at-least-once; posting is at-most-once."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    GENERATED = "generated"  # image on disk, not yet handed to the platform
+    POSTING = "posting"  # a send is (or was, before a crash) in flight: never re-send blindly
+    POSTED = "posted"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL_STATES
+
+
+_FINAL_STATES = frozenset({JobState.POSTED, JobState.FAILED, JobState.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Aspect:
+    """An output size of about one megapixel; both sides multiples of 16 (the pipeline needs it)."""
+
+    name: str
+    width: int
+    height: int
+
+
+# About 1 MP each, both sides multiples of 16 (checked by a test).
+ASPECTS: dict[str, Aspect] = {
+    a.name: a
+    for a in (
+        Aspect("1:1", 1024, 1024),
+        Aspect("16:9", 1360, 768),
+        Aspect("9:16", 768, 1360),
+        Aspect("4:3", 1184, 880),
+        Aspect("3:4", 880, 1184),
+        Aspect("3:2", 1248, 832),
+        Aspect("2:3", 832, 1248),
+    )
+}
+DEFAULT_ASPECT = "1:1"
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asked, and where the answer goes. Ids are platform ids as strings.
+
+    ``server_id`` is a Discord guild or a Telegram group (None in a DM or the console);
+    ``channel_id`` is where the result is posted; ``reply_to`` an optional message to reply to.
+    """
+
+    platform: Platform
+    user_id: str
+    display_name: str
+    channel_id: str
+    server_id: str | None = None
+    reply_to: str | None = None
+
+    @property
+    def user_key(self) -> str:
+        """Rate limits and fairness are per platform user."""
+        return f"{self.platform}:{self.user_id}"
+
+    @property
+    def server_key(self) -> str | None:
+        return None if self.server_id is None else f"{self.platform}:{self.server_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateRequest:
+    """What a user typed, parsed into types but not yet validated or defaulted.
+
+    ``None`` means "not given": the core fills in the user's default style, a random seed,
+    the default steps and aspect.
+    """
+
+    requester: Requester
+    prompt: str
+    style: str | None = None
+    seed: int | None = None
+    steps: int | None = None
+    aspect: str | None = None
+    cfg: float | None = None
+    negative_prompt: str | None = None
+    parent_job_id: int | None = None  # reroll / variation / remix of this job
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSpec:
+    """Everything the engine needs for one image; complete and validated."""
+
+    prompt: str
+    style: str | None
+    seed: int
+    steps: int
+    width: int
+    height: int
+    cfg: float = 1.0
+    negative_prompt: str | None = None
+
+    @property
+    def aspect(self) -> str:
+        for a in ASPECTS.values():
+            if (a.width, a.height) == (self.width, self.height):
+                return a.name
+        return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Milliseconds spent in each stage of one generation."""
+
+    text_encode_ms: float = 0.0
+    denoise_ms: float = 0.0
+    decode_ms: float = 0.0
+    jpeg_ms: float = 0.0
+    step_ms: tuple[float, ...] = ()
+
+    @property
+    def total_ms(self) -> float:
+        return self.text_encode_ms + self.denoise_ms + self.decode_ms + self.jpeg_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """An executor's answer: the JPEG bytes and where the time went."""
+
+    jpeg: bytes
+    width: int
+    height: int
+    timings: Timings = field(default_factory=Timings)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as stored. ``image_path`` is relative to the data dir once generated."""
+
+    id: int
+    requester: Requester
+    spec: GenerationSpec
+    state: JobState
+    created_at: float
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    image_path: str | None = None
+    timings: Timings | None = None
+    error: str | None = None
+    posted_message_id: str | None = None
+    parent_job_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """What the user is told right after a successful submit (the row is already committed)."""
+
+    job: Job
+    position: int  # 1 = next to run
+    eta_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Step ``step`` of ``total`` is done for job ``job_id``."""
+
+    job_id: int
+    step: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class StyleInfo:
+    """A style LoRA as users see it (no paths, no tensors)."""
+
+    name: str
+    display_name: str
+    display_name_zh: str
+    description: str
+    strength: float
+    preview_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """Where a result was posted, for later lookup, reroll and sharing."""
+
+    message_id: str
+    channel_id: str
