@@ -12,8 +12,8 @@ from typing import Protocol
 
 from bot.domain import (
     Delivered,
-    GenerateRequest,
     Generated,
+    GenerateRequest,
     GenerationSpec,
     Job,
     Platform,
