@@ -178,6 +178,9 @@ class Job:
     error: str | None = None
     posted_message_id: str | None = None
     parent_job_id: int | None = None
+    # A platform handle to the posted image (a Telegram photo ``file_id``), from ``Delivered``:
+    # lets adapters re-share the image without re-uploading it, also after a restart.
+    posted_file_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,3 +219,6 @@ class Delivered:
 
     message_id: str
     channel_id: str
+    # Optional platform handle to the uploaded file (Telegram's photo ``file_id``); the core
+    # stores it as ``Job.posted_file_ref`` so inline sharing works after a restart.
+    file_ref: str | None = None

@@ -60,6 +60,14 @@ class FakeExecutor:
     calls: list[tuple[int, GenerationSpec]] = field(default_factory=list)
     style_list: list[StyleInfo] = field(default_factory=lambda: list(DEFAULT_STYLES))
     closed: bool = False
+    # Added for the core tests (all optional; defaults keep the behaviour above):
+    # ``crash_prompts`` raise a non-GenerationFailed error, like a dying worker (retried);
+    # ``clock``/``latency_s`` advance a FakeClock per job, so durations and ETAs are known;
+    # ``progress_thread`` reports progress from another thread, like the real GPU thread.
+    crash_prompts: set[str] = field(default_factory=set)
+    clock: FakeClock | None = None
+    latency_s: float = 0.0
+    progress_thread: bool = False
 
     async def generate(
         self, job_id: int, spec: GenerationSpec, on_progress: ProgressCallback
@@ -69,9 +77,14 @@ class FakeExecutor:
             await self.gate.wait()
         if spec.prompt in self.fail_prompts:
             raise GenerationFailed("The fake GPU refused this prompt.")
-        if self.steps_reported:
-            for step in range(1, spec.steps + 1):
-                on_progress(step, spec.steps)
+        if spec.prompt in self.crash_prompts:
+            raise RuntimeError("the fake GPU worker died")
+        if self.clock is not None:
+            self.clock.advance(self.latency_s)
+        if self.steps_reported and self.progress_thread:
+            await asyncio.to_thread(_report_steps, on_progress, spec.steps)
+        elif self.steps_reported:
+            _report_steps(on_progress, spec.steps)
         return Generated(
             jpeg=tiny_jpeg(spec.seed), width=64, height=64, timings=Timings(denoise_ms=1.0)
         )
@@ -84,6 +97,11 @@ class FakeExecutor:
 
     async def aclose(self) -> None:
         self.closed = True
+
+
+def _report_steps(on_progress: ProgressCallback, total: int) -> None:
+    for step in range(1, total + 1):
+        on_progress(step, total)
 
 
 @dataclass

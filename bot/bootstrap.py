@@ -1,0 +1,117 @@
+"""The composition root: ``turbobot run``. The one place that imports every layer.
+
+Opens, in order: the executor (engine), the store and core, the metrics server, and the chat
+adapters whose tokens are set (the console when none is). Runs until SIGINT/SIGTERM or, for a
+piped console, the end of input. Shutdown: adapters stop intake → the core lets the job in
+flight finish and delivers it → adapters disconnect → core closes the database → the executor
+closes. Queued jobs stay in the database for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from bot.config import Settings
+from bot.lifecycle import install_stop_signals, setup_logging
+from bot.metrics import Metrics, serve_metrics
+from bot.ports import ChatAdapter, Executor
+from bot.service import Core, open_core
+
+log = logging.getLogger("turbobot")
+
+TINY_BANNER = (
+    "TINY OFFLINE MODEL: images are noise; set TURBOBOT_MODEL=... for real images "
+    "(a local diffusers folder of Qwen-Image-2512, see README)."
+)
+
+
+def run() -> int:
+    """Entry point of ``turbobot run``; returns the process exit code."""
+    settings = Settings()
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.discord_token, settings.telegram_token, settings.telegram_webhook_secret)
+        if s is not None
+    ]
+    setup_logging(settings.log_level, settings.log_format, secrets)
+    try:
+        return asyncio.run(serve(settings))
+    except KeyboardInterrupt:  # a second Ctrl-C: the user wants out now
+        return 130
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    """Run the bot until ``stop`` is set (signals set it); returns the exit code."""
+    stop = stop or asyncio.Event()
+    install_stop_signals(stop)
+    if settings.is_tiny:
+        log.warning(TINY_BANNER)
+    from engine.executors import open_local_executor
+
+    metrics = Metrics()
+    async with contextlib.AsyncExitStack() as stack:
+        executor: Executor = await stack.enter_async_context(open_local_executor(settings))
+        core = await stack.enter_async_context(open_core(settings, executor, metrics=metrics))
+        await stack.enter_async_context(
+            serve_metrics(
+                metrics, settings.metrics_host, settings.metrics_port, lambda: core.healthy
+            )
+        )
+        adapters = build_adapters(settings, core, stop.set)
+        if not adapters:
+            log.error("nothing to run: no platform token is set and TURBOBOT_CONSOLE=false")
+            return 2
+        await _run_adapters(adapters, core, stop)
+    log.info("stopped cleanly")
+    return 0
+
+
+async def _run_adapters(adapters: list[ChatAdapter], core: Core, stop: asyncio.Event) -> None:
+    try:
+        async with asyncio.TaskGroup() as group:
+            for adapter in adapters:
+                core.register(adapter)
+                group.create_task(adapter.start())
+        log.info("running: %s", ", ".join(type(a).__name__ for a in adapters))
+        await stop.wait()
+    finally:
+        log.info("stopping: no new jobs; finishing the job in flight")
+        for adapter in adapters:
+            with contextlib.suppress(Exception):
+                await adapter.stop_intake()
+        await core.drain()
+        for adapter in adapters:
+            try:
+                await adapter.aclose()
+            except Exception:
+                log.exception("closing %s failed", type(adapter).__name__)
+
+
+def build_adapters(
+    settings: Settings, core: Core, request_stop: Callable[[], None]
+) -> list[ChatAdapter]:
+    """Every adapter whose token is set; platform libraries are imported only when needed."""
+    adapters: list[ChatAdapter] = []
+    if settings.discord_token is not None:
+        from adapters.discord import DiscordAdapter
+
+        adapters.append(DiscordAdapter(core, settings))
+    if settings.telegram_token is not None:
+        from adapters.telegram import TelegramAdapter
+
+        adapters.append(TelegramAdapter(core, settings))
+    if settings.wants_console:
+        from adapters.console import ConsoleAdapter
+
+        adapters.append(
+            ConsoleAdapter(
+                core,
+                settings,
+                on_end_of_input=request_stop,
+                wait_until_idle=core.wait_until_idle,
+            )
+        )
+    return adapters

@@ -1,0 +1,95 @@
+"""Prometheus metrics and the small HTTP server for ``/healthz`` and ``/metrics``.
+
+Each :class:`Metrics` owns its registry (no process-wide singletons), so tests and several
+cores in one process never collide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+log = logging.getLogger(__name__)
+
+# Job latency from submit to posted: a 4-step image is seconds; a long queue is minutes.
+_LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.queue_depth = Gauge(
+            "turbobot_queue_depth", "Jobs waiting in the queue", registry=self.registry
+        )
+        self.in_flight = Gauge(
+            "turbobot_jobs_in_flight", "Jobs handed to the executor", registry=self.registry
+        )
+        self.job_latency = Histogram(
+            "turbobot_job_latency_seconds",
+            "Seconds from submit to posted",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.generation_seconds = Histogram(
+            "turbobot_generation_seconds",
+            "Seconds the executor spent on one job",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.gpu_busy = Counter(
+            "turbobot_gpu_busy_seconds",
+            "Seconds during which at least one job was on the executor",
+            registry=self.registry,
+        )
+        self.jobs = Counter(
+            "turbobot_jobs", "Jobs by final state", ["state"], registry=self.registry
+        )
+        self.failures = Counter(
+            "turbobot_failures", "Failures by kind", ["kind"], registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+@contextlib.asynccontextmanager
+async def serve_metrics(
+    metrics: Metrics, host: str, port: int, healthy: Callable[[], bool] = lambda: True
+) -> AsyncIterator[int | None]:
+    """Serve ``/healthz`` and ``/metrics``; yields the bound port (None when ``port`` is 0)."""
+    if port == 0:
+        yield None
+        return
+
+    async def healthz(_: web.Request) -> web.Response:
+        ok = healthy()
+        return web.Response(text="ok\n" if ok else "unhealthy\n", status=200 if ok else 503)
+
+    async def metrics_page(_: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = _bound_port(runner, port)
+    log.info("metrics on http://%s:%s/metrics", host, bound)
+    try:
+        yield bound
+    finally:
+        await runner.cleanup()
+
+
+def _bound_port(runner: web.AppRunner, default: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return default

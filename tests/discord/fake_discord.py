@@ -1,0 +1,578 @@
+"""A fake Discord platform on loopback: the REST API and the gateway websocket.
+
+The real discord.py talks to it (``Route.BASE`` and ``DiscordWebSocket.DEFAULT_GATEWAY`` point
+here), so the adapter under test runs unchanged. Every REST request is recorded; messages the
+bot posts are kept so a test can click their buttons the way Discord would (the click carries
+the message and its components). Only what the adapter needs is implemented, but what is
+implemented answers with the shapes Discord documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+JSON = dict[str, Any]
+
+APP_ID = 900_000_000_000_000_001
+BOT_ID = APP_ID
+GUILD_ID = 900_000_000_000_000_100
+CHANNEL_ID = 900_000_000_000_000_200
+ALICE = 900_000_000_000_000_301
+BOB = 900_000_000_000_000_302
+ADMIN_PERMISSIONS = str(1 << 3)  # ADMINISTRATOR
+MEMBER_PERMISSIONS = str((1 << 10) | (1 << 11) | (1 << 31))  # view, send, use app commands
+
+OPTION_SUB_COMMAND = 1
+OPTION_SUB_COMMAND_GROUP = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One REST request as the bot sent it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    files: tuple[tuple[str, bytes], ...] = ()
+    at: float = 0.0  # event-loop time, to check "within 3 s"
+
+
+@dataclass
+class InteractionLog:
+    """What the bot did with one interaction token."""
+
+    id: int
+    token: str
+    sent_at: float
+    callbacks: list[JSON] = field(default_factory=list)
+    callback_at: float | None = None
+    original: JSON | None = None
+    edits: list[JSON] = field(default_factory=list)
+    followups: list[JSON] = field(default_factory=list)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def callback_type(self) -> int | None:
+        return self.callbacks[0]["type"] if self.callbacks else None
+
+    def texts(self) -> list[str]:
+        """Every text the user was shown for this interaction, in order."""
+        out: list[str] = []
+        for body in [*[c.get("data") or {} for c in self.callbacks], *self.edits, *self.followups]:
+            content = body.get("content")
+            if content:
+                out.append(str(content))
+        return out
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def user_payload(user_id: int, name: str) -> JSON:
+    return {
+        "id": str(user_id),
+        "username": name,
+        "discriminator": "0",
+        "global_name": name.title(),
+        "avatar": None,
+        "bot": user_id == BOT_ID,
+    }
+
+
+class FakeDiscord:
+    """``async with FakeDiscord() as fake``, then point the bot at ``api_base`` and ``gateway``."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.commands: dict[int | None, list[JSON]] = {}  # guild id (None = global) -> commands
+        self.messages: dict[int, JSON] = {}
+        self.deleted_messages: list[int] = []
+        self.interactions: dict[str, InteractionLog] = {}
+        self.identified = asyncio.Event()
+        self.message_posted = asyncio.Event()
+        self.fail_next_post: int | None = None  # HTTP status for the next channel message POST
+        self._ids = itertools.count(950_000_000_000_000_000)
+        self._seq = itertools.count(1)
+        self._sockets: list[web.WebSocketResponse] = []
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> FakeDiscord:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    # ----------------------------------------------------------------- gateway
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json({"op": 10, "d": {"heartbeat_interval": 45_000}})
+        try:
+            async for msg in ws:
+                if msg.type is not WSMsgType.TEXT:
+                    continue
+                await self._on_gateway_message(ws, json.loads(msg.data))
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
+    async def _on_gateway_message(self, ws: web.WebSocketResponse, msg: JSON) -> None:
+        op = msg.get("op")
+        if op == 1:  # heartbeat
+            await ws.send_json({"op": 11})
+        elif op == 2:  # identify
+            await self._send_dispatch(ws, "READY", self._ready())
+            await self._send_dispatch(ws, "GUILD_CREATE", self._guild())
+            self.identified.set()
+
+    async def _send_dispatch(self, ws: web.WebSocketResponse, event: str, data: JSON) -> None:
+        await ws.send_json({"op": 0, "t": event, "s": next(self._seq), "d": data})
+
+    async def dispatch(self, event: str, data: JSON) -> None:
+        """Push a gateway event to every connected bot."""
+        for ws in list(self._sockets):
+            await self._send_dispatch(ws, event, data)
+
+    def _ready(self) -> JSON:
+        return {
+            "v": 10,
+            "user": user_payload(BOT_ID, "turbobot"),
+            "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
+            "session_id": "fake-session",
+            "resume_gateway_url": self.gateway,
+            "application": {"id": str(APP_ID), "flags": 0},
+            "shard": [0, 1],
+        }
+
+    def _guild(self) -> JSON:
+        return {
+            "id": str(GUILD_ID),
+            "name": "Test Guild",
+            "owner_id": str(BOB),
+            "unavailable": False,
+            "member_count": 3,
+            "features": [],
+            "emojis": [],
+            "stickers": [],
+            "members": [],
+            "roles": [
+                {
+                    "id": str(GUILD_ID),
+                    "name": "@everyone",
+                    "permissions": MEMBER_PERMISSIONS,
+                    "position": 0,
+                    "color": 0,
+                    "hoist": False,
+                    "managed": False,
+                    "mentionable": False,
+                    "flags": 0,
+                }
+            ],
+            "channels": [self._channel()],
+        }
+
+    def _channel(self) -> JSON:
+        return {
+            "id": str(CHANNEL_ID),
+            "type": 0,
+            "guild_id": str(GUILD_ID),
+            "name": "art",
+            "position": 0,
+            "permission_overwrites": [],
+            "nsfw": False,
+        }
+
+    # ----------------------------------------------------------------- interactions
+
+    def _command_schema(self, name: str) -> tuple[JSON, int | None]:
+        for guild, cmds in self.commands.items():
+            for cmd in cmds:
+                if cmd["name"] == name:
+                    return cmd, guild
+        raise KeyError(f"command {name!r} was never registered; got {self.registered_names()}")
+
+    def registered_names(self) -> list[str]:
+        return sorted(c["name"] for cmds in self.commands.values() for c in cmds)
+
+    def _options(self, schema: JSON, values: dict[str, Any], focused: str | None) -> list[JSON]:
+        by_name = {o["name"]: o for o in schema.get("options", [])}
+        out = []
+        for name, value in values.items():
+            opt = {"name": name, "type": by_name[name]["type"], "value": value}
+            if name == focused:
+                opt["focused"] = True
+            out.append(opt)
+        return out
+
+    def _base_interaction(
+        self, kind: int, user: int, *, admin: bool = False, locale: str = "en-US"
+    ) -> JSON:
+        interaction_id = next(self._ids)
+        token = f"tok-{interaction_id}"
+        perms = ADMIN_PERMISSIONS if admin else MEMBER_PERMISSIONS
+        return {
+            "id": str(interaction_id),
+            "application_id": str(APP_ID),
+            "type": kind,
+            "token": token,
+            "version": 1,
+            "guild_id": str(GUILD_ID),
+            "channel_id": str(CHANNEL_ID),
+            "channel": self._channel(),
+            "member": {
+                "user": user_payload(user, "alice" if user == ALICE else f"user{user % 1000}"),
+                "roles": [],
+                "joined_at": _now_iso(),
+                "deaf": False,
+                "mute": False,
+                "flags": 0,
+                "permissions": perms,
+            },
+            "app_permissions": MEMBER_PERMISSIONS,
+            "locale": locale,
+            "guild_locale": "en-US",
+            "attachment_size_limit": 10 * 1024 * 1024,
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "context": 0,
+        }
+
+    def _track(self, payload: JSON) -> InteractionLog:
+        loop = asyncio.get_running_loop()
+        log = InteractionLog(id=int(payload["id"]), token=payload["token"], sent_at=loop.time())
+        self.interactions[log.token] = log
+        return log
+
+    async def slash(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        sub: str | None = None,
+        user: int = ALICE,
+        admin: bool = False,
+        focused: str | None = None,
+        locale: str = "en-US",
+    ) -> InteractionLog:
+        """Send a slash command (or, with ``focused``, an autocomplete) as a user typed it."""
+        schema, guild = self._command_schema(name)
+        payload = self._base_interaction(4 if focused else 2, user, admin=admin, locale=locale)
+        data: JSON = {"id": schema["id"], "name": name, "type": 1}
+        if guild is not None:
+            data["guild_id"] = str(guild)
+        if sub is None:
+            data["options"] = self._options(schema, options or {}, focused)
+        else:
+            sub_schema = next(o for o in schema["options"] if o["name"] == sub)
+            assert sub_schema["type"] == OPTION_SUB_COMMAND
+            inner = self._options(sub_schema, options or {}, focused)
+            data["options"] = [{"name": sub, "type": OPTION_SUB_COMMAND, "options": inner}]
+        payload["data"] = data
+        log = self._track(payload)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return log
+
+    async def click(
+        self,
+        message_id: int,
+        custom_id: str,
+        *,
+        user: int = ALICE,
+        admin: bool = False,
+        values: list[str] | None = None,
+    ) -> InteractionLog:
+        """Click a button (or pick ``values`` in a select) on a message the bot posted."""
+        message = self.messages[message_id]
+        component = self._find_component(message, custom_id)
+        payload = self._base_interaction(3, user, admin=admin)
+        payload["message"] = {k: v for k, v in message.items() if not k.startswith("_")}
+        payload["data"] = {"custom_id": custom_id, "component_type": component["type"]}
+        if values is not None:
+            payload["data"]["values"] = values
+        log = self._track(payload)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return log
+
+    @staticmethod
+    def _find_component(message: JSON, custom_id: str) -> JSON:
+        for row in message.get("components", []):
+            for comp in row.get("components", []):
+                if comp.get("custom_id") == custom_id:
+                    return dict(comp)
+        raise KeyError(f"no component {custom_id!r} on message {message['id']}")
+
+    async def answered(self, log: InteractionLog, within: float = 5.0) -> InteractionLog:
+        await asyncio.wait_for(log.answered.wait(), within)
+        return log
+
+    async def wait_for(self, predicate: Any, within: float = 5.0) -> None:
+        """Wait until ``predicate()`` is true: checked on every REST request, and every 20 ms
+        for conditions that change without one (the core's own progress)."""
+
+        async def poll() -> None:
+            while not predicate():
+                self.message_posted.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.message_posted.wait(), 0.02)
+
+        await asyncio.wait_for(poll(), within)
+
+    def channel_messages(self, channel_id: int = CHANNEL_ID) -> list[JSON]:
+        return [m for m in self.messages.values() if int(m["channel_id"]) == channel_id]
+
+    def posted_with_files(self) -> list[JSON]:
+        return [m for m in self.channel_messages() if m["attachments"]]
+
+    # ----------------------------------------------------------------- REST
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        body, files = await self._read_body(request)
+        loop = asyncio.get_running_loop()
+        self.requests.append(
+            Recorded(request.method, path, dict(request.query), body, tuple(files), loop.time())
+        )
+        try:
+            return await self._route(request.method, path.rstrip("/").split("/")[1:], body, files)
+        finally:
+            self.message_posted.set()
+
+    @staticmethod
+    async def _read_body(request: web.Request) -> tuple[Any, list[tuple[str, bytes]]]:
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            files: list[tuple[str, bytes]] = []
+            body: Any = None
+            for key, value in form.items():
+                if key == "payload_json":
+                    body = json.loads(str(value))
+                elif isinstance(value, web.FileField):
+                    files.append((value.filename, value.file.read()))
+            return body, files
+        raw = await request.read()
+        return (json.loads(raw) if raw else None), []
+
+    # One case per route reads like the API reference; splitting it would hide that.
+    async def _route(  # noqa: PLR0911, PLR0912
+        self, method: str, parts: list[str], body: Any, files: list[tuple[str, bytes]]
+    ) -> web.StreamResponse:
+        match (method, parts):
+            case ("GET", ["users", "@me"]):
+                return _json(user_payload(BOT_ID, "turbobot"))
+            case ("GET", ["oauth2", "applications", "@me"]):
+                return _json(self._app_info())
+            case ("GET", ["gateway", "bot"]):
+                return _json({"url": self.gateway, "shards": 1, "session_start_limit": {}})
+            case ("PUT", ["applications", _, "commands"]):
+                return _json(self._overwrite(None, body))
+            case ("PUT", ["applications", _, "guilds", guild, "commands"]):
+                return _json(self._overwrite(int(guild), body))
+            case ("POST", ["interactions", _, token, "callback"]):
+                return self._callback(token, body, files)
+            case (_, ["webhooks", _, token, *rest]):
+                return self._webhook(method, token, rest, body, files)
+            case ("POST", ["channels", channel, "messages"]):
+                return self._post_message(int(channel), body, files)
+            case ("GET", ["channels", _, "messages", mid]):
+                return _json(self.messages[int(mid)]) if int(mid) in self.messages else _unknown()
+            case ("PATCH", ["channels", _, "messages", mid]):
+                return self._patch_message(int(mid), body)
+            case ("DELETE", ["channels", _, "messages", mid]):
+                self.deleted_messages.append(int(mid))
+                return web.Response(status=204) if self.messages.pop(int(mid), None) else _unknown()
+            case ("GET", ["channels", channel]):
+                return _json(self._channel()) if int(channel) == CHANNEL_ID else _unknown()
+            case ("GET", ["guilds", guild]):
+                return _json(self._guild()) if int(guild) == GUILD_ID else _unknown()
+        return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+    def _app_info(self) -> JSON:
+        return {
+            "id": str(APP_ID),
+            "name": "turbobot",
+            "description": "",
+            "icon": None,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "owner": user_payload(BOB, "bob"),
+            "verify_key": "0" * 64,
+            "flags": 0,
+        }
+
+    def _overwrite(self, guild: int | None, body: list[JSON]) -> list[JSON]:
+        registered = []
+        for cmd in body:
+            full = {
+                **cmd,
+                "id": str(next(self._ids)),
+                "application_id": str(APP_ID),
+                "version": "1",
+                "type": cmd.get("type", 1),
+            }
+            if guild is not None:
+                full["guild_id"] = str(guild)
+            registered.append(full)
+        self.commands[guild] = registered
+        return registered
+
+    def _message(
+        self, channel_id: int, body: JSON, files: list[tuple[str, bytes]], **extra: Any
+    ) -> JSON:
+        message_id = next(self._ids)
+        attachments = [
+            {
+                "id": str(next(self._ids)),
+                "filename": name,
+                "size": len(data),
+                "url": f"http://127.0.0.1:{self.port}/attachments/{message_id}/{name}",
+                "proxy_url": f"http://127.0.0.1:{self.port}/attachments/{message_id}/{name}",
+                "content_type": "image/jpeg",
+            }
+            for name, data in files
+        ]
+        msg = {
+            "id": str(message_id),
+            "channel_id": str(channel_id),
+            "guild_id": str(GUILD_ID),
+            "author": user_payload(BOT_ID, "turbobot"),
+            "content": body.get("content") or "",
+            "timestamp": _now_iso(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": attachments,
+            "embeds": body.get("embeds") or [],
+            "components": body.get("components") or [],
+            "pinned": False,
+            "type": 0,
+            "flags": body.get("flags") or 0,
+            "allowed_mentions": body.get("allowed_mentions"),
+            **extra,
+        }
+        msg["_files"] = [data for _, data in files]  # kept for tests; discord.py ignores it
+        return msg
+
+    def _post_message(
+        self, channel_id: int, body: JSON, files: list[tuple[str, bytes]]
+    ) -> web.Response:
+        if self.fail_next_post is not None:
+            status, self.fail_next_post = self.fail_next_post, None
+            return _json({"message": "Internal Server Error", "code": 0}, status=status)
+        msg = self._message(channel_id, body, files)
+        self.messages[int(msg["id"])] = msg
+        return _json(msg)
+
+    def _patch_message(self, message_id: int, body: JSON) -> web.Response:
+        msg = self.messages.get(message_id)
+        if msg is None:
+            return _unknown()
+        msg.update({k: v for k, v in body.items() if k in {"content", "components", "embeds"}})
+        msg["edited_timestamp"] = _now_iso()
+        return _json(msg)
+
+    def _callback(self, token: str, body: JSON, files: list[tuple[str, bytes]]) -> web.Response:
+        log = self.interactions.get(token)
+        if log is None:
+            return _json({"message": "Unknown interaction", "code": 10062}, status=404)
+        loop = asyncio.get_running_loop()
+        log.callbacks.append(body)
+        log.callback_at = log.callback_at or loop.time()
+        kind = body["type"]
+        data = body.get("data") or {}
+        result: JSON = {
+            "interaction": {
+                "id": str(log.id),
+                "type": 2,
+                "response_message_loading": kind == 5,
+                "response_message_ephemeral": bool((data.get("flags") or 0) & 64),
+            }
+        }
+        if kind in (4, 5):
+            log.original = self._message(CHANNEL_ID, data, files, webhook_id=str(APP_ID))
+            self.messages[int(log.original["id"])] = log.original
+            result["interaction"]["response_message_id"] = log.original["id"]
+            result["resource"] = {"type": kind, "message": log.original}
+        log.answered.set()
+        log.changed.set()
+        return _json(result)
+
+    def _webhook(  # noqa: PLR0911
+        self, method: str, token: str, rest: list[str], body: Any, files: list[tuple[str, bytes]]
+    ) -> web.Response:
+        log = self.interactions.get(token)
+        if log is None:
+            return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
+        log.changed.set()
+        if method == "POST" and not rest:
+            msg = self._message(CHANNEL_ID, body or {}, files, webhook_id=str(APP_ID))
+            self.messages[int(msg["id"])] = msg
+            log.followups.append(body or {})
+            return _json(msg)
+        if rest[:1] == ["messages"] and len(rest) == 2:
+            target = log.original if rest[1] == "@original" else self.messages.get(int(rest[1]))
+            if target is None:
+                return _unknown()
+            if method == "GET":
+                return _json(target)
+            if method == "PATCH":
+                log.edits.append(body or {})
+                return self._patch_message(int(target["id"]), body or {})
+            if method == "DELETE":
+                self.messages.pop(int(target["id"]), None)
+                return web.Response(status=204)
+        return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if not k.startswith("_")}
+    # discord.py only parses bodies whose Content-Type is exactly application/json.
+    body = json.dumps(data).encode()
+    return web.Response(body=body, status=status, headers={"Content-Type": "application/json"})
+
+
+def _unknown() -> web.Response:
+    return _json({"message": "Unknown Message", "code": 10008}, status=404)
+
+
+@contextlib.asynccontextmanager
+async def fake_discord() -> Any:
+    async with FakeDiscord() as fake:
+        yield fake

@@ -1,0 +1,117 @@
+"""The pure parts of the Discord adapter: captions, autocomplete, custom ids, localisation."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import discord
+import pytest
+from discord import app_commands
+
+from adapters.discord import format as fmt
+from adapters.discord.texts import EN, ZH_CN, Translator, say
+from adapters.discord.views import RESULT_ACTIONS, Action, JobButton, RestyleSelect, result_view
+from bot.domain import GenerationSpec, Job, JobState, Platform, StyleInfo, Timings
+
+JOB_ID = 123_456_789
+
+
+def _job(prompt: str = "a red fox in snow", **kw: object) -> Job:
+    spec = GenerationSpec(prompt=prompt, style="ink", seed=42, steps=4, width=1024, height=1024)
+    requester = fmt.requester_of(7, "Alice", 11, 22)
+    fields: dict[str, object] = {
+        "id": JOB_ID,
+        "requester": requester,
+        "spec": spec,
+        "state": JobState.POSTED,
+        "created_at": 100.0,
+        "started_at": 101.0,
+        "finished_at": 103.5,
+        "timings": Timings(text_encode_ms=10, denoise_ms=2000, decode_ms=300, jpeg_ms=20),
+    }
+    fields.update(kw)
+    return Job(**fields)  # type: ignore[arg-type]
+
+
+def test_requester_carries_ids_only() -> None:
+    r = fmt.requester_of(7, "Alice", 11, None)
+    assert (r.platform, r.user_id, r.channel_id, r.server_id) == (Platform.DISCORD, "7", "11", None)
+    assert r.user_key == "discord:7"
+
+
+def test_caption_mentions_requester_and_has_settings() -> None:
+    text = fmt.caption(_job())
+    assert text.startswith("<@7> **a red fox in snow**")
+    for part in ("style ink", "seed 42", "4 steps", "1:1", "2.5 s", f"#{JOB_ID}"):
+        assert part in text
+
+
+def test_caption_shortens_long_prompts_but_info_keeps_more() -> None:
+    job = _job("word " * 500)
+    assert len(fmt.caption(job)) < 500
+    assert "…" in fmt.caption(job)
+    assert len(fmt.info_text(job)) <= fmt.MESSAGE_LIMIT
+    assert "denoise 2000 ms" in fmt.info_text(job)
+
+
+def test_autocomplete_is_capped_at_25_and_matches_either_language() -> None:
+    styles = [StyleInfo(f"style{i}", f"Style {i}", f"风格{i}", "d", 1.0) for i in range(60)]
+    assert len(fmt.style_choices(styles, "", chinese=False)) == 25
+    assert fmt.style_choices(styles, "风格7", chinese=True)[0] == ("风格7 — d", "style7")
+    assert [v for _, v in fmt.style_choices(styles, "style5", chinese=False)] == [
+        "style5",
+        *[f"style5{i}" for i in range(10)],
+    ]
+
+
+def test_autocomplete_labels_fit_discord_limit() -> None:
+    styles = [StyleInfo("x", "X" * 80, "", "y" * 200, 1.0)]
+    ((label, value),) = fmt.style_choices(styles, "x", chinese=False)
+    assert len(label) <= 100
+    assert value == "x"
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_custom_ids_round_trip_and_fit(action: Action) -> None:
+    button = JobButton(action, JOB_ID)
+    custom_id = button.custom_id
+    assert len(custom_id) <= 100
+    match = re.fullmatch(JobButton.__discord_ui_compiled_template__, custom_id)
+    assert match is not None
+    assert (Action(match["action"]), int(match["job"])) == (action, JOB_ID)
+
+
+def test_restyle_select_id_does_not_collide_with_buttons() -> None:
+    select = RestyleSelect(JOB_ID, [StyleInfo("ink", "Ink", "水墨", "", 1.0)])
+    assert re.fullmatch(JobButton.__discord_ui_compiled_template__, select.custom_id) is None
+    assert re.fullmatch(RestyleSelect.__discord_ui_compiled_template__, select.custom_id)
+
+
+def test_result_view_is_persistent_with_every_action() -> None:
+    view = result_view(JOB_ID)
+    assert view.is_persistent()
+    ids = [item.custom_id for item in view.children if isinstance(item, JobButton)]
+    assert ids == [f"tb:{a}:{JOB_ID}" for a in RESULT_ACTIONS]
+
+
+def test_replies_exist_in_both_languages() -> None:
+    assert set(EN) <= set(ZH_CN)
+    assert say("zh-CN", "queued", position=2, eta=30) == "已排队：第 2 位，约 30 秒。"  # noqa: RUF001
+    assert say(discord.Locale.american_english, "queued", position=2, eta=30).startswith("Queued")
+
+
+async def test_translator_gives_chinese_for_zh_cn_only() -> None:
+    t = Translator()
+    text = app_commands.locale_str("Make an image from a prompt")
+    ctx: app_commands.TranslationContext[Any, Any] = app_commands.TranslationContext(
+        app_commands.TranslationContextLocation.other, None
+    )
+    assert await t.translate(text, discord.Locale.chinese, ctx) == "根据提示词生成图片"
+    assert await t.translate(text, discord.Locale.french, ctx) is None
+
+
+def test_message_link_and_too_big() -> None:
+    assert fmt.message_link("1", "2", "3") == "https://discord.com/channels/1/2/3"
+    assert fmt.message_link(None, "2", "3") == "https://discord.com/channels/@me/2/3"
+    assert fmt.too_big(15 * 2**20, 10 * 2**20) == ("15.0", "10")

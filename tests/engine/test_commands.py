@@ -1,0 +1,80 @@
+"""``turbobot imagine | styles | bench`` through the real CLI parser, on the tiny model."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bot.cli import main
+from tests.engine.conftest import TEST_SIDE
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_data_dir: Path) -> Path:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("TURBOBOT_MODEL", "tiny")
+    monkeypatch.setenv("TURBOBOT_DATA_DIR", str(tiny_data_dir))  # reuse the session's build
+    monkeypatch.setenv("TURBOBOT_TINY_SIDE", str(TEST_SIDE))
+    return tmp_path
+
+
+def test_imagine_writes_the_jpeg_and_reports_the_seed(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = env / "fox.jpg"
+    argv = ["imagine", "a fox", "--style", "ink", "--seed", "42", "--steps", "2", "-o", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "seed 42" in printed
+    assert "decode" in printed
+    with Image.open(io.BytesIO(out.read_bytes())) as im:
+        assert im.size == (TEST_SIDE, TEST_SIDE)
+
+
+def test_imagine_without_seed_reports_the_random_one(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["imagine", "a fox", "--steps", "1", "-o", str(env / "a.jpg")]) == 0
+    assert "seed " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["imagine", "a fox", "--aspect", "5:4"], "Unknown aspect"),
+        (["imagine", "  "], "empty"),
+        (["imagine", "a fox", "--steps", "99"], "Steps"),
+        (["imagine", "a fox", "--style", "nope"], "Unknown style"),
+    ],
+)
+def test_imagine_bad_input_exits_2_with_a_message(
+    env: Path, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
+    assert main(argv) == 2
+    assert words in capsys.readouterr().err
+    assert not (env / "out.jpg").exists()
+
+
+def test_styles_lists_the_demo_styles(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["styles"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("watercolor", "ink", "neon", "水墨"):
+        assert name in printed
+
+
+def test_bench_prints_every_stage(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--runs", "1", "--steps", "2"]) == 0
+    printed = capsys.readouterr().out
+    for stage in ("text encode", "step 1", "step 2", "VAE decode", "JPEG encode", "peak memory"):
+        assert stage in printed
+
+
+def test_missing_real_model_says_how_to_get_it(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TURBOBOT_MODEL", str(env / "no-such-model"))
+    assert main(["imagine", "a fox", "-o", str(env / "x.jpg")]) == 1
+    assert "hf download Qwen/Qwen-Image-2512" in capsys.readouterr().err

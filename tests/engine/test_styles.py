@@ -1,0 +1,257 @@
+"""Style LoRAs: both key layouts, LRU, rescan, and refusal of every kind of bad file."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from bot.errors import GenerationFailed
+from engine.executors import LocalExecutor
+from engine.pipeline import Engine, render
+from engine.styles import (
+    LoraRefused,
+    StyleLibrary,
+    check_lora_file,
+    read_header,
+    split_key,
+    style_dir,
+)
+from engine.tiny import LORA_TARGETS, tiny_lora
+from tests.engine.conftest import no_progress, spec
+
+MANIFEST = 'name_en = "{n}"\nname_zh = "测试"\ndescription = "test"\nstrength = 0.9\n'
+
+
+def targets(engine: Engine) -> list[str]:
+    return sorted(n for n in engine.styles.linears if n.endswith(LORA_TARGETS))
+
+
+def add_style(
+    root: Path, name: str, tensors: dict[str, torch.Tensor] | None, raw: bytes = b""
+) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "style.toml").write_text(MANIFEST.format(n=name), encoding="utf-8")
+    path = folder / f"{name}.safetensors"
+    if tensors is not None:
+        save_file(tensors, str(path))
+    else:
+        path.write_bytes(raw)
+    return path
+
+
+def good(engine: Engine, seed: int, *, kohya: bool = False) -> dict[str, torch.Tensor]:
+    return tiny_lora(targets(engine), engine.styles.linears, seed=seed, kohya=kohya)
+
+
+@pytest.fixture
+def library(engine: Engine, tmp_path: Path) -> Iterator[StyleLibrary]:
+    """A style library over an empty temporary folder, swapped into the shared engine."""
+    original = engine.styles
+    original.unload_all(engine.pipe)
+    lib = StyleLibrary(tmp_path / "loras", original.linears, max_resident=2)
+    (tmp_path / "loras").mkdir()
+    engine.styles = lib
+    yield lib
+    lib.unload_all(engine.pipe)
+    engine.styles = original
+
+
+def image(engine: Engine, style: str | None) -> bytes:
+    return render(engine, spec(style=style), no_progress).image.tobytes()
+
+
+def test_kohya_and_diffusers_layouts_give_identical_images(
+    engine: Engine, library: StyleLibrary
+) -> None:
+    add_style(library.lora_dir, "diff", good(engine, 5, kohya=False))
+    add_style(library.lora_dir, "kohya", good(engine, 5, kohya=True))
+    library.rescan(engine.pipe)
+    assert sorted(library.styles) == ["diff", "kohya"]
+    assert image(engine, "diff") == image(engine, "kohya")
+    assert image(engine, "diff") != image(engine, None)
+
+
+def test_lru_cap_evicts_the_least_recently_used(engine: Engine, library: StyleLibrary) -> None:
+    for i, name in enumerate(["a", "b", "c"]):
+        add_style(library.lora_dir, name, good(engine, 30 + i))
+    library.rescan(engine.pipe)
+    first_a = image(engine, "a")
+    image(engine, "b")
+    image(engine, "a")
+    image(engine, "c")  # evicts b, the least recently used
+    assert library.resident == ["a", "c"]
+    assert image(engine, "b") != first_a
+    assert library.resident == ["c", "b"]
+    assert image(engine, "a") == first_a  # reloaded after eviction: same image
+
+
+def test_rescan_picks_up_new_and_removed_styles(engine: Engine, library: StyleLibrary) -> None:
+    add_style(library.lora_dir, "one", good(engine, 40))
+    library.rescan(engine.pipe)
+    image(engine, "one")
+    assert library.resident == ["one"]
+    add_style(library.lora_dir, "two", good(engine, 41))
+    shutil.rmtree(library.lora_dir / "one")
+    library.rescan(engine.pipe)
+    assert sorted(library.styles) == ["two"]
+    assert library.resident == []  # the removed style's adapter is gone from the model
+    assert image(engine, "two") != image(engine, None)
+
+
+def test_changed_file_is_reloaded_on_rescan(engine: Engine, library: StyleLibrary) -> None:
+    path = add_style(library.lora_dir, "s", good(engine, 50))
+    library.rescan(engine.pipe)
+    before = image(engine, "s")
+    save_file(good(engine, 51), str(path))
+    library.rescan(engine.pipe)
+    assert image(engine, "s") != before
+
+
+def wrong_shapes(engine: Engine) -> dict[str, torch.Tensor]:
+    t = good(engine, 60)
+    key = next(k for k in t if k.endswith("lora_A.weight"))
+    t[key] = torch.zeros(4, 3584)  # the real 20B model's joint dim: a LoRA for another size
+    return t
+
+
+def other_model(engine: Engine) -> dict[str, torch.Tensor]:
+    return {"transformer.down_blocks.0.attn.to_q.lora_A.weight": torch.zeros(4, 32)}
+
+
+def unknown_layout(engine: Engine) -> dict[str, torch.Tensor]:
+    return {"lora_unet_single_blocks_0_attn_to_q.lora_down.weight": torch.zeros(4, 32)}
+
+
+def pickle_bytes() -> bytes:
+    buf = io.BytesIO()
+    torch.save({"transformer.x.lora_A.weight": torch.zeros(2, 2)}, buf)
+    return buf.getvalue()
+
+
+def truncated(engine: Engine, tmp: Path) -> bytes:
+    save_file(good(engine, 61), str(tmp))
+    data = tmp.read_bytes()
+    return data[: len(data) - 100]
+
+
+BAD = {
+    "torch-pickle": lambda e, t: pickle_bytes(),
+    "raw-pickle": lambda e, t: pickle.dumps({"a": 1}),
+    "random-bytes": lambda e, t: bytes(range(256)) * 40,
+    "empty": lambda e, t: b"",
+    "truncated": truncated,
+}
+BAD_TENSORS = {
+    "wrong-shapes": wrong_shapes,
+    "other-model": other_model,
+    "kohya-unet": unknown_layout,
+}
+
+
+def test_bad_files_are_refused_and_good_ones_still_serve(
+    engine: Engine, library: StyleLibrary, tmp_path: Path
+) -> None:
+    for name, make in BAD.items():
+        add_style(library.lora_dir, name, None, raw=make(engine, tmp_path / "t.safetensors"))
+    for name, make_t in BAD_TENSORS.items():
+        add_style(library.lora_dir, name, make_t(engine))
+    add_style(library.lora_dir, "fine", good(engine, 62))
+    library.rescan(engine.pipe)
+    assert list(library.styles) == ["fine"]
+    assert set(library.refused) == set(BAD) | set(BAD_TENSORS)
+    reasons = library.refused
+    assert "pickle" in reasons["torch-pickle"]
+    assert "pickle" in reasons["raw-pickle"]
+    assert "truncated" in reasons["truncated"]
+    assert "another base model" in reasons["wrong-shapes"]
+    assert "another base model" in reasons["other-model"]
+    assert "Unrecognised LoRA key" in reasons["kohya-unet"]
+    assert image(engine, "fine") != image(engine, None)
+
+
+def test_pickle_bin_file_is_never_loaded(engine: Engine, library: StyleLibrary) -> None:
+    folder = library.lora_dir / "binary"
+    folder.mkdir()
+    (folder / "style.toml").write_text(MANIFEST.format(n="binary"), encoding="utf-8")
+    (folder / "pytorch_lora_weights.bin").write_bytes(pickle_bytes())
+    library.rescan(engine.pipe)
+    assert "exactly one .safetensors" in library.refused["binary"]
+    with pytest.raises(LoraRefused, match="only .safetensors"):
+        read_header(folder / "pytorch_lora_weights.bin")
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc", "Upper", "a" * 33, "", "x/y", "."])
+def test_style_names_that_escape_or_are_invalid_are_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(LoraRefused, match="not allowed"):
+        style_dir(tmp_path, name)
+
+
+def test_symlinks_out_of_the_lora_folder_are_refused(
+    engine: Engine, library: StyleLibrary, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    add_style(outside, "evil", good(engine, 70))
+    (library.lora_dir / "evil").symlink_to(outside / "evil")
+    linked = library.lora_dir / "linked"
+    linked.mkdir()
+    (linked / "style.toml").write_text(MANIFEST.format(n="linked"), encoding="utf-8")
+    (linked / "linked.safetensors").symlink_to(outside / "evil" / "evil.safetensors")
+    library.rescan(engine.pipe)
+    assert library.styles == {}
+    assert "outside the LoRA folder" in library.refused["evil"]
+    assert "outside the LoRA folder" in library.refused["linked"]
+
+
+def test_bad_uppercase_folder_is_refused_in_scan(engine: Engine, library: StyleLibrary) -> None:
+    add_style(library.lora_dir, "Shouty", good(engine, 71))
+    library.rescan(engine.pipe)
+    assert "not allowed" in library.refused["Shouty"]
+
+
+async def test_file_corrupted_after_scan_fails_the_job_and_engine_keeps_serving(
+    engine: Engine, library: StyleLibrary
+) -> None:
+    path = add_style(library.lora_dir, "flaky", good(engine, 80))
+    add_style(library.lora_dir, "steady", good(engine, 81))
+    library.rescan(engine.pipe)
+    path.write_bytes(pickle_bytes())  # replaced on disk after the scan
+    executor = LocalExecutor(engine, jpeg_quality=95)
+    try:
+        with pytest.raises(GenerationFailed, match="'flaky' could not be loaded"):
+            await executor.generate(1, spec(style="flaky"), no_progress)
+        assert [s.name for s in executor.styles()] == ["steady"]
+        ok = await executor.generate(2, spec(style="steady"), no_progress)
+    finally:
+        await executor.aclose()
+    assert ok.jpeg
+
+
+async def test_executor_rescan_lists_new_style(engine: Engine, library: StyleLibrary) -> None:
+    executor = LocalExecutor(engine, jpeg_quality=95)
+    try:
+        assert executor.styles() == []
+        add_style(library.lora_dir, "late", good(engine, 90))
+        infos = await executor.rescan_styles()
+    finally:
+        await executor.aclose()
+    assert [(i.name, i.display_name_zh, i.strength) for i in infos] == [("late", "测试", 0.9)]
+
+
+def test_split_key_understands_both_layouts() -> None:
+    assert split_key("transformer.a.b.lora_A.weight") == ("a.b", "A")
+    assert split_key("diffusion_model.a.b.lora_up.weight") == ("a.b", "B")
+    assert split_key("diffusion_model.a.alpha") == ("a", "alpha")
+
+
+def test_check_lora_file_accepts_the_demo_turbo(engine: Engine, tiny_data_dir: Path) -> None:
+    turbo = tiny_data_dir / "tiny" / "loras" / "turbo" / "tiny-turbo.safetensors"
+    check_lora_file(turbo, engine.styles.linears)  # raises if it were refused
+    assert any(k.startswith("diffusion_model.") for k in read_header(turbo))

@@ -1,0 +1,305 @@
+"""A fake Telegram Bot API server on loopback, for driving the real python-telegram-bot.
+
+It speaks just enough of https://core.telegram.org/bots/api for the adapter: ``getMe``,
+long-polled ``getUpdates`` fed from a queue the test pushes to, the send/edit/delete methods
+(``sendPhoto``/``sendDocument`` as multipart), callback and inline answers, and a switch that
+answers the next N calls of a method with ``429 Too Many Requests`` + ``retry_after``.
+Every call is recorded, so tests assert on what the bot really sent over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_request import FileField
+
+JSON = dict[str, Any]
+
+BOT_USER: JSON = {
+    "id": 7000001,
+    "is_bot": True,
+    "first_name": "Turbo",
+    "username": "turbo_test_bot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": True,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file part of a multipart request."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request the bot made: the method, its (decoded) parameters and uploaded files."""
+
+    method: str
+    params: JSON
+    files: dict[str, Upload] = field(default_factory=dict)
+    token: str = ""
+    result: Any = None
+
+
+def _decode(value: str) -> Any:
+    """PTB sends scalars as text and structures as JSON text; decode structures only."""
+    if value[:1] in "[{":
+        return json.loads(value)
+    return value
+
+
+class FakeBotApi:
+    """The fake server. Use as ``async with FakeBotApi() as api:``; ``api.base_url`` for PTB."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self._updates: list[JSON] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(100)
+        self._file_ids = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self._fail: dict[str, tuple[int, float]] = {}
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ----- lifecycle -----
+    async def __aenter__(self) -> FakeBotApi:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/bot{token}/{method}", self._handle)
+        app.router.add_get("/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    # ----- what tests call -----
+    async def push(self, update: JSON) -> int:
+        """Queue an update (without ``update_id``) for the next ``getUpdates``; returns its id."""
+        update_id = next(self._update_ids)
+        async with self._changed:
+            self._updates.append({"update_id": update_id, **update})
+            self._changed.notify_all()
+        return update_id
+
+    def fail_next(self, method: str, times: int, retry_after: float = 0.2) -> None:
+        """Answer the next ``times`` calls of ``method`` with 429 and ``retry_after``."""
+        self._fail[method] = (times, retry_after)
+
+    def calls_of(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    async def wait_for(
+        self,
+        method: str,
+        count: int = 1,
+        where: Callable[[Call], bool] = lambda _c: True,
+        within: float = 10.0,
+    ) -> list[Call]:
+        """Wait until ``count`` successful calls of ``method`` matching ``where`` were made."""
+
+        def matching() -> list[Call]:
+            return [c for c in self.calls_of(method) if where(c)]
+
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: len(matching()) >= count)
+        return matching()
+
+    # ----- the HTTP side -----
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: JSON = {}
+        files: dict[str, Upload] = {}
+        if request.can_read_body:
+            form = await request.post()
+            for key, value in form.items():
+                if isinstance(value, FileField):
+                    files[key] = Upload(value.filename, value.content_type, value.file.read())
+                elif isinstance(value, str):
+                    params[key] = _decode(value)
+        if method == "getUpdates":
+            return _ok(await self._get_updates(params))
+        refused = self._refuse(method)
+        if refused is not None:
+            self.calls.append(Call(f"{method}!429", params, files, request.match_info["token"]))
+            return refused
+        result = self._answer(method, params, files)
+        async with self._changed:
+            self.calls.append(Call(method, params, files, request.match_info["token"], result))
+            self._changed.notify_all()
+        return _ok(result)
+
+    def _refuse(self, method: str) -> web.Response | None:
+        times, retry_after = self._fail.get(method, (0, 0.0))
+        if times <= 0:
+            return None
+        self._fail[method] = (times - 1, retry_after)
+        body = {
+            "ok": False,
+            "error_code": 429,
+            "description": f"Too Many Requests: retry after {retry_after}",
+            "parameters": {"retry_after": retry_after},
+        }
+        return web.json_response(body, status=429)
+
+    async def _get_updates(self, params: JSON) -> list[JSON]:
+        offset = int(params.get("offset", 0) or 0)
+        timeout = float(params.get("timeout", 0) or 0)
+        async with self._changed:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            if not self._updates and timeout > 0:
+                # A long poll: return as soon as the test pushes something, else after timeout.
+                try:
+                    async with asyncio.timeout(timeout):
+                        await self._changed.wait_for(lambda: bool(self._updates))
+                except TimeoutError:
+                    return []
+            return list(self._updates)
+
+    def _answer(self, method: str, params: JSON, files: dict[str, Upload]) -> Any:
+        answers: dict[str, Callable[[], Any]] = {
+            "getMe": lambda: BOT_USER,
+            "sendMessage": lambda: self._message(params, text=str(params.get("text", ""))),
+            "editMessageText": lambda: self._message(params, text=str(params.get("text", ""))),
+            "editMessageReplyMarkup": lambda: self._message(params),
+            "sendPhoto": lambda: self._message(
+                params, caption=params.get("caption"), photo=self._photo()
+            ),
+            "sendDocument": lambda: self._message(
+                params, caption=params.get("caption"), document=self._document(files)
+            ),
+            "getMyCommands": list,
+        }
+        # setMyCommands, deleteWebhook, deleteMessage, answerCallbackQuery, answerInlineQuery,
+        # sendChatAction, close, logOut ...: Telegram answers True.
+        return answers.get(method, lambda: True)()
+
+    def _document(self, files: dict[str, Upload]) -> JSON:
+        doc = files.get("document")
+        n = next(self._file_ids)
+        return {
+            "file_id": f"doc-{n}",
+            "file_unique_id": f"udoc-{n}",
+            "file_name": doc.filename if doc else "file",
+            "mime_type": doc.content_type if doc else "application/octet-stream",
+            "file_size": len(doc.data) if doc else 0,
+        }
+
+    def _photo(self) -> list[JSON]:
+        n = next(self._file_ids)
+        return [
+            {"file_id": f"photo-{n}-s", "file_unique_id": f"u{n}s", "width": 90, "height": 90},
+            {"file_id": f"photo-{n}", "file_unique_id": f"u{n}", "width": 1024, "height": 1024},
+        ]
+
+    def _message(self, params: JSON, **content: Any) -> JSON:
+        chat_id = int(params.get("chat_id", 0))
+        message_id = int(params.get("message_id") or next(self._message_ids))
+        chat_type = "private" if chat_id > 0 else "supergroup"
+        message: JSON = {
+            "message_id": message_id,
+            "date": 1_800_000_000,
+            "chat": {"id": chat_id, "type": chat_type},
+            "from": BOT_USER,
+        }
+        if "reply_markup" in params:
+            message["reply_markup"] = params["reply_markup"]
+        message.update({k: v for k, v in content.items() if v is not None})
+        return message
+
+
+def _ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})
+
+
+# ----- building updates the way Telegram sends them -----
+def user(user_id: int = 42, language_code: str = "en", first_name: str = "Ada") -> JSON:
+    return {
+        "id": user_id,
+        "is_bot": False,
+        "first_name": first_name,
+        "language_code": language_code,
+    }
+
+
+_next_message_id = itertools.count(10_000)
+
+
+def command_message(
+    text: str,
+    *,
+    from_user: JSON | None = None,
+    chat_id: int | None = None,
+) -> JSON:
+    """A ``message`` update whose text starts with a bot command (with its entity, as Telegram
+    marks it); ``chat_id`` < 0 is a supergroup."""
+    sender = from_user or user()
+    chat_id = sender["id"] if chat_id is None else chat_id
+    chat: JSON = {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}
+    if chat_id < 0:
+        chat["title"] = "Test group"
+    command = text.split(maxsplit=1)[0]
+    message: JSON = {
+        "message_id": next(_next_message_id),
+        "date": 1_800_000_000,
+        "chat": chat,
+        "from": sender,
+        "text": text,
+    }
+    if command.startswith("/"):
+        message["entities"] = [
+            {"type": "bot_command", "offset": 0, "length": len(command.encode("utf-16-le")) // 2}
+        ]
+    return {"message": message}
+
+
+def callback_query(
+    data: str, message: JSON, *, from_user: JSON | None = None, query_id: str = "cq1"
+) -> JSON:
+    """A button press on ``message`` (a message dict as the bot sent it)."""
+    return {
+        "callback_query": {
+            "id": query_id,
+            "from": from_user or user(),
+            "message": message,
+            "chat_instance": "ci-1",
+            "data": data,
+        }
+    }
+
+
+def inline_query(query: str, *, from_user: JSON | None = None, query_id: str = "iq1") -> JSON:
+    return {
+        "inline_query": {
+            "id": query_id,
+            "from": from_user or user(),
+            "query": query,
+            "offset": "",
+        }
+    }
+
+
+def sent_message(call: Call) -> JSON:
+    """The message a ``send*`` call produced, as a callback query on it would carry it."""
+    assert isinstance(call.result, dict), f"{call.method} returned no message"
+    return dict(call.result)
