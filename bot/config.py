@@ -61,6 +61,22 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", alias="TURBOBOT_LOG_LEVEL")
     log_format: Literal["text", "json"] = Field(default="text", alias="TURBOBOT_LOG_FORMAT")
 
+    # --- scale-out (issue 7): REDIS_URL switches the bot to a pool of GPU workers ---
+    # A SecretStr: the URL usually carries the Redis password, which must never reach a log.
+    redis_url: SecretStr | None = Field(default=None, alias="REDIS_URL")
+    # Workers advertise themselves this often; one missing for 3 beats counts as dead and its
+    # job is handed to another worker.
+    worker_heartbeat_s: float = Field(default=2.0, gt=0, le=60, alias="TURBOBOT_WORKER_HEARTBEAT_S")
+    # arq's job_timeout on the worker: a generation running longer is cancelled and retried.
+    worker_job_timeout_s: float = Field(
+        default=180.0, gt=0, le=3600, alias="TURBOBOT_WORKER_JOB_TIMEOUT_S"
+    )
+    # How often an idle worker looks at the queue (arq's poll_delay): it bounds dispatch latency.
+    worker_poll_s: float = Field(default=0.05, gt=0, le=5, alias="TURBOBOT_WORKER_POLL_S")
+    # A worker whose jobs fail this many times in a row rests (takes no jobs) for a while.
+    worker_max_failures: int = Field(default=3, ge=1, le=100, alias="TURBOBOT_WORKER_MAX_FAILURES")
+    worker_rest_s: float = Field(default=300.0, ge=0, alias="TURBOBOT_WORKER_REST_S")
+
     @field_validator("log_level")
     @classmethod
     def _upper(cls, v: str) -> str:

@@ -85,7 +85,7 @@ def bench(runs: int, aspect: str, steps: int) -> int:
 # ---------------------------------------------------------------- helpers
 
 
-def make_spec(
+def make_spec(  # noqa: PLR0917 - mirrors the CLI's arguments one to one
     prompt: str,
     style: str | None,
     seed: int | None,
@@ -119,7 +119,7 @@ def format_timings(t: Timings) -> str:
 
 
 async def _imagine_one(settings: Settings, spec: GenerationSpec) -> Generated:
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     async with open_local_executor(settings) as executor:
         with tqdm(total=spec.steps, desc="denoise", unit="step") as bar:

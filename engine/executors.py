@@ -34,7 +34,7 @@ RenderFn = Callable[[Engine, GenerationSpec, ProgressCallback], Rendered]
 
 
 class LocalExecutor:
-    """Runs generations on this machine's GPU (or CPU). Build it with :func:`open_local_executor`."""
+    """Runs generations on this machine's GPU (or CPU); built by :func:`open_local_executor`."""
 
     def __init__(self, engine: Engine, *, jpeg_quality: int, render_fn: RenderFn = render) -> None:
         self._engine = engine

@@ -48,7 +48,7 @@ class EngineUnavailable(TurbobotError):
 def turbo_scheduler() -> Any:
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    return FlowMatchEulerDiscreteScheduler(**TURBO_SCHEDULER)
+    return FlowMatchEulerDiscreteScheduler(**TURBO_SCHEDULER)  # type: ignore[no-untyped-call]
 
 
 def load_engine(settings: Settings) -> Engine:
@@ -93,7 +93,7 @@ def load_pipeline(source: str) -> Any:
     from diffusers import QwenImagePipeline
 
     try:
-        pipe = QwenImagePipeline.from_pretrained(
+        pipe = QwenImagePipeline.from_pretrained(  # type: ignore[no-untyped-call]
             source, dtype=torch.bfloat16, local_files_only=True
         )
     except (OSError, ValueError) as exc:
@@ -154,7 +154,7 @@ def _cuda(settings: Settings) -> bool:
 
 def scan_configured_styles(settings: Settings) -> tuple[dict[str, Style], dict[str, str]]:
     """Installed and refused styles, checked against the model's shapes without loading weights."""
-    from accelerate import init_empty_weights
+    from accelerate import init_empty_weights  # type: ignore[import-untyped]
     from diffusers import QwenImageTransformer2DModel
 
     source = model_source(settings)
@@ -167,7 +167,8 @@ def scan_configured_styles(settings: Settings) -> tuple[dict[str, Style], dict[s
             f"Model {source!r} not found locally ({type(exc).__name__})."
         ) from exc
     with init_empty_weights():  # shapes only: meta tensors, no memory
-        linears = linear_shapes(QwenImageTransformer2DModel.from_config(config))
+        skeleton = QwenImageTransformer2DModel.from_config(config)  # type: ignore[no-untyped-call]
+        linears = linear_shapes(skeleton)
     if settings.is_tiny:
         ensure_tiny_loras(settings.resolved_lora_dir, linears)
     return scan_styles(settings.resolved_lora_dir, linears)

@@ -81,7 +81,7 @@ def apply_profile(pipe: Any, profile: Profile, *, compile_blocks: bool = False) 
         pipe.transformer.enable_layerwise_casting(
             storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16
         )
-        from diffusers.hooks import apply_group_offloading
+        from diffusers.hooks.group_offloading import apply_group_offloading
 
         cuda = torch.device("cuda")
         pipe.transformer.enable_group_offload(

@@ -17,8 +17,17 @@ from typing import Any
 import torch
 from PIL import Image
 
-from bot.domain import ASPECTS, MAX_CFG, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS, MIN_CFG, MIN_STEPS
-from bot.domain import GenerationSpec, Timings
+from bot.domain import (
+    ASPECTS,
+    MAX_CFG,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_STEPS,
+    MIN_CFG,
+    MIN_STEPS,
+    GenerationSpec,
+    Timings,
+)
 from bot.errors import BadPrompt, BadRequest, GenerationFailed, UnknownStyle
 from bot.ports import ProgressCallback
 from engine.memory import Profile

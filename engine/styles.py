@@ -287,6 +287,8 @@ class StyleLibrary:
         self.styles: dict[str, Style] = {}
         self.refused: dict[str, str] = {}
         self._resident: OrderedDict[str, Style] = OrderedDict()
+        # What set_adapters last made active; a job with the same style skips the call.
+        self._active: tuple[tuple[str, ...], tuple[float, ...]] | None = None
 
     @property
     def resident(self) -> list[str]:
@@ -312,12 +314,15 @@ class StyleLibrary:
             self._ensure_loaded(pipe, style)
             names.append(style.adapter)
             weights.append(style.info.strength)
+        if self._active == (tuple(names), tuple(weights)):
+            return
         if not names:
             if self._any_adapter(pipe):
                 pipe.disable_lora()
-            return
-        pipe.enable_lora()
-        pipe.set_adapters(names, adapter_weights=weights)
+        else:
+            pipe.enable_lora()
+            pipe.set_adapters(names, adapter_weights=weights)
+        self._active = (tuple(names), tuple(weights))
 
     def _ensure_loaded(self, pipe: Any, style: Style) -> None:
         if style.name in self._resident:
@@ -326,6 +331,7 @@ class StyleLibrary:
         while len(self._resident) >= self.max_resident:
             self._evict(pipe, next(iter(self._resident)))
         tensors = load_lora_tensors(style.lora_path, self.linears)
+        self._active = None  # loading a new adapter changes which adapters are active
         try:
             pipe.load_lora_weights(tensors, adapter_name=style.adapter)
         except Exception as exc:  # diffusers/peft raise many types for unusable state dicts
@@ -336,6 +342,7 @@ class StyleLibrary:
 
     def _evict(self, pipe: Any, name: str) -> None:
         style = self._resident.pop(name)
+        self._active = None
         pipe.delete_adapters(style.adapter)
         log.info("Style %r unloaded", name)
 

@@ -32,7 +32,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -76,6 +76,43 @@ Ctx = ContextTypes.DEFAULT_TYPE
 Handler = Callable[[Update, Ctx], Coroutine[Any, Any, None]]
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+# Loggers that may see the token: PTB logs its API URLs (token included) at DEBUG, and
+# httpx logs every request URL at INFO. Records are redacted where they are created.
+_TOKEN_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "telegram",
+    "telegram.Bot",
+    "telegram.ext",
+    "telegram.ext.ExtBot",
+    "telegram.ext.Application",
+    "telegram.ext.Updater",
+    "telegram.ext.AIORateLimiter",
+)
+
+
+class _RedactToken(logging.Filter):
+    """Replaces the bot token in a log record's message and traceback."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self._token in message:
+            record.msg, record.args = message.replace(self._token, "<TELEGRAM_TOKEN>"), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and self._token in record.exc_text:
+            record.exc_text = record.exc_text.replace(self._token, "<TELEGRAM_TOKEN>")
+        return True
+
+
+class TelegramStartError(RuntimeError):
+    """The adapter could not connect; the message is safe to log (it holds no token)."""
 
 
 class _Ignored(Exception):
@@ -188,8 +225,13 @@ class TelegramAdapter:
         *,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        if settings.telegram_token is None:
+            raise ValueError("TELEGRAM_TOKEN is not set")
         # httpx logs every request URL at INFO, and the bot token is part of every URL.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        self._redact = _RedactToken(settings.telegram_token.get_secret_value())
+        for name in _TOKEN_LOGGERS:
+            logging.getLogger(name).addFilter(self._redact)
         self._core = core
         self._settings = settings
         self._monotonic = monotonic
@@ -222,6 +264,13 @@ class TelegramAdapter:
         """Connect (getMe), publish the command menus, and begin long polling."""
         try:
             await self._connect()
+        except InvalidToken:
+            await self.aclose()
+            # PTB's message quotes the token itself: replace it, and drop it from the chain.
+            raise TelegramStartError(
+                "Telegram rejected TELEGRAM_TOKEN: check it with @BotFather"
+                " (and TELEGRAM_API_BASE_URL, if set)."
+            ) from None
         except BaseException:
             await self.aclose()
             raise
@@ -251,6 +300,8 @@ class TelegramAdapter:
         if app.running:
             await app.stop()
         await app.shutdown()
+        for name in _TOKEN_LOGGERS:
+            logging.getLogger(name).removeFilter(self._redact)
 
     async def _publish_commands(self) -> None:
         bot = self._app.bot
@@ -604,15 +655,19 @@ class TelegramAdapter:
     async def _post_status(self, ticket: Ticket, chat_id: int, reply_to: int) -> None:
         if ticket.job.id in self._finished:
             return  # already delivered (an idle GPU is fast): no stale "queued" message
+        sent_at = self._monotonic()
         sent = await self._app.bot.send_message(
             chat_id, texts.queued(ticket), reply_parameters=_reply_to(reply_to)
         )
-        self._track(ticket.job.id, chat_id, sent.message_id)
+        self._track(ticket.job.id, chat_id, sent.message_id, sent_at)
         if ticket.job.id in self._finished:  # delivered while the status was being sent
             await self._clear_status(ticket.job.id)
 
-    def _track(self, job_id: int, chat_id: int, message_id: int) -> None:
-        self._status.put(job_id, _Status(chat_id, message_id, self._monotonic()))
+    def _track(
+        self, job_id: int, chat_id: int, message_id: int, sent_at: float | None = None
+    ) -> None:
+        edited_at = self._monotonic() if sent_at is None else sent_at
+        self._status.put(job_id, _Status(chat_id, message_id, edited_at))
 
     def _finish(self, job_id: int) -> _Status | None:
         self._finished.put(job_id, True)

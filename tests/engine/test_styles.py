@@ -184,7 +184,7 @@ def test_pickle_bin_file_is_never_loaded(engine: Engine, library: StyleLibrary) 
     (folder / "pytorch_lora_weights.bin").write_bytes(pickle_bytes())
     library.rescan(engine.pipe)
     assert "exactly one .safetensors" in library.refused["binary"]
-    with pytest.raises(LoraRefused, match="only .safetensors"):
+    with pytest.raises(LoraRefused, match=r"only \.safetensors"):
         read_header(folder / "pytorch_lora_weights.bin")
 
 

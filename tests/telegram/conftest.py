@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from adapters.telegram import TelegramAdapter
 from bot.config import Settings
@@ -32,7 +33,7 @@ class Harness:
 def make_settings(data_dir: Path, base_url: str) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
-        TELEGRAM_TOKEN=TOKEN,
+        TELEGRAM_TOKEN=SecretStr(TOKEN),
         TELEGRAM_API_BASE_URL=base_url,
         TURBOBOT_DATA_DIR=data_dir,
         TURBOBOT_METRICS_PORT=0,

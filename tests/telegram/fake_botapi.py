@@ -62,7 +62,8 @@ def _decode(value: str) -> Any:
 class FakeBotApi:
     """The fake server. Use as ``async with FakeBotApi() as api:``; ``api.base_url`` for PTB."""
 
-    def __init__(self) -> None:
+    def __init__(self, valid_token: str | None = None) -> None:
+        self.valid_token = valid_token  # when set, other tokens get 401 like Telegram's
         self.calls: list[Call] = []
         self._updates: list[JSON] = []
         self._update_ids = itertools.count(1)
@@ -71,6 +72,7 @@ class FakeBotApi:
         self._changed = asyncio.Condition()
         self._fail: dict[str, tuple[int, float]] = {}
         self._runner: web.AppRunner | None = None
+        self._closing = False
         self.port = 0
 
     # ----- lifecycle -----
@@ -86,6 +88,10 @@ class FakeBotApi:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        # End pending long polls now: the server's shutdown waits for every open request.
+        async with self._changed:
+            self._closing = True
+            self._changed.notify_all()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -128,6 +134,9 @@ class FakeBotApi:
     # ----- the HTTP side -----
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        if self.valid_token is not None and request.match_info["token"] != self.valid_token:
+            body = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+            return web.json_response(body, status=401)
         params: JSON = {}
         files: dict[str, Upload] = {}
         if request.can_read_body:
@@ -171,7 +180,7 @@ class FakeBotApi:
                 # A long poll: return as soon as the test pushes something, else after timeout.
                 try:
                     async with asyncio.timeout(timeout):
-                        await self._changed.wait_for(lambda: bool(self._updates))
+                        await self._changed.wait_for(lambda: bool(self._updates) or self._closing)
                 except TimeoutError:
                     return []
             return list(self._updates)

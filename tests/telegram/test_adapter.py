@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from pathlib import Path
 
 import pytest
 
-from adapters.telegram.texts import INTAKE_CLOSED, IMAGINE_USAGE, SOMETHING_WRONG, utf16_len
-from bot.domain import JobState
+from adapters.telegram import TelegramAdapter
+from adapters.telegram.adapter import TelegramStartError
+from adapters.telegram.texts import IMAGINE_USAGE, INTAKE_CLOSED, SOMETHING_WRONG, utf16_len
+from bot.domain import JobState, Platform, Requester
+from bot.service import open_core
 from tests.fakes import FakeClock, FakeExecutor
-from tests.telegram.conftest import TOKEN, Harness, running_bot
+from tests.telegram.conftest import TOKEN, Harness, make_settings, running_bot
 from tests.telegram.fake_botapi import (
     BOT_USER,
     Call,
@@ -31,10 +35,6 @@ USER_KEY = "telegram:42"
 def buttons(call: Call) -> list[str]:
     rows = call.params["reply_markup"]["inline_keyboard"]
     return [b.get("callback_data") or f"share:{b['switch_inline_query']}" for r in rows for b in r]
-
-
-def texts_to(api: FakeBotApi, chat_id: int) -> list[str]:
-    return [str(c.params["text"]) for c in api.calls_of("sendMessage") if int(c.params["chat_id"]) == chat_id]
 
 
 async def imagine(bot: Harness, text: str, count: int = 1) -> Call:
@@ -103,7 +103,9 @@ async def test_imagine_queues_then_posts_photo_with_buttons(
     assert job.posted_file_ref == photo.result["photo"][-1]["file_id"]
     # The token is in every URL, and httpx logs URLs: none of it may reach the log.
     assert caplog.records
-    assert not [r for r in caplog.records if TOKEN in r.getMessage() or "AAE-SECRET" in r.getMessage()]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert TOKEN not in logged
+    assert "AAE-SECRET" not in logged
 
 
 async def test_group_command_addressed_to_this_bot_and_not_to_others(bot: Harness) -> None:
@@ -178,7 +180,9 @@ async def test_delete_button_deletes_the_image_and_the_message(bot: Harness) -> 
 
 async def test_someone_elses_delete_is_refused_with_an_alert(bot: Harness) -> None:
     photo = await imagine(bot, "/imagine a red boat")
-    await bot.api.push(callback_query("tb:del:1", sent_message(photo), from_user=user(99), query_id="q-x"))
+    await bot.api.push(
+        callback_query("tb:del:1", sent_message(photo), from_user=user(99), query_id="q-x")
+    )
     answer = (await bot.api.wait_for("answerCallbackQuery"))[0]
     assert answer.params["show_alert"] == "true"
     assert "Only the person who made this image" in answer.params["text"]
@@ -219,13 +223,7 @@ async def test_bad_input_gets_a_clear_reply_and_queues_nothing(
     assert expected.lower() in answer.lower()
     assert answer != SOMETHING_WRONG
     assert utf16_len(answer) <= 4096
-    assert await bot.core.history(bot_requester(bot)) == []
-
-
-def bot_requester(bot: Harness) -> object:
-    from bot.domain import Platform, Requester
-
-    return Requester(Platform.TELEGRAM, "42", "Ada", "42")
+    assert await bot.core.history(Requester(Platform.TELEGRAM, "42", "Ada", "42")) == []
 
 
 async def test_style_command_pages_and_sets_the_default(bot: Harness) -> None:
@@ -283,8 +281,10 @@ async def test_progress_edits_are_throttled_by_the_injected_clock(
         await bot.api.wait_for("sendPhoto")
         await bot.core.wait_until_idle(USER_KEY)
 
+    # The core coalesces steps that arrive together; the adapter edits at most once per 1.5 s.
     edits = [c.params["text"] for c in api.calls_of("editMessageText")]
-    assert edits == ["Generating #1: step 1 of 4\u2026"]
+    assert len(edits) == 1
+    assert edits[0].startswith("Generating #1: step ")
 
 
 async def test_failure_replaces_the_status_message(api: FakeBotApi, tmp_path: Path) -> None:
@@ -338,3 +338,20 @@ async def test_after_stop_intake_commands_get_a_polite_refusal(bot: Harness) -> 
     await bot.adapter.stop_intake()
     assert await reply_to(bot, "/imagine a cat") == INTAKE_CLOSED
     assert bot.executor.calls == []
+
+
+async def test_a_rejected_token_fails_start_without_leaking_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with FakeBotApi(valid_token="999:another-token") as api:
+        settings = make_settings(tmp_path, api.base_url)
+        async with open_core(settings, FakeExecutor(), FakeClock()) as core:
+            adapter = TelegramAdapter(core, settings)
+            with pytest.raises(TelegramStartError) as caught:
+                await adapter.start()
+            await adapter.aclose()  # idempotent after a failed start
+    shown = "".join(traceback.format_exception(caught.value))
+    assert "rejected TELEGRAM_TOKEN" in shown
+    assert TOKEN not in shown
+    assert TOKEN not in "\n".join(r.getMessage() for r in caplog.records)
