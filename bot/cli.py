@@ -37,6 +37,17 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--runs", type=int, default=3)
     b.add_argument("--aspect", default=DEFAULT_ASPECT)
     b.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+
+    w = sub.add_parser(
+        "worker", help="serve a bot that has REDIS_URL from this GPU (one process per GPU)"
+    )
+    w.add_argument("--name", default=None, help="worker id shown in /healthz (default host-pid)")
+    w.add_argument(
+        "--fake-latency-ms",
+        type=float,
+        default=None,
+        help="BENCHMARKS ONLY: sleep this long instead of rendering (no model, no images)",
+    )
     return p
 
 
@@ -46,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.bootstrap import run
 
         return run()
+    if args.command == "worker":
+        from engine.worker import main as worker_main
+
+        return worker_main(name=args.name, fake_latency_ms=args.fake_latency_ms)
     from engine import commands
 
     if args.command == "imagine":

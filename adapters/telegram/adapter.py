@@ -43,6 +43,7 @@ from telegram.ext import (
     InlineQueryHandler,
     filters,
 )
+from telegram.request import BaseRequest, HTTPXRequest
 
 from adapters.telegram import texts
 from adapters.telegram.keyboards import (
@@ -158,13 +159,19 @@ def api_urls(base_url: str) -> tuple[str, str]:
     return f"{root}/bot", f"{root}/file/bot"
 
 
-def build_application(settings: Settings) -> TgApp:
-    """A PTB application with flood control that waits out every ``retry_after``."""
+def build_application(settings: Settings, requests: tuple[BaseRequest, BaseRequest]) -> TgApp:
+    """A PTB application with flood control that waits out every ``retry_after``.
+
+    ``requests`` (for API calls, for getUpdates) are passed in so their owner can close them
+    even when the application never finished initialising.
+    """
     if settings.telegram_token is None:
         raise ValueError("TELEGRAM_TOKEN is not set")
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_token.get_secret_value())
+        .request(requests[0])
+        .get_updates_request(requests[1])
         .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
         .concurrent_updates(True)
         .job_queue(None)
@@ -235,7 +242,12 @@ class TelegramAdapter:
         self._core = core
         self._settings = settings
         self._monotonic = monotonic
-        self._app = build_application(settings)
+        # PTB's defaults: a wide pool for API calls, one connection for the long poll.
+        self._requests = (
+            HTTPXRequest(connection_pool_size=256),
+            HTTPXRequest(connection_pool_size=1),
+        )
+        self._app = build_application(settings, self._requests)
         self._status: _Recent[int, _Status] = _Recent()
         self._finished: _Recent[int, bool] = _Recent()
         self._file_refs: _Recent[int, str] = _Recent()
@@ -300,6 +312,8 @@ class TelegramAdapter:
         if app.running:
             await app.stop()
         await app.shutdown()
+        for request in self._requests:  # PTB skips these when initialize() failed half-way
+            await request.shutdown()
         for name in _TOKEN_LOGGERS:
             logging.getLogger(name).removeFilter(self._redact)
 
@@ -492,8 +506,9 @@ class TelegramAdapter:
         ticket = await self._core.derive(_requester(update), callback.int_arg(0), style=style)
         # The picker message becomes the new job's status message.
         message = _message(update)
+        sent_at = self._monotonic()
         await message.edit_text(texts.queued(ticket))
-        self._track(ticket.job.id, message.chat_id, message.message_id)
+        await self._adopt_status(ticket.job.id, message.chat_id, message.message_id, sent_at)
         return texts.queued(ticket)
 
     async def _on_original(self, update: Update, callback: Callback) -> str | None:
@@ -659,15 +674,16 @@ class TelegramAdapter:
         sent = await self._app.bot.send_message(
             chat_id, texts.queued(ticket), reply_parameters=_reply_to(reply_to)
         )
-        self._track(ticket.job.id, chat_id, sent.message_id, sent_at)
-        if ticket.job.id in self._finished:  # delivered while the status was being sent
-            await self._clear_status(ticket.job.id)
+        await self._adopt_status(ticket.job.id, chat_id, sent.message_id, sent_at)
 
-    def _track(
-        self, job_id: int, chat_id: int, message_id: int, sent_at: float | None = None
+    async def _adopt_status(
+        self, job_id: int, chat_id: int, message_id: int, sent_at: float
     ) -> None:
-        edited_at = self._monotonic() if sent_at is None else sent_at
-        self._status.put(job_id, _Status(chat_id, message_id, edited_at))
+        """Edit this message with the job's progress from now on (``sent_at`` starts the
+        throttle); if the job finished while the message was being sent, remove it."""
+        self._status.put(job_id, _Status(chat_id, message_id, sent_at))
+        if job_id in self._finished:
+            await self._clear_status(job_id)
 
     def _finish(self, job_id: int) -> _Status | None:
         self._finished.put(job_id, True)
