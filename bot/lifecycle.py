@@ -19,7 +19,8 @@ from typing import TextIO
 
 # Telegram bot tokens ("123456:ABC-...") and Discord bot tokens (three base64url parts).
 _TOKEN_PATTERNS = (
-    re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}\b"),
+    # No \b before the digits: in API URLs the token follows "bot" directly (".../bot123:AA...").
+    re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}"),
     re.compile(r"\b[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}\b"),
 )
 REDACTED = "[REDACTED]"

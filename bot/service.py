@@ -139,6 +139,7 @@ class Core:
         self._held_server: Counter[str] = Counter()
         self._buckets: dict[str, Bucket] = {}
         self._default_styles: dict[str, str | None] = {}
+        self._loading: dict[str, asyncio.Task[tuple[Bucket | None, str | None]]] = {}
         self._durations: deque[float] = deque(maxlen=_RECENT_JOBS)
         self._pumps: dict[int, _ProgressPump] = {}
         self._idle_waiters: list[tuple[str, asyncio.Future[None]]] = []
@@ -332,7 +333,7 @@ class Core:
     async def default_style(self, requester: Requester) -> str | None:
         key = requester.user_key
         if key not in self._default_styles:
-            self._default_styles[key] = await self._store.default_style(key)
+            await self._load_user(key)
         return self._default_styles[key]
 
     def eta_for_position(self, position: int) -> float:
@@ -397,11 +398,21 @@ class Core:
 
     async def _bucket(self, user_key: str) -> Bucket:
         if user_key not in self._buckets:
-            stored = await self._store.bucket(user_key)
-            # Another submit may have loaded it while this one waited.
-            if user_key not in self._buckets:
-                self._buckets[user_key] = stored or full_bucket(self._clock.now(), self._limits)
+            await self._load_user(user_key)
         return self._buckets[user_key]
+
+    async def _load_user(self, user_key: str) -> None:
+        """Cache a user's stored bucket and default style: one read, shared by concurrent calls."""
+        loading = self._loading.get(user_key)
+        if loading is None:
+            loading = asyncio.get_running_loop().create_task(self._store.user_state(user_key))
+            self._loading[user_key] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(user_key, None))
+        bucket, style = await asyncio.shield(loading)
+        # Another submit may have loaded (and spent from) the bucket while this one waited.
+        if user_key not in self._buckets:
+            self._buckets[user_key] = bucket or full_bucket(self._clock.now(), self._limits)
+        self._default_styles.setdefault(user_key, style)
 
     def _hold(self, job: Job) -> None:
         self._held[job.id] = job
@@ -494,32 +505,42 @@ class Core:
         self._wake.set()
 
     async def _store_result(self, job: Job, result: Generated, elapsed: float) -> None:
+        """Write the JPEG and record it, both at once; then hand it to delivery.
+
+        When the platform's adapter is registered the row goes straight to ``posting`` (one
+        commit, not two), and the send starts only after the file and the row are durable.
+        A crash in between leaves a row that says "posting": reported, never sent twice.
+        """
         now = self._clock.now()
-        relative = image_relative_path(job.id, now)
-        try:
-            await asyncio.to_thread(self._write_image, self._data_dir / relative, result.jpeg)
-            await self._store.update_job(
-                job.id,
-                state=JobState.GENERATED,
-                image_path=str(relative),
-                timings=result.timings,
-                finished_at=now,
-            )
-        except (OSError, StorageError) as err:
-            problem = err if isinstance(err, StorageError) else storage_error(err, "save the image")
-            await self._requeue_after_storage_error(job, problem)
-            return
-        generated = replace(
-            job,
-            state=JobState.GENERATED,
-            image_path=str(relative),
-            timings=result.timings,
-            finished_at=now,
+        relative = str(image_relative_path(job.id, now))
+        notifier = self._notifiers.get(job.requester.platform)
+        state = JobState.GENERATED if notifier is None else JobState.POSTING
+        outcome = await asyncio.gather(
+            asyncio.to_thread(self._write_image, self._data_dir / relative, result.jpeg),
+            self._store.update_job(
+                job.id, state=state, image_path=relative, timings=result.timings, finished_at=now
+            ),
+            return_exceptions=True,
+        )
+        for err in outcome:
+            if isinstance(err, OSError | StorageError):
+                problem = (
+                    err if isinstance(err, StorageError) else storage_error(err, "save the image")
+                )
+                await self._requeue_after_storage_error(job, problem)
+                return
+            if isinstance(err, BaseException):
+                raise err
+        done = replace(
+            job, state=state, image_path=relative, timings=result.timings, finished_at=now
         )
         self._durations.append(elapsed)
         self._unhold(job.id)
-        self._active[job.id] = generated
-        self._schedule_delivery(generated)
+        self._active[job.id] = done
+        if notifier is None:
+            self._parked[job.requester.platform].append(_Parked(done, None))
+        else:
+            self._spawn(self._post(done, notifier))
 
     async def _requeue_after_storage_error(self, job: Job, err: StorageError) -> None:
         """Keep the job (it does not count as an attempt) and pause until storage recovers."""
@@ -527,7 +548,14 @@ class Core:
         self.metrics.failures.labels(kind="storage").inc()
         queued = replace(job, state=JobState.QUEUED, attempts=job.attempts - 1, started_at=None)
         with contextlib.suppress(StorageError):
-            await self._store.update_job(job.id, state=JobState.QUEUED, attempts=queued.attempts)
+            await self._store.update_job(
+                job.id,
+                state=JobState.QUEUED,
+                attempts=queued.attempts,
+                image_path=None,
+                timings=None,
+                finished_at=None,
+            )
         self._active[job.id] = queued
         self._queue.push_front(queued)
         self._pause()
@@ -586,9 +614,8 @@ class Core:
         self._spawn(self._deliver(job, notifier))
 
     async def _deliver(self, job: Job, notifier: Notifier) -> None:
-        await self._drain_progress(job.id)
-        path = self.image_file(job)
-        if path is None:
+        """A ``generated`` job (recovered, or made while its adapter was away): post it."""
+        if self.image_file(job) is None:
             await self._fail(job, "The image file is missing, so it cannot be posted.", "storage")
             return
         try:
@@ -599,8 +626,17 @@ class Core:
                 self._storage_retry_s, self._schedule_delivery, job
             )
             return
-        posting = replace(job, state=JobState.POSTING)
+        await self._post(replace(job, state=JobState.POSTING), notifier)
+
+    async def _post(self, posting: Job, notifier: Notifier) -> None:
+        """Send a job whose ``posting`` state is committed; record ``posted`` after."""
+        job = posting
         self._active[job.id] = posting
+        await self._drain_progress(job.id)
+        path = self.image_file(job)
+        if path is None:
+            await self._fail(job, "The image file is missing, so it cannot be posted.", "storage")
+            return
         try:
             delivered = await notifier.deliver(posting, str(path))
         except Exception as err:
@@ -714,6 +750,11 @@ class Core:
                 "making it, so it was given up.",
                 kind="crash",
             )
+        elif job.state is JobState.GENERATED and self.image_file(job) is None:
+            # Recorded while its file was being written, and the file did not survive: make it
+            # again (nothing was posted, so this cannot post twice).
+            await self._store.update_job(job.id, state=JobState.QUEUED, image_path=None)
+            self._requeue_recovered(replace(job, state=JobState.QUEUED, image_path=None))
         elif job.state is JobState.GENERATED:
             self._active[job.id] = job
             self._schedule_delivery(job)

@@ -85,12 +85,14 @@ def migrations(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, str]]:
     return found
 
 
-async def migrate(db: aiosqlite.Connection, upto: int | None = None) -> int:
+async def migrate(
+    db: aiosqlite.Connection, upto: int | None = None, directory: Path = MIGRATIONS_DIR
+) -> int:
     """Apply every migration newer than ``PRAGMA user_version``, each in one transaction."""
     async with db.execute("PRAGMA user_version") as cur:
         row = await cur.fetchone()
     current = int(row[0]) if row else 0
-    for version, sql in migrations():
+    for version, sql in migrations(directory):
         if version <= current or (upto is not None and version > upto):
             continue
         # executescript commits first and then runs the text as is, so the transaction and the
@@ -375,6 +377,18 @@ class Store:
             "SELECT tokens, updated_at FROM rate_buckets WHERE user_key = ?", (user_key,)
         )
         return Bucket(rows[0]["tokens"], rows[0]["updated_at"]) if rows else None
+
+    async def user_state(self, user_key: str) -> tuple[Bucket | None, str | None]:
+        """A user's rate bucket and default style in one read (the submit path needs both)."""
+        rows = await self._rows(
+            "SELECT b.tokens, b.updated_at, p.default_style FROM (SELECT ? AS k) AS u "
+            "LEFT JOIN rate_buckets AS b ON b.user_key = u.k "
+            "LEFT JOIN user_prefs AS p ON p.user_key = u.k",
+            (user_key,),
+        )
+        row = rows[0]
+        bucket = None if row["tokens"] is None else Bucket(row["tokens"], row["updated_at"])
+        return bucket, row["default_style"]
 
     async def default_style(self, user_key: str) -> str | None:
         rows = await self._rows(

@@ -119,7 +119,7 @@ def format_timings(t: Timings) -> str:
 
 
 async def _imagine_one(settings: Settings, spec: GenerationSpec) -> Generated:
-    from tqdm import tqdm  # type: ignore[import-untyped]
+    from tqdm import tqdm
 
     async with open_local_executor(settings) as executor:
         with tqdm(total=spec.steps, desc="denoise", unit="step") as bar:

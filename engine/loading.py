@@ -154,7 +154,7 @@ def _cuda(settings: Settings) -> bool:
 
 def scan_configured_styles(settings: Settings) -> tuple[dict[str, Style], dict[str, str]]:
     """Installed and refused styles, checked against the model's shapes without loading weights."""
-    from accelerate import init_empty_weights  # type: ignore[import-untyped]
+    from accelerate import init_empty_weights
     from diffusers import QwenImageTransformer2DModel
 
     source = model_source(settings)

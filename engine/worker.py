@@ -276,8 +276,17 @@ async def _run_arq(worker: Worker, state: WorkerState, stop: asyncio.Event) -> N
         for task in (main, stopper):
             task.cancel()
         await asyncio.gather(main, stopper, return_exceptions=True)
-        with contextlib.suppress(*REDIS_ERRORS, RuntimeError):
-            await worker.close()
+        await _close_arq(worker)
+
+
+async def _close_arq(worker: Worker) -> None:
+    # What arq's Worker.close() does, minus its call of a redis method deprecated in redis 5.
+    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    pool: ArqRedis | None = worker._pool
+    if pool is not None:
+        with contextlib.suppress(*REDIS_ERRORS):
+            await pool.delete(worker.health_check_key)
+        await pool.aclose()
 
 
 async def serve_worker(

@@ -63,7 +63,8 @@ def open_test_core(tmp_path: Path, clock: FakeClock, executor: FakeExecutor) -> 
             async with open_core(
                 settings, core_kw.pop("executor", executor), clock, rng=random.Random(7), **core_kw
             ) as core:
-                for n in notifiers if notifiers is not None else (RecordingNotifier(),):
+                default = (RecordingNotifier(), RecordingNotifier(platform=Platform.DISCORD))
+                for n in notifiers if notifiers is not None else default:
                     core.register(n)
                 yield core
 

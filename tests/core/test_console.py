@@ -1,0 +1,80 @@
+"""The console adapter over the real core: lines in, answers and JPEG paths out."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+from adapters.console import ConsoleAdapter
+from bot.config import Settings
+from tests.core.conftest import OpenCore, make_settings
+
+
+async def run_console(open_test_core: OpenCore, tmp_path: Path, text: str) -> list[str]:
+    out = io.StringIO()
+    ended = asyncio.Event()
+    settings: Settings = make_settings(tmp_path / "data")
+    async with open_test_core(notifiers=()) as core:
+        console = ConsoleAdapter(
+            core,
+            settings,
+            on_end_of_input=ended.set,
+            wait_until_idle=core.wait_until_idle,
+            stdin=io.StringIO(text),
+            stdout=out,
+        )
+        core.register(console)
+        await console.start()
+        await ended.wait()
+        await console.stop_intake()
+        await console.aclose()
+    return out.getvalue().splitlines()
+
+
+async def test_piped_session(open_test_core: OpenCore, tmp_path: Path) -> None:
+    lines = await run_console(
+        open_test_core,
+        tmp_path,
+        "a lighthouse at dusk --seed 5\n"
+        "\n"
+        "/imagine@bot --steps 2 a boat --style ink\n"
+        "/imagine --steps 99 bad\n"
+        "/style watercolor\n"
+        "/style\n"
+        "/frobnicate\n"
+        "/help\n",
+    )
+    text = "\n".join(lines)
+    assert "#1 queued: position 1" in text and "seed 5" in text
+    assert "#2 queued" in text and "style ink" in text
+    assert "Steps must be from 1 to 8, not 99." in lines
+    assert "Default style: watercolor" in lines
+    assert any(line.startswith("* watercolor") for line in lines)
+    assert "Unknown command /frobnicate. Type /help for the list." in lines
+    assert "#2 step 2/2" in lines
+    done = [line for line in lines if " done " in line]
+    assert len(done) == 2
+    for line in done:
+        path = Path(line.rsplit(": ", 1)[1])
+        assert path.is_file() and path.read_bytes()[:2] == b"\xff\xd8"
+
+
+async def test_history_queue_and_cancel(open_test_core: OpenCore, tmp_path: Path) -> None:
+    lines = await run_console(
+        open_test_core,
+        tmp_path,
+        "/cancel\n/cancel abc\n/queue\n/history\nfirst\n/history\n",
+    )
+    assert "Nothing waiting to cancel." in lines
+    assert "/cancel takes a job number, like /cancel 12 (not 'abc')." in lines
+    assert "Nothing waiting." in lines
+    assert "No images yet." in lines
+    assert any(line.startswith("#1 ") and "'first'" in line for line in lines)
+
+
+async def test_end_of_input_with_nothing_to_do_ends_at_once(
+    open_test_core: OpenCore, tmp_path: Path
+) -> None:
+    lines = await run_console(open_test_core, tmp_path, "")
+    assert lines == ["turbobot console: type a prompt, or /help. End of input (Ctrl-D) quits."]

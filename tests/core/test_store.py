@@ -1,0 +1,124 @@
+"""Migrations (fresh and from every earlier version), atomic image writes, storage errors."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.domain import GenerationSpec, Job, JobState, Timings
+from bot.errors import StorageError
+from bot.store import connect, migrate, migrations, open_store, storage_error, write_atomic
+from tests.core.conftest import user
+
+LATEST = len(migrations())
+
+
+def schema(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
+        ).fetchall()
+    return [(name, " ".join(sql.split())) for name, sql in rows]
+
+
+def user_version(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+async def test_fresh_database_gets_every_migration(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "t.db"):
+        pass
+    assert LATEST >= 2
+    assert user_version(tmp_path / "t.db") == LATEST
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize("start", range(1, LATEST))
+async def test_upgrade_from_every_earlier_version_keeps_data(tmp_path: Path, start: int) -> None:
+    old = tmp_path / "old.db"
+    db = await connect(old)
+    assert await migrate(db, upto=start) == start
+    await db.execute(
+        "INSERT INTO jobs (id, platform, user_id, display_name, channel_id, user_key, prompt, "
+        "seed, steps, width, height, state, created_at) "
+        "VALUES (1, 'console', 'u', 'U', 'c', 'console:u', 'kept', 1, 4, 1024, 1024, 'posted', 0)"
+    )
+    await db.execute("INSERT INTO user_prefs VALUES ('console:u', 'ink')")
+    await db.close()
+
+    async with open_store(old) as store:
+        job = await store.get_job(1)
+        style = await store.default_style("console:u")
+    async with open_store(tmp_path / "fresh.db"):
+        pass
+    assert user_version(old) == LATEST
+    assert schema(old) == schema(tmp_path / "fresh.db")
+    assert job is not None and job.spec.prompt == "kept" and job.state is JobState.POSTED
+    assert style == "ink"
+
+
+async def test_a_failing_migration_changes_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for path in sorted(Path("migrations").glob("*.sql")):
+        shutil.copy(path, folder / path.name)
+    broken = f"{LATEST + 1:04d}_broken.sql"
+    (folder / broken).write_text("CREATE TABLE extra (x);\nTHIS IS NOT SQL;\n")
+    db = await connect(tmp_path / "t.db")
+    await migrate(db, directory=folder, upto=LATEST)
+    with pytest.raises(sqlite3.Error):
+        await migrate(db, directory=folder)
+    await db.close()
+    assert user_version(tmp_path / "t.db") == LATEST
+    assert "extra" not in [name for name, _ in schema(tmp_path / "t.db")]
+
+
+async def test_job_round_trips_through_the_database(tmp_path: Path) -> None:
+    spec = GenerationSpec("猫 🐈 on a roof", "ink", 2**32 - 1, 8, 1360, 768, 4.5, "blurry")
+    job = Job(
+        id=1,
+        requester=user("bob", server="g1"),
+        spec=spec,
+        state=JobState.GENERATED,
+        created_at=1.5,
+        attempts=2,
+        started_at=2.0,
+        finished_at=3.0,
+        image_path="images/2026/01/1.jpg",
+        timings=Timings(1.0, 2.0, 3.0, 4.0, (0.5, 0.5)),
+        parent_job_id=None,
+    )
+    async with open_store(tmp_path / "t.db") as store:
+        await store.add_job(job)
+        assert await store.get_job(1) == job
+    async with open_store(tmp_path / "t.db") as store:
+        assert store.next_job_id() == 2  # ids continue after a restart
+
+
+def test_write_atomic_leaves_no_partial_file(tmp_path: Path) -> None:
+    target = tmp_path / "images" / "2026" / "01" / "1.jpg"
+    write_atomic(target, b"\xff\xd8data")
+    assert target.read_bytes() == b"\xff\xd8data"
+    assert [p.name for p in target.parent.iterdir()] == ["1.jpg"]
+
+
+def test_storage_errors_say_what_happened() -> None:
+    full = storage_error(OSError(errno.ENOSPC, "No space left"), "save the image")
+    locked = storage_error(sqlite3.OperationalError("database is locked"), "queue the job")
+    assert isinstance(full, StorageError) and isinstance(locked, StorageError)
+    assert str(full) == "The disk is full: could not save the image. Free some space; nothing is lost."
+    assert "database is busy" in str(locked) and "queue the job" in str(locked)
+
+
+async def test_unreadable_database_is_a_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StorageError, match="could not"):
+        async with open_store(path):
+            pass

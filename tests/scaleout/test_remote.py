@@ -1,0 +1,184 @@
+"""RemoteExecutor and the worker loop in one process, against a real Redis: the worker's
+engine is the core's FakeExecutor, so these run in a blink and need no torch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import Settings
+from bot.domain import GenerationSpec, StyleInfo, Timings
+from bot.errors import GenerationFailed
+from engine.remote import (
+    QUEUE,
+    RemoteExecutor,
+    WorkerLost,
+    WorkerView,
+    json_dumps,
+    json_loads,
+    open_remote_executor,
+    spec_from_wire,
+    spec_to_wire,
+    timings_from_wire,
+    timings_to_wire,
+)
+from engine.worker import serve_worker
+from tests.fakes import DEFAULT_STYLES, FakeExecutor
+from tests.scaleout.conftest import RedisServer, pool_settings
+
+SPEC = GenerationSpec("a fox", None, seed=5, steps=4, width=1024, height=1024)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_server: RedisServer) -> Settings:
+    redis_server.client().flushall()  # each test starts with an empty pool
+    return pool_settings(tmp_path, redis_server.url, TURBOBOT_WORKER_MAX_FAILURES=2)
+
+
+@asynccontextmanager
+async def worker(settings: Settings, name: str, engine: FakeExecutor) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        serve_worker(settings, engine, worker_id=name, gpu="test-gpu", stop=stop)
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+async def until(check: Callable[[], Awaitable[bool]]) -> None:
+    async with asyncio.timeout(10):
+        # Redis state cannot be awaited as an event: poll it (no timing is asserted).
+        while not await check():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+def ready_count(executor: RemoteExecutor, n: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        await executor.refresh()
+        return executor.stats().ready_workers == n
+
+    return check
+
+
+def no_progress(step: int, total: int) -> None:
+    """Progress is not under test here."""
+
+
+async def test_capacity_is_the_ready_workers_but_never_below_one(settings: Settings) -> None:
+    async with open_remote_executor(settings) as executor:
+        assert executor.capacity == 1
+        assert executor.styles() == []
+        async with (
+            worker(settings, "a", FakeExecutor()),
+            worker(settings, "b", FakeExecutor(style_list=[StyleInfo("oil", "Oil", "", "", 1)])),
+        ):
+            await until(ready_count(executor, 2))
+            assert executor.capacity == 2
+            names = [s.name for s in executor.styles()]
+            assert names == sorted({"oil", *(s.name for s in DEFAULT_STYLES)})
+            health = executor.stats().as_dict()
+            assert [(w["id"], w["gpu"], w["state"]) for w in health["workers"]] == [
+                ("a", "test-gpu", "ready"),
+                ("b", "test-gpu", "ready"),
+            ]
+        # A stopping worker removes itself at once instead of waiting for its key to expire.
+        await until(ready_count(executor, 0))
+        assert executor.capacity == 1
+
+
+async def test_image_timings_and_progress_come_back_in_order(settings: Settings) -> None:
+    engine = FakeExecutor()
+    steps: list[tuple[int, int]] = []
+    async with open_remote_executor(settings) as executor, worker(settings, "a", engine):
+        result = await executor.generate(11, SPEC, lambda s, t: steps.append((s, t)))
+        await executor.refresh()
+        (view,) = executor.stats().workers
+    assert result.jpeg.startswith(b"\xff\xd8")
+    assert (result.width, result.height) == (64, 64)
+    assert result.timings == Timings(denoise_ms=1.0)
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert engine.calls == [(11, SPEC)]
+    assert view.jobs_done == 1
+
+
+async def test_a_job_waits_for_a_worker_to_appear(
+    settings: Settings, redis_server: RedisServer
+) -> None:
+    engine = FakeExecutor()
+    client = redis_server.client()
+
+    async def queued() -> bool:
+        return bool(await asyncio.to_thread(client.zcard, QUEUE))
+
+    async with open_remote_executor(settings) as executor:
+        pending = asyncio.create_task(executor.generate(1, SPEC, no_progress))
+        await until(queued)  # in Redis, and no worker to take it
+        assert not pending.done()
+        async with worker(settings, "late", engine):
+            async with asyncio.timeout(10):
+                result = await pending
+    client.close()
+    assert result.jpeg
+    assert engine.calls == [(1, SPEC)]
+
+
+async def test_an_engine_refusal_is_final_but_an_engine_crash_is_retried(
+    settings: Settings,
+) -> None:
+    engine = FakeExecutor(fail_prompts={"refused"}, crash_prompts={"crash"})
+    refused = GenerationSpec("refused", None, 1, 4, 1024, 1024)
+    crash = GenerationSpec("crash", None, 1, 4, 1024, 1024)
+    async with open_remote_executor(settings) as executor, worker(settings, "a", engine):
+        with pytest.raises(GenerationFailed, match="fake GPU refused"):
+            await executor.generate(1, refused, no_progress)
+        # Not GenerationFailed: the core retries this on another worker, up to its cap.
+        with pytest.raises(WorkerLost, match="RuntimeError"):
+            await executor.generate(2, crash, no_progress)
+
+
+async def test_a_worker_that_keeps_failing_rests_and_others_take_the_jobs(
+    settings: Settings,
+) -> None:
+    broken = FakeExecutor(crash_prompts={"crash"})
+    healthy = FakeExecutor()
+    crash = GenerationSpec("crash", None, 1, 4, 1024, 1024)
+    async with open_remote_executor(settings) as executor, worker(settings, "broken", broken):
+        for job_id in (1, 2):  # TURBOBOT_WORKER_MAX_FAILURES=2
+            with pytest.raises(WorkerLost):
+                await executor.generate(job_id, crash, no_progress)
+        await until(ready_count(executor, 0))
+        (view,) = executor.stats().workers
+        assert (view.state, view.failures) == ("resting", 2)
+        async with worker(settings, "healthy", healthy):
+            await until(ready_count(executor, 1))
+            assert executor.capacity == 1
+            await executor.generate(3, SPEC, no_progress)
+    assert [job_id for job_id, _ in broken.calls] == [1, 2]
+    assert [job_id for job_id, _ in healthy.calls] == [3]
+
+
+async def test_rescan_reaches_every_worker(settings: Settings) -> None:
+    engine = FakeExecutor(style_list=[])
+    async with open_remote_executor(settings) as executor, worker(settings, "a", engine):
+        await until(ready_count(executor, 1))
+        assert executor.styles() == []
+        engine.style_list.append(StyleInfo("ink", "Ink", "", "", 1.0))
+        styles = await executor.rescan_styles()
+    assert [s.name for s in styles] == ["ink"]
+
+
+def test_the_wire_is_json_and_round_trips() -> None:
+    timings = Timings(1.0, 2.0, 3.0, 4.0, (0.5, 1.5))
+    view = WorkerView("w", "host", "RTX 4090", busy="turbobot-1-1", styles=DEFAULT_STYLES)
+    wire: dict[str, Any] = json_loads(json_dumps(view.to_wire()))
+    assert WorkerView.from_wire(wire) == view
+    assert spec_from_wire(json_loads(json_dumps(spec_to_wire(SPEC)))) == SPEC
+    assert timings_from_wire(json_loads(json_dumps(timings_to_wire(timings)))) == timings
