@@ -33,7 +33,12 @@ def run() -> int:
     settings = Settings()
     secrets = [
         s.get_secret_value()
-        for s in (settings.discord_token, settings.telegram_token, settings.telegram_webhook_secret)
+        for s in (
+            settings.discord_token,
+            settings.telegram_token,
+            settings.telegram_webhook_secret,
+            settings.redis_url,
+        )
         if s is not None
     ]
     setup_logging(settings.log_level, settings.log_format, secrets)
@@ -41,6 +46,11 @@ def run() -> int:
         return asyncio.run(serve(settings))
     except KeyboardInterrupt:  # a second Ctrl-C: the user wants out now
         return 130
+    except Exception:
+        # One place for the unexpected (a bad token, a model that will not load): logged with
+        # context through the redacting handler, and a non-zero exit for the service manager.
+        log.exception("turbobot stopped because of an error")
+        return 1
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:

@@ -2,7 +2,8 @@
 
 Users take turns: the user at the head of the ring gives one job, then goes to the back if
 they have more. A newcomer joins the back of the ring, but ahead of the user served last (who
-went to the back just before), so a user with 50 jobs queued delays them by at most one job. The database is the durable copy; this is rebuilt from it at start.
+went to the back just before), so a user with 50 jobs queued delays them by at most one job.
+The database is the durable copy; this is rebuilt from it at start.
 """
 
 from __future__ import annotations

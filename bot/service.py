@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bot import texts
 from bot.admission import Bucket, Limits, Pending, check_caps, full_bucket, take_token
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -179,16 +180,16 @@ class Core:
         await self.stop_intake()
         try:
             async with asyncio.timeout(timeout_s):
-                while self._job_tasks or self._side_tasks:
-                    await asyncio.gather(
-                        *self._job_tasks, *self._side_tasks, return_exceptions=True
-                    )
+                while tasks := [*self._job_tasks, *self._side_tasks]:
+                    # Shielded: on timeout they are cancelled below, after being counted.
+                    await asyncio.gather(*map(asyncio.shield, tasks), return_exceptions=True)
         except TimeoutError:
+            tasks = [*self._job_tasks, *self._side_tasks]
             log.warning("shutdown: gave up waiting for %d task(s); they resume at next start",
-                        len(self._job_tasks) + len(self._side_tasks))  # fmt: skip
-            for task in [*self._job_tasks, *self._side_tasks]:
+                        len(tasks))  # fmt: skip
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._job_tasks, *self._side_tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def aclose(self, timeout_s: float | None = None) -> None:
         await self.drain(timeout_s)
@@ -257,9 +258,9 @@ class Core:
     async def cancel(self, requester: Requester, job_id: int) -> Job:
         job = self._active.get(job_id) or await self._visible_job(job_id)
         if job.requester.user_key != requester.user_key:
-            raise NotAllowed(f"Job #{job_id} is not yours to cancel.")
+            raise NotAllowed(texts.not_yours_to_cancel(job_id))
         if job_id not in self._queue:
-            raise NotAllowed(f"Job #{job_id} is {job.state}; only waiting jobs can be cancelled.")
+            raise NotAllowed(texts.cannot_cancel(job_id, job.state))
         removed = self._queue.remove(job_id)
         assert removed is not None  # noqa: S101 (checked just above, no await in between)
         cancelled = replace(removed, state=JobState.CANCELLED, finished_at=self._clock.now())
@@ -291,15 +292,15 @@ class Core:
     async def job(self, job_id: int) -> Job:
         job = self._active.get(job_id) or await self._store.get_job(job_id)
         if job is None:
-            raise NotFound(f"There is no job #{job_id}.")
+            raise NotFound(texts.no_such_job(job_id))
         return job
 
     async def delete(self, requester: Requester, job_id: int, *, is_admin: bool = False) -> Job:
         job = await self._visible_job(job_id)
         if job.requester.user_key != requester.user_key and not is_admin:
-            raise NotAllowed("Only the person who made this image (or an admin) can delete it.")
+            raise NotAllowed(texts.NOT_OWNER_DELETE)
         if job_id in self._active:
-            raise NotAllowed(f"Job #{job_id} is not finished yet; cancel it instead.")
+            raise NotAllowed(texts.not_finished(job_id))
         path = self.image_file(job)
         try:
             if path is not None:
@@ -351,7 +352,7 @@ class Core:
 
     def _check_open(self) -> None:
         if not self._intake_open:
-            raise ShuttingDown("The bot is restarting and takes no new images right now.")
+            raise ShuttingDown(texts.SHUTTING_DOWN)
 
     async def _enqueue(
         self, requester: Requester, spec: GenerationSpec, parent: int | None
@@ -431,7 +432,7 @@ class Core:
     async def _visible_job(self, job_id: int) -> Job:
         job = await self._store.get_job(job_id)
         if job is None or await self._store.is_deleted(job_id):
-            raise NotFound(f"There is no job #{job_id}.")
+            raise NotFound(texts.no_such_job(job_id))
         return job
 
     # --- dispatching -----------------------------------------------------------------------
@@ -568,8 +569,7 @@ class Core:
         if job.attempts >= self._settings.max_attempts:
             await self._fail(
                 job,
-                f"The image could not be made after {job.attempts} attempts "
-                f"(the generator crashed: {type(err).__name__}).",
+                texts.crashed_too_often(job.attempts, type(err).__name__),
                 kind="crash",
             )
             return
@@ -616,7 +616,7 @@ class Core:
     async def _deliver(self, job: Job, notifier: Notifier) -> None:
         """A ``generated`` job (recovered, or made while its adapter was away): post it."""
         if self.image_file(job) is None:
-            await self._fail(job, "The image file is missing, so it cannot be posted.", "storage")
+            await self._fail(job, texts.IMAGE_MISSING, "storage")
             return
         try:
             await self._store.update_job(job.id, state=JobState.POSTING)
@@ -635,16 +635,14 @@ class Core:
         await self._drain_progress(job.id)
         path = self.image_file(job)
         if path is None:
-            await self._fail(job, "The image file is missing, so it cannot be posted.", "storage")
+            await self._fail(job, texts.IMAGE_MISSING, "storage")
             return
         try:
             delivered = await notifier.deliver(posting, str(path))
         except Exception as err:
             log.exception("job #%d: delivery failed", job.id)
             why = str(err) if isinstance(err, TurbobotError) else "the chat platform refused it"
-            await self._fail(
-                posting, f"The image was made but could not be posted ({why}).", kind="delivery"
-            )
+            await self._fail(posting, texts.not_posted(why), kind="delivery")
             return
         posted = replace(
             posting,
@@ -746,8 +744,7 @@ class Core:
             self._active[job.id] = job
             await self._fail(
                 job,
-                f"The image could not be made: the bot stopped {job.attempts} times while "
-                "making it, so it was given up.",
+                texts.stopped_too_often(job.attempts),
                 kind="crash",
             )
         elif job.state is JobState.GENERATED and self.image_file(job) is None:
@@ -762,8 +759,7 @@ class Core:
             self._active[job.id] = job
             await self._fail(
                 job,
-                f"The bot restarted while posting image #{job.id}, so it may not have arrived. "
-                "It is not sent twice; find it with /history.",
+                texts.maybe_posted(job.id),
                 kind="delivery",
             )
 

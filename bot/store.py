@@ -314,8 +314,20 @@ class Store:
         if "timings" in fields:
             values[list(fields).index("timings")] = timings_to_json(fields["timings"])
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        async with self.transaction(f"update job #{job_id}") as db:
-            await db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", [*values, job_id])  # noqa: S608
+        sql = f"UPDATE jobs SET {assignments} WHERE id = ?"  # noqa: S608 (names whitelisted)
+        await self.write_one(sql, [*values, job_id], f"update job #{job_id}")
+
+    async def write_one(self, sql: str, params: list[Any], what: str) -> None:
+        """One statement in autocommit mode: its own transaction, one trip to the DB thread.
+
+        Under the writer lock, so it never lands inside a group commit's open transaction.
+        A single write statement takes the write lock directly (no read-then-upgrade).
+        """
+        async with self._lock:
+            try:
+                await self._db.execute(sql, params)
+            except sqlite3.Error as err:
+                raise storage_error(err, what) from err
 
     async def save_bucket(self, user_key: str, bucket: Bucket) -> None:
         async with self.transaction("save a rate limit") as db:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PIL import Image
 
@@ -97,6 +98,11 @@ class FakeExecutor:
 
     async def aclose(self) -> None:
         self.closed = True
+
+
+def is_jpeg(path: str | Path) -> bool:
+    """A real file that starts like a JPEG (sync on purpose: tests call it from async code)."""
+    return Path(path).is_file() and Path(path).read_bytes()[:2] == b"\xff\xd8"
 
 
 def _report_steps(on_progress: ProgressCallback, total: int) -> None:

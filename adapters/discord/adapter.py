@@ -24,11 +24,11 @@ from adapters.discord import commands
 from adapters.discord import format as fmt
 from adapters.discord.handlers import TOKEN_LIFETIME_S, Handlers, Tracked, post_result
 from adapters.discord.texts import Translator, say
-from adapters.discord.views import JobButton, RestyleSelect
+from adapters.discord.views import ForgetButton, GalleryButton, JobButton, RestyleSelect
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.domain import Delivered, Job, Platform
-from bot.ports import Clock, CoreApi
+from bot.ports import BotApi, Clock
 
 _log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ class TurbobotClient(discord.Client):
         self, handlers: Handlers, guild_ids: list[int], guild_ready_timeout: float
     ) -> None:
         super().__init__(
-            intents=discord.Intents(guilds=True),
+            # Reactions on showcase posts are votes; raw events need no message cache.
+            intents=discord.Intents(guilds=True, guild_reactions=True),
             guild_ready_timeout=guild_ready_timeout,
             # Nobody is pinged unless a message asks for it (deliveries mention the requester).
             allowed_mentions=discord.AllowedMentions.none(),
@@ -74,7 +75,7 @@ class TurbobotClient(discord.Client):
     async def setup_hook(self) -> None:
         await self.tree.set_translator(Translator())
         # Buttons on images posted before a restart still reach us: the job id is in custom_id.
-        self.add_dynamic_items(JobButton, RestyleSelect)
+        self.add_dynamic_items(JobButton, RestyleSelect, GalleryButton, ForgetButton)
         commands.register(self.tree, self.handlers)
         if not self._guild_ids:
             await self.tree.sync()
@@ -88,13 +89,23 @@ class TurbobotClient(discord.Client):
     async def on_ready(self) -> None:
         self.ready_event.set()
 
+    async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
+        await self._on_reaction(event, added=True)
+
+    async def on_raw_reaction_remove(self, event: discord.RawReactionActionEvent) -> None:
+        await self._on_reaction(event, added=False)
+
+    async def _on_reaction(self, event: discord.RawReactionActionEvent, *, added: bool) -> None:
+        bot_id = self.user.id if self.user is not None else None
+        await self.handlers.community.on_reaction(event, added=added, bot_id=bot_id)
+
 
 class DiscordAdapter:
     """Implements ``bot.ports.ChatAdapter`` for Discord."""
 
     def __init__(
         self,
-        core: CoreApi,
+        core: BotApi,
         settings: Settings,
         *,
         clock: Clock | None = None,
@@ -181,7 +192,9 @@ class DiscordAdapter:
             int(job.requester.channel_id),
             guild_id=None if job.requester.server_id is None else int(job.requester.server_id),
         )
-        message = await post_result(channel, job, Path(jpeg_path), self._upload_limit(job))
+        credit = await self.handlers.community.remix_credit(job)
+        limit = self._upload_limit(job)
+        message = await post_result(channel, job, Path(jpeg_path), limit, credit=credit)
         await self._finish(job, "done", link=message.jump_url)
         return Delivered(message_id=str(message.id), channel_id=str(message.channel.id))
 

@@ -37,8 +37,11 @@ def seconds(job: Job) -> float | None:
     return job.finished_at - job.started_at
 
 
-def caption(job: Job) -> str:
-    """The text posted with an image: who asked, the prompt, and the settings to reproduce it."""
+def caption(job: Job, credit: str | None = None) -> str:
+    """The text posted with an image: who asked, the prompt, and the settings to reproduce it.
+
+    ``credit`` names the original of a remix (plain text: it must not ping its author).
+    """
     spec = job.spec
     took = seconds(job)
     parts = [
@@ -49,6 +52,8 @@ def caption(job: Job) -> str:
     ]
     if took is not None:
         parts.append(f"{took:.1f} s")
+    if credit:
+        parts.append(credit)
     head = f"<@{job.requester.user_id}> **{shorten(spec.prompt, CAPTION_PROMPT_CHARS)}**"
     return f"{head}\n-# #{job.id} · " + " · ".join(parts)
 

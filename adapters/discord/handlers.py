@@ -14,7 +14,7 @@ import logging
 import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,12 @@ import discord
 from discord import app_commands
 
 from adapters.discord import format as fmt
+from adapters.discord.community import Community
 from adapters.discord.texts import help_text, is_chinese, say
 from adapters.discord.views import Action, cancel_view, restyle_view, result_view
 from bot.domain import MAX_SEED, GenerateRequest, Job, Requester, Ticket
 from bot.errors import NotAllowed, NotFound, ShuttingDown, TurbobotError
-from bot.ports import Clock, CoreApi
+from bot.ports import BotApi, Clock
 from bot.validation import NO_STYLE
 
 _log = logging.getLogger(__name__)
@@ -48,12 +49,25 @@ class Tracked:
 
 
 def requester(interaction: discord.Interaction[Any]) -> Requester:
-    return fmt.requester_of(
+    who = fmt.requester_of(
         interaction.user.id,
         interaction.user.display_name,
         interaction.channel_id,
         interaction.guild_id,
     )
+    # The core lets nsfw styles run only in age-restricted channels; only Discord knows which.
+    return replace(who, channel_nsfw=channel_is_nsfw(interaction.channel))
+
+
+def channel_is_nsfw(channel: object) -> bool:
+    nsfw_kinds = (
+        discord.TextChannel,
+        discord.VoiceChannel,
+        discord.StageChannel,
+        discord.ForumChannel,
+        discord.Thread,
+    )
+    return isinstance(channel, nsfw_kinds) and channel.is_nsfw()
 
 
 def is_admin(interaction: discord.Interaction[Any]) -> bool:
@@ -64,7 +78,9 @@ def is_admin(interaction: discord.Interaction[Any]) -> bool:
 class Handlers:
     """Translates interactions to core calls; also the progress bookkeeping for notifications."""
 
-    def __init__(self, core: CoreApi, clock: Clock, rng: random.Random | None = None) -> None:
+    requester = staticmethod(requester)
+
+    def __init__(self, core: BotApi, clock: Clock, rng: random.Random | None = None) -> None:
         self.core = core
         self.clock = clock
         self.rng = rng or random.Random()
@@ -72,6 +88,7 @@ class Handlers:
         self.tracked: dict[int, Tracked] = {}
         # Text for jobs that finished before their /imagine got to say "queued" (fast GPUs).
         self.finished: OrderedDict[int, str] = OrderedDict()
+        self.community = Community(self)
 
     # ----------------------------------------------------------------- error boundary
 
@@ -111,7 +128,7 @@ class Handlers:
         else:
             await interaction.followup.send(text, ephemeral=True, **extra)
 
-    def _check_accepting(self, interaction: discord.Interaction[Any]) -> None:
+    def check_accepting(self, interaction: discord.Interaction[Any]) -> None:
         if not self.accepting:
             raise ShuttingDown(say(interaction.locale, "stopping"))
 
@@ -130,11 +147,11 @@ class Handlers:
         # Acknowledge before anything else: the core may take a moment (SQLite commit).
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self.guard(interaction, "imagine"):
-            self._check_accepting(interaction)
+            self.check_accepting(interaction)
             request = GenerateRequest(
                 requester(interaction), prompt, style=style, seed=seed, steps=steps, aspect=aspect
             )
-            await self._queued(interaction, await self.core.submit(request))
+            await self.queued(interaction, await self.core.submit(request))
 
     async def style_list(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "style list"):
@@ -183,7 +200,9 @@ class Handlers:
             if path is None:
                 raise NotFound(f"Job #{job_id} has no image (not finished, or deleted).")
             channel = self._channel(interaction)
-            message = await post_result(channel, job, path, self._upload_limit(interaction))
+            credit = await self.community.remix_credit(job)
+            limit = self._upload_limit(interaction)
+            message = await post_result(channel, job, path, limit, credit=credit)
             await self.answer(interaction, message.jump_url)
 
     async def help(self, interaction: discord.Interaction[Any]) -> None:
@@ -214,10 +233,10 @@ class Handlers:
             who = requester(interaction)
             match action:
                 case Action.REROLL:
-                    self._check_accepting(interaction)
-                    await self._queued(interaction, await self.core.derive(who, job_id))
+                    self.check_accepting(interaction)
+                    await self.queued(interaction, await self.core.derive(who, job_id))
                 case Action.VARY:
-                    self._check_accepting(interaction)
+                    self.check_accepting(interaction)
                     await self._vary(interaction, who, job_id)
                 case Action.RESTYLE:
                     styles = self.core.styles()
@@ -225,7 +244,9 @@ class Handlers:
                         interaction, f"Restyle #{job_id}:", restyle_view(job_id, styles)
                     )
                 case Action.SHARE:
-                    await self._share(interaction, job_id)
+                    await self.community.share(interaction, job_id)
+                case Action.REMIX:
+                    await self.community.remix(interaction, job_id)
                 case Action.DELETE:
                     await self._delete(interaction, who, job_id)
                 case Action.INFO:
@@ -239,11 +260,19 @@ class Handlers:
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self.guard(interaction, "restyle", job_id):
-            self._check_accepting(interaction)
+            self.check_accepting(interaction)
             # Same seed, other style: the user sees what the style changes, nothing else.
             who = requester(interaction)
             ticket = await self.core.derive(who, job_id, style=style, keep_seed=True)
-            await self._queued(interaction, ticket)
+            await self.queued(interaction, ticket)
+
+    async def on_gallery_page(
+        self, interaction: discord.Interaction[Any], sort: str, period: str, page: int
+    ) -> None:
+        await self.community.gallery_page(interaction, sort, period, page)
+
+    async def on_forget(self, interaction: discord.Interaction[Any], user_id: int) -> None:
+        await self.community.forget_confirmed(interaction, user_id)
 
     async def _vary(
         self, interaction: discord.Interaction[Any], who: Requester, job_id: int
@@ -251,17 +280,7 @@ class Handlers:
         parent = await self.core.job(job_id)
         # A nearby seed; random so that clicking twice does not repeat the same image.
         seed = (parent.spec.seed + self.rng.randint(1, VARIATION_SPREAD)) % (MAX_SEED + 1)
-        await self._queued(interaction, await self.core.derive(who, job_id, seed=seed))
-
-    async def _share(self, interaction: discord.Interaction[Any], job_id: int) -> None:
-        job = await self.core.job(job_id)
-        if job.posted_message_id is None and interaction.message is None:
-            raise NotFound(f"Job #{job_id} was not posted.")
-        message_id = job.posted_message_id or str(
-            interaction.message.id if interaction.message else ""
-        )
-        link = fmt.message_link(job.requester.server_id, job.requester.channel_id, message_id)
-        await self.answer(interaction, link)
+        await self.queued(interaction, await self.core.derive(who, job_id, seed=seed))
 
     async def _delete(
         self, interaction: discord.Interaction[Any], who: Requester, job_id: int
@@ -274,7 +293,7 @@ class Handlers:
 
     # ----------------------------------------------------------------- progress bookkeeping
 
-    async def _queued(self, interaction: discord.Interaction[Any], ticket: Ticket) -> None:
+    async def queued(self, interaction: discord.Interaction[Any], ticket: Ticket) -> None:
         job = ticket.job
         done = self.finished.pop(job.id, None)
         if done is not None:
@@ -329,9 +348,16 @@ class Handlers:
 
 
 async def post_result(
-    channel: discord.abc.Messageable, job: Job, path: Path, limit: int
+    channel: discord.abc.Messageable,
+    job: Job,
+    path: Path,
+    limit: int,
+    *,
+    credit: str | None = None,
 ) -> discord.Message:
     """An ordinary channel message with the image, caption, mention and buttons.
+
+    ``credit`` ("remix of #N by NAME") goes on the settings line of the caption.
 
     It needs no interaction token, so it works after a 15-minute queue and after a restart.
     """
@@ -350,5 +376,5 @@ async def post_result(
         return await channel.send(text, allowed_mentions=mention, view=result_view(job.id))
     file = discord.File(path, filename=f"turbobot-{job.id}.jpg")
     return await channel.send(
-        fmt.caption(job), file=file, view=result_view(job.id), allowed_mentions=mention
+        fmt.caption(job, credit), file=file, view=result_view(job.id), allowed_mentions=mention
     )

@@ -18,20 +18,19 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from telegram import (
     BotCommand,
+    BotCommandScopeAllChatAdministrators,
     InlineKeyboardMarkup,
     InlineQueryResultCachedPhoto,
     Message,
-    ReplyParameters,
     Update,
 )
-from telegram.constants import ChatType
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -39,13 +38,14 @@ from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
-    ContextTypes,
     InlineQueryHandler,
     filters,
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
 from adapters.telegram import texts
+from adapters.telegram import updates as tg
+from adapters.telegram.community import Community
 from adapters.telegram.keyboards import (
     Action,
     Callback,
@@ -56,11 +56,12 @@ from adapters.telegram.keyboards import (
     result_keyboard,
     style_keyboard,
 )
+from adapters.telegram.updates import Ctx, Handler, Ignored
 from bot.commands import parse_imagine_args, split_command
 from bot.config import Settings
 from bot.domain import MAX_SEED, Delivered, Job, JobState, Platform, Requester, Ticket
-from bot.errors import NotFound, TurbobotError
-from bot.ports import CoreApi
+from bot.errors import NotAllowed, NotFound, TurbobotError
+from bot.ports import BotApi
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,6 @@ ALLOWED_UPDATES = ["message", "callback_query", "inline_query"]
 _JOB_REF = re.compile(r"#?(\d{1,12})")
 
 TgApp = Application[Any, Any, Any, Any, Any, Any]
-Ctx = ContextTypes.DEFAULT_TYPE
-Handler = Callable[[Update, Ctx], Coroutine[Any, Any, None]]
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -114,10 +113,6 @@ class _RedactToken(logging.Filter):
 
 class TelegramStartError(RuntimeError):
     """The adapter could not connect; the message is safe to log (it holds no token)."""
-
-
-class _Ignored(Exception):
-    """An update this adapter does not serve (a channel post without a user, ...)."""
 
 
 @dataclass(slots=True)
@@ -182,43 +177,6 @@ def build_application(settings: Settings, requests: tuple[BaseRequest, BaseReque
     return builder.build()
 
 
-def _reply_to(message_id: str | int | None) -> ReplyParameters | None:
-    if message_id is None:
-        return None
-    # The command message may be gone by the time the image is ready: post anyway.
-    return ReplyParameters(message_id=int(message_id), allow_sending_without_reply=True)
-
-
-def _requester(update: Update) -> Requester:
-    user, chat = update.effective_user, update.effective_chat
-    if user is None:
-        raise _Ignored
-    if chat is None:  # inline queries: no chat; results go to the user
-        return Requester(Platform.TELEGRAM, str(user.id), user.full_name, str(user.id))
-    group = chat.type in {ChatType.GROUP, ChatType.SUPERGROUP}
-    message = update.effective_message
-    return Requester(
-        platform=Platform.TELEGRAM,
-        user_id=str(user.id),
-        display_name=user.full_name,
-        channel_id=str(chat.id),
-        server_id=str(chat.id) if group else None,
-        reply_to=str(message.message_id) if message is not None else None,
-    )
-
-
-def _language(update: Update) -> str | None:
-    user = update.effective_user
-    return user.language_code if user is not None else None
-
-
-def _message(update: Update) -> Message:
-    message = update.effective_message
-    if not isinstance(message, Message):
-        raise _Ignored
-    return message
-
-
 class TelegramAdapter:
     """Telegram chat adapter; a :class:`bot.ports.ChatAdapter` for the composition root.
 
@@ -227,7 +185,7 @@ class TelegramAdapter:
 
     def __init__(
         self,
-        core: CoreApi,
+        core: BotApi,
         settings: Settings,
         *,
         monotonic: Callable[[], float] = time.monotonic,
@@ -265,6 +223,10 @@ class TelegramAdapter:
             Action.STYLE_PICK: self._on_style_pick,
             Action.STYLE_CLEAR: self._on_style_clear,
         }
+        self._community = Community(
+            core, self._app, file_ref=self._file_ref, post_status=self._post_status
+        )
+        self._buttons.update(self._community.buttons())
         self._add_handlers()
 
     @property
@@ -323,6 +285,14 @@ class TelegramAdapter:
         await bot.set_my_commands(
             [BotCommand(n, d) for n, d in texts.COMMANDS_ZH], language_code="zh"
         )
+        # A scope's menu replaces the default one: admins get every command.
+        admins = BotCommandScopeAllChatAdministrators()
+        for language, everyone, extra in (
+            (None, texts.COMMANDS_EN, texts.ADMIN_COMMANDS_EN),
+            ("zh", texts.COMMANDS_ZH, texts.ADMIN_COMMANDS_ZH),
+        ):
+            menu = [BotCommand(n, d) for n, d in (*everyone, *extra)]
+            await bot.set_my_commands(menu, scope=admins, language_code=language)
 
     def _add_handlers(self) -> None:
         commands: dict[str, Handler] = {
@@ -333,6 +303,7 @@ class TelegramAdapter:
             "cancel": self._cancel,
             "start": self._help,
             "help": self._help,
+            **self._community.commands(),
         }
         for name, handler in commands.items():
             # Only new messages: an edited "/imagine" must not queue a second job.
@@ -348,7 +319,7 @@ class TelegramAdapter:
         async def guarded(update: Update, context: Ctx) -> None:
             try:
                 await handler(update, context)
-            except _Ignored:
+            except Ignored:
                 return
             except TurbobotError as err:
                 await self._tell(update, str(err))
@@ -387,18 +358,18 @@ class TelegramAdapter:
 
     # ----- commands -----
     async def _imagine(self, update: Update, context: Ctx) -> None:
-        message = _message(update)
+        message = tg.message(update)
         _, rest = split_command(message.text or "")
         if not rest:
             await message.reply_text(texts.IMAGINE_USAGE)
             return
         args = parse_imagine_args(rest)
-        ticket = await self._core.submit(args.to_request(_requester(update)))
+        ticket = await self._core.submit(args.to_request(tg.requester(update)))
         await self._post_status(ticket, message.chat_id, message.message_id)
 
     async def _style(self, update: Update, context: Ctx) -> None:
-        message = _message(update)
-        requester = _requester(update)
+        message = tg.message(update)
+        requester = tg.requester(update)
         _, rest = split_command(message.text or "")
         if rest:
             name = None if rest.lower() in {"none", "off", "clear"} else rest
@@ -412,24 +383,24 @@ class TelegramAdapter:
         current = await self._core.default_style(requester)
         await message.reply_text(
             texts.style_picker(current, 0, page_count(styles)),
-            reply_markup=style_keyboard(styles, 0, _language(update)),
+            reply_markup=style_keyboard(styles, 0, tg.language(update)),
         )
 
     async def _history(self, update: Update, context: Ctx) -> None:
-        jobs = await self._core.history(_requester(update), limit=10)
-        await _message(update).reply_text(texts.history(jobs))
+        jobs = await self._core.history(tg.requester(update), limit=10)
+        await tg.message(update).reply_text(texts.history(jobs))
 
     async def _queue(self, update: Update, context: Ctx) -> None:
-        entries = await self._core.queue_of(_requester(update))
+        entries = await self._core.queue_of(tg.requester(update))
         eta = {job.id: self._core.eta_for_position(pos) for job, pos in entries}
         waiting = [job.id for job, pos in entries if pos > 0]
-        await _message(update).reply_text(
+        await tg.message(update).reply_text(
             texts.queue(entries, eta), reply_markup=cancel_keyboard(waiting)
         )
 
     async def _cancel(self, update: Update, context: Ctx) -> None:
-        message = _message(update)
-        requester = _requester(update)
+        message = tg.message(update)
+        requester = tg.requester(update)
         _, rest = split_command(message.text or "")
         if rest:
             match = _JOB_REF.fullmatch(rest)
@@ -448,13 +419,13 @@ class TelegramAdapter:
 
     async def _help(self, update: Update, context: Ctx) -> None:
         username = self._app.bot.username or "bot"
-        await _message(update).reply_text(texts.help_text(_language(update), username))
+        await tg.message(update).reply_text(texts.help_text(tg.language(update), username))
 
     # ----- buttons -----
     async def _button(self, update: Update, context: Ctx) -> None:
         query = update.callback_query
         if query is None:
-            raise _Ignored
+            raise Ignored
         callback = decode(query.data)
         if callback is None:
             await query.answer(texts.STALE_BUTTON)
@@ -469,13 +440,13 @@ class TelegramAdapter:
         await query.answer(texts.shorten(answer, texts.CALLBACK_ANSWER_LIMIT) if answer else None)
 
     async def _on_reroll(self, update: Update, callback: Callback) -> str:
-        ticket = await self._core.derive(_requester(update), callback.int_arg(0))
+        ticket = await self._core.derive(tg.requester(update), callback.int_arg(0))
         return await self._queued_from_button(update, ticket)
 
     async def _on_variation(self, update: Update, callback: Callback) -> str:
         job = await self._core.job(callback.int_arg(0))
         seed = (job.spec.seed + 1) % (MAX_SEED + 1)  # a neighbour of the liked image
-        ticket = await self._core.derive(_requester(update), job.id, seed=seed)
+        ticket = await self._core.derive(tg.requester(update), job.id, seed=seed)
         return await self._queued_from_button(update, ticket)
 
     async def _on_restyle(self, update: Update, callback: Callback) -> str | None:
@@ -483,10 +454,10 @@ class TelegramAdapter:
         styles = self._core.styles()
         if not styles:
             return texts.no_styles()
-        message = _message(update)
+        message = tg.message(update)
         await message.reply_text(
             texts.restyle_picker(job_id, 0, page_count(styles)),
-            reply_markup=style_keyboard(styles, 0, _language(update), job_id=job_id),
+            reply_markup=style_keyboard(styles, 0, tg.language(update), job_id=job_id),
         )
         return None
 
@@ -496,16 +467,16 @@ class TelegramAdapter:
         await self._edit_picker(
             update,
             texts.restyle_picker(job_id, page, page_count(styles)),
-            style_keyboard(styles, page, _language(update), job_id=job_id),
+            style_keyboard(styles, page, tg.language(update), job_id=job_id),
         )
 
     async def _on_restyle_pick(self, update: Update, callback: Callback) -> str:
         style = resolve_style(callback.args[1], self._core.styles())
         if style is None:
             return "That style is no longer installed."
-        ticket = await self._core.derive(_requester(update), callback.int_arg(0), style=style)
+        ticket = await self._core.derive(tg.requester(update), callback.int_arg(0), style=style)
         # The picker message becomes the new job's status message.
-        message = _message(update)
+        message = tg.message(update)
         sent_at = self._monotonic()
         await message.edit_text(texts.queued(ticket))
         await self._adopt_status(ticket.job.id, message.chat_id, message.message_id, sent_at)
@@ -516,18 +487,25 @@ class TelegramAdapter:
         path = self._core.image_file(job)
         if path is None:
             return "The original file of this image is no longer available."
-        message = _message(update)
+        message = tg.message(update)
         await self._app.bot.send_document(
             message.chat_id,
             document=await asyncio.to_thread(path.read_bytes),
             filename=f"turbobot-{job.id}.jpg",
-            reply_parameters=_reply_to(message.message_id),
+            reply_parameters=tg.reply_to(message.message_id),
         )
         return None
 
     async def _on_delete(self, update: Update, callback: Callback) -> str:
-        await self._core.delete(_requester(update), callback.int_arg(0))
-        message = _message(update)
+        requester, job_id = tg.requester(update), callback.int_arg(0)
+        try:
+            await self._core.delete(requester, job_id)
+        except NotAllowed:
+            # Group admins may delete any of the bot's images there (the core audit-logs it).
+            if not await self._community.is_admin(update):
+                raise
+            await self._core.delete(requester, job_id, is_admin=True)
+        message = tg.message(update)
         try:
             await message.delete()
         except TelegramError:
@@ -536,17 +514,17 @@ class TelegramAdapter:
         return "Deleted."
 
     async def _on_cancel_button(self, update: Update, callback: Callback) -> str:
-        job = await self._core.cancel(_requester(update), callback.int_arg(0))
+        job = await self._core.cancel(tg.requester(update), callback.int_arg(0))
         return f"Cancelled #{job.id}."
 
     async def _on_style_page(self, update: Update, callback: Callback) -> None:
         page = callback.int_arg(0)
         styles = self._core.styles()
-        current = await self._core.default_style(_requester(update))
+        current = await self._core.default_style(tg.requester(update))
         await self._edit_picker(
             update,
             texts.style_picker(current, page, page_count(styles)),
-            style_keyboard(styles, page, _language(update)),
+            style_keyboard(styles, page, tg.language(update)),
         )
 
     async def _on_style_pick(self, update: Update, callback: Callback) -> str:
@@ -559,15 +537,15 @@ class TelegramAdapter:
         return await self._set_style(update, None)
 
     async def _set_style(self, update: Update, style: str | None) -> str:
-        await self._core.set_default_style(_requester(update), style)
-        await _message(update).edit_text(texts.style_set(style))
+        await self._core.set_default_style(tg.requester(update), style)
+        await tg.message(update).edit_text(texts.style_set(style))
         return texts.style_set(style)
 
     async def _edit_picker(self, update: Update, text: str, keyboard: InlineKeyboardMarkup) -> None:
-        await _message(update).edit_text(text, reply_markup=keyboard)
+        await tg.message(update).edit_text(text, reply_markup=keyboard)
 
     async def _queued_from_button(self, update: Update, ticket: Ticket) -> str:
-        message = _message(update)
+        message = tg.message(update)
         await self._post_status(ticket, message.chat_id, message.message_id)
         return texts.queued(ticket)
 
@@ -575,8 +553,8 @@ class TelegramAdapter:
     async def _inline(self, update: Update, context: Ctx) -> None:
         query = update.inline_query
         if query is None:
-            raise _Ignored
-        shared = await self._shareable(_requester(update), query.query.strip())
+            raise Ignored
+        shared = await self._shareable(tg.requester(update), query.query.strip())
         results = [
             InlineQueryResultCachedPhoto(
                 id=str(job.id), photo_file_id=ref, caption=texts.caption(job)
@@ -598,6 +576,7 @@ class TelegramAdapter:
             words = text.casefold().split()
             jobs = await self._core.history(requester, limit=INLINE_RESULTS)
             jobs = [j for j in jobs if all(w in j.spec.prompt.casefold() for w in words)]
+        jobs = await self._community.shareable(requester, jobs)
         return [(job, ref) for job in jobs if (ref := self._file_ref(job)) is not None]
 
     def _file_ref(self, job: Job) -> str | None:
@@ -626,23 +605,26 @@ class TelegramAdapter:
     async def deliver(self, job: Job, jpeg_path: str) -> Delivered:
         chat_id = int(job.requester.channel_id)
         jpeg = await asyncio.to_thread(Path(jpeg_path).read_bytes)
+        caption = texts.caption(job, await self._community.remix_credit(job))
+        showcase, outside = await self._community.share_options(job)
+        keyboard = result_keyboard(job, showcase=showcase, share_outside=outside)
         if len(jpeg) > PHOTO_LIMIT_BYTES:
             sent = await self._app.bot.send_document(
                 chat_id,
                 document=jpeg,
                 filename=f"turbobot-{job.id}.jpg",
-                caption=texts.caption(job),
-                reply_markup=result_keyboard(job),
-                reply_parameters=_reply_to(job.requester.reply_to),
+                caption=caption,
+                reply_markup=keyboard,
+                reply_parameters=tg.reply_to(job.requester.reply_to),
             )
         else:
             sent = await self._app.bot.send_photo(
                 chat_id,
                 photo=jpeg,
                 filename=f"turbobot-{job.id}.jpg",
-                caption=texts.caption(job),
-                reply_markup=result_keyboard(job),
-                reply_parameters=_reply_to(job.requester.reply_to),
+                caption=caption,
+                reply_markup=keyboard,
+                reply_parameters=tg.reply_to(job.requester.reply_to),
             )
         await self._clear_status(job.id)
         file_ref = sent.photo[-1].file_id if sent.photo else None
@@ -663,7 +645,9 @@ class TelegramAdapter:
             else:
                 return
         await self._app.bot.send_message(
-            int(job.requester.channel_id), text, reply_parameters=_reply_to(job.requester.reply_to)
+            int(job.requester.channel_id),
+            text,
+            reply_parameters=tg.reply_to(job.requester.reply_to),
         )
 
     # ----- status messages -----
@@ -672,7 +656,7 @@ class TelegramAdapter:
             return  # already delivered (an idle GPU is fast): no stale "queued" message
         sent_at = self._monotonic()
         sent = await self._app.bot.send_message(
-            chat_id, texts.queued(ticket), reply_parameters=_reply_to(reply_to)
+            chat_id, texts.queued(ticket), reply_parameters=tg.reply_to(reply_to)
         )
         await self._adopt_status(ticket.job.id, chat_id, sent.message_id, sent_at)
 

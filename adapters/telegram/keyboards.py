@@ -34,6 +34,12 @@ class Action(StrEnum):
     STYLE_PAGE = "sp"  # page
     STYLE_PICK = "ss"  # style
     STYLE_CLEAR = "sc"
+    SHARE = "share"  # post a job to the group's showcase
+    VOTE = "vote"  # share id; toggles the presser's like
+    REMIX = "remix"  # job id
+    GALLERY = "gal"  # view ("t"/"r" + "w"/"m"/"a"), page
+    FORGET = "forget"  # user id: confirms /forget
+    KEEP = "keep"  # user id: cancels /forget
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +92,24 @@ def resolve_style(token: str, styles: list[StyleInfo]) -> str | None:
     return None
 
 
-def result_keyboard(job: Job) -> InlineKeyboardMarkup:
-    """The buttons under a delivered image."""
+def result_keyboard(
+    job: Job, *, showcase: bool = False, share_outside: bool = True
+) -> InlineKeyboardMarkup:
+    """The buttons under a delivered image.
+
+    ``showcase`` adds "post to the group's showcase" (group images); ``share_outside=False``
+    (the group forbids it) drops the inline "share into any chat" button.
+    """
     jid = job.id
+    second = []
+    if showcase:
+        second.append(InlineKeyboardButton("🏆 Showcase", callback_data=encode(Action.SHARE, jid)))
+    if share_outside:
+        second.append(InlineKeyboardButton("📤 Share", switch_inline_query=f"#{jid}"))
+    second += [
+        InlineKeyboardButton("🖼 Original", callback_data=encode(Action.ORIGINAL, jid)),
+        InlineKeyboardButton("🗑 Delete", callback_data=encode(Action.DELETE, jid)),
+    ]
     return InlineKeyboardMarkup(
         [
             [
@@ -96,11 +117,62 @@ def result_keyboard(job: Job) -> InlineKeyboardMarkup:
                 InlineKeyboardButton("🔀 Variations", callback_data=encode(Action.VARIATION, jid)),
                 InlineKeyboardButton("🎨 Restyle", callback_data=encode(Action.RESTYLE, jid)),
             ],
+            second,
+        ]
+    )
+
+
+def showcase_keyboard(share_id: int, job_id: int, score: int, remix: str) -> InlineKeyboardMarkup:
+    """Under a showcase post: a like counter (toggles) and Remix."""
+    return InlineKeyboardMarkup(
+        [
             [
-                InlineKeyboardButton("📤 Share", switch_inline_query=f"#{jid}"),
-                InlineKeyboardButton("🖼 Original", callback_data=encode(Action.ORIGINAL, jid)),
-                InlineKeyboardButton("🗑 Delete", callback_data=encode(Action.DELETE, jid)),
-            ],
+                InlineKeyboardButton(f"👍 {score}", callback_data=encode(Action.VOTE, share_id)),
+                InlineKeyboardButton(f"🔁 {remix}", callback_data=encode(Action.REMIX, job_id)),
+            ]
+        ]
+    )
+
+
+def with_score(markup: InlineKeyboardMarkup | None, data: str, score: int) -> InlineKeyboardMarkup:
+    """``markup`` with the like button ``data`` relabelled to ``score`` (other buttons kept)."""
+    rows = markup.inline_keyboard if markup is not None else ()
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(f"👍 {score}", callback_data=data)
+                if b.callback_data == data
+                else b
+                for b in row
+            ]
+            for row in rows
+        ]
+    )
+
+
+def gallery_keyboard(
+    view: str, page: int, has_next: bool, labels: tuple[str, str]
+) -> InlineKeyboardMarkup | None:
+    """Prev/next buttons for a gallery page (None when there is only one page)."""
+    row = []
+    if page > 0:
+        row.append(
+            InlineKeyboardButton(labels[0], callback_data=encode(Action.GALLERY, view, page - 1))
+        )
+    if has_next:
+        row.append(
+            InlineKeyboardButton(labels[1], callback_data=encode(Action.GALLERY, view, page + 1))
+        )
+    return InlineKeyboardMarkup([row]) if row else None
+
+
+def forget_keyboard(user_id: str, labels: tuple[str, str]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(labels[0], callback_data=encode(Action.FORGET, user_id)),
+                InlineKeyboardButton(labels[1], callback_data=encode(Action.KEEP, user_id)),
+            ]
         ]
     )
 

@@ -27,8 +27,18 @@ COMMANDS_EN: tuple[tuple[str, str], ...] = (
     ("history", "Your recent images"),
     ("queue", "Your waiting jobs"),
     ("cancel", "Cancel a waiting job: /cancel [id]"),
+    ("gallery", "This group's shared images: /gallery [top] [week|month]"),
+    ("privacy", "Sharing and privacy: /privacy [optout on|off] [hide on|off]"),
+    ("forget", "Delete all your images and data"),
     ("help", "How to use this bot"),
     ("start", "Start"),
+)
+# Group admins see these too (Telegram's "all chat administrators" command scope).
+ADMIN_COMMANDS_EN: tuple[tuple[str, str], ...] = (
+    ("settings", "Group settings: /settings [set <key> <value>]"),
+    ("block", "Block a user from the bot here (reply to their message)"),
+    ("unblock", "Unblock a user (reply to their message)"),
+    ("audit", "Moderation log of this group"),
 )
 COMMANDS_ZH: tuple[tuple[str, str], ...] = (
     ("imagine", "生成图片：/imagine <描述> [--style 风格 --seed 数字 --aspect 16:9]"),
@@ -36,8 +46,17 @@ COMMANDS_ZH: tuple[tuple[str, str], ...] = (
     ("history", "最近的图片"),
     ("queue", "排队中的任务"),
     ("cancel", "取消排队任务：/cancel [编号]"),
+    ("gallery", "本群分享的图片：/gallery [top] [week|month]"),
+    ("privacy", "分享与隐私：/privacy [optout on|off] [hide on|off]"),
+    ("forget", "删除你的所有图片和数据"),
     ("help", "使用说明"),
     ("start", "开始"),
+)
+ADMIN_COMMANDS_ZH: tuple[tuple[str, str], ...] = (
+    ("settings", "群设置：/settings [set <项> <值>]"),
+    ("block", "禁止某用户在本群使用机器人（回复其消息）"),
+    ("unblock", "解除禁止（回复其消息）"),
+    ("audit", "本群的管理日志"),
 )
 
 HELP_EN = """\
@@ -52,6 +71,10 @@ Original file (uncompressed JPEG), Delete.
 /style — your default style
 /history — your recent images
 /queue — your waiting jobs, /cancel [id] to cancel
+In groups: 🏆 Showcase posts an image to the group's showcase, where 👍 counts likes and \
+Remix starts from it; /gallery [top] [week|month] lists them.
+/privacy — opt out of sharing or hide your prompts; /forget — delete all your data
+Group admins: /settings, /block, /unblock (reply to a message), /audit
 In any chat, type @{bot} and a word of a prompt to share one of your images."""
 
 HELP_ZH = """\
@@ -65,6 +88,10 @@ HELP_ZH = """\
 /style — 默认风格
 /history — 最近的图片
 /queue — 排队中的任务，/cancel [编号] 取消
+群组中：🏆 展示 把图片发到本群的展示频道，👍 点赞，改编 以它为起点；\
+/gallery [top] [week|month] 查看。
+/privacy — 退出分享或隐藏描述；/forget — 删除你的全部数据
+群管理员：/settings、/block、/unblock（回复消息）、/audit
 在任意聊天中输入 @{bot} 加上描述中的词，即可分享你的图片。"""
 
 INTAKE_CLOSED = "The bot is restarting and takes no new requests right now. Try again in a minute."
@@ -150,9 +177,10 @@ def details_line(job: Job) -> str:
     return " · ".join(parts)
 
 
-def caption(job: Job) -> str:
-    """Prompt (shortened as needed) and the settings, within Telegram's 1024-unit caption."""
-    details = details_line(job)
+def caption(job: Job, credit: str | None = None) -> str:
+    """Prompt (shortened as needed) and the settings, within Telegram's 1024-unit caption;
+    ``credit`` (a remix's "remix of #N by NAME") goes last."""
+    details = details_line(job) if credit is None else f"{details_line(job)}\n{credit}"
     budget = CAPTION_LIMIT - utf16_len(details) - 1
     return f"{shorten(job.spec.prompt, budget)}\n{details}"
 

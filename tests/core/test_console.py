@@ -9,6 +9,7 @@ from pathlib import Path
 from adapters.console import ConsoleAdapter
 from bot.config import Settings
 from tests.core.conftest import OpenCore, make_settings
+from tests.fakes import is_jpeg
 
 
 async def run_console(open_test_core: OpenCore, tmp_path: Path, text: str) -> list[str]:
@@ -46,8 +47,10 @@ async def test_piped_session(open_test_core: OpenCore, tmp_path: Path) -> None:
         "/help\n",
     )
     text = "\n".join(lines)
-    assert "#1 queued: position 1" in text and "seed 5" in text
-    assert "#2 queued" in text and "style ink" in text
+    assert "#1 queued: position 1" in text
+    assert "seed 5" in text
+    assert "#2 queued" in text
+    assert "style ink" in text
     assert "Steps must be from 1 to 8, not 99." in lines
     assert "Default style: watercolor" in lines
     assert any(line.startswith("* watercolor") for line in lines)
@@ -57,7 +60,7 @@ async def test_piped_session(open_test_core: OpenCore, tmp_path: Path) -> None:
     assert len(done) == 2
     for line in done:
         path = Path(line.rsplit(": ", 1)[1])
-        assert path.is_file() and path.read_bytes()[:2] == b"\xff\xd8"
+        assert is_jpeg(path)
 
 
 async def test_history_queue_and_cancel(open_test_core: OpenCore, tmp_path: Path) -> None:
@@ -78,3 +81,20 @@ async def test_end_of_input_with_nothing_to_do_ends_at_once(
 ) -> None:
     lines = await run_console(open_test_core, tmp_path, "")
     assert lines == ["turbobot console: type a prompt, or /help. End of input (Ctrl-D) quits."]
+
+
+def test_composition_root_picks_the_console_without_tokens(tmp_path: Path) -> None:
+    from bot.bootstrap import build_adapters
+
+    class NoCore:  # build_adapters only stores the core in each adapter
+        async def wait_until_idle(self, user_key: str) -> None:
+            return None
+
+    console = build_adapters(make_settings(tmp_path), NoCore(), lambda: None)  # type: ignore[arg-type]
+    nothing = build_adapters(
+        make_settings(tmp_path, TURBOBOT_CONSOLE=False),
+        NoCore(),  # type: ignore[arg-type]
+        lambda: None,
+    )
+    assert [type(a).__name__ for a in console] == ["ConsoleAdapter"]
+    assert nothing == []

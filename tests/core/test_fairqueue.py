@@ -46,7 +46,8 @@ def test_a_user_served_last_waits_for_newcomers_of_the_round() -> None:
     q.push(job(3, "b"))
     first = q.pop()  # a served; a goes behind b
     q.push(job(4, "c"))  # c is new this round: before a, after b
-    assert first is not None and first.id == 1
+    assert first is not None
+    assert first.id == 1
     assert [q.position(i) for i in (3, 4, 2)] == [1, 2, 3]
     assert drain(q) == [3, 4, 2]
 
@@ -68,7 +69,9 @@ def test_remove_and_push_front() -> None:
     for i, who in enumerate(["a", "b", "a"], start=1):
         q.push(job(i, who))
     removed = q.remove(3)
-    assert removed is not None and removed.id == 3 and 3 not in q
+    assert removed is not None
+    assert removed.id == 3
+    assert 3 not in q
     assert q.remove(3) is None
     first = q.pop()
     assert first is not None

@@ -83,6 +83,7 @@ def test_sigkill_mid_job_then_restart_delivers_exactly_once(tmp_path: Path) -> N
     done = [line for line in (out1 + out2).splitlines() if line.startswith("#1 done")]
     assert len(done) == 1, out1 + out2
     image = Path(done[0].rsplit(": ", 1)[1])
-    assert image.is_file() and image.read_bytes()[:2] == b"\xff\xd8"
+    assert image.is_file()
+    assert image.read_bytes()[:2] == b"\xff\xd8"
     assert job_state(db) == ("posted", 2)
     assert "TINY OFFLINE MODEL" in err1 + err2

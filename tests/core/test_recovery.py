@@ -12,7 +12,7 @@ from bot.store import open_store, write_atomic
 from tests.core.conftest import OpenCore, request, user
 from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier, tiny_jpeg
 
-SPEC = GenerationSpec(prompt="a quiet harbour", style=None, seed=9, steps=4, width=1024, height=1024)
+SPEC = GenerationSpec("a quiet harbour", style=None, seed=9, steps=4, width=1024, height=1024)
 
 
 async def seed_job(tmp_path: Path, clock: FakeClock, state: JobState, attempts: int) -> Job:
@@ -46,7 +46,7 @@ async def seed_job(tmp_path: Path, clock: FakeClock, state: JobState, attempts: 
         (JobState.POSTING, 1, False, False, JobState.FAILED, 1),
     ],
 )
-async def test_recovery(
+async def test_recovery(  # noqa: PLR0917 (one argument per parametrized column)
     open_test_core: OpenCore,
     executor: FakeExecutor,
     tmp_path: Path,
@@ -65,11 +65,14 @@ async def test_recovery(
         after = await core.job(job.id)
     assert bool(executor.calls) is generated_again
     assert [job_id for job_id, _ in n.delivered] == ([job.id] if delivered else [])
-    assert after.state is final and after.attempts == final_attempts
+    assert after.state is final
+    assert after.attempts == final_attempts
     if not delivered:
-        assert len(n.failures) == 1 and n.failures[0][0] == job.id
+        assert len(n.failures) == 1
+        assert n.failures[0][0] == job.id
     if state is JobState.POSTING:
-        assert "not sent twice" in n.failures[0][1] and "/history" in n.failures[0][1]
+        assert "not sent twice" in n.failures[0][1]
+        assert "/history" in n.failures[0][1]
     if state is JobState.RUNNING and final is JobState.FAILED:
         assert "stopped 3 times" in n.failures[0][1]
 

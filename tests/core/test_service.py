@@ -24,7 +24,7 @@ from bot.errors import (
 from bot.service import DB_NAME
 from bot.store import write_atomic
 from tests.core.conftest import OpenCore, request, user
-from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier
+from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier, is_jpeg
 
 
 async def eventually(condition: Callable[[], bool], turns: int = 200_000) -> None:
@@ -72,9 +72,10 @@ async def test_submit_commits_generates_and_delivers(
     assert job.attempts == 1
     assert job.spec.seed == 42
     assert job.image_path is not None
-    assert job.image_path.startswith("images/") and job.image_path.endswith(f"/{job.id}.jpg")
+    assert job.image_path.startswith("images/")
+    assert job.image_path.endswith(f"/{job.id}.jpg")
     assert n.delivered == [(job.id, str((tmp_path / "data" / job.image_path).resolve()))]
-    assert Path(n.delivered[0][1]).read_bytes()[:2] == b"\xff\xd8"
+    assert is_jpeg(n.delivered[0][1])
 
 
 async def test_progress_from_another_thread_arrives_in_order_before_delivery(
@@ -88,7 +89,8 @@ async def test_progress_from_another_thread_arrives_in_order_before_delivery(
         await core.wait_until_idle(alice.user_key)
     steps = [step for kind, _, step in n.events if kind == "progress"]
     assert steps, "no progress forwarded"
-    assert steps == sorted(steps) and steps[-1] == 4
+    assert steps == sorted(steps)
+    assert steps[-1] == 4
     assert n.events[-1] == ("deliver", ticket.job.id, 0)
 
 
@@ -152,8 +154,10 @@ async def test_eta_is_the_moving_average_of_recent_jobs(
         executor.gate.set()
         await core.wait_until_idle(alice.user_key)
         await core.wait_until_idle(bob.user_key)
-    assert second.position == 1 and second.eta_s == pytest.approx(12.0)
-    assert third.position == 2 and third.eta_s == pytest.approx(24.0)
+    assert second.position == 1
+    assert second.eta_s == pytest.approx(12.0)
+    assert third.position == 2
+    assert third.eta_s == pytest.approx(24.0)
 
 
 async def test_rate_limit_says_when_and_survives_a_restart(
@@ -254,7 +258,8 @@ async def test_executor_crash_is_retried_up_to_the_attempt_cap(
         await core.wait_until_idle(alice.user_key)
         job = await core.job(ticket.job.id)
     assert len(executor.calls) == 3
-    assert job.state is JobState.FAILED and job.attempts == 3
+    assert job.state is JobState.FAILED
+    assert job.attempts == 3
     assert "after 3 attempts" in n.failures[0][1]
 
 
@@ -275,12 +280,14 @@ async def test_full_disk_keeps_the_job_and_retries(
         ticket = await core.submit(request(alice))
         await eventually(lambda: disk["writes"] == 1 and not core.healthy)
         await eventually(lambda: db_rows(tmp_path, "SELECT state FROM jobs") == [("queued",)])
-        assert n.failures == [] and n.delivered == []
+        assert n.failures == []
+        assert n.delivered == []
         disk["full"] = False
         core.resume()
         await core.wait_until_idle(alice.user_key)
         job = await core.job(ticket.job.id)
-    assert job.state is JobState.POSTED and job.attempts == 1  # the full disk is not an attempt
+    assert job.state is JobState.POSTED
+    assert job.attempts == 1
     assert len(n.delivered) == 1
     assert "The disk is full" in caplog.text
 
@@ -361,8 +368,10 @@ async def test_derive_copies_settings_and_records_the_parent(open_test_core: Ope
         assert ticket.job.requester == bob
         assert ticket.job.spec.prompt == "a lighthouse"
         assert (ticket.job.spec.steps, ticket.job.spec.aspect) == (3, "16:9")
-    assert reroll.job.spec.seed != 5 and reroll.job.spec.style is None
-    assert same.job.spec.seed == 5 and same.job.spec.style == "ink"
+    assert reroll.job.spec.seed != 5
+    assert reroll.job.spec.style is None
+    assert same.job.spec.seed == 5
+    assert same.job.spec.style == "ink"
 
 
 async def test_default_style_is_applied_and_persists(open_test_core: OpenCore) -> None:
@@ -392,7 +401,8 @@ async def test_delete_removes_the_image_and_hides_the_job(open_test_core: OpenCo
         await core.wait_until_idle(alice.user_key)
         job = await core.job(ticket.job.id)
         path = core.image_file(job)
-        assert path is not None and path.exists()
+        assert path is not None
+        assert path.exists()
         with pytest.raises(NotAllowed):
             await core.delete(bob, job.id)
         deleted = await core.delete(alice, job.id)

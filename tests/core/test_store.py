@@ -11,7 +11,15 @@ import pytest
 
 from bot.domain import GenerationSpec, Job, JobState, Timings
 from bot.errors import StorageError
-from bot.store import connect, migrate, migrations, open_store, storage_error, write_atomic
+from bot.store import (
+    MIGRATIONS_DIR,
+    connect,
+    migrate,
+    migrations,
+    open_store,
+    storage_error,
+    write_atomic,
+)
 from tests.core.conftest import user
 
 LATEST = len(migrations())
@@ -59,14 +67,16 @@ async def test_upgrade_from_every_earlier_version_keeps_data(tmp_path: Path, sta
         pass
     assert user_version(old) == LATEST
     assert schema(old) == schema(tmp_path / "fresh.db")
-    assert job is not None and job.spec.prompt == "kept" and job.state is JobState.POSTED
+    assert job is not None
+    assert job.spec.prompt == "kept"
+    assert job.state is JobState.POSTED
     assert style == "ink"
 
 
 async def test_a_failing_migration_changes_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "migrations"
     folder.mkdir()
-    for path in sorted(Path("migrations").glob("*.sql")):
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
         shutil.copy(path, folder / path.name)
     broken = f"{LATEST + 1:04d}_broken.sql"
     (folder / broken).write_text("CREATE TABLE extra (x);\nTHIS IS NOT SQL;\n")
@@ -111,9 +121,13 @@ def test_write_atomic_leaves_no_partial_file(tmp_path: Path) -> None:
 def test_storage_errors_say_what_happened() -> None:
     full = storage_error(OSError(errno.ENOSPC, "No space left"), "save the image")
     locked = storage_error(sqlite3.OperationalError("database is locked"), "queue the job")
-    assert isinstance(full, StorageError) and isinstance(locked, StorageError)
-    assert str(full) == "The disk is full: could not save the image. Free some space; nothing is lost."
-    assert "database is busy" in str(locked) and "queue the job" in str(locked)
+    assert isinstance(full, StorageError)
+    assert isinstance(locked, StorageError)
+    assert str(full) == (
+        "The disk is full: could not save the image. Free some space; nothing is lost."
+    )
+    assert "database is busy" in str(locked)
+    assert "queue the job" in str(locked)
 
 
 async def test_unreadable_database_is_a_storage_error(tmp_path: Path) -> None:

@@ -5,6 +5,11 @@ here), so the adapter under test runs unchanged. Every REST request is recorded;
 bot posts are kept so a test can click their buttons the way Discord would (the click carries
 the message and its components). Only what the adapter needs is implemented, but what is
 implemented answers with the shapes Discord documents.
+
+Community features add: a showcase and an age-restricted channel in the guild, user and channel
+options with their ``resolved`` data, chosen member permissions, reactions pushed through the
+gateway (MESSAGE_REACTION_ADD / REMOVE) and the bot's own reactions, and component clicks
+answered by updating the clicked message (callback type 7).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,10 +31,19 @@ APP_ID = 900_000_000_000_000_001
 BOT_ID = APP_ID
 GUILD_ID = 900_000_000_000_000_100
 CHANNEL_ID = 900_000_000_000_000_200
+SHOWCASE_ID = 900_000_000_000_000_201
+NSFW_CHANNEL_ID = 900_000_000_000_000_202
 ALICE = 900_000_000_000_000_301
 BOB = 900_000_000_000_000_302
+CAROL = 900_000_000_000_000_303
 ADMIN_PERMISSIONS = str(1 << 3)  # ADMINISTRATOR
 MEMBER_PERMISSIONS = str((1 << 10) | (1 << 11) | (1 << 31))  # view, send, use app commands
+MANAGE_GUILD_PERMISSIONS = str(int(MEMBER_PERMISSIONS) | (1 << 5))  # a moderator, not an admin
+CHANNEL_NAMES = {CHANNEL_ID: "art", SHOWCASE_ID: "showcase", NSFW_CHANNEL_ID: "after-dark"}
+NAMES = {ALICE: "alice", BOB: "bob", CAROL: "carol"}
+
+OPTION_USER = 6
+OPTION_CHANNEL = 7
 
 OPTION_SUB_COMMAND = 1
 OPTION_SUB_COMMAND_GROUP = 2
@@ -60,6 +75,7 @@ class InteractionLog:
     followups: list[JSON] = field(default_factory=list)
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    message_id: int | None = None  # the message whose component was clicked, if any
 
     @property
     def callback_type(self) -> int | None:
@@ -102,6 +118,7 @@ class FakeDiscord:
         self.identified = asyncio.Event()
         self.message_posted = asyncio.Event()
         self.fail_next_post: int | None = None  # HTTP status for the next channel message POST
+        self.bot_reactions: list[tuple[int, str]] = []  # (message id, emoji) the bot added
         self._ids = itertools.count(950_000_000_000_000_000)
         self._seq = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
@@ -203,18 +220,19 @@ class FakeDiscord:
                     "flags": 0,
                 }
             ],
-            "channels": [self._channel()],
+            "channels": [self._channel(cid) for cid in CHANNEL_NAMES],
         }
 
-    def _channel(self) -> JSON:
+    @staticmethod
+    def _channel(channel_id: int = CHANNEL_ID) -> JSON:
         return {
-            "id": str(CHANNEL_ID),
+            "id": str(channel_id),
             "type": 0,
             "guild_id": str(GUILD_ID),
-            "name": "art",
-            "position": 0,
+            "name": CHANNEL_NAMES[channel_id],
+            "position": list(CHANNEL_NAMES).index(channel_id),
             "permission_overwrites": [],
-            "nsfw": False,
+            "nsfw": channel_id == NSFW_CHANNEL_ID,
         }
 
     # ----------------------------------------------------------------- interactions
@@ -229,22 +247,41 @@ class FakeDiscord:
     def registered_names(self) -> list[str]:
         return sorted(c["name"] for cmds in self.commands.values() for c in cmds)
 
-    def _options(self, schema: JSON, values: dict[str, Any], focused: str | None) -> list[JSON]:
+    def _options(
+        self, schema: JSON, values: dict[str, Any], focused: str | None, resolved: JSON
+    ) -> list[JSON]:
+        """Options as Discord sends them; user and channel ids also go into ``resolved``."""
         by_name = {o["name"]: o for o in schema.get("options", [])}
         out = []
         for name, value in values.items():
-            opt = {"name": name, "type": by_name[name]["type"], "value": value}
+            kind = by_name[name]["type"]
+            opt = {"name": name, "type": kind, "value": value}
+            if kind == OPTION_USER:
+                opt["value"] = str(value)
+                resolved.setdefault("users", {})[str(value)] = _user(int(value))
+                resolved.setdefault("members", {})[str(value)] = _member(int(value))
+            elif kind == OPTION_CHANNEL:
+                opt["value"] = str(value)
+                channel = {**self._channel(int(value)), "permissions": MEMBER_PERMISSIONS}
+                resolved.setdefault("channels", {})[str(value)] = channel
             if name == focused:
                 opt["focused"] = True
             out.append(opt)
         return out
 
     def _base_interaction(
-        self, kind: int, user: int, *, admin: bool = False, locale: str = "en-US"
+        self,
+        kind: int,
+        user: int,
+        *,
+        admin: bool = False,
+        locale: str = "en-US",
+        channel: int = CHANNEL_ID,
+        permissions: str | None = None,
     ) -> JSON:
         interaction_id = next(self._ids)
         token = f"tok-{interaction_id}"
-        perms = ADMIN_PERMISSIONS if admin else MEMBER_PERMISSIONS
+        perms = permissions or (ADMIN_PERMISSIONS if admin else MEMBER_PERMISSIONS)
         return {
             "id": str(interaction_id),
             "application_id": str(APP_ID),
@@ -252,17 +289,9 @@ class FakeDiscord:
             "token": token,
             "version": 1,
             "guild_id": str(GUILD_ID),
-            "channel_id": str(CHANNEL_ID),
-            "channel": self._channel(),
-            "member": {
-                "user": user_payload(user, "alice" if user == ALICE else f"user{user % 1000}"),
-                "roles": [],
-                "joined_at": _now_iso(),
-                "deaf": False,
-                "mute": False,
-                "flags": 0,
-                "permissions": perms,
-            },
+            "channel_id": str(channel),
+            "channel": self._channel(channel),
+            "member": {**_member(user), "permissions": perms},
             "app_permissions": MEMBER_PERMISSIONS,
             "locale": locale,
             "guild_locale": "en-US",
@@ -288,20 +317,32 @@ class FakeDiscord:
         admin: bool = False,
         focused: str | None = None,
         locale: str = "en-US",
+        channel: int = CHANNEL_ID,
+        permissions: str | None = None,
     ) -> InteractionLog:
         """Send a slash command (or, with ``focused``, an autocomplete) as a user typed it."""
         schema, guild = self._command_schema(name)
-        payload = self._base_interaction(4 if focused else 2, user, admin=admin, locale=locale)
+        payload = self._base_interaction(
+            4 if focused else 2,
+            user,
+            admin=admin,
+            locale=locale,
+            channel=channel,
+            permissions=permissions,
+        )
         data: JSON = {"id": schema["id"], "name": name, "type": 1}
+        resolved: JSON = {}
         if guild is not None:
             data["guild_id"] = str(guild)
         if sub is None:
-            data["options"] = self._options(schema, options or {}, focused)
+            data["options"] = self._options(schema, options or {}, focused, resolved)
         else:
             sub_schema = next(o for o in schema["options"] if o["name"] == sub)
             assert sub_schema["type"] == OPTION_SUB_COMMAND
-            inner = self._options(sub_schema, options or {}, focused)
+            inner = self._options(sub_schema, options or {}, focused, resolved)
             data["options"] = [{"name": sub, "type": OPTION_SUB_COMMAND, "options": inner}]
+        if resolved:
+            data["resolved"] = resolved
         payload["data"] = data
         log = self._track(payload)
         await self.dispatch("INTERACTION_CREATE", payload)
@@ -315,18 +356,42 @@ class FakeDiscord:
         user: int = ALICE,
         admin: bool = False,
         values: list[str] | None = None,
+        permissions: str | None = None,
     ) -> InteractionLog:
         """Click a button (or pick ``values`` in a select) on a message the bot posted."""
         message = self.messages[message_id]
         component = self._find_component(message, custom_id)
-        payload = self._base_interaction(3, user, admin=admin)
+        channel = int(message["channel_id"])
+        payload = self._base_interaction(
+            3, user, admin=admin, channel=channel, permissions=permissions
+        )
         payload["message"] = {k: v for k, v in message.items() if not k.startswith("_")}
         payload["data"] = {"custom_id": custom_id, "component_type": component["type"]}
         if values is not None:
             payload["data"]["values"] = values
         log = self._track(payload)
+        log.message_id = message_id
         await self.dispatch("INTERACTION_CREATE", payload)
         return log
+
+    async def react(
+        self, message_id: int, emoji: str, *, user: int = ALICE, added: bool = True
+    ) -> None:
+        """A user adds (or removes) a unicode-emoji reaction, as the gateway reports it."""
+        message = self.messages[message_id]
+        data: JSON = {
+            "user_id": str(user),
+            "channel_id": message["channel_id"],
+            "message_id": str(message_id),
+            "guild_id": str(GUILD_ID),
+            "emoji": {"id": None, "name": emoji},
+            "burst": False,
+            "type": 0,
+        }
+        if added:
+            data["member"] = _member(user)
+            data["message_author_id"] = message["author"]["id"]
+        await self.dispatch("MESSAGE_REACTION_ADD" if added else "MESSAGE_REACTION_REMOVE", data)
 
     @staticmethod
     def _find_component(message: JSON, custom_id: str) -> JSON:
@@ -415,8 +480,14 @@ class FakeDiscord:
             case ("DELETE", ["channels", _, "messages", mid]):
                 self.deleted_messages.append(int(mid))
                 return web.Response(status=204) if self.messages.pop(int(mid), None) else _unknown()
+            case ("PUT", ["channels", _, "messages", mid, "reactions", emoji, "@me"]):
+                if int(mid) not in self.messages:
+                    return _unknown()
+                self.bot_reactions.append((int(mid), urllib.parse.unquote(emoji)))
+                return web.Response(status=204)
             case ("GET", ["channels", channel]):
-                return _json(self._channel()) if int(channel) == CHANNEL_ID else _unknown()
+                known = int(channel) in CHANNEL_NAMES
+                return _json(self._channel(int(channel))) if known else _unknown()
             case ("GET", ["guilds", guild]):
                 return _json(self._guild()) if int(guild) == GUILD_ID else _unknown()
         return _json({"message": "404: Not Found", "code": 0}, status=404)
@@ -529,6 +600,13 @@ class FakeDiscord:
             self.messages[int(log.original["id"])] = log.original
             result["interaction"]["response_message_id"] = log.original["id"]
             result["resource"] = {"type": kind, "message": log.original}
+        elif kind == 7 and log.message_id is not None:  # a click updates its own message
+            updated = self._patch_message(log.message_id, data)
+            if updated.status != 200:
+                return updated
+            log.original = self.messages[log.message_id]
+            result["interaction"]["response_message_id"] = str(log.message_id)
+            result["resource"] = {"type": kind, "message": log.original}
         log.answered.set()
         log.changed.set()
         return _json(result)
@@ -558,6 +636,21 @@ class FakeDiscord:
                 self.messages.pop(int(target["id"]), None)
                 return web.Response(status=204)
         return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+
+def _user(user_id: int) -> JSON:
+    return user_payload(user_id, NAMES.get(user_id, f"user{user_id % 1000}"))
+
+
+def _member(user_id: int) -> JSON:
+    return {
+        "user": _user(user_id),
+        "roles": [],
+        "joined_at": _now_iso(),
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+    }
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

@@ -65,7 +65,10 @@ def _jpeg(message: JSON) -> Image.Image:
 async def test_commands_are_registered_with_chinese_localisations(
     fake: FakeDiscord, bot: Bot
 ) -> None:
-    assert fake.registered_names() == ["help", "history", "imagine", "queue", "show", "style"]
+    assert fake.registered_names() == [
+        *("audit", "block", "forget", "gallery", "help", "history", "imagine", "privacy"),
+        *("queue", "settings", "show", "style", "unblock"),
+    ]
     (imagine,) = [c for c in fake.commands[None] if c["name"] == "imagine"]
     assert imagine["description_localizations"] == {"zh-CN": "根据提示词生成图片"}
     options = {o["name"]: o for o in imagine["options"]}
@@ -101,7 +104,8 @@ async def test_imagine_defers_then_posts_jpeg_in_channel_with_mention(
     ids = [c["custom_id"] for row in message["components"] for c in row["components"]]
     job_id = bot.executor.calls[0][0]
     assert ids == [
-        f"tb:{a}:{job_id}" for a in ("reroll", "vary", "restyle", "share", "delete", "info")
+        f"tb:{a}:{job_id}"
+        for a in ("reroll", "vary", "restyle", "share", "remix", "delete", "info")
     ]
     texts = await _edited(fake, log, "Done!")
     assert texts[0].startswith(f"#{job_id} · Queued: position 1, about")

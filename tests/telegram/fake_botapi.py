@@ -2,8 +2,10 @@
 
 It speaks just enough of https://core.telegram.org/bots/api for the adapter: ``getMe``,
 long-polled ``getUpdates`` fed from a queue the test pushes to, the send/edit/delete methods
-(``sendPhoto``/``sendDocument`` as multipart), callback and inline answers, and a switch that
-answers the next N calls of a method with ``429 Too Many Requests`` + ``retry_after``.
+(``sendPhoto``/``sendDocument`` as multipart, or ``sendPhoto`` by a cached ``file_id``),
+``getChatMember`` answered from a table the test fills (:meth:`FakeBotApi.set_member`), callback
+and inline answers, and a switch that answers the next N calls of a method with
+``429 Too Many Requests`` + ``retry_after``.
 Every call is recorded, so tests assert on what the bot really sent over HTTP.
 """
 
@@ -74,6 +76,8 @@ class FakeBotApi:
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.port = 0
+        # (chat id, user id) -> "creator" | "administrator" | "member" | "left" ...
+        self.members: dict[tuple[int, int], str] = {}
 
     # ----- lifecycle -----
     async def __aenter__(self) -> FakeBotApi:
@@ -111,6 +115,10 @@ class FakeBotApi:
     def fail_next(self, method: str, times: int, retry_after: float = 0.2) -> None:
         """Answer the next ``times`` calls of ``method`` with 429 and ``retry_after``."""
         self._fail[method] = (times, retry_after)
+
+    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
+        """What ``getChatMember`` answers for this user in this chat (default "member")."""
+        self.members[(chat_id, user_id)] = status
 
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -192,8 +200,10 @@ class FakeBotApi:
             "editMessageText": lambda: self._message(params, text=str(params.get("text", ""))),
             "editMessageReplyMarkup": lambda: self._message(params),
             "sendPhoto": lambda: self._message(
-                params, caption=params.get("caption"), photo=self._photo()
+                params, caption=params.get("caption"), photo=self._photo(params.get("photo"))
             ),
+            "editMessageCaption": lambda: self._message(params, caption=params.get("caption")),
+            "getChatMember": lambda: self._member(params),
             "sendDocument": lambda: self._message(
                 params, caption=params.get("caption"), document=self._document(files)
             ),
@@ -214,7 +224,27 @@ class FakeBotApi:
             "file_size": len(doc.data) if doc else 0,
         }
 
-    def _photo(self) -> list[JSON]:
+    def _member(self, params: JSON) -> JSON:
+        chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
+        status = self.members.get((chat_id, user_id), "member")
+        member: JSON = {"status": status, "user": user(user_id)}
+        if status == "creator":
+            member["is_anonymous"] = False
+        elif status == "administrator":
+            member.update(dict.fromkeys(_ADMIN_RIGHTS, True), can_be_edited=False)
+            member["is_anonymous"] = False
+        return member
+
+    def _photo(self, file_id: object = None) -> list[JSON]:
+        if isinstance(file_id, str):  # sent by file_id: Telegram reuses the stored photo
+            return [
+                {
+                    "file_id": file_id,
+                    "file_unique_id": f"u-{file_id}",
+                    "width": 1024,
+                    "height": 1024,
+                }
+            ]
         n = next(self._file_ids)
         return [
             {"file_id": f"photo-{n}-s", "file_unique_id": f"u{n}s", "width": 90, "height": 90},
@@ -235,6 +265,20 @@ class FakeBotApi:
             message["reply_markup"] = params["reply_markup"]
         message.update({k: v for k, v in content.items() if v is not None})
         return message
+
+
+_ADMIN_RIGHTS = (
+    "can_manage_chat",
+    "can_delete_messages",
+    "can_manage_video_chats",
+    "can_restrict_members",
+    "can_promote_members",
+    "can_change_info",
+    "can_invite_users",
+    "can_post_stories",
+    "can_edit_stories",
+    "can_delete_stories",
+)
 
 
 def _ok(result: Any) -> web.Response:
@@ -259,9 +303,10 @@ def command_message(
     *,
     from_user: JSON | None = None,
     chat_id: int | None = None,
+    reply_to: JSON | None = None,
 ) -> JSON:
     """A ``message`` update whose text starts with a bot command (with its entity, as Telegram
-    marks it); ``chat_id`` < 0 is a supergroup."""
+    marks it); ``chat_id`` < 0 is a supergroup; ``reply_to`` the message it answers."""
     sender = from_user or user()
     chat_id = sender["id"] if chat_id is None else chat_id
     chat: JSON = {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}
@@ -275,6 +320,8 @@ def command_message(
         "from": sender,
         "text": text,
     }
+    if reply_to is not None:
+        message["reply_to_message"] = reply_to
     if command.startswith("/"):
         message["entities"] = [
             {"type": "bot_command", "offset": 0, "length": len(command.encode("utf-16-le")) // 2}

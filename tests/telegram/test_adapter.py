@@ -64,13 +64,22 @@ async def press(bot: Harness, data: str, message: dict[str, object], query_id: s
 
 async def test_start_publishes_commands_in_english_and_chinese(bot: Harness) -> None:
     calls = bot.api.calls_of("setMyCommands")
-    assert len(calls) == 2
-    english = next(c for c in calls if "language_code" not in c.params)
-    chinese = next(c for c in calls if c.params.get("language_code") == "zh")
+    everyone = [c for c in calls if "scope" not in c.params]
+    admins = [c for c in calls if c.params.get("scope") == {"type": "all_chat_administrators"}]
+    assert len(everyone) == len(admins) == 2
+    english = next(c for c in everyone if "language_code" not in c.params)
+    chinese = next(c for c in everyone if c.params.get("language_code") == "zh")
     names = [c["command"] for c in english.params["commands"]]
     assert names == [c["command"] for c in chinese.params["commands"]]
-    assert {"imagine", "style", "history", "queue", "cancel", "start", "help"} == set(names)
+    assert {
+        *("imagine", "style", "history", "queue", "cancel", "start", "help"),
+        *("gallery", "privacy", "forget"),
+    } == set(names)
     assert "生成图片" in chinese.params["commands"][0]["description"]
+    # Group admins also see the admin commands, in both languages.
+    for menu in admins:
+        admin_names = {c["command"] for c in menu.params["commands"]}
+        assert admin_names == set(names) | {"settings", "block", "unblock", "audit"}
     # Every request went to the configured server, with the token only in the URL path.
     assert {c.token for c in bot.api.calls} == {TOKEN}
 
