@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from bot.config import Settings
 from bot.lifecycle import install_stop_signals, setup_logging
@@ -59,15 +60,17 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
     install_stop_signals(stop)
     if settings.is_tiny:
         log.warning(TINY_BANNER)
-    from engine.executors import open_local_executor
-
     metrics = Metrics()
     async with contextlib.AsyncExitStack() as stack:
-        executor: Executor = await stack.enter_async_context(open_local_executor(settings))
+        executor, pool_stats = await _open_executor(stack, settings)
         core = await stack.enter_async_context(open_core(settings, executor, metrics=metrics))
         await stack.enter_async_context(
             serve_metrics(
-                metrics, settings.metrics_host, settings.metrics_port, lambda: core.healthy
+                metrics,
+                settings.metrics_host,
+                settings.metrics_port,
+                lambda: core.healthy,
+                details=pool_stats,
             )
         )
         adapters = build_adapters(settings, core, stop.set)
@@ -77,6 +80,24 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         await _run_adapters(adapters, core, stop)
     log.info("stopped cleanly")
     return 0
+
+
+async def _open_executor(
+    stack: contextlib.AsyncExitStack, settings: Settings
+) -> tuple[Executor, Callable[[], dict[str, Any]] | None]:
+    """The embedded GPU executor, or the worker pool when ``REDIS_URL`` is set.
+
+    Returns the executor and, for the pool, what ``/healthz`` shows about its workers.
+    """
+    if settings.redis_url is None:
+        from engine.executors import open_local_executor
+
+        return await stack.enter_async_context(open_local_executor(settings)), None
+    from engine.remote import open_remote_executor
+
+    log.info("REDIS_URL is set: jobs go to `turbobot worker` processes")
+    pool = await stack.enter_async_context(open_remote_executor(settings))
+    return pool, lambda: pool.stats().as_dict()
 
 
 async def _run_adapters(adapters: list[ChatAdapter], core: Core, stop: asyncio.Event) -> None:

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     max_queue: int = Field(default=500, ge=1, alias="TURBOBOT_MAX_QUEUE")
     max_attempts: int = Field(default=3, ge=1, le=10, alias="TURBOBOT_MAX_ATTEMPTS")
 
+    # --- moderation (issue 6) ---
+    # Operator word list, comma-separated; every server's own banned words are added to it.
+    banned_words: str = Field(default="", alias="TURBOBOT_BANNED_WORDS")
+
     # --- observability ---
     metrics_port: int = Field(default=9464, ge=0, le=65535, alias="TURBOBOT_METRICS_PORT")
     metrics_host: str = Field(default="127.0.0.1", alias="TURBOBOT_METRICS_HOST")
@@ -93,6 +97,10 @@ class Settings(BaseSettings):
         if self.lora_dir is not None:
             return self.lora_dir
         return self.data_dir / "tiny" / "loras" if self.is_tiny else Path("loras")
+
+    @property
+    def operator_banned_words(self) -> tuple[str, ...]:
+        return tuple(w.strip() for w in self.banned_words.split(",") if w.strip())
 
     @property
     def guild_ids(self) -> list[int]:

@@ -85,6 +85,8 @@ class Requester:
     channel_id: str
     server_id: str | None = None
     reply_to: str | None = None
+    # Discord age-restricted channel: only there may not-safe-for-work styles be used.
+    channel_nsfw: bool = False
 
     @property
     def user_key(self) -> str:
@@ -211,6 +213,7 @@ class StyleInfo:
     description: str
     strength: float
     preview_path: str | None = None
+    nsfw: bool = False  # manifest ``nsfw = true``: only in age-restricted channels
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,3 +225,117 @@ class Delivered:
     # Optional platform handle to the uploaded file (Telegram's photo ``file_id``); the core
     # stores it as ``Job.posted_file_ref`` so inline sharing works after a restart.
     file_ref: str | None = None
+
+
+# --- community (issue 6) -------------------------------------------------------------------
+
+
+class Language(StrEnum):
+    """Language of the bot's replies in one server."""
+
+    EN = "en"
+    ZH = "zh"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """One Discord server's or Telegram group's settings, as its admins set them.
+
+    ``None`` limits mean "the operator's default"; values above the operator's are clamped
+    down when used. An empty ``allowed_styles`` allows every installed style.
+    """
+
+    platform: Platform
+    server_id: str
+    default_style: str | None = None
+    allowed_styles: tuple[str, ...] = ()
+    rate_per_minute: float | None = None
+    rate_burst: int | None = None
+    max_pending_per_user: int | None = None
+    showcase_channel_id: str | None = None
+    banned_words: tuple[str, ...] = ()
+    allow_external_share: bool = True
+    language: Language = Language.EN
+
+    @property
+    def server_key(self) -> str:
+        return f"{self.platform}:{self.server_id}"
+
+
+SETTINGS_FIELDS = (
+    "default_style",
+    "allowed_styles",
+    "rate_per_minute",
+    "rate_burst",
+    "max_pending_per_user",
+    "showcase_channel_id",
+    "banned_words",
+    "allow_external_share",
+    "language",
+)
+"""The fields of :class:`ServerSettings` an admin may change (or clear)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChange:
+    """An admin's change to :class:`ServerSettings`: ``None`` leaves a field unchanged.
+
+    ``clear`` names fields (from :data:`SETTINGS_FIELDS`) to reset to their default; a field
+    both set and cleared is a bad request.
+    """
+
+    default_style: str | None = None
+    allowed_styles: tuple[str, ...] | None = None
+    rate_per_minute: float | None = None
+    rate_burst: int | None = None
+    max_pending_per_user: int | None = None
+    showcase_channel_id: str | None = None
+    banned_words: tuple[str, ...] | None = None
+    allow_external_share: bool | None = None
+    language: Language | None = None
+    clear: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class UserPrivacy:
+    """A user's sharing choices: opted out users never appear in galleries or showcases."""
+
+    share_opt_out: bool = False
+    hide_details: bool = False  # shares show the image and credit, not prompt/style/seed
+
+
+@dataclass(frozen=True, slots=True)
+class ShareTicket:
+    """What an adapter needs to post a shared image to the showcase channel."""
+
+    share_id: int
+    job: Job
+    channel_id: str
+    credit_name: str
+    show_details: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryItem:
+    """One shared image in a server's gallery; ``score`` is the sum of votes."""
+
+    share_id: int
+    job: Job
+    score: int
+    shared_at: float
+    message_id: str | None
+    credit_name: str
+    show_details: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One admin action in a server (settings change, deletion, block), for ``audit_log``."""
+
+    id: int
+    at: float
+    server_key: str
+    actor_user_id: str
+    action: str
+    target: str
+    detail: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -53,24 +54,64 @@ class Metrics:
             "turbobot_failures", "Failures by kind", ["kind"], registry=self.registry
         )
 
+        self.workers = Gauge(
+            "turbobot_workers", "GPU workers by state", ["state"], registry=self.registry
+        )
+        self.worker_jobs = Gauge(
+            "turbobot_worker_jobs_done",
+            "Jobs a worker has finished (rate() of it is the worker's throughput)",
+            ["worker", "gpu"],
+            registry=self.registry,
+        )
+        self.worker_busy = Gauge(
+            "turbobot_worker_busy",
+            "1 while the worker runs a job",
+            ["worker"],
+            registry=self.registry,
+        )
+
+    def observe_pool(self, pool: dict[str, Any]) -> None:
+        """Copy a worker pool snapshot (``PoolStats.as_dict()``) into the gauges."""
+        self.workers.clear()
+        self.worker_jobs.clear()
+        self.worker_busy.clear()
+        for worker in pool.get("workers", []):
+            self.workers.labels(state=worker["state"]).inc()
+            self.worker_jobs.labels(worker=worker["id"], gpu=worker["gpu"]).set(worker["jobs_done"])
+            self.worker_busy.labels(worker=worker["id"]).set(1 if worker["busy"] else 0)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
 @contextlib.asynccontextmanager
 async def serve_metrics(
-    metrics: Metrics, host: str, port: int, healthy: Callable[[], bool] = lambda: True
+    metrics: Metrics,
+    host: str,
+    port: int,
+    healthy: Callable[[], bool] = lambda: True,
+    *,
+    details: Callable[[], dict[str, Any]] | None = None,
 ) -> AsyncIterator[int | None]:
-    """Serve ``/healthz`` and ``/metrics``; yields the bound port (None when ``port`` is 0)."""
+    """Serve ``/healthz`` and ``/metrics``; yields the bound port (None when ``port`` is 0).
+
+    ``details`` (the worker pool's state, when there is one) is shown as JSON on ``/healthz``
+    and exported as per-worker gauges on ``/metrics``.
+    """
     if port == 0:
         yield None
         return
 
     async def healthz(_: web.Request) -> web.Response:
         ok = healthy()
-        return web.Response(text="ok\n" if ok else "unhealthy\n", status=200 if ok else 503)
+        status = 200 if ok else 503
+        if details is None:
+            return web.Response(text="ok\n" if ok else "unhealthy\n", status=status)
+        return web.json_response({"ok": ok, **details()}, status=status)
 
     async def metrics_page(_: web.Request) -> web.Response:
+        if details is not None:
+            metrics.observe_pool(details())
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application()

@@ -8,18 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from bot.domain import (
+    AuditEntry,
     Delivered,
+    GalleryItem,
     Generated,
     GenerateRequest,
     GenerationSpec,
     Job,
     Platform,
     Requester,
+    ServerSettings,
+    SettingsChange,
+    ShareTicket,
     StyleInfo,
     Ticket,
+    UserPrivacy,
 )
 
 ProgressCallback = Callable[[int, int], None]
@@ -168,3 +174,94 @@ class ChatAdapter(Notifier, Protocol):
     async def stop_intake(self) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+GallerySort = Literal["recent", "top"]
+GalleryPeriod = Literal["week", "month", "all"]
+
+
+class CommunityApi(Protocol):
+    """Server settings, sharing, galleries, remix, privacy and moderation (issue 6).
+
+    Implemented by :class:`bot.service.Core`. Admin rights are the platform's business: the
+    adapter passes ``is_admin`` (Discord "Manage Server", Telegram group administrator) and the
+    core refuses admin actions without it (:class:`bot.errors.NotAllowed`).
+    """
+
+    async def server_settings(self, platform: Platform, server_id: str) -> ServerSettings:
+        """A server's settings (defaults when an admin never changed any)."""
+        ...
+
+    async def update_server_settings(
+        self, actor: Requester, change: SettingsChange, *, is_admin: bool
+    ) -> ServerSettings:
+        """Apply ``change`` to ``actor``'s server; BadRequest for bad values; audit-logged."""
+        ...
+
+    async def share(self, requester: Requester, job_id: int) -> ShareTicket:
+        """Share one of your posted images to the server's showcase channel."""
+        ...
+
+    async def record_share(self, share_id: int, message_id: str) -> None:
+        """The adapter posted the share as ``message_id`` (so reactions map back to it)."""
+        ...
+
+    async def share_by_message(self, platform: Platform, message_id: str) -> int | None:
+        """The share posted as ``message_id``, if any (Discord reactions on showcase posts)."""
+        ...
+
+    async def vote(self, voter: Requester, share_id: int, value: int) -> int:
+        """Vote 1 / -1 on a share (0 removes the vote); one per user; returns the new score."""
+        ...
+
+    async def gallery(
+        self,
+        platform: Platform,
+        server_id: str,
+        *,
+        sort: GallerySort = "recent",
+        period: GalleryPeriod = "all",
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[GalleryItem]:
+        """A server's shared images, newest or best first; never opted-out or deleted ones."""
+        ...
+
+    async def remix(self, requester: Requester, job_id: int) -> Ticket:
+        """A new job with a shared (or your own) image's prompt, style and seed, credited."""
+        ...
+
+    async def privacy(self, requester: Requester) -> UserPrivacy: ...
+
+    async def set_privacy(
+        self,
+        requester: Requester,
+        *,
+        share_opt_out: bool | None = None,
+        hide_details: bool | None = None,
+    ) -> UserPrivacy:
+        """Change the requester's sharing choices (None = unchanged)."""
+        ...
+
+    async def forget(self, requester: Requester) -> int:
+        """Delete everything of this platform user (jobs, images, shares, votes, prefs).
+
+        Returns the number of jobs deleted.
+        """
+        ...
+
+    async def set_blocked(
+        self, actor: Requester, user_id: str, blocked: bool, *, is_admin: bool
+    ) -> None:
+        """Block or unblock ``user_id`` from the bot in ``actor``'s server; audit-logged."""
+        ...
+
+    async def audit_log(
+        self, actor: Requester, *, is_admin: bool, limit: int = 20
+    ) -> list[AuditEntry]:
+        """The newest admin actions in ``actor``'s server (admins only)."""
+        ...
+
+
+class BotApi(CoreApi, CommunityApi, Protocol):
+    """Everything an adapter may ask of the core."""

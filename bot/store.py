@@ -350,6 +350,19 @@ class Store:
         except sqlite3.Error as err:
             raise storage_error(err, "read the database") from err
 
+    async def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """Rows of one read (for :mod:`bot.community`); errors become StorageError."""
+        return await self._rows(sql, params)
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database file and truncate it (after ``/forget``: with
+        ``secure_delete`` the old pages are zeroed, and no copy of them remains in the WAL)."""
+        async with self._lock:
+            try:
+                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as err:
+                raise storage_error(err, "checkpoint the database") from err
+
     async def get_job(self, job_id: int) -> Job | None:
         rows = await self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return job_from_row(rows[0]) if rows else None
@@ -424,6 +437,8 @@ async def connect(path: Path, *, busy_timeout_ms: int = 5000) -> aiosqlite.Conne
     await db.execute("PRAGMA journal_mode = WAL")
     await db.execute("PRAGMA synchronous = FULL")
     await db.execute("PRAGMA foreign_keys = ON")
+    # Deleted rows are overwritten with zeros, so /forget leaves no readable trace in the file.
+    await db.execute("PRAGMA secure_delete = ON")
     return db
 
 

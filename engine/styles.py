@@ -243,6 +243,7 @@ def read_style(lora_dir: Path, name: str, linears: LinearShapes) -> Style:
         description=str(m.get("description", "")),
         strength=float(m.get("strength", 1.0)),
         preview_path=str(preview_path) if preview_path and preview_path.is_file() else None,
+        nsfw=m.get("nsfw", False) is True,
     )
     if not 0.0 <= info.strength <= 2.0:
         raise LoraRefused(f"{name}: strength {info.strength} is outside 0..2.")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus
@@ -33,7 +33,7 @@ from adapters.telegram.texts import CAPTION_LIMIT
 from bot.commands import split_command
 from bot.domain import Job, Language, Platform, Requester, SettingsChange, Ticket
 from bot.errors import BadRequest, NotAllowed, NotFound
-from bot.ports import BotApi
+from bot.ports import BotApi, GalleryPeriod, GallerySort
 
 TgApp = Application[Any, Any, Any, Any, Any, Any]
 Button = Callable[[Update, Callback], Awaitable[str | None]]
@@ -49,10 +49,8 @@ _OFF = {"off", "no", "false", "0"}
 _CHAT_ID = re.compile(r"-?\d{1,20}|@[A-Za-z0-9_]{5,32}")
 _USER_ID = re.compile(r"\d{1,20}")
 
-Sort = Literal["recent", "top"]
-Period = Literal["week", "month", "all"]
-_SORTS: dict[str, Sort] = {"r": "recent", "t": "top"}
-_PERIODS: dict[str, Period] = {"w": "week", "m": "month", "a": "all"}
+_SORTS: dict[str, GallerySort] = {"r": "recent", "t": "top"}
+_PERIODS: dict[str, GalleryPeriod] = {"w": "week", "m": "month", "a": "all"}
 
 
 def _bad(lang: str, key: str, what: str) -> BadRequest:

@@ -98,3 +98,45 @@ async def test_metrics_and_health_endpoints() -> None:
 async def test_metrics_port_zero_is_disabled() -> None:
     async with serve_metrics(Metrics(), "127.0.0.1", 0) as port:
         assert port is None
+
+
+async def test_pool_details_on_healthz_and_metrics() -> None:
+    """With a worker pool, /healthz lists the workers and /metrics has per-worker gauges."""
+    pool = {
+        "redis_ok": True,
+        "in_flight": 1,
+        "ready_workers": 1,
+        "workers": [
+            {
+                "id": "w1",
+                "host": "gpu-a",
+                "gpu": "NVIDIA H100",
+                "state": "ready",
+                "busy": True,
+                "jobs_done": 7,
+                "failures": 0,
+            },
+            {
+                "id": "w2",
+                "host": "gpu-b",
+                "gpu": "RTX 4090",
+                "state": "resting",
+                "busy": False,
+                "jobs_done": 2,
+                "failures": 3,
+            },
+        ],
+    }
+    async with (
+        serve_metrics(Metrics(), "127.0.0.1", free_port(), details=lambda: pool) as port,
+        aiohttp.ClientSession() as http,
+    ):
+        async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+            health = await resp.json()
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            body = await resp.text()
+    assert health["ok"] is True
+    assert [w["gpu"] for w in health["workers"]] == ["NVIDIA H100", "RTX 4090"]
+    assert 'turbobot_worker_jobs_done{gpu="NVIDIA H100",worker="w1"} 7.0' in body
+    assert 'turbobot_workers{state="resting"} 1.0' in body
+    assert 'turbobot_worker_busy{worker="w1"} 1.0' in body

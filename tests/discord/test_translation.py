@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import discord
 import pytest
 from discord import app_commands
 
+from adapters.discord import commands as commands_module
+from adapters.discord import community_format as cfmt
 from adapters.discord import format as fmt
+from adapters.discord.community import settings_change
 from adapters.discord.texts import EN, ZH_CN, Translator, say
-from adapters.discord.views import RESULT_ACTIONS, Action, JobButton, RestyleSelect, result_view
-from bot.domain import GenerationSpec, Job, JobState, Platform, StyleInfo, Timings
+from adapters.discord.views import (
+    RESULT_ACTIONS,
+    Action,
+    ForgetButton,
+    GalleryButton,
+    JobButton,
+    RestyleSelect,
+    gallery_view,
+    result_view,
+)
+from bot.domain import (
+    GalleryItem,
+    GenerationSpec,
+    Job,
+    JobState,
+    Language,
+    Platform,
+    ShareTicket,
+    StyleInfo,
+    Timings,
+)
+from bot.errors import BadRequest
 
 JOB_ID = 123_456_789
 
@@ -115,3 +139,73 @@ def test_message_link_and_too_big() -> None:
     assert fmt.message_link("1", "2", "3") == "https://discord.com/channels/1/2/3"
     assert fmt.message_link(None, "2", "3") == "https://discord.com/channels/@me/2/3"
     assert fmt.too_big(15 * 2**20, 10 * 2**20) == ("15.0", "10")
+
+
+# ----------------------------------------------------------------- community
+
+
+def _ticket(show_details: bool, name: str = "Alice") -> ShareTicket:
+    return ShareTicket(7, _job(), "55", name, show_details)
+
+
+def test_showcase_caption_credits_by_name_and_shows_details() -> None:
+    text = cfmt.showcase_caption(_ticket(show_details=True))
+    assert text.startswith("**a red fox in snow**")
+    assert f"Shared by Alice · #{JOB_ID} · style ink · seed 42" in text
+    assert "<@" not in text
+
+
+def test_showcase_caption_hides_details_and_defuses_names() -> None:
+    text = cfmt.showcase_caption(_ticket(show_details=False, name="@everyone **big**"))
+    assert "red fox" not in text
+    assert "seed" not in text
+    assert "@everyone" not in text  # escaped: shown as typed, pings nobody
+    assert "\\*\\*big\\*\\*" in text
+
+
+def test_settings_change_from_options() -> None:
+    change = settings_change(
+        default_style="none",
+        allowed_styles="ink, watercolor,",
+        banned_words="all",
+        rate_per_minute=None,
+        language="zh",
+        reset="pending_cap, showcase_channel",
+    )
+    assert change.allowed_styles == ("ink", "watercolor")
+    assert change.banned_words == ()
+    assert change.rate_per_minute is None  # not given: unchanged
+    assert change.language is Language.ZH
+    assert change.clear == {"default_style", "max_pending_per_user", "showcase_channel_id"}
+    with pytest.raises(BadRequest, match="Unknown setting 'colour'"):
+        settings_change(reset="colour")
+
+
+def test_gallery_and_forget_ids_round_trip() -> None:
+    view = gallery_view("top", "week", 2, has_next=True)
+    assert view is not None
+    ids = [item.custom_id for item in view.children if isinstance(item, GalleryButton)]
+    assert ids == ["tb:gal:top:week:1", "tb:gal:top:week:3"]
+    assert gallery_view("recent", "all", 1, has_next=False) is None
+    match = re.fullmatch(GalleryButton.__discord_ui_compiled_template__, ids[1])
+    assert match is not None
+    assert (match["sort"], match["period"], match["page"]) == ("top", "week", "3")
+    forget = ForgetButton(JOB_ID).custom_id
+    assert re.fullmatch(ForgetButton.__discord_ui_compiled_template__, forget)
+    assert re.fullmatch(JobButton.__discord_ui_compiled_template__, forget) is None
+
+
+def test_gallery_text_numbers_items_across_pages() -> None:
+    item = GalleryItem(7, _job(), 3, 100.0, "99", "Alice", show_details=False)
+    text = cfmt.gallery_text(
+        [item], sort="top", period="week", page=2, locale="en-US", link_of={7: "LINK"}
+    )
+    assert text.splitlines()[0] == "**Gallery · top · week** (page 2)"
+    assert text.splitlines()[1] == f"`6.` ⭐ 3 · *details hidden* — Alice · #{JOB_ID} · LINK"
+
+
+def test_every_command_text_has_a_chinese_version() -> None:
+    source = Path(commands_module.__file__).read_text(encoding="utf-8")
+    texts = set(re.findall(r'_\("([^"]+)"\)', source))
+    assert texts
+    assert texts - set(ZH_CN) == set()
