@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import gc
 import os
-import platform
 import random
 import resource
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 import tracemalloc
@@ -26,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import machine, write_section
 from bot.config import Settings
 from bot.domain import (
     Delivered,
@@ -226,16 +224,6 @@ async def bench_newcomer(root: Path, latency_s: float) -> dict[str, Any]:
     }
 
 
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout  # noqa: S607
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or platform.machine()
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    name = fields.get("Model name", "?").strip()
-    return f"{name}, {fields.get('CPU(s)', '?').strip()} CPU(s)"
-
-
 def image_write_ms(root: Path) -> float:
     """The durable image write alone (write, fsync, rename, fsync folder): the floor of 'after'."""
     times = []
@@ -259,7 +247,7 @@ def fsync_ms(root: Path) -> float:
     return statistics.median(times)
 
 
-async def main(out: Path | None) -> None:
+async def main() -> None:
     random.seed(0)
     root = Path(tempfile.mkdtemp(prefix="bench_core_", dir=Path.cwd() / "benchmarks"))
     try:
@@ -275,8 +263,7 @@ async def main(out: Path | None) -> None:
         shutil.rmtree(root, ignore_errors=True)
     text = report(results)
     print(text)
-    if out is not None:
-        await asyncio.to_thread(out.write_text, text, encoding="utf-8")
+    write_section("core", "Core: queue, store, delivery (measured)", text)
 
 
 def ok(good: bool) -> str:
@@ -285,7 +272,6 @@ def ok(good: bool) -> str:
 
 def report(r: dict[str, Any]) -> str:
     sat, lat, enq, new = r["sat"], r["lat"], r["enq"], r["new"]
-    today = datetime.datetime.now(tz=datetime.UTC).date().isoformat()
     rows = [
         (
             f"executor busy ratio, 200 jobs from 50 users, {SATURATION_JOB_S * 1e3:.0f} ms each",
@@ -333,12 +319,10 @@ def report(r: dict[str, Any]) -> str:
         ),
     ]
     table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
-    return f"""# Core benchmarks
-
-`python -m benchmarks.bench_core`: one run on {today}; {machine()};
-Python {platform.python_version()}. Fake GPU: fixed latency, one generation at a time, executor
-capacity 2 (like the local executor). Everything else is real: SQLite (WAL, synchronous=FULL)
-and images (fsync of file and folder, then rename) on the local disk, where one fsync takes
+    return f"""`python -m benchmarks.bench_core`: one run, {machine()}.
+Fake GPU: fixed latency, one generation at a time, executor capacity 2 (like the local
+executor). Everything else is real: SQLite (WAL, synchronous=FULL) and images (fsync of file
+and folder, then rename) on the local disk, where one fsync takes
 {r["fsync_ms"]:.2f} ms and the durable write of one 200 KB image {r["image_write_ms"]:.2f} ms
 (medians of 50).
 
@@ -359,6 +343,5 @@ further (e.g. one thread doing file write and commit together).
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/CORE_RESULTS.md"))
-    args = parser.parse_args()
-    asyncio.run(main(args.out))
+    parser.parse_args()
+    asyncio.run(main())

@@ -10,15 +10,10 @@ reload; JPEG encode of 1024x1024 ≤ 15 ms median.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
-import platform
-import re
 import statistics
-import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +21,7 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from benchmarks.report import machine, write_section
 from bot.config import Settings
 from bot.domain import GenerationSpec
 from engine.executors import LocalExecutor
@@ -36,8 +32,6 @@ from engine.pipeline import Engine
 SIDE = 256
 STEPS = 4
 RUNS = 15
-BEGIN, END = "<!-- engine:measured:begin -->", "<!-- engine:measured:end -->"
-OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 
 def _noop(step: int, total: int) -> None:
@@ -112,18 +106,13 @@ def jpeg() -> dict[str, float]:
     return out
 
 
-def machine() -> str:
-    lscpu = subprocess.run(["/usr/bin/lscpu"], capture_output=True, text=True, check=False).stdout
-    model = re.search(r"Model name:\s*(.+)", lscpu)
-    cpu = model.group(1).strip() if model else platform.processor()
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {platform.python_version()}"
+def ok(good: bool) -> str:
+    return "ok" if good else "MISSED"
 
 
 def report(r: dict[str, float]) -> str:
-    ok = lambda good: "ok" if good else "MISSED"  # noqa: E731 - one-line formatter
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"""{BEGIN}
-Measured {when} on {machine()}; tiny pipeline at {SIDE}x{SIDE}, {STEPS} steps, medians of {RUNS}.
+    return f"""Measured {machine()}, torch {torch.__version__};
+tiny pipeline at {SIDE}x{SIDE}, {STEPS} steps, medians of {RUNS}.
 
 | measure | result | target | |
 |---|---|---|---|
@@ -138,28 +127,19 @@ Measured {when} on {machine()}; tiny pipeline at {SIDE}x{SIDE}, {STEPS} steps, m
 | {r["jpeg_noisy_ms"]:.1f} ms | ≤ 15 ms | {ok(r["jpeg_noisy_ms"] <= 15)} |
 | JPEG 1024x1024 q95 4:2:0, smooth ({r["jpeg_smooth_kb"]:.0f} KiB) \
 | {r["jpeg_smooth_ms"]:.1f} ms | ≤ 15 ms | {ok(r["jpeg_smooth_ms"] <= 15)} |
-{END}"""
-
-
-def write(block: str) -> None:
-    text = OUT.read_text(encoding="utf-8") if OUT.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n## Engine (measured)\n\n" + block + "\n"
-    OUT.write_text(text, encoding="utf-8")
+"""
 
 
 def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     with tempfile.TemporaryDirectory() as tmp:
         env = {"TURBOBOT_MODEL": "tiny", "TURBOBOT_DATA_DIR": tmp, "TURBOBOT_TINY_SIDE": str(SIDE)}
-        engine = load_engine(Settings(_env_file=None, **env))  # type: ignore[call-arg]
+        engine = load_engine(Settings.model_validate(env))
         spec = GenerationSpec("a lighthouse on a cliff at dusk", None, 1, STEPS, 1024, 1024)
         results = asyncio.run(overhead(engine, spec)) | style_switch(engine) | jpeg()
     block = report(results)
     print(block)
-    write(block)
+    write_section("engine:measured", "Engine (measured)", block)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bot import texts
+from bot import community, texts
 from bot.admission import Bucket, Limits, Pending, check_caps, full_bucket, take_token
 from bot.clock import SystemClock
+from bot.community import Community
 from bot.config import Settings
 from bot.domain import (
+    AuditEntry,
+    GalleryItem,
     Generated,
     GenerateRequest,
     GenerationSpec,
@@ -36,8 +39,12 @@ from bot.domain import (
     JobState,
     Platform,
     Requester,
+    ServerSettings,
+    SettingsChange,
+    ShareTicket,
     StyleInfo,
     Ticket,
+    UserPrivacy,
 )
 from bot.errors import (
     GenerationFailed,
@@ -49,7 +56,7 @@ from bot.errors import (
 )
 from bot.fairqueue import FairQueue
 from bot.metrics import Metrics
-from bot.ports import Clock, Executor, Notifier, ProgressCallback
+from bot.ports import Clock, Executor, GalleryPeriod, GallerySort, Notifier, ProgressCallback
 from bot.store import ImageWriter, Store, open_store, storage_error, write_atomic
 from bot.validation import NO_STYLE, resolve_style, validate
 
@@ -129,6 +136,7 @@ class Core:
             max_pending_per_server=settings.max_pending_per_server,
             max_queue=settings.max_queue,
         )
+        self._community = Community(store, clock, self._limits)
         self._data_dir = settings.data_dir.resolve()
         self._notifiers: dict[Platform, Notifier] = {}
         self._parked: defaultdict[Platform, list[_Parked]] = defaultdict(list)
@@ -219,10 +227,15 @@ class Core:
 
     async def submit(self, request: GenerateRequest) -> Ticket:
         self._check_open()
-        known = [s.name for s in self._executor.styles()]
-        default = await self.default_style(request.requester)
+        who = request.requester
+        server = await self._admit(who)
+        styles = self._executor.styles()
+        usable = community.usable_styles(styles, server, who.channel_nsfw)
+        default = community.pick_default(await self.default_style(who), server, usable)
+        known = [s.name for s in styles]
         spec = validate(request, known_styles=known, default_style=default, rng=self._rng)
-        return await self._enqueue(request.requester, spec, request.parent_job_id)
+        self._check_rules(who, spec, server, styles)
+        return await self._enqueue(who, spec, request.parent_job_id, server)
 
     async def derive(
         self,
@@ -234,8 +247,10 @@ class Core:
         keep_seed: bool = False,
     ) -> Ticket:
         self._check_open()
+        server = await self._admit(requester)
         parent = await self._visible_job(job_id)
-        known = [s.name for s in self._executor.styles()]
+        styles = self._executor.styles()
+        known = [s.name for s in styles]
         new_style = parent.spec.style if style is None else resolve_style(style, None, known)
         if seed is None:
             seed = parent.spec.seed if keep_seed else self._rng.randint(0, 2**32 - 1)
@@ -253,7 +268,8 @@ class Core:
         )
         # The parent's settings pass validation again: limits may have changed since.
         checked = validate(request, known_styles=known, default_style=None, rng=self._rng)
-        return await self._enqueue(requester, checked, parent.id)
+        self._check_rules(requester, checked, server, styles)
+        return await self._enqueue(requester, checked, parent.id, server)
 
     async def cancel(self, requester: Requester, job_id: int) -> Job:
         job = self._active.get(job_id) or await self._visible_job(job_id)
@@ -297,7 +313,9 @@ class Core:
 
     async def delete(self, requester: Requester, job_id: int, *, is_admin: bool = False) -> Job:
         job = await self._visible_job(job_id)
-        if job.requester.user_key != requester.user_key and not is_admin:
+        by_admin = job.requester.user_key != requester.user_key
+        if by_admin and not (is_admin and job.requester.server_key == requester.server_key):
+            # An admin's rights end at their own server's images.
             raise NotAllowed(texts.NOT_OWNER_DELETE)
         if job_id in self._active:
             raise NotAllowed(texts.not_finished(job_id))
@@ -311,6 +329,8 @@ class Core:
         await self._store.update_job(
             job_id, deleted_at=now, image_path=None, prompt="", negative_prompt=None
         )
+        if by_admin:
+            await self._community.audit_delete(requester, job)
         return replace(
             job, image_path=None, spec=replace(job.spec, prompt="", negative_prompt=None)
         )
@@ -348,16 +368,117 @@ class Core:
         waiting_for = len(self._running) + position - capacity
         return max(0.0, waiting_for * average / capacity)
 
+    # --- CommunityApi (the logic lives in bot.community) ------------------------------------
+
+    async def server_settings(self, platform: Platform, server_id: str) -> ServerSettings:
+        return await self._community.server_settings(platform, server_id)
+
+    async def update_server_settings(
+        self, actor: Requester, change: SettingsChange, *, is_admin: bool
+    ) -> ServerSettings:
+        known = [s.name for s in self._executor.styles()]
+        return await self._community.update_settings(actor, change, is_admin=is_admin, known=known)
+
+    async def share(self, requester: Requester, job_id: int) -> ShareTicket:
+        return await self._community.share(requester, await self._visible_job(job_id))
+
+    async def record_share(self, share_id: int, message_id: str) -> None:
+        await self._community.record_share(share_id, message_id)
+
+    async def share_by_message(self, platform: Platform, message_id: str) -> int | None:
+        return await self._community.share_by_message(platform, message_id)
+
+    async def vote(self, voter: Requester, share_id: int, value: int) -> int:
+        return await self._community.vote(voter, share_id, value)
+
+    async def gallery(
+        self,
+        platform: Platform,
+        server_id: str,
+        *,
+        sort: GallerySort = "recent",
+        period: GalleryPeriod = "all",
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[GalleryItem]:
+        return await self._community.gallery(
+            platform, server_id, sort=sort, period=period, limit=limit, offset=offset
+        )
+
+    async def remix(self, requester: Requester, job_id: int) -> Ticket:
+        await self._community.check_remix(requester, await self._visible_job(job_id))
+        return await self.derive(requester, job_id, keep_seed=True)
+
+    async def privacy(self, requester: Requester) -> UserPrivacy:
+        return await self._community.privacy(requester)
+
+    async def set_privacy(
+        self,
+        requester: Requester,
+        *,
+        share_opt_out: bool | None = None,
+        hide_details: bool | None = None,
+    ) -> UserPrivacy:
+        return await self._community.set_privacy(
+            requester, share_opt_out=share_opt_out, hide_details=hide_details
+        )
+
+    async def forget(self, requester: Requester) -> int:
+        if self._has_active(requester.user_key):
+            raise NotAllowed(texts.FORGET_BUSY)
+        count, paths = await self._community.forget(requester)
+        for relative in paths:
+            path = self._data_dir / relative
+            try:
+                await asyncio.to_thread(path.unlink, missing_ok=True)
+            except OSError as err:
+                log.error("forget: could not delete an image file: %s", err)  # noqa: TRY400
+        # The cached default style is the user's data too; the rate bucket stays in memory so
+        # that forgetting is no way around the rate limit.
+        self._default_styles.pop(requester.user_key, None)
+        log.info("forgot a user: %d job(s)", count)
+        return count
+
+    async def set_blocked(
+        self, actor: Requester, user_id: str, blocked: bool, *, is_admin: bool
+    ) -> None:
+        await self._community.set_blocked(actor, user_id, blocked, is_admin=is_admin)
+
+    async def audit_log(
+        self, actor: Requester, *, is_admin: bool, limit: int = 20
+    ) -> list[AuditEntry]:
+        return await self._community.audit_log(actor, is_admin=is_admin, limit=limit)
+
     # --- admission -------------------------------------------------------------------------
 
     def _check_open(self) -> None:
         if not self._intake_open:
             raise ShuttingDown(texts.SHUTTING_DOWN)
 
+    async def _admit(self, requester: Requester) -> ServerSettings | None:
+        """The requester's server settings, once it is sure they are not blocked there."""
+        await self._community.check_not_blocked(requester)
+        return await self._community.settings_for(requester)
+
+    def _check_rules(
+        self,
+        requester: Requester,
+        spec: GenerationSpec,
+        server: ServerSettings | None,
+        styles: list[StyleInfo],
+    ) -> None:
+        words = self._settings.operator_banned_words
+        community.check_spec(requester, spec, server, styles, words)
+
     async def _enqueue(
-        self, requester: Requester, spec: GenerationSpec, parent: int | None
+        self,
+        requester: Requester,
+        spec: GenerationSpec,
+        parent: int | None,
+        settings: ServerSettings | None = None,
     ) -> Ticket:
         user, server = requester.user_key, requester.server_key
+        limits = community.server_limits(self._limits, settings)
         bucket = await self._bucket(user)
         # From here to the reservation nothing awaits, so concurrent submits see each other.
         self._check_open()
@@ -366,9 +487,9 @@ class Core:
             server=self._held_server[server] if server else 0,
             total=len(self._held),
         )
-        check_caps(pending, self._limits, self.eta_for_position(len(self._queue) + 1))
+        check_caps(pending, limits, self.eta_for_position(len(self._queue) + 1))
         now = self._clock.now()
-        spent = take_token(bucket, now, self._limits)
+        spent = take_token(bucket, now, limits)
         job = Job(
             id=self._store.next_job_id(),
             requester=requester,
@@ -475,6 +596,9 @@ class Core:
         )
         try:
             result = await self._executor.generate(job.id, job.spec, self._on_progress(job))
+        except asyncio.CancelledError:
+            await self._abandon(marked)
+            raise
         except GenerationFailed as err:
             await self._settle(marked)
             self._leave_executor(job)
@@ -491,6 +615,17 @@ class Core:
         self._leave_executor(job)
         self.metrics.generation_seconds.observe(elapsed)
         await self._store_result(job, result, elapsed)
+
+    async def _abandon(self, marked: asyncio.Task[None]) -> None:
+        """The job was cancelled (shutdown gave up on it): let its "running" write finish now,
+        so it never runs against a closed database; the row is recovered at the next start."""
+        try:
+            await asyncio.shield(marked)
+        except asyncio.CancelledError:
+            marked.cancel()
+            raise
+        except StorageError as err:
+            log.warning("could not record a job as running: %s", err)
 
     async def _settle(self, marked: asyncio.Task[None]) -> None:
         try:
