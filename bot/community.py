@@ -45,6 +45,10 @@ NO_SERVER = "That only works in a server or group, not in a private chat."
 NO_SHOWCASE = "This server has no showcase channel; an admin can set one with /settings."
 OPTED_OUT = "You opted out of sharing with /privacy; opt back in to share your images."
 FORGOTTEN = "(forgotten user)"
+FORGET_BUSY = (
+    "Some of your images are still being made; wait for them (or cancel them), "
+    "then use /forget again."
+)
 MAX_RATE_PER_MINUTE = 600.0
 MAX_GALLERY_PAGE = 50
 _PERIOD_S: dict[str, float] = {"week": 7 * 86400.0, "month": 30 * 86400.0, "all": math.inf}
@@ -144,9 +148,7 @@ def _check_positive(value: float, what: str, ceiling: float) -> None:
         raise BadRequest(f"The {what} can be at most {ceiling:g}.")
 
 
-def _changed_values(
-    change: SettingsChange, known: list[str], operator: Limits
-) -> dict[str, Any]:
+def _changed_values(change: SettingsChange, known: list[str], operator: Limits) -> dict[str, Any]:
     """The fields ``change`` sets, checked and clamped to the operator's limits."""
     values: dict[str, Any] = {}
     if change.allowed_styles is not None:
@@ -273,7 +275,7 @@ _VISIBLE_SHARES = (
 )
 _SCORE = "coalesce((SELECT sum(v.value) FROM votes AS v WHERE v.share_id = s.id), 0)"
 _GALLERY = (
-    f"SELECT j.*, s.id AS share_id, s.shared_at, s.message_id AS share_message_id, "  # noqa: S608
+    "SELECT j.*, s.id AS share_id, s.shared_at, s.message_id AS share_message_id, "
     f"coalesce(p.hide_details, 0) AS hide_details, {_SCORE} AS score "
     f"{_VISIBLE_SHARES} AND s.server_key = ? AND s.shared_at >= ? "
 )
@@ -315,8 +317,10 @@ class Community:
         after = apply_change(before, change, known, self._operator)
         async with self._store.transaction("save the server settings") as db:
             await db.execute(_SAVE_SETTINGS, _settings_row(after))
-            await self._audit(db, server_key, actor, "settings", "settings",
-                              describe_change(before, after))  # fmt: skip
+            detail = describe_change(before, after)
+            await self._audit(
+                db, server_key, actor, action="settings", target="settings", detail=detail
+            )
         self._settings[server_key] = after
         return after
 
@@ -353,7 +357,7 @@ class Community:
                     (server_key, digest),
                 )
             action = "block" if blocked else "unblock"
-            await self._audit(db, server_key, actor, action, f"user {user_id}", "")
+            await self._audit(db, server_key, actor, action=action, target=f"user {user_id}")
         self._blocked.pop(server_key, None)  # reloaded on next use
 
     async def audit_delete(self, actor: Requester, job: Job) -> None:
@@ -361,17 +365,18 @@ class Community:
         if actor.server_key is None:
             return
         async with self._store.transaction("write the audit log") as db:
-            await self._audit(db, actor.server_key, actor, "delete",
-                              f"job #{job.id} of user {job.requester.user_id}", "")  # fmt: skip
+            target = f"job #{job.id} of user {job.requester.user_id}"
+            await self._audit(db, actor.server_key, actor, action="delete", target=target)
 
     async def _audit(
         self,
         db: aiosqlite.Connection,
         server_key: str,
         actor: Requester,
+        *,
         action: str,
         target: str,
-        detail: str,
+        detail: str = "",
     ) -> None:
         await db.execute(
             "INSERT INTO audit_log (at, server_key, actor_user_id, action, target, detail) "
@@ -388,8 +393,15 @@ class Community:
             (server_key, max(1, min(limit, 100))),
         )
         return [
-            AuditEntry(r["id"], r["at"], r["server_key"], r["actor_user_id"], r["action"],
-                       r["target"], r["detail"])  # fmt: skip
+            AuditEntry(
+                r["id"],
+                r["at"],
+                r["server_key"],
+                r["actor_user_id"],
+                r["action"],
+                r["target"],
+                r["detail"],
+            )
             for r in rows
         ]
 
@@ -447,24 +459,30 @@ class Community:
             await db.execute(
                 "INSERT INTO shares (job_id, platform, server_key, user_key, channel_id, "
                 "shared_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
-                (job.id, str(job.requester.platform), server_key, requester.user_key,
-                 server.showcase_channel_id, self._clock.now()),  # fmt: skip
+                (
+                    job.id,
+                    str(job.requester.platform),
+                    server_key,
+                    requester.user_key,
+                    server.showcase_channel_id,
+                    self._clock.now(),
+                ),
             )
             async with db.execute(
                 "SELECT id, channel_id FROM shares WHERE job_id = ?", (job.id,)
             ) as cur:
-                row = await cur.fetchone()
+                rows = list(await cur.fetchall())
         return ShareTicket(
-            share_id=row["id"],
+            share_id=rows[0]["id"],
             job=job,
-            channel_id=row["channel_id"],
+            channel_id=rows[0]["channel_id"],
             credit_name=job.requester.display_name,
             show_details=not privacy.hide_details,
         )
 
     async def is_shared(self, job_id: int) -> bool:
         rows = await self._store.query(
-            f"SELECT s.id {_VISIBLE_SHARES} AND s.job_id = ?",  # noqa: S608 (constant)
+            f"SELECT s.id {_VISIBLE_SHARES} AND s.job_id = ?",
             (job_id,),
         )
         return bool(rows)
@@ -490,7 +508,7 @@ class Community:
         if value not in (-1, 0, 1):
             raise BadRequest("A vote is 1 (up), -1 (down) or 0 (take your vote back).")
         rows = await self._store.query(
-            f"SELECT s.user_key, s.platform {_VISIBLE_SHARES} AND s.id = ?",  # noqa: S608
+            f"SELECT s.user_key, s.platform {_VISIBLE_SHARES} AND s.id = ?",
             (share_id,),
         )
         if not rows or rows[0]["platform"] != str(voter.platform):
@@ -525,8 +543,12 @@ class Community:
         order = "score DESC, " if sort == "top" else ""
         rows = await self._store.query(
             f"{_GALLERY} ORDER BY {order}s.shared_at DESC, s.id DESC LIMIT ? OFFSET ?",
-            (f"{platform}:{server_id}", since, max(1, min(limit, MAX_GALLERY_PAGE)),
-             max(0, offset)),  # fmt: skip
+            (
+                f"{platform}:{server_id}",
+                since,
+                max(1, min(limit, MAX_GALLERY_PAGE)),
+                max(0, offset),
+            ),
         )
         return [_gallery_item(r) for r in rows]
 
@@ -553,7 +575,8 @@ class Community:
         mine = f"SELECT id FROM jobs WHERE user_key = ? AND state IN ({', '.join('?' * 3)})"  # noqa: S608
         async with self._store.transaction("forget your data") as db:
             async with db.execute(
-                f"SELECT image_path FROM jobs WHERE id IN ({mine})", (key, *final)  # noqa: S608
+                f"SELECT image_path FROM jobs WHERE id IN ({mine})",  # noqa: S608
+                (key, *final),
             ) as cur:
                 paths = [r["image_path"] for r in await cur.fetchall() if r["image_path"]]
             await db.execute(

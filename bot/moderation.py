@@ -1,7 +1,7 @@
 """The prompt word filter: operator and per-server banned words, hard to dodge by spelling tricks.
 
-Prompt and words are folded the same way before matching: NFKC (fullwidth ``ｎｓｆｗ`` becomes
-``nsfw``), combining accents and invisible format characters (zero-width space, joiners, soft
+Prompt and words are folded the same way before matching: NFKC (fullwidth letters become
+ASCII ones), combining accents and invisible format characters (zero-width space, joiners, soft
 hyphen) removed, case folded. Latin-like words then match whole words only, so banning ``ass``
 leaves ``class`` alone; ``*`` matches any run of letters (``gore*`` also bans ``gores`` and
 ``gorefest``). Words in scripts written without spaces (Chinese, Japanese) match anywhere.

@@ -425,7 +425,7 @@ class Core:
 
     async def forget(self, requester: Requester) -> int:
         if self._has_active(requester.user_key):
-            raise NotAllowed(texts.FORGET_BUSY)
+            raise NotAllowed(community.FORGET_BUSY)
         count, paths = await self._community.forget(requester)
         for relative in paths:
             path = self._data_dir / relative

@@ -71,8 +71,12 @@ async def _imagine(
 
 
 async def _set(fake: FakeDiscord, **options: object) -> list[str]:
+    """``/settings set`` by an admin; the reply must say the settings were saved."""
     log = await fake.slash("settings", options, sub="set", user=BOB, admin=True)
-    return await _edited(fake, log, "")
+    await fake.wait_for(lambda: bool(log.edits))
+    texts = log.texts()
+    assert texts[-1].startswith(("Settings saved.", "设置已保存。")), texts
+    return texts
 
 
 async def _with_showcase(fake: FakeDiscord) -> None:
@@ -215,10 +219,12 @@ async def test_remix_from_showcase_credits_the_original(fake: FakeDiscord, bot: 
     original = bot.executor.calls[0][1]
     assert (spec.prompt, spec.style, spec.seed) == (original.prompt, original.style, original.seed)
     assert (await bot.core.job(remix_job)).parent_job_id == job_id
-    await fake.wait_for(
-        lambda: any(f"#{remix_job} ·" in m["content"] for m in fake.messages.values())
-    )
-    (result,) = [m for m in fake.messages.values() if f"#{remix_job} ·" in m["content"]]
+
+    def posted() -> list[JSON]:
+        return [m for m in fake.messages.values() if m["attachments"]]
+
+    await fake.wait_for(lambda: any(f"#{remix_job} ·" in m["content"] for m in posted()))
+    (result,) = [m for m in posted() if f"#{remix_job} ·" in m["content"]]
     assert result["content"].startswith(f"<@{BOB}>")  # the remixer asked for it
     assert f"remix of #{job_id} by Alice" in result["content"]
     assert result["allowed_mentions"]["users"] == [BOB]  # the original's author is not pinged
@@ -305,11 +311,11 @@ async def test_settings_set_and_show_back_to_the_admin(fake: FakeDiscord, bot: B
 async def test_admin_commands_are_marked_and_refused_to_members(
     fake: FakeDiscord, bot: Bot
 ) -> None:
-    manage_guild = str(1 << 5)
-    marked = {c["name"]: c.get("default_member_permissions") for c in fake.commands[None]}
-    assert {n: marked[n] for n in ("settings", "block", "unblock", "audit")} == dict.fromkeys(
-        ("settings", "block", "unblock", "audit"), manage_guild
-    )
+    manage_guild = 1 << 5
+    marked = {c["name"]: c.get("default_member_permissions") or 0 for c in fake.commands[None]}
+    admin_only = ("settings", "block", "unblock", "audit")
+    assert {n: int(marked[n]) for n in admin_only} == dict.fromkeys(admin_only, manage_guild)
+    assert marked["imagine"] == 0
     attempts = [
         await fake.slash("settings", sub="show", user=CAROL),
         await fake.slash("settings", {"banned_words": "cat"}, sub="set", user=CAROL),
@@ -344,10 +350,19 @@ async def test_block_unblock_and_audit(fake: FakeDiscord, bot: Bot) -> None:
     ok = await fake.slash("imagine", {"prompt": "a cat"})
     await _edited(fake, ok, "Queued")
 
+    await _settle(fake, bot, 1)
+    (message,) = fake.posted_with_files()
+    job_id = bot.executor.calls[0][0]
+    deleted = await fake.click(int(message["id"]), f"tb:delete:{job_id}", user=BOB, admin=True)
+    await _edited(fake, deleted, f"Deleted job #{job_id}")  # admins delete any bot image
+    assert int(message["id"]) in fake.deleted_messages
+
     audit = await fake.slash("audit", user=BOB, permissions=MANAGE_GUILD_PERMISSIONS)
     text = (await _edited(fake, audit, "Audit log"))[-1]
-    assert text.count(str(ALICE)) == 2
-    assert text.index("unblock") > text.index("block")  # newest last? either order, both there
+    _, deletion, unblocking, blocking = text.splitlines()  # newest first
+    assert f"**delete** job #{job_id} of user {ALICE}" in deletion
+    assert f"**unblock** user {ALICE}" in unblocking
+    assert f"**block** user {ALICE}" in blocking
 
 
 async def test_forget_asks_first_and_leaves_nothing(
@@ -355,9 +370,17 @@ async def test_forget_asks_first_and_leaves_nothing(
 ) -> None:
     await _with_showcase(fake)
     job_id, message = await _imagine(fake, bot)
-    post = await _share(fake, job_id, message)
+    await _share(fake, job_id, message)
     await _imagine(fake, bot, "another one")
-    await fake.react(int(post["id"]), "⭐", user=ALICE)
+    bobs_job, bobs = await _imagine(fake, bot, "bob's own", user=BOB)
+    bobs_post = await _share(fake, bobs_job, bobs, user=BOB)
+    await fake.react(int(bobs_post["id"]), "⭐", user=ALICE)  # Alice's vote is her data too
+
+    async def bobs_score() -> int:
+        (item,) = await bot.core.gallery(Platform.DISCORD, SERVER, sort="top", limit=1)
+        return item.score
+
+    await _eventually(lambda: _equals(bobs_score(), 1))
     privacy = await fake.slash("privacy", {"hide_details": True})
     await _edited(fake, privacy, "details")
 
@@ -373,9 +396,11 @@ async def test_forget_asks_first_and_leaves_nothing(
     await _edited(fake, confirmed, "Deleted: 2 jobs")
 
     assert await bot.core.history(_as(ALICE, "Alice"), limit=10) == []
-    assert await bot.core.gallery(Platform.DISCORD, SERVER) == []
+    (left,) = await bot.core.gallery(Platform.DISCORD, SERVER)
+    assert (left.job.id, left.score) == (bobs_job, 0)  # Bob keeps his share; her vote is gone
     files = await asyncio.to_thread(_files_under, settings.data_dir)
-    assert [path for path in files if path.suffix == ".jpg"] == []
+    bobs_file = bot.core.image_file(await bot.core.job(bobs_job))
+    assert [path for path in files if path.suffix == ".jpg"] == [bobs_file]  # Alice's are gone
     alice = str(ALICE).encode()
     assert [path for path, data in files.items() if alice in data] == []
 
@@ -387,8 +412,7 @@ async def test_nsfw_styles_only_in_age_restricted_channels(
     executor = FakeExecutor(style_list=[*DEFAULT_STYLES, spicy])
     async with running_bot(settings, executor, FakeClock()) as bot:
         refused = await fake.slash("imagine", {"prompt": "a cat", "style": "spicy"})
-        await fake.wait_for(lambda: bool(refused.edits))
-        assert "Queued" not in refused.texts()[-1]
+        assert "age-restricted" in (await _edited(fake, refused, "age-restricted"))[-1]
         allowed = await fake.slash(
             "imagine", {"prompt": "a cat", "style": "spicy"}, channel=NSFW_CHANNEL_ID
         )

@@ -294,7 +294,10 @@ async def test_admin_deletes_any_image_and_it_is_audited(bot: Harness) -> None:
     assert await press(bot, "tb:del:1", sent_message(photo), ADMIN, "q-del") == "Deleted."
     assert bot.core.image_file(await bot.core.job(1)) is None
     entries = await bot.core.audit_log(requester(ADMIN), is_admin=True)
-    assert any(e.target.endswith("1") and "delete" in e.action for e in entries)
+    [deleted] = [e for e in entries if e.action == "delete"]
+    assert "#1" in deleted.target
+    assert deleted.actor_user_id == str(ADMIN["id"])
+    assert "delete" in await say(bot, "/audit", ADMIN)
 
 
 # ----- /forget -----
