@@ -433,12 +433,17 @@ async def connect(path: Path, *, busy_timeout_ms: int = 5000) -> aiosqlite.Conne
     path.parent.mkdir(parents=True, exist_ok=True)
     db = await aiosqlite.connect(path, isolation_level=None)
     db.row_factory = sqlite3.Row
-    await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    await db.execute("PRAGMA journal_mode = WAL")
-    await db.execute("PRAGMA synchronous = FULL")
-    await db.execute("PRAGMA foreign_keys = ON")
-    # Deleted rows are overwritten with zeros, so /forget leaves no readable trace in the file.
-    await db.execute("PRAGMA secure_delete = ON")
+    try:
+        await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = FULL")
+        await db.execute("PRAGMA foreign_keys = ON")
+        # Deleted rows are overwritten with zeros, so /forget leaves no readable trace.
+        await db.execute("PRAGMA secure_delete = ON")
+    except BaseException:
+        # A file that is not a database fails here: close, or its thread keeps the process alive.
+        await db.close()
+        raise
     return db
 
 

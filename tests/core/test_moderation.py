@@ -1,0 +1,91 @@
+"""The prompt word filter: variants of a banned word are caught, innocent words pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.errors import BadPrompt, BadRequest
+from bot.moderation import BLOCKED_MESSAGE, check_prompt_words, check_words, fold, is_blocked
+
+WORDS = ("ass", "gore*", "*porn", "blood bath", "血腥", "ヌード")
+
+
+def wide(text: str) -> str:
+    """``text`` in fullwidth letters (written this way so the source shows no look-alikes)."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "an ass on a hill",
+        "AN ASS",
+        "Ass-shaped cloud",
+        "my_ass",  # underscore separates words
+        wide("ass") + " in fullwidth",
+        "a\u200bss with a zero-width space inside",
+        "a\u00adss with a soft hyphen inside",
+        "as\u2060s with a word joiner inside",
+        "gore",
+        "GOREFEST",
+        "gorey scene",
+        "softporn",
+        "a blood   bath",
+        "BLOOD\u3000BATH",  # ideographic space
+        "画一个血腥的场景",
+        "画一个血\u200b腥的场景",
+        "画ass图",  # a Latin word between Chinese characters is still a whole word
+        "ヌードの絵",
+        wide("gore"),
+        "ǵore with an accent",
+    ],
+)
+def test_banned_word_variants_are_blocked(prompt: str) -> None:
+    assert is_blocked(prompt, WORDS)
+    with pytest.raises(BadPrompt) as refused:
+        check_prompt_words(prompt, WORDS)
+    assert str(refused.value) == BLOCKED_MESSAGE
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a class of students",
+        "a glass of water",
+        "assessment day",
+        "bass guitar",
+        "passage through the hills",
+        "an ancient gorge",  # gore* needs "gore" at the start
+        "porno",  # *porn must end the word
+        "blood orange bath",
+        "a bloodbath-free meadow",  # the phrase needs its space
+        "血液检查",
+        "",
+    ],
+)
+def test_innocent_words_containing_banned_ones_pass(prompt: str) -> None:
+    assert not is_blocked(prompt, WORDS)
+    check_prompt_words(prompt, WORDS)
+
+
+def test_no_words_block_nothing() -> None:
+    assert not is_blocked("anything at all", ())
+    assert not is_blocked("anything at all", ("*", "  "))
+
+
+def test_fold_is_the_same_for_every_spelling() -> None:
+    assert {fold(s) for s in ("Nude", wide("NUDE"), "nu\u200bde", "NUDE", "nüde")} == {"nude"}
+
+
+def test_banned_words_are_checked_and_stored_folded() -> None:
+    assert check_words([" Gore* ", wide("BAD"), "bad", "", "Two  Words"]) == (
+        "gore*",
+        "bad",
+        "two words",
+    )
+    with pytest.raises(BadRequest):
+        check_words(["***"])
+    with pytest.raises(BadRequest):
+        check_words(["x" * 65])
+    with pytest.raises(BadRequest):
+        check_words([f"w{i}" for i in range(201)])
