@@ -469,7 +469,7 @@ class Community:
                 ),
             )
             async with db.execute(
-                "SELECT id, channel_id FROM shares WHERE job_id = ?", (job.id,)
+                "SELECT id, channel_id, message_id FROM shares WHERE job_id = ?", (job.id,)
             ) as cur:
                 rows = list(await cur.fetchall())
         return ShareTicket(
@@ -478,6 +478,7 @@ class Community:
             channel_id=rows[0]["channel_id"],
             credit_name=job.requester.display_name,
             show_details=not privacy.hide_details,
+            message_id=rows[0]["message_id"],
         )
 
     async def is_shared(self, job_id: int) -> bool:

@@ -313,6 +313,7 @@ class ShareTicket:
     channel_id: str
     credit_name: str
     show_details: bool
+    message_id: str | None = None  # set when it was already posted there: don't post it twice
 
 
 @dataclass(frozen=True, slots=True)

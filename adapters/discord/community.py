@@ -125,6 +125,12 @@ class Community:
             )
             return
         ticket = await self.core.share(who, job_id)
+        if ticket.message_id is not None:  # a second click: point at the post, don't repost
+            link = fmt.message_link(
+                ticket.job.requester.server_id, ticket.channel_id, ticket.message_id
+            )
+            await self.h.answer(interaction, say(locale, "shared", link=link))
+            return
         message = await self._post_showcase(interaction, ticket)
         await self.core.record_share(ticket.share_id, str(message.id))
         with contextlib.suppress(discord.HTTPException):

@@ -254,6 +254,8 @@ class Community:
         requester = tg.requester(update)
         ticket = await self._core.share(requester, callback.int_arg(0))
         lang = await self.server_lang(requester.server_id, tg.language(update))
+        if ticket.message_id is not None:  # a second press: it is already in the showcase
+            return ct.say(lang, "shared")
         job = ticket.job
         ref = self._file_ref(job)
         if ref is None:  # posted as a document, or before file ids were kept: upload once

@@ -131,6 +131,12 @@ async def test_share_posts_to_showcase_with_credit_and_remix_button(
     share_id = await bot.core.share_by_message(Platform.DISCORD, post["id"])
     assert share_id is not None
 
+    # A second click points at the same post instead of posting the image again.
+    again = await fake.click(int(message["id"]), f"tb:share:{job_id}")
+    texts = await _edited(fake, again, "Shared to the showcase")
+    assert texts[-1].endswith(f"/{GUILD_ID}/{SHOWCASE_ID}/{post['id']}")
+    assert len(fake.channel_messages(SHOWCASE_ID)) == 1
+
 
 async def test_share_without_a_showcase_channel_gives_the_link(fake: FakeDiscord, bot: Bot) -> None:
     job_id, message = await _imagine(fake, bot)

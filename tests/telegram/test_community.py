@@ -161,6 +161,12 @@ async def test_share_posts_the_cached_photo_to_the_showcase_with_credit(bot: Har
     assert item.message_id == str(post.result["message_id"])
     assert item.job.id == 1
 
+    # A second press is answered, and the image is not posted to the showcase again.
+    photos = len(bot.api.calls_of("sendPhoto"))
+    answer = await press(bot, "tb:share:1", sent_message(photo), ADA, "q-share-again")
+    assert answer == ct.say("en", "shared")
+    assert len(bot.api.calls_of("sendPhoto")) == photos
+
 
 async def test_hidden_details_leave_only_the_credit(bot: Harness) -> None:
     await setup_group(bot)
