@@ -80,8 +80,10 @@ def check_steps(steps: int | None) -> int:
 
 
 def check_seed(seed: int | None, rng: random.Random) -> int:
-    if seed is None:
-        return rng.randint(0, MAX_SEED)
+    return rng.randint(0, MAX_SEED) if seed is None else check_seed_range(seed)
+
+
+def check_seed_range(seed: int) -> int:
     if not 0 <= seed <= MAX_SEED:
         raise BadRequest(f"The seed must be from 0 to {MAX_SEED}, not {seed}.")
     return seed
@@ -134,3 +136,19 @@ def validate(
         cfg=cfg,
         negative_prompt=negative,
     )
+
+
+def check_spec(spec: GenerationSpec) -> None:
+    """Check a complete spec by the same rules as :func:`validate`.
+
+    The engine calls this too: specs from ``turbobot imagine`` or a worker's queue never went
+    through :func:`validate`, and must fail with the same clear words.
+    """
+    check_prompt(spec.prompt)
+    check_steps(spec.steps)
+    check_seed_range(spec.seed)
+    check_cfg(spec.cfg, spec.negative_prompt)
+    if spec.aspect not in ASPECTS:
+        raise BadRequest(
+            f"{spec.width}x{spec.height} is not a supported size; use one of {', '.join(ASPECTS)}."
+        )

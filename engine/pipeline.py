@@ -8,7 +8,6 @@ Runs on the executor's single GPU thread; nothing here is async.
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -17,18 +16,12 @@ from typing import Any
 import torch
 from PIL import Image
 
+from bot import validation
 from bot.domain import (
-    ASPECTS,
-    MAX_CFG,
-    MAX_PROMPT_CHARS,
-    MAX_SEED,
-    MAX_STEPS,
-    MIN_CFG,
-    MIN_STEPS,
     GenerationSpec,
     Timings,
 )
-from bot.errors import BadPrompt, BadRequest, GenerationFailed, UnknownStyle
+from bot.errors import BadRequest, GenerationFailed, UnknownStyle
 from bot.ports import ProgressCallback
 from engine.memory import Profile
 from engine.styles import Style, StyleLibrary
@@ -115,35 +108,14 @@ def render(
 
 
 def check_spec(spec: GenerationSpec, styles: StyleLibrary) -> Style | None:
-    """The engine checks its own input too: a spec that got here unchecked fails clearly."""
-    check_prompt(spec.prompt)
-    if not MIN_STEPS <= spec.steps <= MAX_STEPS:
-        raise BadRequest(f"Steps must be between {MIN_STEPS} and {MAX_STEPS} (got {spec.steps}).")
-    if not 0 <= spec.seed <= MAX_SEED:
-        raise BadRequest(f"Seed must be between 0 and {MAX_SEED} (got {spec.seed}).")
-    if not MIN_CFG <= spec.cfg <= MAX_CFG:
-        raise BadRequest(f"CFG must be between {MIN_CFG:g} and {MAX_CFG:g} (got {spec.cfg:g}).")
-    if spec.negative_prompt is not None and len(spec.negative_prompt) > MAX_PROMPT_CHARS:
-        raise BadPrompt(f"The negative prompt is longer than {MAX_PROMPT_CHARS} characters.")
-    if spec.aspect not in ASPECTS:
-        names = ", ".join(ASPECTS)
-        raise BadRequest(f"{spec.width}x{spec.height} is not a supported size; use one of {names}.")
+    """The engine checks its own input too (same rules and words as the core), then the style."""
+    validation.check_spec(spec)
     if spec.style is None:
         return None
     style = styles.styles.get(spec.style)
     if style is None:
         raise UnknownStyle(spec.style, sorted(styles.styles))
     return style
-
-
-def check_prompt(prompt: str) -> None:
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise BadPrompt(
-            f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}."
-        )
-    # Zero-width and other format characters (Cf) are invisible: a prompt of only those is empty.
-    if all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in prompt):
-        raise BadPrompt("The prompt is empty: describe the image you want.")
 
 
 def check_size(width: int, height: int) -> None:
