@@ -1,9 +1,11 @@
 """The Telegram adapter: translates between python-telegram-bot and the core, nothing more.
 
-Commands come in by long polling and become core calls; the core calls back through the
-:class:`bot.ports.Notifier` methods (``progress``, ``deliver``, ``failed``). The lifecycle is
-explicit — ``initialize / start / updater.start_polling`` … ``updater.stop / stop / shutdown``
-— because the composition root owns the event loop (never ``run_polling()``).
+Commands come in by long polling (or, with ``TELEGRAM_WEBHOOK_URL``, through PTB's webhook
+server: see :mod:`adapters.telegram.webhook`) and become core calls; the core calls back
+through the :class:`bot.ports.Notifier` methods (``progress``, ``deliver``, ``failed``). The
+lifecycle is explicit — ``initialize / start / updater.start_polling`` (or ``start_webhook``)
+… ``updater.stop / stop / shutdown`` — because the composition root owns the event loop
+(never ``run_polling()`` / ``run_webhook()``).
 
 State that must survive a restart lives in the core: a button carries only a job id, and the
 photo ``file_id`` used for inline sharing goes back to the core in :class:`Delivered`. What is
@@ -39,6 +41,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     InlineQueryHandler,
+    Updater,
     filters,
 )
 from telegram.request import BaseRequest, HTTPXRequest
@@ -57,6 +60,7 @@ from adapters.telegram.keyboards import (
     style_keyboard,
 )
 from adapters.telegram.updates import Ctx, Handler, Ignored
+from adapters.telegram.webhook import Webhook, webhook_from
 from bot.commands import parse_imagine_args, split_command
 from bot.config import Settings
 from bot.domain import MAX_SEED, Delivered, Job, JobState, Platform, Requester, Ticket
@@ -79,7 +83,8 @@ V = TypeVar("V")
 
 
 # Loggers that may see the token: PTB logs its API URLs (token included) at DEBUG, and
-# httpx logs every request URL at INFO. Records are redacted where they are created.
+# httpx logs every request URL at INFO. PTB also logs setWebhook's parameters (the webhook
+# secret among them) at DEBUG. Records are redacted where they are created.
 _TOKEN_LOGGERS = (
     "httpx",
     "httpcore",
@@ -94,20 +99,29 @@ _TOKEN_LOGGERS = (
 
 
 class _RedactToken(logging.Filter):
-    """Replaces the bot token in a log record's message and traceback."""
+    """Replaces the bot token (and the webhook secret) in a log record's message and traceback.
 
-    def __init__(self, token: str) -> None:
+    ``secrets`` maps each secret to the placeholder logged instead.
+    """
+
+    def __init__(self, secrets: dict[str, str]) -> None:
         super().__init__()
-        self._token = token
+        self._secrets = {secret: shown for secret, shown in secrets.items() if secret}
+
+    def _redacted(self, text: str) -> str:
+        for secret, shown in self._secrets.items():
+            text = text.replace(secret, shown)
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if self._token in message:
-            record.msg, record.args = message.replace(self._token, "<TELEGRAM_TOKEN>"), None
+        redacted = self._redacted(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text and self._token in record.exc_text:
-            record.exc_text = record.exc_text.replace(self._token, "<TELEGRAM_TOKEN>")
+        if record.exc_text:
+            record.exc_text = self._redacted(record.exc_text)
         return True
 
 
@@ -177,6 +191,28 @@ def build_application(settings: Settings, requests: tuple[BaseRequest, BaseReque
     return builder.build()
 
 
+async def _start_webhook(updater: Updater, hook: Webhook) -> None:
+    """setWebhook, then PTB's server on the local address (stopped by ``updater.stop()``).
+
+    Pending updates are kept: Telegram holds them while the bot restarts and delivers them now.
+    """
+    try:
+        await updater.start_webhook(
+            listen=hook.listen,
+            port=hook.port,
+            url_path=hook.url_path,
+            secret_token=hook.secret,
+            webhook_url=hook.url,
+            allowed_updates=ALLOWED_UPDATES,
+            drop_pending_updates=False,
+        )
+    except OSError as err:  # the port is taken, or the address is not this machine's
+        raise TelegramStartError(
+            f"telegram: cannot listen for the webhook on {hook.listen}:{hook.port}"
+            f" ({err.strerror or err}); check TELEGRAM_WEBHOOK_LISTEN / TELEGRAM_WEBHOOK_PORT"
+        ) from None
+
+
 class TelegramAdapter:
     """Telegram chat adapter; a :class:`bot.ports.ChatAdapter` for the composition root.
 
@@ -192,9 +228,16 @@ class TelegramAdapter:
     ) -> None:
         if settings.telegram_token is None:
             raise ValueError("TELEGRAM_TOKEN is not set")
+        # Checked first: a webhook that cannot work stops the bot before anything connects.
+        self._webhook = webhook_from(settings)
         # httpx logs every request URL at INFO, and the bot token is part of every URL.
         logging.getLogger("httpx").setLevel(logging.WARNING)
-        self._redact = _RedactToken(settings.telegram_token.get_secret_value())
+        self._redact = _RedactToken(
+            {
+                settings.telegram_token.get_secret_value(): "<TELEGRAM_TOKEN>",
+                self._webhook.secret if self._webhook else "": "<TELEGRAM_WEBHOOK_SECRET>",
+            }
+        )
         for name in _TOKEN_LOGGERS:
             logging.getLogger(name).addFilter(self._redact)
         self._core = core
@@ -235,7 +278,8 @@ class TelegramAdapter:
 
     # ----- lifecycle -----
     async def start(self) -> None:
-        """Connect (getMe), publish the command menus, and begin long polling."""
+        """Connect (getMe), publish the command menus, and begin long polling — or, with
+        ``TELEGRAM_WEBHOOK_URL``, register the webhook and listen for Telegram's calls."""
         try:
             await self._connect()
         except InvalidToken:
@@ -248,9 +292,17 @@ class TelegramAdapter:
         except BaseException:
             await self.aclose()
             raise
-        if self._settings.telegram_webhook_url:
-            log.warning("telegram: TELEGRAM_WEBHOOK_URL is not supported yet; using long polling")
-        log.info("telegram: connected as @%s, long polling", self._app.bot.username)
+        if self._webhook is None:
+            log.info("telegram: connected as @%s, long polling", self._app.bot.username)
+        else:
+            hook = self._webhook
+            log.info(
+                "telegram: connected as @%s, webhook %s served on %s:%d",
+                self._app.bot.username,
+                hook.url,
+                hook.listen,
+                hook.port,
+            )
 
     async def _connect(self) -> None:
         app = self._app
@@ -260,7 +312,10 @@ class TelegramAdapter:
         self._intake_open = True
         if app.updater is None:  # ApplicationBuilder always builds one
             raise RuntimeError("telegram: no updater to poll with")
-        await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        if self._webhook is None:
+            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        else:
+            await _start_webhook(app.updater, self._webhook)
 
     async def stop_intake(self) -> None:
         """New commands get a polite refusal; deliveries of jobs in flight still go out."""

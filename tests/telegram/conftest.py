@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -30,7 +31,8 @@ class Harness:
     settings: Settings
 
 
-def make_settings(data_dir: Path, base_url: str) -> Settings:
+def make_settings(data_dir: Path, base_url: str, **extra: Any) -> Settings:
+    """Test settings; ``extra`` adds settings by their environment names."""
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         TELEGRAM_TOKEN=SecretStr(TOKEN),
@@ -39,6 +41,7 @@ def make_settings(data_dir: Path, base_url: str) -> Settings:
         TURBOBOT_METRICS_PORT=0,
         TURBOBOT_RATE_BURST=20,
         TURBOBOT_RATE_PER_MINUTE=600,
+        **extra,
     )
 
 
@@ -48,9 +51,10 @@ async def running_bot(
     data_dir: Path,
     executor: FakeExecutor | None = None,
     clock: FakeClock | None = None,
+    settings: Settings | None = None,
 ) -> AsyncIterator[Harness]:
     """Wire it like the composition root: core, register, start … stop_intake, drain, aclose."""
-    settings = make_settings(data_dir, api.base_url)
+    settings = settings or make_settings(data_dir, api.base_url)
     executor = executor or FakeExecutor()
     clock = clock or FakeClock()
     adapter: TelegramAdapter | None = None

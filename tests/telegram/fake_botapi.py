@@ -4,8 +4,9 @@ It speaks just enough of https://core.telegram.org/bots/api for the adapter: ``g
 long-polled ``getUpdates`` fed from a queue the test pushes to, the send/edit/delete methods
 (``sendPhoto``/``sendDocument`` as multipart, or ``sendPhoto`` by a cached ``file_id``),
 ``getChatMember`` answered from a table the test fills (:meth:`FakeBotApi.set_member`), callback
-and inline answers, and a switch that answers the next N calls of a method with
-``429 Too Many Requests`` + ``retry_after``.
+and inline answers, ``setWebhook``/``deleteWebhook`` (the registered webhook and its secret are
+kept, and :meth:`FakeBotApi.deliver` POSTs an update to the bot the way Telegram would), and a
+switch that answers the next N calls of a method with ``429 Too Many Requests`` + ``retry_after``.
 Every call is recorded, so tests assert on what the bot really sent over HTTP.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 from aiohttp.web_request import FileField
 
 JSON = dict[str, Any]
@@ -78,6 +79,9 @@ class FakeBotApi:
         self.port = 0
         # (chat id, user id) -> "creator" | "administrator" | "member" | "left" ...
         self.members: dict[tuple[int, int], str] = {}
+        # The registered webhook, as setWebhook gave it (url, secret_token, allowed_updates ...).
+        self.webhook: JSON | None = None
+        self.polls = 0  # getUpdates calls (not kept in ``calls``: a long poll repeats forever)
 
     # ----- lifecycle -----
     async def __aenter__(self) -> FakeBotApi:
@@ -120,6 +124,21 @@ class FakeBotApi:
         """What ``getChatMember`` answers for this user in this chat (default "member")."""
         self.members[(chat_id, user_id)] = status
 
+    async def deliver(self, url: str, update: JSON, *, secret: str | None = None) -> int:
+        """POST ``update`` (without ``update_id``) to the bot's webhook server at ``url``, with
+        ``secret`` in the secret header (default: the one registered; ``""``: no header).
+
+        ``url`` is where the bot listens (the public URL leads to a reverse proxy that tests
+        do not have). Returns the HTTP status the bot answered.
+        """
+        if secret is None:
+            assert self.webhook is not None, "the bot registered no webhook"
+            secret = str(self.webhook.get("secret_token", ""))
+        headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {}
+        body = {"update_id": next(self._update_ids), **update}
+        async with ClientSession() as session, session.post(url, json=body, headers=headers) as r:
+            return r.status
+
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
@@ -155,6 +174,7 @@ class FakeBotApi:
                 elif isinstance(value, str):
                     params[key] = _decode(value)
         if method == "getUpdates":
+            self.polls += 1
             return _ok(await self._get_updates(params))
         refused = self._refuse(method)
         if refused is not None:
@@ -208,10 +228,21 @@ class FakeBotApi:
                 params, caption=params.get("caption"), document=self._document(files)
             ),
             "getMyCommands": list,
+            "setWebhook": lambda: self._set_webhook(params),
+            "deleteWebhook": lambda: self._set_webhook(None),
+            "getWebhookInfo": self._webhook_info,
         }
-        # setMyCommands, deleteWebhook, deleteMessage, answerCallbackQuery, answerInlineQuery,
+        # setMyCommands, deleteMessage, answerCallbackQuery, answerInlineQuery,
         # sendChatAction, close, logOut ...: Telegram answers True.
         return answers.get(method, lambda: True)()
+
+    def _set_webhook(self, params: JSON | None) -> bool:
+        self.webhook = params
+        return True
+
+    def _webhook_info(self) -> JSON:
+        url = self.webhook.get("url", "") if self.webhook else ""
+        return {"url": url, "has_custom_certificate": False, "pending_update_count": 0}
 
     def _document(self, files: dict[str, Upload]) -> JSON:
         doc = files.get("document")
