@@ -4,8 +4,8 @@
 
 * ``submit`` validates, admits (rate bucket, caps) and commits the row before answering;
 * the dispatcher keeps up to ``executor.capacity`` jobs on the executor, in fair order;
-* the finished JPEG is written atomically, the row becomes ``generated``, and delivery runs in
-  its own task, so writing and posting job N overlap generating job N+1;
+* the finished JPEG is written atomically while the row becomes ``posting``, and delivery runs
+  in the job's own task, so writing and posting job N overlap generating job N+1;
 * posting is at-most-once: ``posting`` is committed before the send, ``posted`` after.
 
 After a crash, :meth:`Core.recover` puts each unfinished job back on its path (see there).
@@ -57,7 +57,15 @@ from bot.errors import (
 from bot.fairqueue import FairQueue
 from bot.metrics import Metrics
 from bot.ports import Clock, Executor, GalleryPeriod, GallerySort, Notifier, ProgressCallback
-from bot.store import ImageWriter, Store, open_store, storage_error, write_atomic
+from bot.store import (
+    ImageWriter,
+    Store,
+    discard_prepared,
+    open_store,
+    prepare_image,
+    storage_error,
+    write_atomic,
+)
 from bot.validation import NO_STYLE, resolve_style, validate
 
 log = logging.getLogger(__name__)
@@ -587,34 +595,54 @@ class Core:
 
     async def _run_job(self, job: Job) -> None:
         started = self._clock.monotonic()
+        loop = asyncio.get_running_loop()
         # Record "running" while the executor already works, so the fsync costs the GPU nothing.
         # A crash before this commit lands leaves the row "queued": the job simply runs again.
-        marked = asyncio.get_running_loop().create_task(
+        marked = loop.create_task(
             self._store.update_job(
                 job.id, state=JobState.RUNNING, attempts=job.attempts, started_at=job.started_at
             )
         )
+        # Likewise the image's file is created now, so that after generation only the write
+        # and the fsyncs remain between the GPU and the send. A task, so that it starts once the
+        # executor has the job.
+        prepared = loop.create_task(self._prepare_image(job))
         try:
             result = await self._executor.generate(job.id, job.spec, self._on_progress(job))
         except asyncio.CancelledError:
+            prepared.cancel()
             await self._abandon(marked)
             raise
         except GenerationFailed as err:
-            await self._settle(marked)
-            self._leave_executor(job)
+            await self._no_result(job, marked, prepared)
             await self._fail(job, str(err), kind="generation")
             return
         except Exception as err:
-            await self._settle(marked)
-            self._leave_executor(job)
+            await self._no_result(job, marked, prepared)
             log.exception("job #%d: executor error (attempt %d)", job.id, job.attempts)
             await self._retry_or_fail(job, err)
             return
         elapsed = self._clock.monotonic() - started
         await self._settle(marked)
         self._leave_executor(job)
+        relative = await prepared  # long done; the write must not race the file's creation
         self.metrics.generation_seconds.observe(elapsed)
-        await self._store_result(job, result, elapsed)
+        await self._store_result(job, relative, result, elapsed)
+
+    async def _prepare_image(self, job: Job) -> str:
+        """Create the image's folder and temporary file; its path relative to the data dir."""
+        relative = str(image_relative_path(job.id, self._clock.now()))
+        await asyncio.to_thread(prepare_image, self._data_dir / relative)
+        return relative
+
+    async def _no_result(
+        self, job: Job, marked: asyncio.Task[None], prepared: asyncio.Task[str]
+    ) -> None:
+        """Generation ended without an image: settle its side work and free its slot."""
+        await self._settle(marked)
+        self._leave_executor(job)
+        relative = await prepared
+        await asyncio.to_thread(discard_prepared, self._data_dir / relative)
 
     async def _abandon(self, marked: asyncio.Task[None]) -> None:
         """The job was cancelled (shutdown gave up on it): let its "running" write finish now,
@@ -640,33 +668,24 @@ class Core:
             self._busy_since = None
         self._wake.set()
 
-    async def _store_result(self, job: Job, result: Generated, elapsed: float) -> None:
-        """Write the JPEG and record it, both at once; then hand it to delivery.
+    async def _store_result(
+        self, job: Job, relative: str, result: Generated, elapsed: float
+    ) -> None:
+        """Write the JPEG and record it, both at once; then post it from this same task.
 
         When the platform's adapter is registered the row goes straight to ``posting`` (one
         commit, not two), and the send starts only after the file and the row are durable.
         A crash in between leaves a row that says "posting": reported, never sent twice.
+        Posting here rather than in a task of its own saves a turn of the loop; the dispatcher
+        has already handed the next job to the executor, so it overlaps generation all the same.
         """
         now = self._clock.now()
-        relative = str(image_relative_path(job.id, now))
         notifier = self._notifiers.get(job.requester.platform)
         state = JobState.GENERATED if notifier is None else JobState.POSTING
-        outcome = await asyncio.gather(
-            asyncio.to_thread(self._write_image, self._data_dir / relative, result.jpeg),
-            self._store.update_job(
-                job.id, state=state, image_path=relative, timings=result.timings, finished_at=now
-            ),
-            return_exceptions=True,
-        )
-        for err in outcome:
-            if isinstance(err, OSError | StorageError):
-                problem = (
-                    err if isinstance(err, StorageError) else storage_error(err, "save the image")
-                )
-                await self._requeue_after_storage_error(job, problem)
-                return
-            if isinstance(err, BaseException):
-                raise err
+        problem = await self._save_result(job.id, relative, state, result, now)
+        if problem is not None:
+            await self._requeue_after_storage_error(job, problem)
+            return
         done = replace(
             job, state=state, image_path=relative, timings=result.timings, finished_at=now
         )
@@ -676,7 +695,38 @@ class Core:
         if notifier is None:
             self._parked[job.requester.platform].append(_Parked(done, None))
         else:
-            self._spawn(self._post(done, notifier))
+            await self._post(done, notifier)
+
+    async def _save_result(
+        self, job_id: int, relative: str, state: JobState, result: Generated, now: float
+    ) -> StorageError | None:
+        """Make the image file and the row durable, concurrently; the storage error, if any.
+
+        The file write goes to its thread and the commit to the database's thread in one step
+        (no task per branch, so neither waits a turn of the loop for the other to start).
+        """
+        # One turn of the loop first: the next job, released by this one, is handed to the
+        # executor before two I/O threads wake up and compete with it for the 2 cores.
+        await asyncio.sleep(0)
+        path = self._data_dir / relative
+        written = asyncio.get_running_loop().run_in_executor(
+            None, self._write_image, path, result.jpeg
+        )
+        problem: StorageError | None = None
+        try:
+            await self._store.update_job(
+                job_id, state=state, image_path=relative, timings=result.timings, finished_at=now
+            )
+        except StorageError as err:
+            problem = err
+        except BaseException:
+            written.cancel()  # cancelled (shutdown): the row stays "running", recovered later
+            raise
+        try:
+            await written
+        except OSError as err:
+            return problem or storage_error(err, "save the image")
+        return problem
 
     async def _requeue_after_storage_error(self, job: Job, err: StorageError) -> None:
         """Keep the job (it does not count as an attempt) and pause until storage recovers."""

@@ -247,6 +247,26 @@ async def test_generation_failure_tells_the_user(
     assert n.delivered == []
 
 
+def files_under(root: Path) -> list[str]:
+    return sorted(p.name for p in root.rglob("*") if p.is_file())
+
+
+async def test_no_temporary_image_file_outlives_a_job(
+    open_test_core: OpenCore, executor: FakeExecutor, tmp_path: Path
+) -> None:
+    # The core creates each image's temporary file while the job runs; whatever the outcome,
+    # only finished images remain.
+    executor.fail_prompts = {"bad"}
+    executor.crash_prompts = {"boom"}
+    alice = user()
+    async with open_test_core(TURBOBOT_MAX_ATTEMPTS=2) as core:
+        await core.submit(request(alice, "bad"))
+        await core.submit(request(alice, "boom"))
+        good = await core.submit(request(alice, "good"))
+        await core.wait_until_idle(alice.user_key)
+    assert files_under(tmp_path / "data" / "images") == [f"{good.job.id}.jpg"]
+
+
 async def test_executor_crash_is_retried_up_to_the_attempt_cap(
     open_test_core: OpenCore, executor: FakeExecutor
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,7 @@ def test_defaults_and_random_seed() -> None:
     ],
 )
 def test_bad_values_get_clear_messages(
-    kw: dict[str, object], error: type[Exception], message: str
+    kw: dict[str, Any], error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error) as err:
         check(**kw)
