@@ -106,10 +106,14 @@ def style_choices(styles: list[StyleInfo], typed: str, chinese: bool) -> list[tu
     return out
 
 
-def styles_text(styles: list[StyleInfo], default: str | None, chinese: bool) -> str:
+def styles_text(
+    styles: list[StyleInfo], default: str | None, chinese: bool, note: str | None = None
+) -> str:
+    """One line per style; ``note`` (e.g. which previews are attached) goes first so a long
+    list cut at Discord's 2000 characters never cuts it."""
     if not styles:
         return "No styles are installed."
-    lines = []
+    lines = [] if note is None else [note]
     for s in styles:
         label = s.display_name_zh if chinese and s.display_name_zh else s.display_name
         mark = " ✓" if s.name == default else ""

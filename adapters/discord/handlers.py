@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import random
 from collections import OrderedDict
@@ -25,7 +26,7 @@ from adapters.discord import format as fmt
 from adapters.discord.community import Community
 from adapters.discord.texts import help_text, is_chinese, say
 from adapters.discord.views import Action, cancel_view, restyle_view, result_view
-from bot.domain import MAX_SEED, GenerateRequest, Job, Requester, Ticket
+from bot.domain import MAX_SEED, GenerateRequest, Job, Requester, StyleInfo, Ticket
 from bot.errors import NotAllowed, NotFound, ShuttingDown, TurbobotError
 from bot.ports import BotApi, Clock
 from bot.validation import NO_STYLE
@@ -36,6 +37,7 @@ PROGRESS_EVERY_S = 1.0  # no request storms: at most one progress edit per secon
 TOKEN_LIFETIME_S = 14 * 60.0  # interaction tokens die at 15 min; stop editing a little before
 VARIATION_SPREAD = 64  # a variation's seed is this close to its parent's
 FINISHED_MEMORY = 512  # results remembered for a /imagine whose reply was not yet sent
+MAX_ATTACHMENTS = 10  # Discord's cap on files per message
 
 
 @dataclass
@@ -118,12 +120,18 @@ class Handlers:
         interaction: discord.Interaction[Any],
         text: str,
         view: discord.ui.View | None = None,
+        files: list[discord.File] | None = None,
     ) -> None:
         """An ephemeral answer, whether or not the interaction was acknowledged yet."""
         extra: dict[str, Any] = {} if view is None else {"view": view}
+        if files:
+            extra["files"] = files
         if not interaction.response.is_done():
             await interaction.response.send_message(text, ephemeral=True, **extra)
         elif interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+            # An edit takes ``attachments`` (it replaces the message's files), not ``files``.
+            if files:
+                extra["attachments"] = extra.pop("files")
             await interaction.edit_original_response(content=text, **extra)
         else:
             await interaction.followup.send(text, ephemeral=True, **extra)
@@ -155,9 +163,22 @@ class Handlers:
 
     async def style_list(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "style list"):
+            # Reading and uploading previews can outlast Discord's 3 s: acknowledge first.
+            await interaction.response.defer(ephemeral=True, thinking=True)
             default = await self.core.default_style(requester(interaction))
-            text = fmt.styles_text(self.core.styles(), default, is_chinese(interaction.locale))
-            await self.answer(interaction, text)
+            styles = self.core.styles()
+            previews = await asyncio.to_thread(
+                load_previews, styles, self._upload_limit(interaction)
+            )
+            with_preview = sum(1 for s in styles if s.preview_path)
+            note = None
+            if len(previews) < with_preview:
+                note = say(
+                    interaction.locale, "previews_shown", shown=len(previews), total=with_preview
+                )
+            text = fmt.styles_text(styles, default, is_chinese(interaction.locale), note)
+            files = [discord.File(io.BytesIO(data), filename=name) for name, data in previews]
+            await self.answer(interaction, text, files=files)
 
     async def style_set(self, interaction: discord.Interaction[Any], style: str | None) -> None:
         async with self.guard(interaction, "style set"):
@@ -345,6 +366,35 @@ class Handlers:
     @staticmethod
     def _upload_limit(interaction: discord.Interaction[Any]) -> int:
         return int(interaction.filesize_limit or fmt.DEFAULT_UPLOAD_LIMIT)
+
+
+def load_previews(styles: list[StyleInfo], limit: int) -> list[tuple[str, bytes]]:
+    """(file name, bytes) of the previews to attach to ``/style list``, blocking: run off-loop.
+
+    In list order, at most :data:`MAX_ATTACHMENTS`, together within ``limit`` (the
+    interaction's upload limit per file; also kept as the total, since a whole request has a
+    cap too and previews are small). A preview that vanished since the engine's scan, or is too
+    large, is skipped with a log line: the list itself must still be answered.
+    """
+    out: list[tuple[str, bytes]] = []
+    total = 0
+    for style in styles:
+        if style.preview_path is None or len(out) == MAX_ATTACHMENTS:
+            continue
+        path = Path(style.preview_path)
+        try:
+            if path.stat().st_size > limit - total:
+                _log.info("preview of style %s skipped: over the upload limit", style.name)
+                continue
+            data = path.read_bytes()
+        except OSError as err:
+            _log.warning("preview of style %s unreadable: %s", style.name, err.strerror)
+            continue
+        if len(data) > limit - total:  # it grew between stat and read
+            continue
+        out.append((f"{style.name}{path.suffix.lower()}", data))
+        total += len(data)
+    return out
 
 
 async def post_result(

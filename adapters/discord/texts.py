@@ -63,6 +63,7 @@ ZH_CN: dict[str, str] = {
     "stopping": "机器人正在重启，请一分钟后再试。",
     "default_set": "你的默认风格现在是 {style}。",
     "default_cleared": "已清除你的默认风格。",
+    "previews_shown": "-# 附有 {total} 个风格预览图中的 {shown} 个（每条消息最多 10 个附件）。",
     "no_jobs": "你没有排队中的任务。",
     "no_history": "这一页没有图片。",
     "cancelled": "已取消任务 #{job}。",
@@ -97,6 +98,10 @@ EN: dict[str, str] = {
     "stopping": "The bot is restarting; please try again in a minute.",
     "default_set": "Your default style is now {style}.",
     "default_cleared": "Your default style is cleared.",
+    "previews_shown": (
+        "-# Previews attached for {shown} of the {total} styles that have one"
+        " (a message holds at most 10 files)."
+    ),
     "no_jobs": "You have no jobs in the queue.",
     "no_history": "No images on this page.",
     "cancelled": "Cancelled job #{job}.",

@@ -21,6 +21,7 @@ import json
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import PurePath
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -119,6 +120,7 @@ class FakeDiscord:
         self.message_posted = asyncio.Event()
         self.fail_next_post: int | None = None  # HTTP status for the next channel message POST
         self.bot_reactions: list[tuple[int, str]] = []  # (message id, emoji) the bot added
+        self.attachment_size_limit = 10 * 1024 * 1024  # per interaction, as Discord sends it
         self._ids = itertools.count(950_000_000_000_000_000)
         self._seq = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
@@ -295,7 +297,7 @@ class FakeDiscord:
             "app_permissions": MEMBER_PERMISSIONS,
             "locale": locale,
             "guild_locale": "en-US",
-            "attachment_size_limit": 10 * 1024 * 1024,
+            "attachment_size_limit": self.attachment_size_limit,
             "entitlements": [],
             "authorizing_integration_owners": {"0": str(GUILD_ID)},
             "context": 0,
@@ -525,17 +527,7 @@ class FakeDiscord:
         self, channel_id: int, body: JSON, files: list[tuple[str, bytes]], **extra: Any
     ) -> JSON:
         message_id = next(self._ids)
-        attachments = [
-            {
-                "id": str(next(self._ids)),
-                "filename": name,
-                "size": len(data),
-                "url": f"http://127.0.0.1:{self.port}/attachments/{message_id}/{name}",
-                "proxy_url": f"http://127.0.0.1:{self.port}/attachments/{message_id}/{name}",
-                "content_type": "image/jpeg",
-            }
-            for name, data in files
-        ]
+        attachments = self._attachments(message_id, files)
         msg = {
             "id": str(message_id),
             "channel_id": str(channel_id),
@@ -560,6 +552,20 @@ class FakeDiscord:
         msg["_files"] = [data for _, data in files]  # kept for tests; discord.py ignores it
         return msg
 
+    def _attachments(self, message_id: int, files: list[tuple[str, bytes]]) -> list[JSON]:
+        kinds = {".png": "image/png", ".webp": "image/webp"}
+        return [
+            {
+                "id": str(next(self._ids)),
+                "filename": name,
+                "size": len(data),
+                "url": f"http://127.0.0.1:{self.port}/attachments/{message_id}/{name}",
+                "proxy_url": f"http://127.0.0.1:{self.port}/attachments/{message_id}/{name}",
+                "content_type": kinds.get(PurePath(name).suffix.lower(), "image/jpeg"),
+            }
+            for name, data in files
+        ]
+
     def _post_message(
         self, channel_id: int, body: JSON, files: list[tuple[str, bytes]]
     ) -> web.Response:
@@ -570,11 +576,19 @@ class FakeDiscord:
         self.messages[int(msg["id"])] = msg
         return _json(msg)
 
-    def _patch_message(self, message_id: int, body: JSON) -> web.Response:
+    def _patch_message(
+        self, message_id: int, body: JSON, files: list[tuple[str, bytes]] | None = None
+    ) -> web.Response:
         msg = self.messages.get(message_id)
         if msg is None:
             return _unknown()
         msg.update({k: v for k, v in body.items() if k in {"content", "components", "embeds"}})
+        if "attachments" in body:
+            # Like Discord: the listed old attachments stay, the uploaded files are added.
+            keep = {str(a["id"]) for a in body["attachments"]}
+            kept = [a for a in msg["attachments"] if a["id"] in keep]
+            msg["attachments"] = kept + self._attachments(message_id, files or [])
+            msg["_files"] = [data for _, data in files or []]
         msg["edited_timestamp"] = _now_iso()
         return _json(msg)
 
@@ -631,7 +645,7 @@ class FakeDiscord:
                 return _json(target)
             if method == "PATCH":
                 log.edits.append(body or {})
-                return self._patch_message(int(target["id"]), body or {})
+                return self._patch_message(int(target["id"]), body or {}, files)
             if method == "DELETE":
                 self.messages.pop(int(target["id"]), None)
                 return web.Response(status=204)
