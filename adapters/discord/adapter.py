@@ -47,7 +47,7 @@ class _Tree(app_commands.CommandTree[Any]):
             type(error).__name__,
         )
         with contextlib.suppress(discord.HTTPException):
-            text = say(interaction.locale, "went_wrong")
+            text = fmt.fit_text(say(interaction.locale, "went_wrong"))
             if interaction.response.is_done():
                 await interaction.followup.send(text, ephemeral=True)
             else:
@@ -205,7 +205,7 @@ class DiscordAdapter:
         channel = self.client.get_partial_messageable(int(job.requester.channel_id))
         mention = discord.AllowedMentions(users=[discord.Object(int(job.requester.user_id))])
         text = f"<@{job.requester.user_id}> #{job.id} · " + say("en-US", "failed", reason=reason)
-        await channel.send(text, allowed_mentions=mention)
+        await channel.send(fmt.fit_text(text), allowed_mentions=mention)
 
     # ----------------------------------------------------------------- helpers
 
@@ -226,7 +226,7 @@ class DiscordAdapter:
 
     async def _edit(self, tracked: Tracked, text: str) -> bool:
         try:
-            await tracked.interaction.edit_original_response(content=text)
+            await tracked.interaction.edit_original_response(content=fmt.fit_text(text))
         except discord.HTTPException as err:
             # A dead token or a deleted reply is not worth retrying (invalid requests get bans).
             _log.info("could not edit an interaction reply: %s %s", err.status, err.code)

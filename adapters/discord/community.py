@@ -162,7 +162,7 @@ class Community:
         )
         file = discord.File(path, filename=f"turbobot-{ticket.job.id}.jpg")
         return await channel.send(
-            cfmt.showcase_caption(ticket),
+            fmt.fit_text(cfmt.showcase_caption(ticket)),
             file=file,
             view=showcase_view(ticket.job.id),
             allowed_mentions=discord.AllowedMentions.none(),
@@ -222,7 +222,7 @@ class Community:
         """A page button: the same ephemeral message shows the other page."""
         async with self.h.guard(interaction, "gallery page"):
             text, view = await self._gallery_page(interaction, sort, period, page)
-            await interaction.response.edit_message(content=text, view=view)
+            await interaction.response.edit_message(content=fmt.fit_text(text), view=view)
 
     async def _gallery_page(
         self, interaction: discord.Interaction[Any], sort: str, period: str, page: int

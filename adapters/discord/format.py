@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import discord
+
 from bot.domain import Job, Platform, Requester, StyleInfo
 
 CAPTION_PROMPT_CHARS = 300  # the caption is a summary; /show and Info give the full prompt
@@ -31,6 +33,17 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def fit_text(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Every message the adapter sends or edits passes here: Discord refuses content over
+    2,000 characters (400, "Invalid Form Body"), so a long text is cut, its line breaks kept."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def literal(text: str) -> str:
+    """User text shown as typed: no markdown (a masked link, ``**``) and no mentions."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+
+
 def seconds(job: Job) -> float | None:
     if job.started_at is None or job.finished_at is None:
         return None
@@ -54,8 +67,9 @@ def caption(job: Job, credit: str | None = None) -> str:
         parts.append(f"{took:.1f} s")
     if credit:
         parts.append(credit)
-    head = f"<@{job.requester.user_id}> **{shorten(spec.prompt, CAPTION_PROMPT_CHARS)}**"
-    return f"{head}\n-# #{job.id} · " + " · ".join(parts)
+    prompt = literal(shorten(spec.prompt, CAPTION_PROMPT_CHARS))
+    head = f"<@{job.requester.user_id}> **{prompt}**"
+    return fit_text(f"{head}\n-# #{job.id} · " + " · ".join(parts))
 
 
 def info_text(job: Job) -> str:
@@ -63,12 +77,12 @@ def info_text(job: Job) -> str:
     spec = job.spec
     lines = [
         f"**Job #{job.id}** ({job.state})",
-        f"Prompt: {shorten(spec.prompt, 1200)}",
+        f"Prompt: {literal(shorten(spec.prompt, 1200))}",
         f"Style: {spec.style or 'none'} · seed {spec.seed} · {spec.steps} steps · "
         f"{spec.width}x{spec.height} · cfg {spec.cfg:g}",
     ]
     if spec.negative_prompt:
-        lines.append(f"Negative: {shorten(spec.negative_prompt, 300)}")
+        lines.append(f"Negative: {literal(shorten(spec.negative_prompt, 300))}")
     if job.parent_job_id is not None:
         lines.append(f"Derived from #{job.parent_job_id}")
     if job.timings is not None:
@@ -84,8 +98,7 @@ def info_text(job: Job) -> str:
 
 
 def shorten_lines(lines: list[str]) -> str:
-    text = "\n".join(lines)
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+    return fit_text("\n".join(lines))
 
 
 def eta_text(eta_s: float) -> int:
@@ -126,7 +139,7 @@ def history_text(jobs: list[Job], page: int) -> str:
     for job in jobs:
         spec = job.spec
         lines.append(
-            f"`#{job.id}` {job.state} · {shorten(spec.prompt, 60)} · "
+            f"`#{job.id}` {job.state} · {literal(shorten(spec.prompt, 60))} · "
             f"{spec.style or 'no style'} · seed {spec.seed} · {spec.steps} steps"
         )
     if len(jobs) == HISTORY_PAGE_SIZE:
@@ -138,7 +151,7 @@ def queue_text(entries: list[tuple[Job, int]]) -> str:
     lines = ["**Your jobs**"]
     for job, position in entries:
         where = "running now" if position == 0 else f"position {position}"
-        lines.append(f"`#{job.id}` {where} · {shorten(job.spec.prompt, 80)}")
+        lines.append(f"`#{job.id}` {where} · {literal(shorten(job.spec.prompt, 80))}")
     return shorten_lines(lines)
 
 

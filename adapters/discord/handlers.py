@@ -123,6 +123,7 @@ class Handlers:
         files: list[discord.File] | None = None,
     ) -> None:
         """An ephemeral answer, whether or not the interaction was acknowledged yet."""
+        text = fmt.fit_text(text)
         extra: dict[str, Any] = {} if view is None else {"view": view}
         if files:
             extra["files"] = files
@@ -423,7 +424,9 @@ async def post_result(
             size=mib,
             limit=cap,
         )
-        return await channel.send(text, allowed_mentions=mention, view=result_view(job.id))
+        return await channel.send(
+            fmt.fit_text(text), allowed_mentions=mention, view=result_view(job.id)
+        )
     file = discord.File(path, filename=f"turbobot-{job.id}.jpg")
     return await channel.send(
         fmt.caption(job, credit), file=file, view=result_view(job.id), allowed_mentions=mention

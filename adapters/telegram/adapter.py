@@ -49,6 +49,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 from adapters.telegram import texts
 from adapters.telegram import updates as tg
 from adapters.telegram.community import Community
+from adapters.telegram.fitting import FittingBot
 from adapters.telegram.keyboards import (
     Action,
     Callback,
@@ -176,18 +177,18 @@ def build_application(settings: Settings, requests: tuple[BaseRequest, BaseReque
     """
     if settings.telegram_token is None:
         raise ValueError("TELEGRAM_TOKEN is not set")
-    builder = (
-        ApplicationBuilder()
-        .token(settings.telegram_token.get_secret_value())
-        .request(requests[0])
-        .get_updates_request(requests[1])
-        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
-        .concurrent_updates(True)
-        .job_queue(None)
-    )
+    urls: dict[str, str] = {}
     if settings.telegram_api_base_url:
-        base, files = api_urls(settings.telegram_api_base_url)
-        builder = builder.base_url(base).base_file_url(files)
+        urls["base_url"], urls["base_file_url"] = api_urls(settings.telegram_api_base_url)
+    # Every text goes out through FittingBot: the one place it is fitted to Telegram's limits.
+    bot = FittingBot(
+        settings.telegram_token.get_secret_value(),
+        request=requests[0],
+        get_updates_request=requests[1],
+        rate_limiter=AIORateLimiter(max_retries=RATE_LIMIT_RETRIES),
+        **urls,
+    )
+    builder = ApplicationBuilder().bot(bot).concurrent_updates(True).job_queue(None)
     return builder.build()
 
 

@@ -10,6 +10,12 @@ Community features add: a showcase and an age-restricted channel in the guild, u
 options with their ``resolved`` data, chosen member permissions, reactions pushed through the
 gateway (MESSAGE_REACTION_ADD / REMOVE) and the bot's own reactions, and component clicks
 answered by updating the clicked message (callback type 7).
+
+Discord's limits are enforced as Discord enforces them: message content over 2,000 characters,
+an embed over its limits, more than 25 choices (autocomplete or a command option) or options, a
+``custom_id`` over 100 characters get ``400 Invalid Form Body`` (code 50035); an interaction
+acknowledged more than 3 s after it was sent gets ``404 Unknown interaction`` (10062). Every
+refusal is kept in :attr:`FakeDiscord.refused`.
 """
 
 from __future__ import annotations
@@ -45,6 +51,14 @@ NAMES = {ALICE: "alice", BOB: "bob", CAROL: "carol"}
 
 OPTION_USER = 6
 OPTION_CHANNEL = 7
+
+CONTENT_LIMIT = 2000
+CHOICES_LIMIT = 25
+OPTIONS_LIMIT = 25
+CUSTOM_ID_LIMIT = 100
+ACK_WINDOW_S = 3.0
+EMBED_LIMITS = {"title": 256, "description": 4096}
+EMBED_TOTAL_LIMIT = 6000
 
 OPTION_SUB_COMMAND = 1
 OPTION_SUB_COMMAND_GROUP = 2
@@ -121,6 +135,7 @@ class FakeDiscord:
         self.fail_next_post: int | None = None  # HTTP status for the next channel message POST
         self.bot_reactions: list[tuple[int, str]] = []  # (message id, emoji) the bot added
         self.attachment_size_limit = 10 * 1024 * 1024  # per interaction, as Discord sends it
+        self.refused: list[tuple[str, str, str]] = []  # (method, path, why) of 400/404 answers
         self._ids = itertools.count(950_000_000_000_000_000)
         self._seq = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
@@ -435,6 +450,10 @@ class FakeDiscord:
             Recorded(request.method, path, dict(request.query), body, tuple(files), loop.time())
         )
         try:
+            problem = form_problem(body)
+            if problem is not None:
+                self.refused.append((request.method, path, problem))
+                return _invalid_form(problem)
             return await self._route(request.method, path.rstrip("/").split("/")[1:], body, files)
         finally:
             self.message_posted.set()
@@ -597,6 +616,10 @@ class FakeDiscord:
         if log is None:
             return _json({"message": "Unknown interaction", "code": 10062}, status=404)
         loop = asyncio.get_running_loop()
+        if not log.callbacks and loop.time() - log.sent_at > ACK_WINDOW_S:
+            # Discord forgets an interaction nobody acknowledged within 3 s.
+            self.refused.append(("POST", f"/interactions/{log.id}/{token}/callback", "late"))
+            return _json({"message": "Unknown interaction", "code": 10062}, status=404)
         log.callbacks.append(body)
         log.callback_at = log.callback_at or loop.time()
         kind = body["type"]
@@ -650,6 +673,68 @@ class FakeDiscord:
                 self.messages.pop(int(target["id"]), None)
                 return web.Response(status=204)
         return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+
+def _embed_problem(embed: JSON) -> str | None:
+    total = 0
+    for key, limit in EMBED_LIMITS.items():
+        size = len(str(embed.get(key) or ""))
+        if size > limit:
+            return f"embeds.0.{key}: Must be {limit} or fewer in length."
+        total += size
+    for f in embed.get("fields") or []:
+        total += len(str(f.get("name") or "")) + len(str(f.get("value") or ""))
+    footer = embed.get("footer") or {}
+    total += len(str(footer.get("text") or ""))
+    if total > EMBED_TOTAL_LIMIT:
+        return f"embeds: Embed size exceeds maximum size of {EMBED_TOTAL_LIMIT}"
+    return None
+
+
+def _components_problem(rows: list[JSON]) -> str | None:
+    for row in rows:
+        for comp in row.get("components") or []:
+            if len(str(comp.get("custom_id") or "")) > CUSTOM_ID_LIMIT:
+                return f"components: custom_id must be {CUSTOM_ID_LIMIT} or fewer in length."
+            if len(comp.get("options") or []) > CHOICES_LIMIT:
+                return f"components: Must be {CHOICES_LIMIT} or fewer in length."
+    return None
+
+
+def _command_problem(command: JSON) -> str | None:
+    options = command.get("options") or []
+    if len(options) > OPTIONS_LIMIT:
+        return f"options: Must be {OPTIONS_LIMIT} or fewer in length."
+    for option in options:
+        if len(option.get("choices") or []) > CHOICES_LIMIT:
+            return f"options.choices: Must be {CHOICES_LIMIT} or fewer in length."
+        inner = _command_problem(option)
+        if inner is not None:
+            return inner
+    return None
+
+
+def form_problem(body: Any) -> str | None:
+    """What Discord would call invalid in a request body (its 50035 "errors"), else None."""
+    if isinstance(body, list):  # a bulk command overwrite
+        return next((p for c in body if (p := _command_problem(c)) is not None), None)
+    if not isinstance(body, dict):
+        return None
+    data = body.get("data") if isinstance(body.get("data"), dict) else body
+    content = data.get("content")
+    if content is not None and len(str(content)) > CONTENT_LIMIT:
+        return f"content: Must be {CONTENT_LIMIT} or fewer in length."
+    if len(data.get("choices") or []) > CHOICES_LIMIT:
+        return f"choices: Must be {CHOICES_LIMIT} or fewer in length."
+    for embed in data.get("embeds") or []:
+        problem = _embed_problem(embed)
+        if problem is not None:
+            return problem
+    return _components_problem(data.get("components") or [])
+
+
+def _invalid_form(problem: str) -> web.Response:
+    return _json({"message": f"Invalid Form Body ({problem})", "code": 50035}, status=400)
 
 
 def _user(user_id: int) -> JSON:

@@ -8,6 +8,11 @@ and inline answers, ``setWebhook``/``deleteWebhook`` (the registered webhook and
 kept, and :meth:`FakeBotApi.deliver` POSTs an update to the bot the way Telegram would), and a
 switch that answers the next N calls of a method with ``429 Too Many Requests`` + ``retry_after``.
 Every call is recorded, so tests assert on what the bot really sent over HTTP.
+
+Telegram's size limits are enforced the way Telegram enforces them, with ``400 Bad Request``:
+message text 1-4,096 and captions up to 1,024 UTF-16 code units (what Telegram counts), callback
+data 1-64 bytes, callback answers up to 200 characters. A refused call is recorded as
+``<method>!400`` (see :meth:`FakeBotApi.refusals`), so a test can assert the bot never tried.
 """
 
 from __future__ import annotations
@@ -53,6 +58,49 @@ class Call:
     files: dict[str, Upload] = field(default_factory=dict)
     token: str = ""
     result: Any = None
+
+
+TEXT_LIMIT = 4096  # UTF-16 code units, like every limit below that counts text
+CAPTION_LIMIT = 1024
+CALLBACK_DATA_LIMIT = 64  # bytes
+CALLBACK_ANSWER_LIMIT = 200
+_TEXT_METHODS = {"sendMessage", "editMessageText"}
+_CAPTION_METHODS = {"sendPhoto", "sendDocument", "editMessageCaption"}
+
+
+def utf16_units(text: str) -> int:
+    """Length as Telegram measures it (an emoji outside the BMP counts two)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _markup_problem(markup: object) -> str | None:
+    if not isinstance(markup, dict):
+        return None
+    for row in markup.get("inline_keyboard", []):
+        for button in row:
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode()) <= CALLBACK_DATA_LIMIT:
+                return "BUTTON_DATA_INVALID"
+    return None
+
+
+def limit_problem(method: str, params: JSON) -> str | None:
+    """Telegram's "Bad Request" description for a call over a limit, else None."""
+    if method in _TEXT_METHODS:
+        text = str(params.get("text", ""))
+        if not text.strip():
+            return "message text is empty"
+        if utf16_units(text) > TEXT_LIMIT:
+            return "message is too long"
+    if method in _CAPTION_METHODS and utf16_units(str(params.get("caption") or "")) > CAPTION_LIMIT:
+        return "message caption is too long"
+    if method == "answerCallbackQuery" and len(str(params.get("text") or "")) > CALLBACK_ANSWER_LIMIT:
+        return "MESSAGE_TOO_LONG"
+    if method == "answerInlineQuery":
+        for result in params.get("results") or []:
+            if utf16_units(str(result.get("caption") or "")) > CAPTION_LIMIT:
+                return "MEDIA_CAPTION_TOO_LONG"
+    return _markup_problem(params.get("reply_markup"))
 
 
 def _decode(value: str) -> Any:
@@ -139,6 +187,10 @@ class FakeBotApi:
         async with ClientSession() as session, session.post(url, json=body, headers=headers) as r:
             return r.status
 
+    def refusals(self) -> list[Call]:
+        """Calls answered ``400 Bad Request`` because they broke one of Telegram's limits."""
+        return [c for c in self.calls if c.method.endswith("!400")]
+
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
@@ -180,6 +232,13 @@ class FakeBotApi:
         if refused is not None:
             self.calls.append(Call(f"{method}!429", params, files, request.match_info["token"]))
             return refused
+        problem = limit_problem(method, params)
+        if problem is not None:
+            async with self._changed:
+                self.calls.append(Call(f"{method}!400", params, files, request.match_info["token"]))
+                self._changed.notify_all()
+            body = {"ok": False, "error_code": 400, "description": f"Bad Request: {problem}"}
+            return web.json_response(body, status=400)
         result = self._answer(method, params, files)
         async with self._changed:
             self.calls.append(Call(method, params, files, request.match_info["token"], result))
