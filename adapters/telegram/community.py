@@ -14,8 +14,9 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import InlineKeyboardMarkup, Message, Update
-from telegram.constants import ChatMemberStatus
+from telegram import ChatMember, ChatMemberAdministrator, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import TelegramError
 from telegram.ext import Application
 
 from adapters.telegram import community_texts as ct
@@ -43,6 +44,7 @@ FileRef = Callable[[Job], str | None]
 GALLERY_PAGE = 5  # one text message per page: a few lines, well within flood limits
 AUDIT_LINES = 20
 _ADMINS = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR}
+_CAN_POST = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER}
 _CLEAR = {"none", "default", "clear", "-"}
 _ON = {"on", "yes", "true", "1"}
 _OFF = {"off", "no", "false", "0"}
@@ -245,9 +247,27 @@ class Community:
             await message.reply_text(ct.say(lang, "settings_usage"))
             return
         change = settings_change(lang, words[1], words[2].strip(), actor.channel_id)
+        if change.showcase_channel_id is not None:
+            await self._check_showcase(lang, actor, change.showcase_channel_id)
         saved = await self._core.update_server_settings(actor, change, is_admin=True)
         # A change of language answers in the new one.
         await message.reply_text(ct.settings(str(saved.language), saved, changed=True))
+
+    async def _check_showcase(self, lang: str, actor: Requester, chat: str) -> None:
+        """A showcase chat must be one the admin also administers, and one the bot can post
+        in: otherwise an admin of one group could route images into any chat the bot is in."""
+        target: int | str = int(chat) if chat.lstrip("-").isdigit() else chat
+        bot = self._app.bot
+        try:
+            kind = (await bot.get_chat(target)).type
+            theirs = await bot.get_chat_member(target, int(actor.user_id))
+            mine = await bot.get_chat_member(target, bot.id)
+        except TelegramError:  # no such chat, or the bot is not in it
+            raise BadRequest(ct.say(lang, "showcase_unknown", chat=chat)) from None
+        if theirs.status not in _ADMINS:
+            raise NotAllowed(ct.say(lang, "showcase_not_admin", chat=chat))
+        if not can_post(mine, channel=kind == ChatType.CHANNEL):
+            raise BadRequest(ct.say(lang, "showcase_bot_cannot_post", chat=chat))
 
     # ----- sharing to the showcase, votes, remix -----
     async def _on_share(self, update: Update, callback: Callback) -> str:
@@ -356,7 +376,7 @@ class Community:
         await message.reply_text(text, reply_markup=keyboard, disable_web_page_preview=True)
 
     async def _on_gallery_page(self, update: Update, callback: Callback) -> None:
-        view, page = callback.args[0], max(callback.int_arg(1), 0)
+        view, page = callback.args[0], callback.page_arg(1)
         if view[:1] not in _SORTS or view[1:] not in _PERIODS:
             raise ValueError(view)
         message = tg.message(update)
@@ -469,6 +489,18 @@ class Community:
         actor = await self._admin(update, lang)
         entries = await self._core.audit_log(actor, is_admin=True, limit=AUDIT_LINES)
         await tg.message(update).reply_text(ct.audit(lang, entries))
+
+
+def can_post(member: ChatMember, *, channel: bool) -> bool:
+    """Whether this member (the bot) may post photos in its chat: in a channel only an admin
+    with "post messages"; in a group any member that is not restricted from sending photos."""
+    if isinstance(member, ChatMemberAdministrator):
+        return member.can_post_messages is not False  # None in groups: admins may post there
+    if channel:
+        return member.status == ChatMemberStatus.OWNER
+    if member.status == ChatMemberStatus.RESTRICTED:
+        return bool(getattr(member, "can_send_photos", False))
+    return member.status in _CAN_POST
 
 
 def shown_score(markup: InlineKeyboardMarkup | None, data: str) -> int:

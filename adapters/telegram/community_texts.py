@@ -86,6 +86,10 @@ _EN: dict[str, str] = {
     "unblocked": "User {user} may use this bot in this group again.",
     "audit_empty": "The audit log of this group is empty.",
     "audit_title": "Audit log (newest first):",
+    "showcase_not_admin": "You can only choose a showcase chat that you administer ({chat}).",
+    "showcase_bot_cannot_post": "I cannot post in {chat}: add me there (as an admin of a channel)"
+    " and try again.",
+    "showcase_unknown": "I cannot see the chat {chat}: check the id, and add me there first.",
 }
 
 _ZH: dict[str, str] = {
@@ -154,6 +158,9 @@ _ZH: dict[str, str] = {
     "unblocked": "用户 {user} 可以在本群重新使用本机器人。",
     "audit_empty": "本群的审计日志为空。",
     "audit_title": "审计日志（最新在前）：",
+    "showcase_not_admin": "只能选择你担任管理员的聊天作为展示频道（{chat}）。",
+    "showcase_bot_cannot_post": "我无法在 {chat} 发帖：请先把我加进去（频道需设为管理员），然后重试。",
+    "showcase_unknown": "我看不到聊天 {chat}：请检查 id，并先把我加进去。",
 }
 
 _TEXTS = {EN: _EN, ZH: _ZH}

@@ -8,6 +8,7 @@ keep working after a restart, and ``callback_data`` stays within Telegram's 64 b
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -20,6 +21,11 @@ CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit
 PREFIX = "tb"
 STYLES_PER_PAGE = 8
 _HASHED = "#"  # marks a style given by hash because its name is too long for callback_data
+# Numbers in callback data come from the user's client and can be forged: ASCII digits only
+# (``int()`` also takes "+5", "5_000" and other scripts' digits), within SQLite's integer range.
+_NUMBER = re.compile(r"[0-9]{1,19}", re.ASCII)
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id would raise OverflowError there
+MAX_PAGE = 10_000  # no picker or gallery has this many pages
 
 
 class Action(StrEnum):
@@ -50,7 +56,18 @@ class Callback:
     args: tuple[str, ...]
 
     def int_arg(self, index: int) -> int:
-        return int(self.args[index])
+        """A job or share id: ValueError (a stale or forged button) unless 0..MAX_ID."""
+        return _number(self.args[index], MAX_ID)
+
+    def page_arg(self, index: int) -> int:
+        """A page number: ValueError (a stale or forged button) unless 0..MAX_PAGE."""
+        return _number(self.args[index], MAX_PAGE)
+
+
+def _number(text: str, upper: int) -> int:
+    if _NUMBER.fullmatch(text) is None or int(text) > upper:
+        raise ValueError(f"not a number from 0 to {upper}: {text[:30]!r}")
+    return int(text)
 
 
 def encode(action: Action, *args: object) -> str:

@@ -27,6 +27,7 @@ COMMANDS_EN: tuple[tuple[str, str], ...] = (
     ("history", "Your recent images"),
     ("queue", "Your waiting jobs"),
     ("cancel", "Cancel a waiting job: /cancel [id]"),
+    ("show", "Post an earlier image again: /show <id>"),
     ("gallery", "This group's shared images: /gallery [top] [week|month]"),
     ("privacy", "Sharing and privacy: /privacy [optout on|off] [hide on|off]"),
     ("forget", "Delete all your images and data"),
@@ -46,6 +47,7 @@ COMMANDS_ZH: tuple[tuple[str, str], ...] = (
     ("history", "最近的图片"),
     ("queue", "排队中的任务"),
     ("cancel", "取消排队任务：/cancel [编号]"),
+    ("show", "再次发布之前的图片：/show <编号>"),
     ("gallery", "本群分享的图片：/gallery [top] [week|month]"),
     ("privacy", "分享与隐私：/privacy [optout on|off] [hide on|off]"),
     ("forget", "删除你的所有图片和数据"),
@@ -71,6 +73,7 @@ Original file (uncompressed JPEG), Delete.
 /style — your default style
 /history — your recent images
 /queue — your waiting jobs, /cancel [id] to cancel
+/show <id> — post an earlier image again (ids are in /history)
 In groups: 🏆 Showcase posts an image to the group's showcase, where 👍 counts likes and \
 Remix starts from it; /gallery [top] [week|month] lists them.
 /privacy — opt out of sharing or hide your prompts; /forget — delete all your data
@@ -88,6 +91,7 @@ HELP_ZH = """\
 /style — 默认风格
 /history — 最近的图片
 /queue — 排队中的任务，/cancel [编号] 取消
+/show <编号> — 再次发布之前的图片（编号见 /history）
 群组中：🏆 展示 把图片发到本群的展示频道，👍 点赞，改编 以它为起点；\
 /gallery [top] [week|month] 查看。
 /privacy — 退出分享或隐藏描述；/forget — 删除你的全部数据
@@ -97,6 +101,7 @@ HELP_ZH = """\
 INTAKE_CLOSED = "The bot is restarting and takes no new requests right now. Try again in a minute."
 SOMETHING_WRONG = "Something went wrong on our side. It has been logged; please try again."
 STALE_BUTTON = "This button is no longer valid."
+SHOW_USAGE = "Usage: /show 42 (a job number from /history)"
 IMAGINE_USAGE = "Usage: /imagine <prompt> [--style S] [--seed N] [--steps N] [--aspect 16:9]"
 
 
@@ -249,6 +254,10 @@ def style_set(style: str | None) -> str:
     if style is None:
         return "Your default style is cleared: images use no style unless you pass --style."
     return f"Your default style is now {style}."
+
+
+def no_image(job_id: int) -> str:
+    return f"Job #{job_id} has no image (not finished, or deleted)."
 
 
 def no_styles() -> str:

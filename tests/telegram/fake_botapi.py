@@ -126,7 +126,10 @@ class FakeBotApi:
         self._closing = False
         self.port = 0
         # (chat id, user id) -> "creator" | "administrator" | "member" | "left" ...
-        self.members: dict[tuple[int, int], str] = {}
+        self.members: dict[tuple[int | str, int], str] = {}
+        self.rights: dict[tuple[int | str, int], JSON] = {}  # extra fields of a member
+        self.channels: set[int | str] = set()  # chats getChat calls "channel"
+        self.unknown_chats: set[int | str] = set()  # chats getChat(Member) answers "not found"
         # The registered webhook, as setWebhook gave it (url, secret_token, allowed_updates ...).
         self.webhook: JSON | None = None
         self.polls = 0  # getUpdates calls (not kept in ``calls``: a long poll repeats forever)
@@ -168,9 +171,11 @@ class FakeBotApi:
         """Answer the next ``times`` calls of ``method`` with 429 and ``retry_after``."""
         self._fail[method] = (times, retry_after)
 
-    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
-        """What ``getChatMember`` answers for this user in this chat (default "member")."""
+    def set_member(self, chat_id: int | str, user_id: int, status: str, **rights: object) -> None:
+        """What ``getChatMember`` answers for this user in this chat (default "member");
+        ``rights`` override fields of the answer (``can_post_messages=False`` ...)."""
         self.members[(chat_id, user_id)] = status
+        self.rights[(chat_id, user_id)] = dict(rights)
 
     async def deliver(self, url: str, update: JSON, *, secret: str | None = None) -> int:
         """POST ``update`` (without ``update_id``) to the bot's webhook server at ``url``, with
@@ -232,7 +237,7 @@ class FakeBotApi:
         if refused is not None:
             self.calls.append(Call(f"{method}!429", params, files, request.match_info["token"]))
             return refused
-        problem = limit_problem(method, params)
+        problem = limit_problem(method, params) or self._chat_problem(method, params)
         if problem is not None:
             async with self._changed:
                 self.calls.append(Call(f"{method}!400", params, files, request.match_info["token"]))
@@ -283,6 +288,7 @@ class FakeBotApi:
             ),
             "editMessageCaption": lambda: self._message(params, caption=params.get("caption")),
             "getChatMember": lambda: self._member(params),
+            "getChat": lambda: self._chat(params),
             "sendDocument": lambda: self._message(
                 params, caption=params.get("caption"), document=self._document(files)
             ),
@@ -314,8 +320,28 @@ class FakeBotApi:
             "file_size": len(doc.data) if doc else 0,
         }
 
+    def _chat_problem(self, method: str, params: JSON) -> str | None:
+        if method in {"getChat", "getChatMember"} and _chat_key(params) in self.unknown_chats:
+            return "chat not found"
+        return None
+
+    def _chat(self, params: JSON) -> JSON:
+        chat = _chat_key(params)
+        if chat in self.channels:
+            kind = "channel"
+        else:
+            kind = "private" if isinstance(chat, int) and chat > 0 else "supergroup"
+        numeric = chat if isinstance(chat, int) else -1009999999999
+        return {
+            "id": numeric,
+            "type": kind,
+            "title": "Some chat",
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+        }
+
     def _member(self, params: JSON) -> JSON:
-        chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
+        chat_id, user_id = _chat_key(params), int(params["user_id"])
         status = self.members.get((chat_id, user_id), "member")
         member: JSON = {"status": status, "user": user(user_id)}
         if status == "creator":
@@ -323,6 +349,9 @@ class FakeBotApi:
         elif status == "administrator":
             member.update(dict.fromkeys(_ADMIN_RIGHTS, True), can_be_edited=False)
             member["is_anonymous"] = False
+        elif status == "restricted":
+            member.update(_RESTRICTED)
+        member.update(self.rights.get((chat_id, user_id), {}))
         return member
 
     def _photo(self, file_id: object = None) -> list[JSON]:
@@ -369,6 +398,38 @@ _ADMIN_RIGHTS = (
     "can_edit_stories",
     "can_delete_stories",
 )
+
+
+# A restricted member who may do everything except send photos (tests override the rest).
+_RESTRICTED: JSON = {
+    "is_member": True,
+    "until_date": 0,
+    **dict.fromkeys(
+        (
+            "can_send_messages",
+            "can_send_audios",
+            "can_send_documents",
+            "can_send_videos",
+            "can_send_video_notes",
+            "can_send_voice_notes",
+            "can_send_polls",
+            "can_send_other_messages",
+            "can_add_web_page_previews",
+            "can_change_info",
+            "can_invite_users",
+            "can_pin_messages",
+            "can_manage_topics",
+        ),
+        True,
+    ),
+    "can_send_photos": False,
+}
+
+
+def _chat_key(params: JSON) -> int | str:
+    """A chat id as the bot gave it: a number, or an ``@username``."""
+    chat = str(params["chat_id"])
+    return int(chat) if chat.lstrip("-").isdigit() else chat
 
 
 def _ok(result: Any) -> web.Response:

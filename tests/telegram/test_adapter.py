@@ -72,7 +72,7 @@ async def test_start_publishes_commands_in_english_and_chinese(bot: Harness) -> 
     names = [c["command"] for c in english.params["commands"]]
     assert names == [c["command"] for c in chinese.params["commands"]]
     assert {
-        *("imagine", "style", "history", "queue", "cancel", "start", "help"),
+        *("imagine", "style", "history", "queue", "cancel", "show", "start", "help"),
         *("gallery", "privacy", "forget"),
     } == set(names)
     assert "生成图片" in chinese.params["commands"][0]["description"]

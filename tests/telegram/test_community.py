@@ -71,6 +71,7 @@ async def press(bot: Harness, data: str, message: JSON, sender: JSON, query_id: 
 
 async def setup_group(bot: Harness, *settings: str) -> None:
     bot.api.set_member(GROUP, ADMIN["id"], "administrator")
+    bot.api.set_member(SHOWCASE, ADMIN["id"], "administrator")  # a showcase they administer
     for line in ("showcase " + str(SHOWCASE), *settings):
         await say(bot, f"/settings set {line}", ADMIN)
 
@@ -93,6 +94,7 @@ def requester(sender: JSON) -> Requester:
 # ----- settings -----
 async def test_admin_sets_and_sees_settings_in_the_group_language(bot: Harness) -> None:
     bot.api.set_member(GROUP, ADMIN["id"], "creator")
+    bot.api.set_member(SHOWCASE, ADMIN["id"], "creator")
     shown = await say(bot, f"/settings set showcase {SHOWCASE}", ADMIN)
     assert f"showcase chat: {SHOWCASE}" in shown
     shown = await say(bot, "/settings set banned foo, bar baz", ADMIN)
