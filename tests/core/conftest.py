@@ -66,7 +66,13 @@ def open_test_core(tmp_path: Path, clock: FakeClock, executor: FakeExecutor) -> 
                 default = (RecordingNotifier(), RecordingNotifier(platform=Platform.DISCORD))
                 for n in notifiers if notifiers is not None else default:
                     core.register(n)
-                yield core
+                try:
+                    yield core
+                except BaseException:
+                    # A failed assertion shows at once: no 120 s drain for a job the test
+                    # was holding (a closed gate). In-flight work is given up, as on a timeout.
+                    await core.drain(0)
+                    raise
 
         from contextlib import asynccontextmanager
 
