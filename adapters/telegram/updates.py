@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import Message, ReplyParameters, Update
+from telegram import Message, ReplyParameters, Update, User
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
@@ -37,17 +37,25 @@ def group_id(update: Update) -> str | None:
     return str(chat.id) if chat is not None and is_group(update) else None
 
 
+def display_name(user: User) -> str:
+    """The name credits show; never empty (Telegram accepts a blank first name)."""
+    name = user.full_name or ""  # None when Telegram sent an empty first_name
+    if name.strip():
+        return name
+    return f"@{user.username}" if user.username else f"user {user.id}"
+
+
 def requester(update: Update) -> Requester:
     user, chat = update.effective_user, update.effective_chat
     if user is None:
         raise Ignored
     if chat is None:  # inline queries: no chat; results go to the user
-        return Requester(Platform.TELEGRAM, str(user.id), user.full_name, str(user.id))
+        return Requester(Platform.TELEGRAM, str(user.id), display_name(user), str(user.id))
     message = update.effective_message
     return Requester(
         platform=Platform.TELEGRAM,
         user_id=str(user.id),
-        display_name=user.full_name,
+        display_name=display_name(user),
         channel_id=str(chat.id),
         server_id=group_id(update),
         reply_to=str(message.message_id) if message is not None else None,

@@ -136,6 +136,7 @@ class FakeDiscord:
         self.bot_reactions: list[tuple[int, str]] = []  # (message id, emoji) the bot added
         self.attachment_size_limit = 10 * 1024 * 1024  # per interaction, as Discord sends it
         self.refused: list[tuple[str, str, str]] = []  # (method, path, why) of 400/404 answers
+        self.display_names: dict[int, str] = {}  # a user's display name, when a test sets one
         self._ids = itertools.count(950_000_000_000_000_000)
         self._seq = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
@@ -308,7 +309,7 @@ class FakeDiscord:
             "guild_id": str(GUILD_ID),
             "channel_id": str(channel),
             "channel": self._channel(channel),
-            "member": {**_member(user), "permissions": perms},
+            "member": {**self._named_member(user), "permissions": perms},
             "app_permissions": MEMBER_PERMISSIONS,
             "locale": locale,
             "guild_locale": "en-US",
@@ -317,6 +318,12 @@ class FakeDiscord:
             "authorizing_integration_owners": {"0": str(GUILD_ID)},
             "context": 0,
         }
+
+    def _named_member(self, user: int) -> JSON:
+        member = _member(user)
+        if user in self.display_names:
+            member["user"] = {**member["user"], "global_name": self.display_names[user]}
+        return member
 
     def _track(self, payload: JSON) -> InteractionLog:
         loop = asyncio.get_running_loop()
@@ -339,6 +346,7 @@ class FakeDiscord:
     ) -> InteractionLog:
         """Send a slash command (or, with ``focused``, an autocomplete) as a user typed it."""
         schema, guild = self._command_schema(name)
+        check_options(schema if sub is None else _sub_schema(schema, sub), options or {})
         payload = self._base_interaction(
             4 if focused else 2,
             user,
@@ -673,6 +681,41 @@ class FakeDiscord:
                 self.messages.pop(int(target["id"]), None)
                 return web.Response(status=204)
         return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+
+class Unsendable(ValueError):
+    """Discord's client and API refuse this option value before the bot ever sees it."""
+
+
+MAX_SAFE_INTEGER = 2**53 - 1  # Discord's integer options are JavaScript numbers
+STRING_OPTION_LIMIT = 6000
+OPTION_STRING = 3
+OPTION_INTEGER = 4
+
+
+def _sub_schema(schema: JSON, sub: str) -> JSON:
+    return next(o for o in schema.get("options", []) if o["name"] == sub)
+
+
+def check_options(schema: JSON, values: dict[str, Any]) -> None:
+    """Raise :class:`Unsendable` for a value Discord would not deliver: an integer outside
+    its option's range (or ±2^53), a string over 6,000 characters, a value not among the
+    option's choices."""
+    by_name = {o["name"]: o for o in schema.get("options", [])}
+    for name, value in values.items():
+        option = by_name[name]
+        if option["type"] == OPTION_INTEGER:
+            low = option.get("min_value", -MAX_SAFE_INTEGER)
+            high = option.get("max_value", MAX_SAFE_INTEGER)
+            if not isinstance(value, int) or not max(low, -MAX_SAFE_INTEGER) <= value <= min(
+                high, MAX_SAFE_INTEGER
+            ):
+                raise Unsendable(f"{name}: {value!r} is not an integer from {low} to {high}")
+        if option["type"] == OPTION_STRING and len(str(value)) > STRING_OPTION_LIMIT:
+            raise Unsendable(f"{name}: over {STRING_OPTION_LIMIT} characters")
+        choices = option.get("choices")
+        if choices and value not in [c["value"] for c in choices]:
+            raise Unsendable(f"{name}: {value!r} is not one of the choices")
 
 
 def _embed_problem(embed: JSON) -> str | None:

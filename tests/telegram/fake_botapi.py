@@ -103,9 +103,13 @@ def limit_problem(method: str, params: JSON) -> str | None:
     return _markup_problem(params.get("reply_markup"))
 
 
-def _decode(value: str) -> Any:
+# Parameters that are always text, even when a user's text starts like JSON ("[click](…)").
+_TEXT_PARAMS = frozenset({"text", "caption", "query", "switch_inline_query", "title"})
+
+
+def _decode(key: str, value: str) -> Any:
     """PTB sends scalars as text and structures as JSON text; decode structures only."""
-    if value[:1] in "[{":
+    if key not in _TEXT_PARAMS and value[:1] in "[{":
         return json.loads(value)
     return value
 
@@ -229,7 +233,7 @@ class FakeBotApi:
                 if isinstance(value, FileField):
                     files[key] = Upload(value.filename, value.content_type, value.file.read())
                 elif isinstance(value, str):
-                    params[key] = _decode(value)
+                    params[key] = _decode(key, value)
         if method == "getUpdates":
             self.polls += 1
             return _ok(await self._get_updates(params))

@@ -1,0 +1,266 @@
+"""The bad-input corpus (tests/corpus/bad_inputs.json) through both chat adapters.
+
+One table, every row typed into Telegram (over the fake Bot API) and Discord (over the fake
+Discord) the way a user would type it. Each must get a clear answer — a job made when the row
+expects ``ok``, a message that is not "something went wrong" when it expects ``error`` — with
+no traceback or error in the log, nothing refused by the platform (over a limit), and nothing
+left held in the core for that user. New findings get a row in the JSON, not a test here.
+
+The core runs the same rows itself in tests/core/test_corpus.py (where it exists).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.discord.texts import say
+from adapters.telegram.texts import SOMETHING_WRONG
+from bot.domain import Platform, Requester
+from tests.discord.conftest import make_settings as discord_settings
+from tests.discord.conftest import running_bot as discord_bot
+from tests.discord.fake_discord import FakeDiscord, Unsendable
+from tests.fakes import FakeClock, FakeExecutor
+from tests.telegram.conftest import running_bot as telegram_bot
+from tests.telegram.fake_botapi import BOT_USER, FakeBotApi, callback_query, command_message, user
+
+CORPUS = Path(__file__).parent / "corpus" / "bad_inputs.json"
+# Kinds that end in a job when the row expects "ok"; the others (ids, pages) only answer.
+JOB_KINDS = {"prompt", "negative", "display_name", "style", "seed", "steps", "cfg", "aspect"}
+# Rows whose fix lives in the core (issue 15 items 2 and 9: lone surrogates make the SQLite
+# insert raise; invisible-only prompts were queued). Until that lands on this branch they are
+# not run here: a lone surrogate would hang the batch commit, and with it the test.
+NEEDS_CORE_FIX = {
+    "prompt-lone-high-surrogate",
+    "prompt-lone-low-surrogate",
+    "prompt-only-lone-surrogate",
+    "negative-lone-surrogate",
+    "name-lone-surrogate",
+    "name-only-surrogate",
+    "style-lone-surrogate",
+    "aspect-surrogate",
+    "prompt-lrm-rlm",
+    "prompt-braille-blank",
+    "prompt-cgj",
+    "prompt-invisible-operators",
+    "prompt-variation-selector",
+    "prompt-tag-characters",
+    "prompt-combining-only",
+    "prompt-replacement-only",
+    "negative-invisible",
+}
+WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    kind: str
+    value: str
+    expect: str
+
+    @property
+    def makes_job(self) -> bool:
+        return self.expect == "ok" and self.kind in JOB_KINDS
+
+
+def load_cases() -> list[Case]:
+    rows = json.loads(CORPUS.read_text(encoding="utf-8"))["cases"]
+    return [
+        Case(r["id"], r["kind"], r["value"] * int(r.get("repeat", 1)), r["expect"]) for r in rows
+    ]
+
+
+CASES = load_cases()
+
+
+def test_the_corpus_is_well_formed() -> None:
+    ids = [c.id for c in CASES]
+    assert len(ids) == len(set(ids))
+    assert {c.expect for c in CASES} <= {"ok", "error"}
+    assert NEEDS_CORE_FIX <= set(ids)
+
+
+def trouble(caplog: pytest.LogCaptureFixture, since: int) -> list[str]:
+    return [
+        r.getMessage()[:200]
+        for r in caplog.records[since:]
+        if r.levelno >= logging.ERROR or r.exc_info
+    ]
+
+
+# ----- Telegram -----
+def telegram_command(case: Case) -> str:
+    """The message a Telegram user sends for this row."""
+    option = {"style": "--style", "seed": "--seed", "steps": "--steps", "aspect": "--aspect"}
+    match case.kind:
+        case "prompt":
+            return f"/imagine {case.value}"
+        case "negative":
+            return f"/imagine a fox --cfg 4 --no {case.value}"
+        case "cfg":
+            return f"/imagine a fox --cfg {case.value}"
+        case "job_id":
+            return f"/show {case.value}"
+        case "display_name":
+            return "/imagine a fox"
+        case _:
+            return f"/imagine a fox {option[case.kind]} {case.value}"
+
+
+async def telegram_case(bot: Any, case: Case, uid: int) -> list[str]:
+    """Problems with this row on Telegram (empty when it was handled well)."""
+    api: FakeBotApi = bot.api
+    chat = str(uid)
+    mine = lambda c: str(c.params.get("chat_id")) == chat  # noqa: E731
+    if case.kind == "page":
+        picker = {
+            "message_id": 1,
+            "date": 1_800_000_000,
+            "chat": {"id": uid, "type": "private"},
+            "from": BOT_USER,
+            "text": "picker",
+        }
+        query = f"cq-{uid}"
+        await api.push(callback_query(f"tb:sp:{case.value}", picker, from_user=user(uid), query_id=query))
+        await api.wait_for(
+            "answerCallbackQuery", where=lambda c: c.params["callback_query_id"] == query, within=WAIT_S
+        )
+        return []
+    sender = user(uid, first_name=case.value if case.kind == "display_name" else "Ada")
+    await api.push(command_message(telegram_command(case), from_user=sender))
+    if case.makes_job:
+        await api.wait_for("sendPhoto", where=mine, within=WAIT_S)
+        return []
+    replies = await api.wait_for("sendMessage", where=mine, within=WAIT_S)
+    text = str(replies[0].params["text"])
+    problems = []
+    if text == SOMETHING_WRONG or text.startswith("Queued"):
+        problems.append(f"answered {text[:80]!r}")
+    if api.calls_of("sendPhoto") and any(mine(c) for c in api.calls_of("sendPhoto")):
+        problems.append("made an image")
+    return problems
+
+
+async def test_every_corpus_row_on_telegram(
+    api: FakeBotApi, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    failures: dict[str, list[str]] = {}
+    async with telegram_bot(api, tmp_path) as bot:
+        for n, case in enumerate(CASES):
+            if case.id in NEEDS_CORE_FIX:
+                continue
+            uid = 5000 + n
+            since = len(caplog.records)
+            try:
+                problems = await telegram_case(bot, case, uid)
+            except TimeoutError:
+                problems = ["no answer"]
+            requester = Requester(Platform.TELEGRAM, str(uid), "Ada", str(uid))
+            async with asyncio.timeout(WAIT_S):
+                await bot.core.wait_until_idle(requester.user_key)
+            if await bot.core.queue_of(requester):
+                problems.append("left a job held")
+            problems += trouble(caplog, since)
+            if problems:
+                failures[case.id] = problems
+        refused = [(c.method, str(c.params)[:120]) for c in api.refusals()]
+    assert failures == {}
+    assert refused == []
+
+
+# ----- Discord -----
+def discord_command(case: Case) -> tuple[str, dict[str, Any]] | None:
+    """The slash command and options a Discord user sends for this row (None: Discord has no
+    way to type it, e.g. no cfg option)."""
+    match case.kind:
+        case "prompt":
+            return "imagine", {"prompt": case.value}
+        case "style" | "aspect":
+            return "imagine", {"prompt": "a fox", case.kind: case.value}
+        case "seed" | "steps":
+            return "imagine", {"prompt": "a fox", case.kind: int(case.value)}
+        case "display_name":
+            return "imagine", {"prompt": "a fox"}
+        case "job_id":
+            return "show", {"job": int(case.value)}
+        case "page":
+            return "history", {"page": int(case.value)}
+    return None
+
+
+async def discord_case(fake: FakeDiscord, bot: Any, case: Case, uid: int) -> list[str]:
+    command = discord_command(case)
+    if command is None:
+        return []
+    if case.kind == "display_name":
+        fake.display_names[uid] = case.value
+    posts = len(fake.posted_with_files())
+    try:
+        log = await fake.slash(command[0], command[1], user=uid)
+    except Unsendable:
+        return []  # Discord refuses the value itself, with its own message
+    if case.makes_job:
+        await fake.wait_for(lambda: len(fake.posted_with_files()) > posts, within=WAIT_S)
+        return []
+    await fake.wait_for(lambda: bool(log.texts()), within=WAIT_S)
+    await asyncio.sleep(0)
+    text = log.texts()[-1]
+    problems = []
+    if text == say("en-US", "went_wrong") or "queued" in text.lower():
+        problems.append(f"answered {text[:80]!r}")
+    if len(fake.posted_with_files()) > posts:
+        problems.append("made an image")
+    return problems
+
+
+async def test_every_corpus_row_on_discord(
+    fake: FakeDiscord, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    failures: dict[str, list[str]] = {}
+    settings = discord_settings(tmp_path, fake)
+    async with discord_bot(settings, FakeExecutor(), FakeClock()) as bot:
+        for n, case in enumerate(CASES):
+            if case.id in NEEDS_CORE_FIX:
+                continue
+            uid = 900_000_000_000_010_000 + n
+            since = len(caplog.records)
+            try:
+                problems = await discord_case(fake, bot, case, uid)
+            except TimeoutError:
+                problems = ["no answer"]
+            key = f"{Platform.DISCORD}:{uid}"
+            async with asyncio.timeout(WAIT_S):
+                await bot.core.wait_until_idle(key)
+            problems += trouble(caplog, since)
+            if problems:
+                failures[case.id] = problems
+    assert failures == {}
+    assert fake.refused == []
+
+
+@pytest.fixture
+async def fake() -> Any:
+    async with FakeDiscord() as platform:
+        yield platform
+
+
+@pytest.fixture
+async def api() -> Any:
+    async with FakeBotApi() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _restore_discord_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    import discord
+
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    gateway = discord.gateway.DiscordWebSocket
+    monkeypatch.setattr(gateway, "DEFAULT_GATEWAY", gateway.DEFAULT_GATEWAY)
