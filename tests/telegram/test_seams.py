@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from telegram.request import HTTPXRequest
 
 from adapters.telegram import community_texts as ct
 from adapters.telegram.texts import (
@@ -104,13 +105,37 @@ async def test_showcase_and_remix_captions_keep_their_credit_within_the_limit(
     ada = user(42, first_name=LONG_NAME)
     original = await imagine(bot, f"/imagine {LONG_PROMPT} --seed 9", ada)
     post = await share(bot, original, ada, "q-share")
-    assert fits_caption(post).startswith(f"by {LONG_NAME}\n")
+    caption = fits_caption(post)
+    assert caption.startswith(f"by {LONG_NAME}\na fox")
+    assert caption.rsplit("\n", 1)[1].startswith("no style · seed 9 · 4 steps")
     before = len(bot.api.calls_of("sendPhoto"))
     await press(bot, "tb:remix:1", sent_message(post), BOB, "q-remix")
     remix = (await bot.api.wait_for("sendPhoto", before + 1))[before]
     await bot.core.wait_until_idle("telegram:43")
     assert fits_caption(remix).endswith(f"\nremix of #1 by {LONG_NAME}")
     no_trouble(bot.api, caplog)
+
+
+async def test_every_text_the_bot_sends_is_fitted_in_one_place(
+    api: FakeBotApi, tmp_path: Path
+) -> None:
+    """The application's bot shortens any text, whichever handler forgot to."""
+    from adapters.telegram.adapter import build_application
+
+    settings = make_settings(tmp_path, api.base_url)
+    requests = (HTTPXRequest(), HTTPXRequest())
+    app = build_application(settings, requests)
+    async with app:
+        message = await app.bot.send_message(1, "🦊" * 3000 + " end")
+        photo = await app.bot.send_photo(1, photo="file-id", caption="x" * 2000 + "\ud83d")
+        await app.bot.answer_callback_query("cq", text="y" * 500)
+    assert api.refusals() == []
+    assert MESSAGE_LIMIT - 2 <= utf16_len(message.text or "") <= MESSAGE_LIMIT
+    assert (message.text or "").endswith("🦊…")
+    assert utf16_len(photo.caption or "") == CAPTION_LIMIT
+    assert "\ud83d" not in (photo.caption or "")
+    [answer] = api.calls_of("answerCallbackQuery")
+    assert len(answer.params["text"]) <= 200
 
 
 async def test_an_error_quoting_a_5000_character_style_arrives_shortened(
@@ -136,6 +161,7 @@ async def test_prompt_at_the_limit_is_queued_and_one_over_is_refused(bot: Harnes
     "data",
     [
         "tb:reroll:12345678901234567890123",
+        "tb:var:9999999999999999999",  # 19 digits, over SQLite's largest integer
         "tb:orig:123456789012345678901234567890",
         "tb:share:99999999999999999999",
         "tb:sp:-5",
