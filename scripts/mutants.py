@@ -154,10 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_on_signal)
     results = []
-    for m in mutants:
-        outcome, seconds = run_one(m, sys.executable)
-        results.append(outcome)
-        print(f"{outcome:9} {seconds:6.1f} s  {m.id}  ({m.file})", flush=True)
+    try:
+        for m in mutants:
+            outcome, seconds = run_one(m, sys.executable)
+            results.append(outcome)
+            print(f"{outcome:9} {seconds:6.1f} s  {m.id}  ({m.file})", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: every file is restored", file=sys.stderr)
+        return 130
+    finally:
+        restore()  # nothing is left in it by now; this removes the empty folders
     caught = sum(r in {"caught", "timeout"} for r in results)
     print(f"\ncaught {caught} of {len(results)} mutants")
     return 0 if caught == len(results) else 1
