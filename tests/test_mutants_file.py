@@ -4,6 +4,7 @@ and applying one changes exactly that line."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -17,6 +18,7 @@ def runner() -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("mutants", module)  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
