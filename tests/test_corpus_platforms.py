@@ -84,7 +84,7 @@ def test_the_corpus_is_well_formed() -> None:
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids))
     assert {c.expect for c in CASES} <= {"ok", "error"}
-    assert NEEDS_CORE_FIX <= set(ids)
+    assert set(ids) >= NEEDS_CORE_FIX
 
 
 def trouble(caplog: pytest.LogCaptureFixture, since: int) -> list[str]:
@@ -128,9 +128,13 @@ async def telegram_case(bot: Any, case: Case, uid: int) -> list[str]:
             "text": "picker",
         }
         query = f"cq-{uid}"
-        await api.push(callback_query(f"tb:sp:{case.value}", picker, from_user=user(uid), query_id=query))
+        await api.push(
+            callback_query(f"tb:sp:{case.value}", picker, from_user=user(uid), query_id=query)
+        )
         await api.wait_for(
-            "answerCallbackQuery", where=lambda c: c.params["callback_query_id"] == query, within=WAIT_S
+            "answerCallbackQuery",
+            where=lambda c: c.params["callback_query_id"] == query,
+            within=WAIT_S,
         )
         return []
     sender = user(uid, first_name=case.value if case.kind == "display_name" else "Ada")
@@ -179,20 +183,20 @@ async def test_every_corpus_row_on_telegram(
 def discord_command(case: Case) -> tuple[str, dict[str, Any]] | None:
     """The slash command and options a Discord user sends for this row (None: Discord has no
     way to type it, e.g. no cfg option)."""
-    match case.kind:
-        case "prompt":
-            return "imagine", {"prompt": case.value}
-        case "style" | "aspect":
-            return "imagine", {"prompt": "a fox", case.kind: case.value}
-        case "seed" | "steps":
-            return "imagine", {"prompt": "a fox", case.kind: int(case.value)}
-        case "display_name":
-            return "imagine", {"prompt": "a fox"}
-        case "job_id":
-            return "show", {"job": int(case.value)}
-        case "page":
-            return "history", {"page": int(case.value)}
-    return None
+    fox: dict[str, Any] = {"prompt": "a fox"}
+    commands: dict[str, tuple[str, dict[str, Any]]] = {
+        "prompt": ("imagine", {"prompt": case.value}),
+        "display_name": ("imagine", fox),
+        "style": ("imagine", {**fox, "style": case.value}),
+        "aspect": ("imagine", {**fox, "aspect": case.value}),
+    }
+    numbers = {"seed": ("imagine", "seed"), "steps": ("imagine", "steps")}
+    numbers |= {"job_id": ("show", "job"), "page": ("history", "page")}
+    if case.kind in numbers:
+        command, option = numbers[case.kind]
+        base = fox if command == "imagine" else {}
+        return command, {**base, option: int(case.value)}
+    return commands.get(case.kind)
 
 
 async def discord_case(fake: FakeDiscord, bot: Any, case: Case, uid: int) -> list[str]:

@@ -75,6 +75,7 @@ RATE_LIMIT_RETRIES = 5  # a 429 is retried after its retry_after this many times
 PHOTO_LIMIT_BYTES = 10 * 1024 * 1024  # larger images go out as documents
 INLINE_RESULTS = 50  # Telegram's maximum per answer
 REMEMBERED_JOBS = 2048
+TELEGRAM_API = "https://api.telegram.org"  # PTB's default server
 ALLOWED_UPDATES = ["message", "callback_query", "inline_query"]
 _JOB_REF = re.compile(r"#?(\d{1,12})")
 
@@ -177,16 +178,15 @@ def build_application(settings: Settings, requests: tuple[BaseRequest, BaseReque
     """
     if settings.telegram_token is None:
         raise ValueError("TELEGRAM_TOKEN is not set")
-    urls: dict[str, str] = {}
-    if settings.telegram_api_base_url:
-        urls["base_url"], urls["base_file_url"] = api_urls(settings.telegram_api_base_url)
+    base_url, file_url = api_urls(settings.telegram_api_base_url or TELEGRAM_API)
     # Every text goes out through FittingBot: the one place it is fitted to Telegram's limits.
     bot = FittingBot(
         settings.telegram_token.get_secret_value(),
+        base_url=base_url,
+        base_file_url=file_url,
         request=requests[0],
         get_updates_request=requests[1],
         rate_limiter=AIORateLimiter(max_retries=RATE_LIMIT_RETRIES),
-        **urls,
     )
     builder = ApplicationBuilder().bot(bot).concurrent_updates(True).job_queue(None)
     return builder.build()
@@ -703,15 +703,27 @@ class TelegramAdapter:
         caption = texts.caption(job, await self._community.remix_credit(job))
         showcase, outside = await self._community.share_options(job)
         keyboard = result_keyboard(job, showcase=showcase, share_outside=outside)
-        common: dict[str, Any] = {
-            "filename": f"turbobot-{job.id}.jpg",
-            "caption": caption,
-            "reply_markup": keyboard,
-            "reply_parameters": tg.reply_to(reply_to),
-        }
+        name, reply = f"turbobot-{job.id}.jpg", tg.reply_to(reply_to)
+        sent: Message
         if isinstance(image, bytes) and len(image) > PHOTO_LIMIT_BYTES:
-            return await self._app.bot.send_document(chat_id, document=image, **common)
-        return await self._app.bot.send_photo(chat_id, photo=image, **common)
+            sent = await self._app.bot.send_document(
+                chat_id,
+                document=image,
+                filename=name,
+                caption=caption,
+                reply_markup=keyboard,
+                reply_parameters=reply,
+            )
+        else:
+            sent = await self._app.bot.send_photo(
+                chat_id,
+                photo=image,
+                filename=name,
+                caption=caption,
+                reply_markup=keyboard,
+                reply_parameters=reply,
+            )
+        return sent
 
     async def failed(self, job: Job, reason: str) -> None:
         text = texts.failed(job, reason)

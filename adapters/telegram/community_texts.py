@@ -159,7 +159,8 @@ _ZH: dict[str, str] = {
     "audit_empty": "本群的审计日志为空。",
     "audit_title": "审计日志（最新在前）：",
     "showcase_not_admin": "只能选择你担任管理员的聊天作为展示频道（{chat}）。",
-    "showcase_bot_cannot_post": "我无法在 {chat} 发帖：请先把我加进去（频道需设为管理员），然后重试。",
+    "showcase_bot_cannot_post": "我无法在 {chat} 发帖："
+    "请先把我加进去（频道需设为管理员），然后重试。",
     "showcase_unknown": "我看不到聊天 {chat}：请检查 id，并先把我加进去。",
 }
 

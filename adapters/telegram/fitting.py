@@ -4,8 +4,9 @@ Whatever a handler sends — a reply, an edit, a photo caption, a button's answe
 :meth:`FittingBot._do_post` on its way to the Bot API, and a text over its limit is shortened
 there (between whole characters, with "…"), so no path can be refused with "message is too
 long": a 5,000-character style name in an error, a long prompt in a caption, a long banned-word
-list in ``/settings``. A lone surrogate (which no request can encode) becomes U+FFFD here too. Texts that have something worth keeping at their end (a caption's
-settings line) still budget themselves first; this is the guarantee, not the layout.
+list in ``/settings``. A lone surrogate (which no request can encode) becomes U+FFFD here too.
+Texts that have something worth keeping at their end (a caption's settings line) still budget
+themselves first; this is the guarantee, not the layout.
 
 Overriding ``_do_post`` is how python-telegram-bot's own ``ExtBot`` adds rate limiting: it is
 the method every API call goes through, with the endpoint's name and its parameters.

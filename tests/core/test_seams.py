@@ -139,12 +139,16 @@ async def test_a_failing_assertion_inside_open_test_core_is_not_held_by_the_drai
     open_test_core: OpenCore, executor: FakeExecutor
 ) -> None:
     executor.gate = asyncio.Event()  # the job stays on the "GPU" until the gate opens
+
+    async def failing_test() -> None:
+        async with open_test_core() as core:
+            ticket = await core.submit(request(user("alice")))
+            while not executor.calls:  # noqa: ASYNC110 (the fake executor has no event for it)
+                await asyncio.sleep(0)
+            assert (await core.job(ticket.job.id)).state is JobState.POSTED, "the real message"
+
     # Without fail-fast the exit would wait out the 120 s drain for the held job.
     async with asyncio.timeout(30):
         with pytest.raises(AssertionError, match="the real message"):
-            async with open_test_core() as core:
-                await core.submit(request(user("alice")))
-                while not executor.calls:
-                    await asyncio.sleep(0)
-                raise AssertionError("the real message")
+            await failing_test()
     assert not executor.gate.is_set()

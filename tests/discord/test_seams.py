@@ -117,9 +117,7 @@ async def test_autocomplete_offers_at_most_25_styles(tmp_path: Path, fake: FakeD
 
 
 # ----- result captions show user text as typed -----
-async def test_result_captions_escape_markdown_and_mentions(
-    fake: FakeDiscord, bot: Bot
-) -> None:
+async def test_result_captions_escape_markdown_and_mentions(fake: FakeDiscord, bot: Bot) -> None:
     await fake.slash("imagine", {"prompt": "[x](https://evil.example) @everyone **bold**"})
     content = (await posted(fake, bot))["content"]
     assert re.search(r"(?<!\\)\[x\]\(", content) is None  # a masked link would render

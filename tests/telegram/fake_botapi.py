@@ -94,7 +94,10 @@ def limit_problem(method: str, params: JSON) -> str | None:
             return "message is too long"
     if method in _CAPTION_METHODS and utf16_units(str(params.get("caption") or "")) > CAPTION_LIMIT:
         return "message caption is too long"
-    if method == "answerCallbackQuery" and len(str(params.get("text") or "")) > CALLBACK_ANSWER_LIMIT:
+    if (
+        method == "answerCallbackQuery"
+        and len(str(params.get("text") or "")) > CALLBACK_ANSWER_LIMIT
+    ):
         return "MESSAGE_TOO_LONG"
     if method == "answerInlineQuery":
         for result in params.get("results") or []:
