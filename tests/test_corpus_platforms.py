@@ -12,6 +12,7 @@ The core runs the same rows itself in tests/core/test_corpus.py (where it exists
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 from dataclasses import dataclass
@@ -20,9 +21,12 @@ from typing import Any
 
 import pytest
 
+from adapters.console import CONSOLE_USER, ConsoleAdapter
 from adapters.discord.texts import say
 from adapters.telegram.texts import SOMETHING_WRONG
 from bot.domain import Platform, Requester
+from bot.service import open_core
+from tests.core.conftest import make_settings as core_settings
 from tests.discord.conftest import make_settings as discord_settings
 from tests.discord.conftest import running_bot as discord_bot
 from tests.discord.fake_discord import FakeDiscord, Unsendable
@@ -177,6 +181,50 @@ async def test_every_corpus_row_on_telegram(
         refused = [(c.method, str(c.params)[:120]) for c in api.refusals()]
     assert failures == {}
     assert refused == []
+
+
+# ----- console -----
+def console_line(case: Case) -> str | None:
+    """The line typed at the console for this row (None: the console has no such input)."""
+    if case.kind == "job_id":
+        return f"/cancel {case.value}"
+    if case.kind in {"display_name", "page"}:
+        return None
+    return telegram_command(case)
+
+
+async def test_every_corpus_row_on_the_console(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = io.StringIO()
+    settings = core_settings(tmp_path / "data")
+    failures: dict[str, list[str]] = {}
+    async with open_core(settings, FakeExecutor(), FakeClock()) as core:
+        console = ConsoleAdapter(core, settings, on_end_of_input=lambda: None, stdout=out)
+        core.register(console)
+        for case in CASES:
+            line = console_line(case)
+            if line is None or case.id in NEEDS_CORE_FIX:
+                continue
+            since, before = len(caplog.records), len(out.getvalue().splitlines())
+            try:
+                async with asyncio.timeout(WAIT_S):
+                    await console.handle_line(line)
+                    await core.wait_until_idle(CONSOLE_USER.user_key)
+            except Exception as err:  # any escape is the finding
+                failures[case.id] = [f"raised {type(err).__name__}: {str(err)[:100]}"]
+                continue
+            said = out.getvalue().splitlines()[before:]
+            queued = any(" queued: " in s for s in said)
+            problems = trouble(caplog, since)
+            if not said:
+                problems.append("no answer")
+            elif queued != case.makes_job:
+                problems.append(f"answered {said[0][:80]!r}")
+            if problems:
+                failures[case.id] = problems
+        await console.aclose()
+    assert failures == {}
 
 
 # ----- Discord -----
