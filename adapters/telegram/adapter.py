@@ -492,10 +492,12 @@ class TelegramAdapter:
         await self._send_result(job, message.chat_id, image, message.message_id)
 
     async def _job_for(self, requester: Requester, job_id: int, action: str) -> Job:
-        """The job ``requester`` asks to act on (``action``: "show", ...).
+        """The job ``requester`` asks to act on; ``action`` is "view" (inline sharing), "show"
+        (/show, Original file) or "derive" (Variations).
 
-        Who may see or re-post a job is the core's rule, not the adapter's: this is the one
-        place that asks, so switching it to the core's permission-checked lookup is one line.
+        Who may see, fetch or derive from a job is the core's rule, not the adapter's: every
+        lookup a user asks for comes here, so switching to the core's permission-checked
+        lookup (issue 15, item 3) is one line.
         """
         del requester, action  # the plain lookup below does not check them yet
         return await self._core.job(job_id)
@@ -527,7 +529,7 @@ class TelegramAdapter:
         return await self._queued_from_button(update, ticket)
 
     async def _on_variation(self, update: Update, callback: Callback) -> str:
-        job = await self._core.job(callback.int_arg(0))
+        job = await self._job_for(tg.requester(update), callback.int_arg(0), "derive")
         seed = (job.spec.seed + 1) % (MAX_SEED + 1)  # a neighbour of the liked image
         ticket = await self._core.derive(tg.requester(update), job.id, seed=seed)
         return await self._queued_from_button(update, ticket)
@@ -567,7 +569,7 @@ class TelegramAdapter:
         return texts.queued(ticket)
 
     async def _on_original(self, update: Update, callback: Callback) -> str | None:
-        job = await self._core.job(callback.int_arg(0))
+        job = await self._job_for(tg.requester(update), callback.int_arg(0), "show")
         path = self._core.image_file(job)
         if path is None:
             return "The original file of this image is no longer available."
@@ -652,7 +654,7 @@ class TelegramAdapter:
         match = _JOB_REF.fullmatch(text) if text.startswith("#") else None
         if match is not None:
             try:
-                jobs = [await self._core.job(int(match.group(1)))]
+                jobs = [await self._job_for(requester, int(match.group(1)), "view")]
             except NotFound:
                 return []
             jobs = [j for j in jobs if j.requester.user_key == requester.user_key]
