@@ -35,11 +35,23 @@ _WORD_CHAR = f"[^\\W_{_UNSPACED}]"
 _LETTERS = f"{_WORD_CHAR}*"
 
 
+# What is dropped from a word: marks (accents, the combining grapheme joiner, variation
+# selectors), format characters (zero-width space and joiners, bidi marks, invisible operators,
+# tag characters) and unassigned code points, none of which shows as a letter ...
+_INVISIBLE_CATEGORIES = frozenset({"Mn", "Me", "Cf", "Cn"})
+# ... and the blanks that Unicode files as letters or symbols: the Hangul fillers and the
+# Braille blank render as empty space but would otherwise split "go" + filler + "re" in two.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _shows(ch: str) -> bool:
+    return ch not in _BLANK_LETTERS and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
+
+
 def fold(text: str) -> str:
-    """The form both prompts and banned words are compared in (see the module docstring)."""
+    """The form banned words are stored and compared in (see the module docstring)."""
     decomposed = unicodedata.normalize("NFKD", text)
-    kept = "".join(ch for ch in decomposed if unicodedata.category(ch) not in {"Mn", "Cf"})
-    return unicodedata.normalize("NFKC", kept).casefold()
+    return unicodedata.normalize("NFKC", "".join(filter(_shows, decomposed))).casefold()
 
 
 def check_word(raw: str) -> str:

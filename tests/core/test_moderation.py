@@ -89,3 +89,35 @@ def test_banned_words_are_checked_and_stored_folded() -> None:
         check_words(["x" * 65])
     with pytest.raises(BadRequest):
         check_words([f"w{i}" for i in range(201)])
+
+
+# Issue 15 item 9: characters that render as nothing (fillers, blanks, marks, selectors, tags)
+# inside a banned word must not split it.
+INVISIBLE_INSIDE = [
+    "\u3164",  # Hangul filler
+    "\uffa0",  # halfwidth Hangul filler
+    "\u115f",  # Hangul choseong filler
+    "\u1160",  # Hangul jungseong filler
+    "\u2800",  # Braille pattern blank
+    "\u034f",  # combining grapheme joiner
+    "\u200e",  # left-to-right mark
+    "\u200f",  # right-to-left mark
+    "\u2061",  # function application
+    "\u2062",  # invisible times
+    "\u2063",  # invisible separator
+    "\u2064",  # invisible plus
+    "\ufe0f",  # variation selector 16
+    "\U000e0100",  # variation selector 17
+    "\U000e0067",  # tag latin small letter g
+    "\U000e007f",  # cancel tag
+    "\u180e",  # Mongolian vowel separator
+    "\u17b4",  # Khmer vowel inherent aq
+    "\U0001d173",  # musical symbol begin beam
+]
+
+
+@pytest.mark.parametrize("mark", INVISIBLE_INSIDE, ids=lambda c: f"U+{ord(c):04X}")
+def test_invisible_characters_inside_a_banned_word_do_not_hide_it(mark: str) -> None:
+    assert is_blocked(f"go{mark}re", WORDS)
+    assert is_blocked(f"g{mark}o{mark}r{mark}e{mark}fest", WORDS)
+    assert is_blocked(f"血{mark}腥", WORDS)
