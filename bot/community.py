@@ -35,6 +35,7 @@ from bot.domain import (
     UserPrivacy,
 )
 from bot.errors import BadRequest, NotAllowed, NotFound, UnknownStyle
+from bot.lru import LruDict
 from bot.ports import Clock, GalleryPeriod, GallerySort
 from bot.store import Store, job_from_row
 from bot.validation import NO_STYLE
@@ -285,12 +286,18 @@ _FINAL_STATES = ("posted", "failed", "cancelled")
 class Community:
     """Server settings, shares, votes, privacy, blocks and the audit log, over the store."""
 
-    def __init__(self, store: Store, clock: Clock, operator: Limits) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, operator: Limits, max_cached: int = 10_000
+    ) -> None:
         self._store = store
         self._clock = clock
         self._operator = operator
-        self._settings: dict[str, ServerSettings] = {}
-        self._blocked: dict[str, set[str]] = {}
+        # Both are read again from the database when evicted.
+        self._settings: LruDict[str, ServerSettings] = LruDict(max_cached)
+        self._blocked: LruDict[str, set[str]] = LruDict(max_cached)
+
+    def cache_sizes(self) -> dict[str, int]:
+        return {"server_settings": len(self._settings), "blocked": len(self._blocked)}
 
     # --- settings ------------------------------------------------------------------------
 

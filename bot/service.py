@@ -149,6 +149,7 @@ class Core:
         image_writer: ImageWriter = write_atomic,
         metrics: Metrics | None = None,
         storage_retry_s: float = 10.0,
+        max_cached_users: int = MAX_CACHED_USERS,
     ) -> None:
         self._settings = settings
         self._executor = executor
@@ -165,7 +166,7 @@ class Core:
             max_pending_per_server=settings.max_pending_per_server,
             max_queue=settings.max_queue,
         )
-        self._community = Community(store, clock, self._limits)
+        self._community = Community(store, clock, self._limits, max_cached_users)
         self._data_dir = settings.data_dir.resolve()
         self._notifiers: dict[Platform, Notifier] = {}
         self._parked: defaultdict[Platform, list[_Parked]] = defaultdict(list)
@@ -175,8 +176,8 @@ class Core:
         self._held: dict[int, Job] = {}  # counted against caps: queued or running
         self._held_user: Counter[str] = Counter()
         self._held_server: Counter[str] = Counter()
-        self._buckets: LruDict[str, Bucket] = LruDict(MAX_CACHED_USERS)
-        self._default_styles: LruDict[str, str | None] = LruDict(MAX_CACHED_USERS)
+        self._buckets: LruDict[str, Bucket] = LruDict(max_cached_users)
+        self._default_styles: LruDict[str, str | None] = LruDict(max_cached_users)
         self._loading: dict[str, asyncio.Task[tuple[Bucket | None, str | None]]] = {}
         self._durations: deque[float] = deque(maxlen=_RECENT_JOBS)
         self._pumps: dict[int, _ProgressPump] = {}
@@ -247,6 +248,16 @@ class Core:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._idle_waiters.append((user_key, future))
         await future
+
+    def cache_sizes(self) -> dict[str, int]:
+        """Entries of every per-user or per-server cache in memory (all of them bounded)."""
+        return {
+            "buckets": len(self._buckets),
+            "default_styles": len(self._default_styles),
+            "held_users": len(self._held_user),
+            "held_servers": len(self._held_server),
+            **self._community.cache_sizes(),
+        }
 
     @property
     def healthy(self) -> bool:
@@ -1103,6 +1114,7 @@ async def open_core(
     metrics: Metrics | None = None,
     drain_timeout_s: float = 120.0,
     busy_timeout_ms: int = 5000,
+    max_cached_users: int = MAX_CACHED_USERS,
 ) -> AsyncIterator[Core]:
     """Open the store (migrating it), recover, start dispatching; on exit drain and close.
 
@@ -1118,6 +1130,7 @@ async def open_core(
             rng=rng,
             image_writer=image_writer,
             metrics=metrics,
+            max_cached_users=max_cached_users,
         )
         await core.recover()
         core.start()
