@@ -6,7 +6,8 @@ can name any job. Every action on an existing job asks :func:`check_access` (thr
 
 * The owner may do everything with their own job.
 * Anyone else only with a job made in the *same* server or group (never across servers or
-  platforms, never from a private chat or the console), and only while it is not deleted.
+  platforms, never from a private chat or the console), or shared to the showcase chat they
+  are in (a Telegram showcase is a chat of its own), and only while it is not deleted.
 * To others, an owner who opted out of sharing offers nothing to show again, derive or remix;
   remixing someone else's image also needs it shared to the showcase.
 * An owner who hides their details (``/privacy``) hides the prompt from others: Info is refused,
@@ -31,7 +32,11 @@ class Facts:
 
     deleted: bool
     owner: UserPrivacy
-    shared: bool
+    shared_in: str | None  # the showcase channel (chat) it is shared to, if it is
+
+    @property
+    def shared(self) -> bool:
+        return self.shared_in is not None
 
 
 def is_owner(requester: Requester, job: Job) -> bool:
@@ -44,7 +49,7 @@ def check_access(requester: Requester, job: Job, action: JobAction, facts: Facts
         raise NotFound(texts.no_such_job(job.id))
     if is_owner(requester, job):
         return outward(job)
-    if requester.server_key is None or job.requester.server_key != requester.server_key:
+    if not _same_place(requester, job, facts):
         # Not "not allowed": whether a job exists elsewhere is none of the requester's business.
         raise NotFound(texts.no_such_job(job.id))
     if facts.owner.share_opt_out and action is not JobAction.VIEW:
@@ -56,6 +61,17 @@ def check_access(requester: Requester, job: Job, action: JobAction, facts: Facts
             raise NotAllowed(texts.DETAILS_HIDDEN)
         return hidden(job)
     return outward(job)
+
+
+def _same_place(requester: Requester, job: Job, facts: Facts) -> bool:
+    """In the server the job was made in, or in the showcase chat it was shared to."""
+    if requester.server_key is not None and requester.server_key == job.requester.server_key:
+        return True
+    return (
+        facts.shared_in is not None
+        and requester.platform == job.requester.platform
+        and requester.channel_id == facts.shared_in
+    )
 
 
 def hidden(job: Job) -> Job:

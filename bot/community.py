@@ -492,12 +492,13 @@ class Community:
             message_id=rows[0]["message_id"],
         )
 
-    async def is_shared(self, job_id: int) -> bool:
+    async def shared_in(self, job_id: int) -> str | None:
+        """The showcase channel the job is shared to (and visible in), if any."""
         rows = await self._store.query(
-            f"SELECT s.id {_VISIBLE_SHARES} AND s.job_id = ?",
+            f"SELECT s.channel_id {_VISIBLE_SHARES} AND s.job_id = ?",
             (job_id,),
         )
-        return bool(rows)
+        return str(rows[0]["channel_id"]) if rows else None
 
     async def record_share(self, share_id: int, message_id: str) -> None:
         rows = await self._store.query("SELECT id FROM shares WHERE id = ?", (share_id,))
@@ -629,11 +630,9 @@ async def _result_posts(
     db: aiosqlite.Connection, mine: str, params: tuple[str, ...]
 ) -> list[tuple[str, str]]:
     """(channel, message) of the results posted for the jobs ``mine`` selects."""
-    async with db.execute(
-        "SELECT posted_channel_id, posted_message_id FROM jobs WHERE posted_message_id IS NOT "
-        f"NULL AND posted_channel_id IS NOT NULL AND id IN ({mine})",  # noqa: S608
-        params,
-    ) as cur:
+    where = "posted_message_id IS NOT NULL AND posted_channel_id IS NOT NULL"
+    sql = f"SELECT posted_channel_id, posted_message_id FROM jobs WHERE {where} AND id IN ({mine})"  # noqa: S608
+    async with db.execute(sql, params) as cur:
         return [(r["posted_channel_id"], r["posted_message_id"]) for r in await cur.fetchall()]
 
 
@@ -642,13 +641,14 @@ async def _drop_copied_prompts(
 ) -> None:
     """Other users' finished jobs made from these (and from those, and so on) keep their image
     but lose the prompt they copied: it was the forgotten user's words."""
-    await db.execute(
-        f"WITH RECURSIVE copied(id) AS ({mine} UNION "  # noqa: S608
+    final = ", ".join("?" * len(_FINAL_STATES))
+    sql = (
+        f"WITH RECURSIVE copied(id) AS ({mine} UNION "  # noqa: S608 (constants)
         "SELECT j.id FROM jobs AS j JOIN copied AS c ON j.parent_job_id = c.id) "
         "UPDATE jobs SET prompt = '', negative_prompt = NULL "
-        f"WHERE id IN (SELECT id FROM copied) AND user_key != ? AND state IN ({', '.join('?' * 3)})",
-        (*params, user_key, *_FINAL_STATES),
+        f"WHERE id IN (SELECT id FROM copied) AND user_key != ? AND state IN ({final})"
     )
+    await db.execute(sql, (*params, user_key, *_FINAL_STATES))
 
 
 def _gallery_item(row: sqlite3.Row) -> GalleryItem:

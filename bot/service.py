@@ -57,6 +57,7 @@ from bot.errors import (
     TurbobotError,
 )
 from bot.fairqueue import FairQueue
+from bot.lru import LruDict
 from bot.metrics import Metrics
 from bot.ports import Clock, Executor, GalleryPeriod, GallerySort, Notifier, ProgressCallback
 from bot.store import (
@@ -68,7 +69,6 @@ from bot.store import (
     storage_error,
     write_atomic,
 )
-from bot.lru import LruDict
 from bot.validation import (
     NO_STYLE,
     check_job_id,
@@ -291,7 +291,9 @@ class Core:
         requester = clean_requester(requester)
         server = await self._admit(requester)
         parent, seen = await self._access(requester, job_id, JobAction.DERIVE)
-        return await self._derive(requester, server, parent, seen, seed, style, keep_seed)
+        return await self._derive(
+            requester, server, parent, seen, seed=seed, style=style, keep_seed=keep_seed
+        )
 
     async def _derive(
         self,
@@ -299,6 +301,7 @@ class Core:
         server: ServerSettings | None,
         parent: Job,
         seen: Job,
+        *,
         seed: int | None,
         style: str | None,
         keep_seed: bool,
@@ -387,7 +390,9 @@ class Core:
             await self._take_show_token(requester.user_key)
         return seen
 
-    async def _access(self, requester: Requester, job_id: int, action: JobAction) -> tuple[Job, Job]:
+    async def _access(
+        self, requester: Requester, job_id: int, action: JobAction
+    ) -> tuple[Job, Job]:
         """(the job as stored, the job as ``requester`` may see it) or NotFound / NotAllowed."""
         job = await self._store.get_job(check_job_id(job_id))
         if job is None:
@@ -396,7 +401,7 @@ class Core:
         facts = access.Facts(
             deleted=await self._store.is_deleted(job_id),
             owner=await self._community.privacy(job.requester),
-            shared=await self._community.is_shared(job_id),
+            shared_in=await self._community.shared_in(job_id),
         )
         return job, access.check_access(requester, job, action, facts)
 
@@ -516,7 +521,9 @@ class Core:
         requester = clean_requester(requester)
         server = await self._admit(requester)
         parent, seen = await self._access(requester, job_id, JobAction.REMIX)
-        return await self._derive(requester, server, parent, seen, None, None, keep_seed=True)
+        return await self._derive(
+            requester, server, parent, seen, seed=None, style=None, keep_seed=True
+        )
 
     async def privacy(self, requester: Requester) -> UserPrivacy:
         return await self._community.privacy(clean_requester(requester))
@@ -1093,7 +1100,7 @@ async def _delete_messages(notifier: Notifier, posts: list[tuple[str, str]]) -> 
     for channel_id, message_id in posts:
         try:
             await notifier.delete_message(channel_id, message_id)
-        except Exception as err:  # noqa: BLE001 (best effort: the platform may refuse old posts)
+        except Exception as err:
             log.warning("could not delete a post of a forgotten user: %s", type(err).__name__)
 
 

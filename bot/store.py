@@ -342,7 +342,9 @@ class Store:
                 # Anything else (a value SQLite cannot bind, a bug) must not kill this task with
                 # its waiters unresolved: every submit in the batch would hang, holding its slot.
                 log.exception("group commit failed")
-                failure = StorageError(f"Storage error: could not queue the job ({type(err).__name__}).")
+                failure = StorageError(
+                    f"Storage error: could not queue the job ({type(err).__name__})."
+                )
                 failure.__cause__ = err
                 _fail_waiters(batch, failure)
             except BaseException:  # cancelled: the waiters hear of it too, then it propagates

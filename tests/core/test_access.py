@@ -198,3 +198,18 @@ async def test_out_of_range_ids_are_not_found(open_test_core: OpenCore, job_id: 
         for call in calls:
             with pytest.raises(TurbobotError):
                 await call
+
+
+async def test_a_shared_image_is_reachable_from_its_showcase_chat(open_test_core: OpenCore) -> None:
+    """A Telegram showcase is a chat of its own: Remix on a showcase post comes from there."""
+    in_showcase = Requester(Platform.DISCORD, "bob", "Bob", "sc", server_id="sc")
+    elsewhere = Requester(Platform.TELEGRAM, "bob", "Bob", "sc", server_id="sc")
+    async with open_test_core() as core:
+        job_id = await posted(core, ADA, "ada's lighthouse")
+        with pytest.raises(NotFound):  # not shared yet
+            await core.job_for(in_showcase, job_id, JobAction.VIEW)
+        await share(core, ADA, job_id)
+        remix = await core.remix(in_showcase, job_id)
+        with pytest.raises(NotFound):  # same chat id, other platform: another chat
+            await core.remix(elsewhere, job_id)
+    assert remix.job.parent_job_id == job_id

@@ -71,12 +71,17 @@ async def test_a_failing_group_commit_resolves_every_waiter(
         async with asyncio.timeout(HANG_S):
             # Submitted together: whoever shares the bad row's group commit fails with it.
             results = await asyncio.gather(
-                *(core.submit(request(p, "boom" if i == 0 else "fine")) for i, p in enumerate(people)),
+                *(
+                    core.submit(request(p, "boom" if i == 0 else "fine"))
+                    for i, p in enumerate(people)
+                ),
                 return_exceptions=True,
             )
             assert isinstance(results[0], StorageError)
             assert "could not queue the job" in str(results[0])
-            failed = [p for p, r in zip(people, results, strict=True) if isinstance(r, StorageError)]
+            failed = [
+                p for p, r in zip(people, results, strict=True) if isinstance(r, StorageError)
+            ]
             assert all(isinstance(r, StorageError) or r.job.id for r in results), results
             for p in people:
                 await core.wait_until_idle(p.user_key)
@@ -188,7 +193,9 @@ async def test_forget_and_a_restart_do_not_reset_the_rate_limit(
             await core.submit(request(ada))
 
 
-async def test_the_rate_bucket_keeps_no_readable_user_id(open_test_core: OpenCore, tmp_path: Path) -> None:
+async def test_the_rate_bucket_keeps_no_readable_user_id(
+    open_test_core: OpenCore, tmp_path: Path
+) -> None:
     ada = Requester(Platform.DISCORD, "ada-1234567", "Ada", "chan", server_id=SERVER)
     async with open_test_core() as core:
         await core.submit(request(ada))
@@ -257,4 +264,3 @@ async def test_pending_counters_forget_users_without_jobs(open_test_core: OpenCo
             await core.wait_until_idle(who.user_key)
         sizes = core.cache_sizes()
     assert (sizes["held_users"], sizes["held_servers"]) == (0, 0)
-

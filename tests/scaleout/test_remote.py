@@ -192,7 +192,10 @@ async def test_the_worker_logs_job_ids_not_prompts(
     secret = "my very private prompt words"
     spec = GenerationSpec(secret, None, seed=5, steps=4, width=1024, height=1024)
     with caplog.at_level(logging.DEBUG):
-        async with open_remote_executor(settings) as executor, worker(settings, "a", FakeExecutor()):
+        async with (
+            open_remote_executor(settings) as executor,
+            worker(settings, "a", FakeExecutor()),
+        ):
             await executor.generate(12, spec, no_progress)
     assert "generate" in caplog.text  # arq's line about the job is still there
     assert secret[:8] not in caplog.text
