@@ -477,7 +477,7 @@ class Core:
     # --- CommunityApi (the logic lives in bot.community) ------------------------------------
 
     async def server_settings(self, platform: Platform, server_id: str) -> ServerSettings:
-        return await self._community.server_settings(platform, server_id)
+        return await self._community.server_settings(platform, sanitise_text(server_id))
 
     async def update_server_settings(
         self, actor: Requester, change: SettingsChange, *, is_admin: bool
@@ -492,10 +492,10 @@ class Core:
         return replace(ticket, job=access.outward(ticket.job))
 
     async def record_share(self, share_id: int, message_id: str) -> None:
-        await self._community.record_share(share_id, message_id)
+        await self._community.record_share(check_job_id(share_id), sanitise_text(message_id))
 
     async def share_by_message(self, platform: Platform, message_id: str) -> int | None:
-        return await self._community.share_by_message(platform, message_id)
+        return await self._community.share_by_message(platform, sanitise_text(message_id))
 
     async def vote(self, voter: Requester, share_id: int, value: int) -> int:
         return await self._community.vote(clean_requester(voter), check_job_id(share_id), value)

@@ -20,6 +20,7 @@ from bot.errors import RateLimited, StorageError, UnknownStyle
 from bot.metrics import Metrics, serve_metrics
 from bot.service import DB_NAME, MAX_OFFSET, open_core
 from bot.store import connect, migrations
+from bot.validation import clamp_page
 from tests.core.conftest import OpenCore, make_settings, request, user
 from tests.core.test_lifecycle import free_port
 from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier
@@ -237,6 +238,15 @@ async def test_huge_and_negative_pages_clamp(open_test_core: OpenCore) -> None:
         assert await core.gallery(Platform.DISCORD, SERVER, offset=10**30, limit=-3) == []
         assert await core.gallery(Platform.DISCORD, SERVER, offset=-(10**30)) == []
     assert MAX_OFFSET < 2**63
+
+
+@pytest.mark.parametrize(
+    ("page", "pages", "shown"),
+    [(-5, 1, 1), (0, 3, 1), (2, 3, 2), (10**30, 3, 3), (4, 0, 1)],
+)
+def test_page_numbers_from_buttons_clamp(page: int, pages: int, shown: int) -> None:
+    """``tb:sp:-5`` showed "page -4 of 1"."""
+    assert clamp_page(page, pages) == shown
 
 
 async def test_healthz_is_503_while_redis_is_down() -> None:
