@@ -63,7 +63,16 @@ from adapters.telegram.updates import Ctx, Handler, Ignored
 from adapters.telegram.webhook import Webhook, webhook_from
 from bot.commands import parse_imagine_args, split_command
 from bot.config import Settings
-from bot.domain import MAX_SEED, Delivered, Job, JobState, Platform, Requester, Ticket
+from bot.domain import (
+    MAX_SEED,
+    Delivered,
+    Job,
+    JobAction,
+    JobState,
+    Platform,
+    Requester,
+    Ticket,
+)
 from bot.errors import NotAllowed, NotFound, TurbobotError
 from bot.ports import BotApi
 
@@ -499,9 +508,10 @@ class TelegramAdapter:
         return await self._queued_from_button(update, ticket)
 
     async def _on_variation(self, update: Update, callback: Callback) -> str:
-        job = await self._core.job(callback.int_arg(0))
+        requester = tg.requester(update)
+        job = await self._core.job_for(requester, callback.int_arg(0), JobAction.DERIVE)
         seed = (job.spec.seed + 1) % (MAX_SEED + 1)  # a neighbour of the liked image
-        ticket = await self._core.derive(tg.requester(update), job.id, seed=seed)
+        ticket = await self._core.derive(requester, job.id, seed=seed)
         return await self._queued_from_button(update, ticket)
 
     async def _on_restyle(self, update: Update, callback: Callback) -> str | None:
@@ -538,7 +548,8 @@ class TelegramAdapter:
         return texts.queued(ticket)
 
     async def _on_original(self, update: Update, callback: Callback) -> str | None:
-        job = await self._core.job(callback.int_arg(0))
+        # Who may fetch it (and how often) is the core's rule.
+        job = await self._core.job_for(tg.requester(update), callback.int_arg(0), JobAction.SHOW)
         path = self._core.image_file(job)
         if path is None:
             return "The original file of this image is no longer available."
@@ -623,7 +634,8 @@ class TelegramAdapter:
         match = _JOB_REF.fullmatch(text) if text.startswith("#") else None
         if match is not None:
             try:
-                jobs = [await self._core.job(int(match.group(1)))]
+                job_id = int(match.group(1))
+                jobs = [await self._core.job_for(requester, job_id, JobAction.VIEW)]
             except NotFound:
                 return []
             jobs = [j for j in jobs if j.requester.user_key == requester.user_key]
@@ -704,6 +716,10 @@ class TelegramAdapter:
             text,
             reply_parameters=tg.reply_to(job.requester.reply_to),
         )
+
+    async def delete_message(self, channel_id: str, message_id: str) -> None:
+        # Telegram refuses some deletions (e.g. old messages in some chats): the core logs it.
+        await self._app.bot.delete_message(int(channel_id), int(message_id))
 
     # ----- status messages -----
     async def _post_status(self, ticket: Ticket, chat_id: int, reply_to: int) -> None:
