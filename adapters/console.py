@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import sys
 import threading
@@ -20,6 +21,8 @@ from bot.config import Settings
 from bot.domain import Delivered, Job, JobState, Platform, Requester
 from bot.errors import TurbobotError
 from bot.ports import CoreApi
+
+_log = logging.getLogger(__name__)
 
 CONSOLE_USER = Requester(
     platform=Platform.CONSOLE, user_id="local", display_name="you", channel_id="console"
@@ -89,6 +92,9 @@ class ConsoleAdapter:
     async def failed(self, job: Job, reason: str) -> None:
         self._say(f"#{job.id} failed: {reason}")
 
+    async def delete_message(self, channel_id: str, message_id: str) -> None:
+        """Nothing to delete: what was printed stays printed."""
+
     # --- input -----------------------------------------------------------------------------
 
     def _read_lines(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -123,6 +129,11 @@ class ConsoleAdapter:
             await self._dispatch(name, rest)
         except TurbobotError as err:
             self._say(str(err))
+        except Exception:
+            # One bad line must not end the input task: the process would never see the end
+            # of input, and so never exit.
+            _log.exception("console command /%s failed", name)
+            self._say("Something went wrong with that command; the bot keeps running.")
 
     async def _dispatch(self, name: str, rest: str) -> None:
         if name in {"", "imagine"}:

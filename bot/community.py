@@ -35,6 +35,7 @@ from bot.domain import (
     UserPrivacy,
 )
 from bot.errors import BadRequest, NotAllowed, NotFound, UnknownStyle
+from bot.lru import LruDict
 from bot.ports import Clock, GalleryPeriod, GallerySort
 from bot.store import Store, job_from_row
 from bot.validation import NO_STYLE
@@ -285,12 +286,18 @@ _FINAL_STATES = ("posted", "failed", "cancelled")
 class Community:
     """Server settings, shares, votes, privacy, blocks and the audit log, over the store."""
 
-    def __init__(self, store: Store, clock: Clock, operator: Limits) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, operator: Limits, max_cached: int = 10_000
+    ) -> None:
         self._store = store
         self._clock = clock
         self._operator = operator
-        self._settings: dict[str, ServerSettings] = {}
-        self._blocked: dict[str, set[str]] = {}
+        # Both are read again from the database when evicted.
+        self._settings: LruDict[str, ServerSettings] = LruDict(max_cached)
+        self._blocked: LruDict[str, set[str]] = LruDict(max_cached)
+
+    def cache_sizes(self) -> dict[str, int]:
+        return {"server_settings": len(self._settings), "blocked": len(self._blocked)}
 
     # --- settings ------------------------------------------------------------------------
 
@@ -422,21 +429,25 @@ class Community:
         *,
         share_opt_out: bool | None = None,
         hide_details: bool | None = None,
-    ) -> UserPrivacy:
+    ) -> tuple[UserPrivacy, list[tuple[str, str]]]:
+        """The new choices, and the (channel, message) showcase posts to delete now."""
         current = await self.privacy(requester)
         new = UserPrivacy(
             current.share_opt_out if share_opt_out is None else share_opt_out,
             current.hide_details if hide_details is None else hide_details,
         )
+        posts: list[tuple[str, str]] = []
         async with self._store.transaction("save your privacy choices") as db:
             await db.execute(
                 "INSERT OR REPLACE INTO user_privacy VALUES (?, ?, ?)",
                 (requester.user_key, int(new.share_opt_out), int(new.hide_details)),
             )
             if new.share_opt_out:
-                # Opting out withdraws what was shared (votes go with it, ON DELETE CASCADE).
+                # Opting out withdraws what was shared (votes go with it, ON DELETE CASCADE),
+                # and the showcase posts are to be deleted from the platform.
+                posts = await _showcase_posts(db, requester.user_key)
                 await db.execute("DELETE FROM shares WHERE user_key = ?", (requester.user_key,))
-        return new
+        return new, posts
 
     # --- sharing, votes, gallery ---------------------------------------------------------
 
@@ -481,12 +492,13 @@ class Community:
             message_id=rows[0]["message_id"],
         )
 
-    async def is_shared(self, job_id: int) -> bool:
+    async def shared_in(self, job_id: int) -> str | None:
+        """The showcase channel the job is shared to (and visible in), if any."""
         rows = await self._store.query(
-            f"SELECT s.id {_VISIBLE_SHARES} AND s.job_id = ?",
+            f"SELECT s.channel_id {_VISIBLE_SHARES} AND s.job_id = ?",
             (job_id,),
         )
-        return bool(rows)
+        return str(rows[0]["channel_id"]) if rows else None
 
     async def record_share(self, share_id: int, message_id: str) -> None:
         rows = await self._store.query("SELECT id FROM shares WHERE id = ?", (share_id,))
@@ -555,22 +567,14 @@ class Community:
 
     # --- remix and forget ----------------------------------------------------------------
 
-    async def check_remix(self, requester: Requester, original: Job) -> None:
-        """Your own images, and shared ones, may be remixed; opted-out owners' never."""
-        if original.requester.user_key == requester.user_key:
-            return
-        if await self.is_shared(original.id):
-            return
-        owner = await self.privacy(original.requester)
-        if owner.share_opt_out:
-            raise NotAllowed("Its author keeps their images private, so it cannot be remixed.")
-        raise NotAllowed("Only shared images (or your own) can be remixed.")
-
-    async def forget(self, requester: Requester) -> tuple[int, list[str]]:
-        """Delete every row of this user; returns (jobs deleted, their image paths).
+    async def forget(self, requester: Requester) -> tuple[int, list[str], list[tuple[str, str]]]:
+        """Delete every row of this user; returns (jobs deleted, their image paths, the
+        (channel, message) posts to delete from the platform).
 
         Only finished jobs go (the caller made sure none is in flight); other users' remixes
-        lose the link to the forgotten original; audit entries keep the action, not the user.
+        lose the link to the forgotten original and the prompt they copied from it; audit
+        entries keep the action, not the user. The rate buckets stay: they are kept under a
+        digest of the user's key, not the key (see ``bot.store.bucket_key``).
         """
         key, final = requester.user_key, _FINAL_STATES
         mine = f"SELECT id FROM jobs WHERE user_key = ? AND state IN ({', '.join('?' * 3)})"  # noqa: S608
@@ -580,6 +584,9 @@ class Community:
                 (key, *final),
             ) as cur:
                 paths = [r["image_path"] for r in await cur.fetchall() if r["image_path"]]
+            posts = await _showcase_posts(db, key)
+            posts += await _result_posts(db, mine, (key, *final))
+            await _drop_copied_prompts(db, mine, (key, *final), key)
             await db.execute(
                 f"UPDATE jobs SET parent_job_id = NULL WHERE parent_job_id IN ({mine})",  # noqa: S608
                 (key, *final),
@@ -588,11 +595,12 @@ class Community:
             await db.execute("DELETE FROM shares WHERE user_key = ?", (key,))
             cur = await db.execute(f"DELETE FROM jobs WHERE id IN ({mine})", (key, *final))  # noqa: S608
             count = cur.rowcount
+            # rate_buckets: only a row of an older version, keyed by the readable user key.
             for table in ("rate_buckets", "user_prefs", "user_privacy"):
                 await db.execute(f"DELETE FROM {table} WHERE user_key = ?", (key,))  # noqa: S608
             await self._forget_in_audit(db, requester)
         await self._store.checkpoint()
-        return count, paths
+        return count, paths, posts
 
     async def _forget_in_audit(self, db: aiosqlite.Connection, requester: Requester) -> None:
         servers = f"{requester.platform}:%"
@@ -607,6 +615,40 @@ class Community:
             "WHERE server_key LIKE ? AND (target = ? OR substr(target, -length(?) - 1) = ?)",
             (suffix, FORGOTTEN, servers, suffix, suffix, f" {suffix}"),
         )
+
+
+async def _showcase_posts(db: aiosqlite.Connection, user_key: str) -> list[tuple[str, str]]:
+    """(channel, message) of every showcase post of ``user_key``'s images."""
+    async with db.execute(
+        "SELECT channel_id, message_id FROM shares WHERE user_key = ? AND message_id IS NOT NULL",
+        (user_key,),
+    ) as cur:
+        return [(r["channel_id"], r["message_id"]) for r in await cur.fetchall()]
+
+
+async def _result_posts(
+    db: aiosqlite.Connection, mine: str, params: tuple[str, ...]
+) -> list[tuple[str, str]]:
+    """(channel, message) of the results posted for the jobs ``mine`` selects."""
+    where = "posted_message_id IS NOT NULL AND posted_channel_id IS NOT NULL"
+    sql = f"SELECT posted_channel_id, posted_message_id FROM jobs WHERE {where} AND id IN ({mine})"  # noqa: S608
+    async with db.execute(sql, params) as cur:
+        return [(r["posted_channel_id"], r["posted_message_id"]) for r in await cur.fetchall()]
+
+
+async def _drop_copied_prompts(
+    db: aiosqlite.Connection, mine: str, params: tuple[str, ...], user_key: str
+) -> None:
+    """Other users' finished jobs made from these (and from those, and so on) keep their image
+    but lose the prompt they copied: it was the forgotten user's words."""
+    final = ", ".join("?" * len(_FINAL_STATES))
+    sql = (
+        f"WITH RECURSIVE copied(id) AS ({mine} UNION "  # noqa: S608 (constants)
+        "SELECT j.id FROM jobs AS j JOIN copied AS c ON j.parent_job_id = c.id) "
+        "UPDATE jobs SET prompt = '', negative_prompt = NULL "
+        f"WHERE id IN (SELECT id FROM copied) AND user_key != ? AND state IN ({final})"
+    )
+    await db.execute(sql, (*params, user_key, *_FINAL_STATES))
 
 
 def _gallery_item(row: sqlite3.Row) -> GalleryItem:

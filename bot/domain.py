@@ -183,6 +183,19 @@ class Job:
     # A platform handle to the posted image (a Telegram photo ``file_id``), from ``Delivered``:
     # lets adapters re-share the image without re-uploading it, also after a restart.
     posted_file_ref: str | None = None
+    # Made from someone else's image whose author hides the details: the core hands adapters
+    # this job with the prompt replaced (see ``bot.access``), the engine gets the real one.
+    details_hidden: bool = False
+
+
+class JobAction(StrEnum):
+    """What someone does with an existing job; ``bot.access`` decides who may, for each."""
+
+    VIEW = "view"  # see it listed with its image (remix credit, inline search)
+    SHOW = "show"  # post it again or send its original file (rate-limited)
+    DETAILS = "details"  # its prompt, style and seed (Info)
+    DERIVE = "derive"  # reroll, variations, restyle
+    REMIX = "remix"
 
 
 @dataclass(frozen=True, slots=True)

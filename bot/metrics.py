@@ -103,11 +103,13 @@ async def serve_metrics(
         return
 
     async def healthz(_: web.Request) -> web.Response:
-        ok = healthy()
+        pool = details() if details is not None else None
+        # Without Redis no job reaches a worker: the bot is up, but not healthy.
+        ok = healthy() and (pool is None or bool(pool.get("redis_ok", True)))
         status = 200 if ok else 503
-        if details is None:
+        if pool is None:
             return web.Response(text="ok\n" if ok else "unhealthy\n", status=status)
-        return web.json_response({"ok": ok, **details()}, status=status)
+        return web.json_response({"ok": ok, **pool}, status=status)
 
     async def metrics_page(_: web.Request) -> web.Response:
         if details is not None:

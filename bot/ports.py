@@ -18,6 +18,7 @@ from bot.domain import (
     GenerateRequest,
     GenerationSpec,
     Job,
+    JobAction,
     Platform,
     Requester,
     ServerSettings,
@@ -94,6 +95,11 @@ class Notifier(Protocol):
         """Tell the requester, in plain words, that the job failed or could not be delivered."""
         ...
 
+    async def delete_message(self, channel_id: str, message_id: str) -> None:
+        """Delete one of the bot's own posts (a showcase post of a user who used /forget or
+        opted out). Raises when the platform refuses (too old, no rights); the core logs it."""
+        ...
+
 
 class CoreApi(Protocol):
     """What adapters may ask of the core (implemented by :class:`bot.service.Core`).
@@ -137,7 +143,15 @@ class CoreApi(Protocol):
         ...
 
     async def job(self, job_id: int) -> Job:
-        """One job by id (NotFound if there is none)."""
+        """One job by id (NotFound if there is none), with no permission check: for tools
+        that act for the operator. Whatever a user asks for goes through :meth:`job_for`."""
+        ...
+
+    async def job_for(self, requester: Requester, job_id: int, action: JobAction) -> Job:
+        """One job as ``requester`` may see it for ``action``: the one permission rule
+        (:mod:`bot.access`). NotFound when it is not theirs to see, NotAllowed when its author
+        does not allow ``action``; a hidden prompt comes back hidden. ``SHOW`` is rate-limited.
+        """
         ...
 
     async def delete(self, requester: Requester, job_id: int, *, is_admin: bool = False) -> Job:

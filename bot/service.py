@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bot import community, texts
+from bot import access, community, texts
 from bot.admission import Bucket, Limits, Pending, check_caps, full_bucket, take_token
 from bot.clock import SystemClock
 from bot.community import Community
@@ -36,6 +36,7 @@ from bot.domain import (
     GenerateRequest,
     GenerationSpec,
     Job,
+    JobAction,
     JobState,
     Platform,
     Requester,
@@ -50,11 +51,13 @@ from bot.errors import (
     GenerationFailed,
     NotAllowed,
     NotFound,
+    RateLimited,
     ShuttingDown,
     StorageError,
     TurbobotError,
 )
 from bot.fairqueue import FairQueue
+from bot.lru import LruDict
 from bot.metrics import Metrics
 from bot.ports import Clock, Executor, GalleryPeriod, GallerySort, Notifier, ProgressCallback
 from bot.store import (
@@ -66,7 +69,17 @@ from bot.store import (
     storage_error,
     write_atomic,
 )
-from bot.validation import NO_STYLE, resolve_style, validate
+from bot.validation import (
+    NO_STYLE,
+    check_job_id,
+    clean_change,
+    clean_request,
+    clean_requester,
+    resolve_style,
+    sanitise_optional,
+    sanitise_text,
+    validate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +87,14 @@ DB_NAME = "turbobot.db"
 # Until a job has finished, guess this many seconds per job (a 4-step image on a mid-range GPU).
 INITIAL_JOB_ESTIMATE_S = 8.0
 _RECENT_JOBS = 20  # ETA = moving average over this many recent job durations
+# Users whose rate bucket and default style stay in memory; the rest are read again from the
+# database when they come back (each bucket is saved with every job).
+MAX_CACHED_USERS = 10_000
+# Posting an image again (Discord /show, Telegram "Original file") costs a token of its own.
+SHOW_LIMITS = Limits(
+    rate_per_minute=4.0, burst=5, max_pending_per_user=1, max_pending_per_server=1, max_queue=1
+)
+_SHOW_BUCKET = "show:"  # prefix of the re-post bucket's key in rate_buckets
 
 
 class _ProgressPump:
@@ -128,6 +149,7 @@ class Core:
         image_writer: ImageWriter = write_atomic,
         metrics: Metrics | None = None,
         storage_retry_s: float = 10.0,
+        max_cached_users: int = MAX_CACHED_USERS,
     ) -> None:
         self._settings = settings
         self._executor = executor
@@ -144,7 +166,7 @@ class Core:
             max_pending_per_server=settings.max_pending_per_server,
             max_queue=settings.max_queue,
         )
-        self._community = Community(store, clock, self._limits)
+        self._community = Community(store, clock, self._limits, max_cached_users)
         self._data_dir = settings.data_dir.resolve()
         self._notifiers: dict[Platform, Notifier] = {}
         self._parked: defaultdict[Platform, list[_Parked]] = defaultdict(list)
@@ -154,8 +176,8 @@ class Core:
         self._held: dict[int, Job] = {}  # counted against caps: queued or running
         self._held_user: Counter[str] = Counter()
         self._held_server: Counter[str] = Counter()
-        self._buckets: dict[str, Bucket] = {}
-        self._default_styles: dict[str, str | None] = {}
+        self._buckets: LruDict[str, Bucket] = LruDict(max_cached_users)
+        self._default_styles: LruDict[str, str | None] = LruDict(max_cached_users)
         self._loading: dict[str, asyncio.Task[tuple[Bucket | None, str | None]]] = {}
         self._durations: deque[float] = deque(maxlen=_RECENT_JOBS)
         self._pumps: dict[int, _ProgressPump] = {}
@@ -227,6 +249,16 @@ class Core:
         self._idle_waiters.append((user_key, future))
         await future
 
+    def cache_sizes(self) -> dict[str, int]:
+        """Entries of every per-user or per-server cache in memory (all of them bounded)."""
+        return {
+            "buckets": len(self._buckets),
+            "default_styles": len(self._default_styles),
+            "held_users": len(self._held_user),
+            "held_servers": len(self._held_server),
+            **self._community.cache_sizes(),
+        }
+
     @property
     def healthy(self) -> bool:
         return self._dispatcher is not None and not self._dispatcher.done() and not self._paused
@@ -235,6 +267,7 @@ class Core:
 
     async def submit(self, request: GenerateRequest) -> Ticket:
         self._check_open()
+        request = clean_request(request)
         who = request.requester
         server = await self._admit(who)
         styles = self._executor.styles()
@@ -255,10 +288,28 @@ class Core:
         keep_seed: bool = False,
     ) -> Ticket:
         self._check_open()
+        requester = clean_requester(requester)
         server = await self._admit(requester)
-        parent = await self._visible_job(job_id)
+        parent, seen = await self._access(requester, job_id, JobAction.DERIVE)
+        return await self._derive(
+            requester, server, parent, seen, seed=seed, style=style, keep_seed=keep_seed
+        )
+
+    async def _derive(
+        self,
+        requester: Requester,
+        server: ServerSettings | None,
+        parent: Job,
+        seen: Job,
+        *,
+        seed: int | None,
+        style: str | None,
+        keep_seed: bool,
+    ) -> Ticket:
+        """A new job from ``parent`` (as stored), hidden when ``seen`` (as shown) is."""
         styles = self._executor.styles()
         known = [s.name for s in styles]
+        style = sanitise_optional(style)
         new_style = parent.spec.style if style is None else resolve_style(style, None, known)
         if seed is None:
             seed = parent.spec.seed if keep_seed else self._rng.randint(0, 2**32 - 1)
@@ -277,10 +328,11 @@ class Core:
         # The parent's settings pass validation again: limits may have changed since.
         checked = validate(request, known_styles=known, default_style=None, rng=self._rng)
         self._check_rules(requester, checked, server, styles)
-        return await self._enqueue(requester, checked, parent.id, server)
+        return await self._enqueue(requester, checked, parent.id, server, seen.details_hidden)
 
     async def cancel(self, requester: Requester, job_id: int) -> Job:
-        job = self._active.get(job_id) or await self._visible_job(job_id)
+        requester = clean_requester(requester)
+        job = self._active.get(check_job_id(job_id)) or await self._visible_job(job_id)
         if job.requester.user_key != requester.user_key:
             raise NotAllowed(texts.not_yours_to_cancel(job_id))
         if job_id not in self._queue:
@@ -297,29 +349,74 @@ class Core:
             raise
         self._unhold(job_id)
         self._finish(cancelled)
-        return cancelled
+        return access.outward(cancelled)
 
     async def queue_of(self, requester: Requester) -> list[tuple[Job, int]]:
-        key = requester.user_key
+        key = clean_requester(requester).user_key
         running = [(j, 0) for j in self._running.values() if j.requester.user_key == key]
         queued = [(j, self._queue.position(j.id)) for j in self._queue.jobs_of(key)]
-        return sorted(running, key=lambda p: p[0].id) + queued
+        entries = sorted(running, key=lambda p: p[0].id) + queued
+        return [(access.outward(j), position) for j, position in entries]
 
     async def history(self, requester: Requester, *, limit: int = 10, offset: int = 0) -> list[Job]:
-        return await self._store.history(requester.user_key, max(0, limit), max(0, offset))
+        key = clean_requester(requester).user_key
+        jobs = await self._store.history(key, *page_window(limit, offset))
+        return [access.outward(j) for j in jobs]
 
     async def server_history(
         self, server_key: str, *, limit: int = 10, offset: int = 0
     ) -> list[Job]:
-        return await self._store.server_history(server_key, max(0, limit), max(0, offset))
+        key = sanitise_text(server_key)
+        jobs = await self._store.server_history(key, *page_window(limit, offset))
+        return [access.outward(j) for j in jobs]
 
     async def job(self, job_id: int) -> Job:
-        job = self._active.get(job_id) or await self._store.get_job(job_id)
+        """A job by id with no permission check: for operators' tools, never for a user
+        (adapters ask :meth:`job_for`)."""
+        job = self._active.get(check_job_id(job_id)) or await self._store.get_job(job_id)
         if job is None:
             raise NotFound(texts.no_such_job(job_id))
-        return job
+        return access.outward(job)
+
+    async def job_for(self, requester: Requester, job_id: int, action: JobAction) -> Job:
+        """The job as ``requester`` may see it for ``action`` (the rule: :mod:`bot.access`).
+
+        ``SHOW`` (posting it again, sending its file) also spends a token of the requester's
+        re-post rate limit.
+        """
+        requester = clean_requester(requester)
+        _, seen = await self._access(requester, job_id, action)
+        if action is JobAction.SHOW:
+            await self._take_show_token(requester.user_key)
+        return seen
+
+    async def _access(
+        self, requester: Requester, job_id: int, action: JobAction
+    ) -> tuple[Job, Job]:
+        """(the job as stored, the job as ``requester`` may see it) or NotFound / NotAllowed."""
+        job = await self._store.get_job(check_job_id(job_id))
+        if job is None:
+            raise NotFound(texts.no_such_job(job_id))
+        job = self._active.get(job_id, job)
+        facts = access.Facts(
+            deleted=await self._store.is_deleted(job_id),
+            owner=await self._community.privacy(job.requester),
+            shared_in=await self._community.shared_in(job_id),
+        )
+        return job, access.check_access(requester, job, action, facts)
+
+    async def _take_show_token(self, user_key: str) -> None:
+        key = _SHOW_BUCKET + user_key
+        bucket = await self._store.bucket(key) or full_bucket(self._clock.now(), SHOW_LIMITS)
+        try:
+            spent = take_token(bucket, self._clock.now(), SHOW_LIMITS)
+        except RateLimited as err:
+            wait = str(err).rsplit(" in ", 1)[-1].rstrip(".")
+            raise RateLimited(texts.showing_too_fast(wait), err.retry_after) from None
+        await self._store.save_bucket(key, spent)
 
     async def delete(self, requester: Requester, job_id: int, *, is_admin: bool = False) -> Job:
+        requester = clean_requester(requester)
         job = await self._visible_job(job_id)
         by_admin = job.requester.user_key != requester.user_key
         if by_admin and not (is_admin and job.requester.server_key == requester.server_key):
@@ -353,6 +450,7 @@ class Core:
         return self._executor.styles()
 
     async def set_default_style(self, requester: Requester, style: str | None) -> None:
+        requester, style = clean_requester(requester), sanitise_optional(style)
         known = [s.name for s in self._executor.styles()]
         name = None if style is None or style.strip().lower() in NO_STYLE else style
         resolved = None if name is None else resolve_style(name, None, known)
@@ -360,10 +458,10 @@ class Core:
         self._default_styles[requester.user_key] = resolved
 
     async def default_style(self, requester: Requester) -> str | None:
-        key = requester.user_key
+        key = clean_requester(requester).user_key
         if key not in self._default_styles:
             await self._load_user(key)
-        return self._default_styles[key]
+        return self._default_styles.get(key)
 
     def eta_for_position(self, position: int) -> float:
         """Jobs ahead finish at ``capacity`` per average job time; 0 when a slot is free."""
@@ -379,25 +477,28 @@ class Core:
     # --- CommunityApi (the logic lives in bot.community) ------------------------------------
 
     async def server_settings(self, platform: Platform, server_id: str) -> ServerSettings:
-        return await self._community.server_settings(platform, server_id)
+        return await self._community.server_settings(platform, sanitise_text(server_id))
 
     async def update_server_settings(
         self, actor: Requester, change: SettingsChange, *, is_admin: bool
     ) -> ServerSettings:
         known = [s.name for s in self._executor.styles()]
+        actor, change = clean_requester(actor), clean_change(change)
         return await self._community.update_settings(actor, change, is_admin=is_admin, known=known)
 
     async def share(self, requester: Requester, job_id: int) -> ShareTicket:
-        return await self._community.share(requester, await self._visible_job(job_id))
+        requester = clean_requester(requester)
+        ticket = await self._community.share(requester, await self._visible_job(job_id))
+        return replace(ticket, job=access.outward(ticket.job))
 
     async def record_share(self, share_id: int, message_id: str) -> None:
-        await self._community.record_share(share_id, message_id)
+        await self._community.record_share(check_job_id(share_id), sanitise_text(message_id))
 
     async def share_by_message(self, platform: Platform, message_id: str) -> int | None:
-        return await self._community.share_by_message(platform, message_id)
+        return await self._community.share_by_message(platform, sanitise_text(message_id))
 
     async def vote(self, voter: Requester, share_id: int, value: int) -> int:
-        return await self._community.vote(voter, share_id, value)
+        return await self._community.vote(clean_requester(voter), check_job_id(share_id), value)
 
     async def gallery(
         self,
@@ -409,16 +510,23 @@ class Core:
         limit: int = 10,
         offset: int = 0,
     ) -> list[GalleryItem]:
-        return await self._community.gallery(
-            platform, server_id, sort=sort, period=period, limit=limit, offset=offset
+        limit, offset = page_window(limit, offset)
+        items = await self._community.gallery(
+            platform, sanitise_text(server_id), sort=sort, period=period, limit=limit, offset=offset
         )
+        return [replace(i, job=access.outward(i.job)) for i in items]
 
     async def remix(self, requester: Requester, job_id: int) -> Ticket:
-        await self._community.check_remix(requester, await self._visible_job(job_id))
-        return await self.derive(requester, job_id, keep_seed=True)
+        self._check_open()
+        requester = clean_requester(requester)
+        server = await self._admit(requester)
+        parent, seen = await self._access(requester, job_id, JobAction.REMIX)
+        return await self._derive(
+            requester, server, parent, seen, seed=None, style=None, keep_seed=True
+        )
 
     async def privacy(self, requester: Requester) -> UserPrivacy:
-        return await self._community.privacy(requester)
+        return await self._community.privacy(clean_requester(requester))
 
     async def set_privacy(
         self,
@@ -427,34 +535,48 @@ class Core:
         share_opt_out: bool | None = None,
         hide_details: bool | None = None,
     ) -> UserPrivacy:
-        return await self._community.set_privacy(
+        requester = clean_requester(requester)
+        updated, posts = await self._community.set_privacy(
             requester, share_opt_out=share_opt_out, hide_details=hide_details
         )
+        self._delete_posts(requester.platform, posts)
+        return updated
 
     async def forget(self, requester: Requester) -> int:
+        requester = clean_requester(requester)
         if self._has_active(requester.user_key):
             raise NotAllowed(community.FORGET_BUSY)
-        count, paths = await self._community.forget(requester)
+        count, paths, posts = await self._community.forget(requester)
+        self._delete_posts(requester.platform, posts)
         for relative in paths:
             path = self._data_dir / relative
             try:
                 await asyncio.to_thread(path.unlink, missing_ok=True)
             except OSError as err:
                 log.error("forget: could not delete an image file: %s", err)  # noqa: TRY400
-        # The cached default style is the user's data too; the rate bucket stays in memory so
-        # that forgetting is no way around the rate limit.
+        # The cached default style is the user's data too. The rate buckets stay (in memory,
+        # and in the database under a digest of the user's key): forgetting is no way around
+        # the rate limit, also not across a restart.
         self._default_styles.pop(requester.user_key, None)
         log.info("forgot a user: %d job(s)", count)
         return count
 
+    def _delete_posts(self, platform: Platform, posts: list[tuple[str, str]]) -> None:
+        """Ask the platform to delete the bot's own posts of a user who left (best effort)."""
+        notifier = self._notifiers.get(platform)
+        if notifier is not None and posts:
+            self._spawn(_delete_messages(notifier, posts))
+
     async def set_blocked(
         self, actor: Requester, user_id: str, blocked: bool, *, is_admin: bool
     ) -> None:
+        actor, user_id = clean_requester(actor), sanitise_text(user_id)
         await self._community.set_blocked(actor, user_id, blocked, is_admin=is_admin)
 
     async def audit_log(
         self, actor: Requester, *, is_admin: bool, limit: int = 20
     ) -> list[AuditEntry]:
+        actor = clean_requester(actor)
         return await self._community.audit_log(actor, is_admin=is_admin, limit=limit)
 
     # --- admission -------------------------------------------------------------------------
@@ -484,6 +606,7 @@ class Core:
         spec: GenerationSpec,
         parent: int | None,
         settings: ServerSettings | None = None,
+        details_hidden: bool = False,
     ) -> Ticket:
         user, server = requester.user_key, requester.server_key
         limits = community.server_limits(self._limits, settings)
@@ -505,12 +628,13 @@ class Core:
             state=JobState.QUEUED,
             created_at=now,
             parent_job_id=parent,
+            details_hidden=details_hidden,
         )
         self._buckets[user] = spent
         self._hold(job)
         try:
             await self._store.add_job(job, user, spent)
-        except StorageError:
+        except Exception:
             self._unhold(job.id)
             # Give the token back: the user got nothing for it.
             current = self._buckets[user]
@@ -524,7 +648,9 @@ class Core:
         self._wake.set()
         position = self._queue.position(job.id)
         log.info("job #%d queued for %s at position %d", job.id, user, position)
-        return Ticket(job=job, position=position, eta_s=self.eta_for_position(position))
+        return Ticket(
+            job=access.outward(job), position=position, eta_s=self.eta_for_position(position)
+        )
 
     async def _bucket(self, user_key: str) -> Bucket:
         if user_key not in self._buckets:
@@ -554,12 +680,12 @@ class Core:
         job = self._held.pop(job_id, None)
         if job is None:
             return
-        self._held_user[job.requester.user_key] -= 1
+        _decrement(self._held_user, job.requester.user_key)
         if job.requester.server_key:
-            self._held_server[job.requester.server_key] -= 1
+            _decrement(self._held_server, job.requester.server_key)
 
     async def _visible_job(self, job_id: int) -> Job:
-        job = await self._store.get_job(job_id)
+        job = await self._store.get_job(check_job_id(job_id))
         if job is None or await self._store.is_deleted(job_id):
             raise NotFound(texts.no_such_job(job_id))
         return job
@@ -773,7 +899,7 @@ class Core:
         async def send(step: int, total: int) -> None:
             notifier = self._notifiers.get(job.requester.platform)
             if notifier is not None:
-                await notifier.progress(self._active.get(job.id, job), step, total)
+                await notifier.progress(access.outward(self._active.get(job.id, job)), step, total)
 
         pump = _ProgressPump(send)
         self._pumps[job.id] = pump
@@ -823,7 +949,7 @@ class Core:
             await self._fail(job, texts.IMAGE_MISSING, "storage")
             return
         try:
-            delivered = await notifier.deliver(posting, str(path))
+            delivered = await notifier.deliver(access.outward(posting), str(path))
         except Exception as err:
             log.exception("job #%d: delivery failed", job.id)
             why = str(err) if isinstance(err, TurbobotError) else "the chat platform refused it"
@@ -872,7 +998,7 @@ class Core:
             self._parked[job.requester.platform].append(_Parked(job, reason))
             return
         try:
-            await notifier.failed(job, reason)
+            await notifier.failed(access.outward(job), reason)
         except Exception:
             log.exception("job #%d: could not tell the user about a failure", job.id)
 
@@ -954,6 +1080,30 @@ class Core:
         self._queue.push(job)
 
 
+def _decrement(counter: Counter[str], key: str) -> None:
+    """One less for ``key``; a key at zero goes, so the counter holds only users with jobs."""
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
+
+
+MAX_PAGE_ROWS = 100
+MAX_OFFSET = 1_000_000  # far beyond any history; keeps a forged page number inside SQLite's ints
+
+
+def page_window(limit: int, offset: int) -> tuple[int, int]:
+    """``limit`` and ``offset`` from a user's page, clamped to what a page can be."""
+    return max(0, min(limit, MAX_PAGE_ROWS)), max(0, min(offset, MAX_OFFSET))
+
+
+async def _delete_messages(notifier: Notifier, posts: list[tuple[str, str]]) -> None:
+    for channel_id, message_id in posts:
+        try:
+            await notifier.delete_message(channel_id, message_id)
+        except Exception as err:
+            log.warning("could not delete a post of a forgotten user: %s", type(err).__name__)
+
+
 def image_relative_path(job_id: int, now: float) -> Path:
     """``images/YYYY/MM/<id>.jpg`` (UTC), relative to the data dir."""
     stamp = time.gmtime(now)
@@ -971,6 +1121,7 @@ async def open_core(
     metrics: Metrics | None = None,
     drain_timeout_s: float = 120.0,
     busy_timeout_ms: int = 5000,
+    max_cached_users: int = MAX_CACHED_USERS,
 ) -> AsyncIterator[Core]:
     """Open the store (migrating it), recover, start dispatching; on exit drain and close.
 
@@ -986,6 +1137,7 @@ async def open_core(
             rng=rng,
             image_writer=image_writer,
             metrics=metrics,
+            max_cached_users=max_cached_users,
         )
         await core.recover()
         core.start()

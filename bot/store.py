@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -29,6 +31,8 @@ from bot.errors import StorageError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+log = logging.getLogger(__name__)
 
 ImageWriter = Callable[[Path, bytes], None]
 """Writes bytes to a path durably (blocking; the core runs it in a thread). Injected in tests."""
@@ -123,7 +127,15 @@ async def migrate(
     async with db.execute("PRAGMA user_version") as cur:
         row = await cur.fetchone()
     current = int(row[0]) if row else 0
-    for version, sql in migrations(directory):
+    known = migrations(directory)
+    if current > len(known):
+        # Written by a newer turbobot: this code would misread (or damage) what it cannot see.
+        raise StorageError(
+            f"The database has schema version {current}, but this turbobot knows versions up "
+            f"to {len(known)}: it was made by a newer turbobot. Run that version, or restore "
+            "a backup made before the upgrade."
+        )
+    for version, sql in known:
         if version <= current or (upto is not None and version > upto):
             continue
         # executescript commits first and then runs the text as is, so the transaction and the
@@ -144,7 +156,7 @@ _JOB_COLUMNS = (
     "id, platform, user_id, display_name, channel_id, server_id, reply_to, user_key, server_key, "
     "prompt, style, seed, steps, width, height, cfg, negative_prompt, state, attempts, created_at, "
     "started_at, finished_at, image_path, timings, error, posted_message_id, parent_job_id, "
-    "posted_channel_id, file_ref, deleted_at"
+    "posted_channel_id, file_ref, deleted_at, details_hidden"
 )
 _PLACEHOLDERS = ", ".join("?" * len(_JOB_COLUMNS.split(",")))
 _INSERT_JOB = f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_PLACEHOLDERS})"  # noqa: S608 (constants)
@@ -218,6 +230,7 @@ def job_row(job: Job) -> tuple[Any, ...]:
         None,  # posted_channel_id
         job.posted_file_ref,
         None,  # deleted_at
+        int(job.details_hidden),
     )
 
 
@@ -255,6 +268,7 @@ def job_from_row(row: sqlite3.Row) -> Job:
         posted_message_id=row["posted_message_id"],
         parent_job_id=row["parent_job_id"],
         posted_file_ref=row["file_ref"],
+        details_hidden=bool(row["details_hidden"]),
     )
 
 
@@ -264,6 +278,18 @@ class _PendingInsert:
     bucket_key: str | None
     bucket: Bucket | None
     done: asyncio.Future[None]
+
+
+def bucket_key(user_key: str) -> str:
+    """How a rate bucket is keyed: a digest, not the readable user key. So ``/forget`` can
+    keep the bucket (forgetting must not reset the rate limit) while no id of the user stays."""
+    return "sha256:" + hashlib.sha256(user_key.encode()).hexdigest()
+
+
+def _fail_waiters(batch: list[_PendingInsert], err: StorageError) -> None:
+    for p in batch:
+        if not p.done.done():
+            p.done.set_exception(err)
 
 
 class Store:
@@ -304,16 +330,26 @@ class Store:
                 async with self.transaction("queue the job"):
                     await self._db.executemany(_INSERT_JOB, [job_row(p.job) for p in batch])
                     buckets = [
-                        (p.bucket_key, p.bucket.tokens, p.bucket.updated_at)
+                        (bucket_key(p.bucket_key), p.bucket.tokens, p.bucket.updated_at)
                         for p in batch
                         if p.bucket_key is not None and p.bucket is not None
                     ]
                     if buckets:
                         await self._db.executemany(_UPSERT_BUCKET, buckets)
             except StorageError as err:
-                for p in batch:
-                    if not p.done.done():
-                        p.done.set_exception(err)
+                _fail_waiters(batch, err)
+            except Exception as err:
+                # Anything else (a value SQLite cannot bind, a bug) must not kill this task with
+                # its waiters unresolved: every submit in the batch would hang, holding its slot.
+                log.exception("group commit failed")
+                failure = StorageError(
+                    f"Storage error: could not queue the job ({type(err).__name__})."
+                )
+                failure.__cause__ = err
+                _fail_waiters(batch, failure)
+            except BaseException:  # cancelled: the waiters hear of it too, then it propagates
+                _fail_waiters(batch, StorageError("Storage error: the database is closing."))
+                raise
             else:
                 for p in batch:
                     if not p.done.done():
@@ -362,7 +398,8 @@ class Store:
 
     async def save_bucket(self, user_key: str, bucket: Bucket) -> None:
         async with self.transaction("save a rate limit") as db:
-            await db.execute(_UPSERT_BUCKET, (user_key, bucket.tokens, bucket.updated_at))
+            key = bucket_key(user_key)
+            await db.execute(_UPSERT_BUCKET, (key, bucket.tokens, bucket.updated_at))
 
     async def set_default_style(self, user_key: str, style: str | None) -> None:
         async with self.transaction("save your default style") as db:
@@ -430,17 +467,18 @@ class Store:
 
     async def bucket(self, user_key: str) -> Bucket | None:
         rows = await self._rows(
-            "SELECT tokens, updated_at FROM rate_buckets WHERE user_key = ?", (user_key,)
+            "SELECT tokens, updated_at FROM rate_buckets WHERE user_key = ?",
+            (bucket_key(user_key),),
         )
         return Bucket(rows[0]["tokens"], rows[0]["updated_at"]) if rows else None
 
     async def user_state(self, user_key: str) -> tuple[Bucket | None, str | None]:
         """A user's rate bucket and default style in one read (the submit path needs both)."""
         rows = await self._rows(
-            "SELECT b.tokens, b.updated_at, p.default_style FROM (SELECT ? AS k) AS u "
-            "LEFT JOIN rate_buckets AS b ON b.user_key = u.k "
+            "SELECT b.tokens, b.updated_at, p.default_style FROM (SELECT ? AS k, ? AS h) AS u "
+            "LEFT JOIN rate_buckets AS b ON b.user_key = u.h "
             "LEFT JOIN user_prefs AS p ON p.user_key = u.k",
-            (user_key,),
+            (user_key, bucket_key(user_key)),
         )
         row = rows[0]
         bucket = None if row["tokens"] is None else Bucket(row["tokens"], row["updated_at"])

@@ -49,3 +49,17 @@ def maybe_posted(job_id: int) -> str:
         f"The bot restarted while posting image #{job_id}, so it may not have arrived. "
         "It is not sent twice; find it with /history."
     )
+
+
+# --- who may do what with a job (bot.access) ---
+OWNER_OPTED_OUT = "Its author keeps their images private, so it cannot be shown or remixed."
+REMIX_NOT_SHARED = "Only shared images (or your own) can be remixed."
+DETAILS_HIDDEN = "Its author hides the prompt and settings of their images."
+
+
+def showing_too_fast(wait: str) -> str:
+    return f"You are posting images again a bit fast: try again in {wait}."
+
+
+def bad_number(what: str, low: int, high: int) -> str:
+    return f"The {what} must be a whole number from {low} to {high}."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import unicodedata
+from dataclasses import replace
 
 from bot.domain import (
     ASPECTS,
@@ -21,15 +22,38 @@ from bot.domain import (
     MIN_STEPS,
     GenerateRequest,
     GenerationSpec,
+    Requester,
+    SettingsChange,
 )
-from bot.errors import BadPrompt, BadRequest, UnknownStyle
+from bot.errors import BadPrompt, BadRequest, NotFound, UnknownStyle
 
 # Words that mean "no style", so a user can override their own default for one image.
 NO_STYLE = frozenset({"none", "off", "no", "default"})
-# Invisible characters that make a prompt look non-empty: zero-width space/joiners, word joiner,
-# BOM, soft hyphen, Mongolian vowel separator, Hangul fillers.
-_INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u3164\u115f\u1160")
+# Characters that draw nothing yet are letters or symbols to Unicode, so no category catches
+# them: Hangul fillers, the blank Braille pattern, and the replacement characters a broken
+# (lone surrogate) or unknown character becomes.
+_INVISIBLE = frozenset("\u3164\u115f\u1160\uffa0\u2800\ufffd\ufffc")
+# Format characters (zero-width space/joiners, LRM/RLM, word joiner, invisible operators, BOM,
+# tag characters ...), lone combining marks (U+034F, variation selectors), and controls.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Mn", "Me", "Cc", "Cs", "Co", "Cn", "Zl", "Zp"})
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+MAX_NAME_CHARS = 100  # a display name or an id longer than this is cut (Discord's is 32)
+
+
+def sanitise_text(text: str) -> str:
+    """Any user string, made safe to store and send: done once where text enters the core.
+
+    A lone surrogate (a broken emoji a client sent as a JSON escape) cannot be encoded as
+    UTF-8, so SQLite and every platform would refuse it: it becomes U+FFFD. NUL and the other
+    C0/C1 controls (but line breaks and tabs) go.
+    """
+    fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return "".join(ch for ch in fixed if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
+def sanitise_name(text: str) -> str:
+    """A display name or platform id: sanitised, on one line, at most MAX_NAME_CHARS long."""
+    return " ".join(sanitise_text(text).split())[:MAX_NAME_CHARS]
 
 
 def normalise_prompt(text: str) -> str:
@@ -46,9 +70,71 @@ def normalise_prompt(text: str) -> str:
     return "".join(out).strip()
 
 
+def sanitise_optional(text: str | None) -> str | None:
+    return None if text is None else sanitise_text(text)
+
+
+def clean_requester(requester: Requester) -> Requester:
+    """The requester with every string sanitised (names and ids come from the platform's user)."""
+    return replace(
+        requester,
+        user_id=sanitise_text(requester.user_id),
+        display_name=sanitise_name(requester.display_name),
+        channel_id=sanitise_text(requester.channel_id),
+        server_id=sanitise_optional(requester.server_id),
+        reply_to=sanitise_optional(requester.reply_to),
+    )
+
+
+def clean_request(request: GenerateRequest) -> GenerateRequest:
+    """A request with every string sanitised; numbers are range-checked by :func:`validate`."""
+    return replace(
+        request,
+        requester=clean_requester(request.requester),
+        prompt=sanitise_text(request.prompt),
+        style=sanitise_optional(request.style),
+        aspect=sanitise_optional(request.aspect),
+        negative_prompt=sanitise_optional(request.negative_prompt),
+    )
+
+
+def clean_change(change: SettingsChange) -> SettingsChange:
+    """A settings change with every string sanitised."""
+    return replace(
+        change,
+        default_style=sanitise_optional(change.default_style),
+        allowed_styles=_clean_all(change.allowed_styles),
+        showcase_channel_id=sanitise_optional(change.showcase_channel_id),
+        banned_words=_clean_all(change.banned_words),
+        clear=frozenset(sanitise_text(name) for name in change.clear),
+    )
+
+
+def _clean_all(items: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    return None if items is None else tuple(sanitise_text(i) for i in items)
+
+
+MAX_ID = 2**63 - 1  # SQLite's largest integer; job and share ids are far below it
+
+
+def check_job_id(job_id: int) -> int:
+    """A job (or share) id from a user: beyond SQLite's integers it names nothing."""
+    if not 1 <= job_id <= MAX_ID:
+        raise NotFound(f"There is no job #{job_id}.")
+    return job_id
+
+
+def clamp_page(page: int, pages: int) -> int:
+    """A 1-based page number from a user (or forged button data), inside 1..pages."""
+    return max(1, min(page, max(1, pages)))
+
+
 def is_blank(text: str) -> bool:
-    """True when nothing visible remains once whitespace and zero-width characters are gone."""
-    return all(ch.isspace() or ch in _INVISIBLE for ch in text)
+    """True when nothing visible remains once whitespace and invisible characters are gone."""
+    return all(
+        ch.isspace() or ch in _INVISIBLE or unicodedata.category(ch) in _INVISIBLE_CATEGORIES
+        for ch in text
+    )
 
 
 def check_prompt(raw: str, *, what: str = "prompt") -> str:

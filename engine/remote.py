@@ -42,6 +42,7 @@ from bot.config import Settings
 from bot.domain import Generated, GenerationSpec, StyleInfo, Timings
 from bot.errors import GenerationFailed, ShuttingDown
 from bot.ports import ProgressCallback
+from bot.redis_url import parse_redis_url
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,22 @@ def json_loads(raw: bytes | str) -> Any:
 
 
 def redis_settings(url: str) -> RedisSettings:
-    """arq's connection settings from ``REDIS_URL`` (``redis://[:password@]host:port/db``)."""
-    settings = RedisSettings.from_dsn(url)
-    settings.conn_retries = 30  # a worker may start before Redis does
-    return settings
+    """arq's connection settings from ``REDIS_URL`` (``redis://[:password@]host:port/db``).
+
+    Parsed by :func:`bot.redis_url.parse_redis_url`, not arq's ``from_dsn``: its parser shows
+    part of a password that contains ``#`` in its error message.
+    """
+    address = parse_redis_url(url)
+    return RedisSettings(
+        host=address.host,
+        port=address.port,
+        database=address.database,
+        username=address.username,
+        password=address.password,
+        ssl=address.ssl,
+        unix_socket_path=address.unix_socket_path,
+        conn_retries=30,  # a worker may start before Redis does
+    )
 
 
 def spec_to_wire(spec: GenerationSpec) -> dict[str, Any]:

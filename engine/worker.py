@@ -236,7 +236,26 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
             await stop.wait()
 
 
+class _NoJobArguments(logging.Filter):
+    """arq logs each job's arguments at INFO ("→ id:generate(payload={...prompt...})"): the
+    user's prompt. The line stays, with the job's id; the arguments go."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 4 and "→" in str(record.msg):
+            record.args = (*record.args[:2], "…", record.args[3])
+        return True
+
+
+_ARQ_LOG = logging.getLogger("arq.worker")
+
+
+def _hide_job_arguments() -> None:
+    if not any(isinstance(f, _NoJobArguments) for f in _ARQ_LOG.filters):
+        _ARQ_LOG.addFilter(_NoJobArguments())
+
+
 def _arq_worker(settings: Settings, state: WorkerState, url: str) -> Worker:
+    _hide_job_arguments()
     return Worker(
         [func(generate_job, name=JOB_FUNCTION, max_tries=1)],
         queue_name=QUEUE,

@@ -118,13 +118,19 @@ class RecordingNotifier:
     progress_events: list[tuple[int, int, int]] = field(default_factory=list)
     delivered: list[tuple[int, str]] = field(default_factory=list)
     failures: list[tuple[int, str]] = field(default_factory=list)
+    delivered_jobs: list[Job] = field(default_factory=list)  # as the core handed them over
+    deleted: list[tuple[str, str]] = field(default_factory=list)  # (channel, message)
 
     async def progress(self, job: Job, step: int, total: int) -> None:
         self.progress_events.append((job.id, step, total))
 
     async def deliver(self, job: Job, jpeg_path: str) -> Delivered:
         self.delivered.append((job.id, jpeg_path))
+        self.delivered_jobs.append(job)
         return Delivered(message_id=f"m{job.id}", channel_id=job.requester.channel_id)
 
     async def failed(self, job: Job, reason: str) -> None:
         self.failures.append((job.id, reason))
+
+    async def delete_message(self, channel_id: str, message_id: str) -> None:
+        self.deleted.append((channel_id, message_id))

@@ -37,28 +37,6 @@ from tests.telegram.fake_botapi import BOT_USER, FakeBotApi, callback_query, com
 CORPUS = Path(__file__).parent / "corpus" / "bad_inputs.json"
 # Kinds that end in a job when the row expects "ok"; the others (ids, pages) only answer.
 JOB_KINDS = {"prompt", "negative", "display_name", "style", "seed", "steps", "cfg", "aspect"}
-# Rows whose fix lives in the core (issue 15 items 2 and 9: lone surrogates make the SQLite
-# insert raise; invisible-only prompts were queued). Until that lands on this branch they are
-# not run here: a lone surrogate would hang the batch commit, and with it the test.
-NEEDS_CORE_FIX = {
-    "prompt-lone-high-surrogate",
-    "prompt-lone-low-surrogate",
-    "prompt-only-lone-surrogate",
-    "negative-lone-surrogate",
-    "name-lone-surrogate",
-    "name-only-surrogate",
-    "style-lone-surrogate",
-    "aspect-surrogate",
-    "prompt-lrm-rlm",
-    "prompt-braille-blank",
-    "prompt-cgj",
-    "prompt-invisible-operators",
-    "prompt-variation-selector",
-    "prompt-tag-characters",
-    "prompt-combining-only",
-    "prompt-replacement-only",
-    "negative-invisible",
-}
 WAIT_S = 10.0
 
 
@@ -88,7 +66,6 @@ def test_the_corpus_is_well_formed() -> None:
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids))
     assert {c.expect for c in CASES} <= {"ok", "error"}
-    assert set(ids) >= NEEDS_CORE_FIX
 
 
 def trouble(caplog: pytest.LogCaptureFixture, since: int) -> list[str]:
@@ -162,8 +139,6 @@ async def test_every_corpus_row_on_telegram(
     failures: dict[str, list[str]] = {}
     async with telegram_bot(api, tmp_path) as bot:
         for n, case in enumerate(CASES):
-            if case.id in NEEDS_CORE_FIX:
-                continue
             uid = 5000 + n
             since = len(caplog.records)
             try:
@@ -204,7 +179,7 @@ async def test_every_corpus_row_on_the_console(
         core.register(console)
         for case in CASES:
             line = console_line(case)
-            if line is None or case.id in NEEDS_CORE_FIX:
+            if line is None:
                 continue
             since, before = len(caplog.records), len(out.getvalue().splitlines())
             try:
@@ -279,8 +254,6 @@ async def test_every_corpus_row_on_discord(
     settings = discord_settings(tmp_path, fake)
     async with discord_bot(settings, FakeExecutor(), FakeClock()) as bot:
         for n, case in enumerate(CASES):
-            if case.id in NEEDS_CORE_FIX:
-                continue
             uid = 900_000_000_000_010_000 + n
             since = len(caplog.records)
             try:

@@ -207,6 +207,12 @@ class DiscordAdapter:
         text = f"<@{job.requester.user_id}> #{job.id} · " + say("en-US", "failed", reason=reason)
         await channel.send(fmt.fit_text(text), allowed_mentions=mention)
 
+    async def delete_message(self, channel_id: str, message_id: str) -> None:
+        # A partial message: one DELETE request, no fetch first. Discord lets a bot delete
+        # its own messages at any age.
+        channel = self.client.get_partial_messageable(int(channel_id))
+        await channel.get_partial_message(int(message_id)).delete()
+
     # ----------------------------------------------------------------- helpers
 
     async def _finish(self, job: Job, key: str, **values: str) -> bool:

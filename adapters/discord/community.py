@@ -22,7 +22,7 @@ from adapters.discord import community_format as cfmt
 from adapters.discord import format as fmt
 from adapters.discord.texts import say
 from adapters.discord.views import forget_view, gallery_view, showcase_view
-from bot.domain import Job, Language, Platform, SettingsChange, ShareTicket
+from bot.domain import Job, JobAction, Language, Platform, SettingsChange, ShareTicket
 from bot.errors import BadRequest, NotAllowed, NotFound, TurbobotError
 from bot.ports import BotApi
 
@@ -142,7 +142,8 @@ class Community:
         return settings.showcase_channel_id
 
     async def _link(self, job_id: int, interaction: discord.Interaction[Any]) -> str:
-        job: Job = await self.core.job(job_id)
+        who = self.h.requester(interaction)
+        job: Job = await self.core.job_for(who, job_id, JobAction.VIEW)
         message_id = job.posted_message_id or (
             str(interaction.message.id) if interaction.message else None
         )
@@ -201,7 +202,7 @@ class Community:
         if job.parent_job_id is None:
             return None
         try:
-            parent: Job = await self.core.job(job.parent_job_id)
+            parent = await self.core.job_for(job.requester, job.parent_job_id, JobAction.VIEW)
         except TurbobotError:
             return None  # the original was forgotten (or unreadable): post without credit
         if parent.requester.user_key == job.requester.user_key:

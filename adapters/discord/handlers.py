@@ -26,7 +26,7 @@ from adapters.discord import format as fmt
 from adapters.discord.community import Community
 from adapters.discord.texts import help_text, is_chinese, say
 from adapters.discord.views import Action, cancel_view, restyle_view, result_view
-from bot.domain import MAX_SEED, GenerateRequest, Job, Requester, StyleInfo, Ticket
+from bot.domain import MAX_SEED, GenerateRequest, Job, JobAction, Requester, StyleInfo, Ticket
 from bot.errors import NotAllowed, NotFound, ShuttingDown, TurbobotError
 from bot.ports import BotApi, Clock
 from bot.validation import NO_STYLE
@@ -213,11 +213,8 @@ class Handlers:
     async def show(self, interaction: discord.Interaction[Any], job_id: int) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self.guard(interaction, "show", job_id):
-            job = await self.core.job(job_id)
-            who = requester(interaction)
-            mine = job.requester.user_id == who.user_id
-            if not mine and (who.server_id is None or job.requester.server_id != who.server_id):
-                raise NotFound(f"There is no job #{job_id} here.")
+            # Who may post it again (and how often) is the core's rule.
+            job = await self.core.job_for(requester(interaction), job_id, JobAction.SHOW)
             path = self.core.image_file(job)
             if path is None:
                 raise NotFound(f"Job #{job_id} has no image (not finished, or deleted).")
@@ -272,7 +269,8 @@ class Handlers:
                 case Action.DELETE:
                     await self._delete(interaction, who, job_id)
                 case Action.INFO:
-                    await self.answer(interaction, fmt.info_text(await self.core.job(job_id)))
+                    job = await self.core.job_for(who, job_id, JobAction.DETAILS)
+                    await self.answer(interaction, fmt.info_text(job))
                 case Action.CANCEL:
                     job = await self.core.cancel(who, job_id)
                     await self.answer(interaction, say(interaction.locale, "cancelled", job=job.id))
@@ -299,7 +297,7 @@ class Handlers:
     async def _vary(
         self, interaction: discord.Interaction[Any], who: Requester, job_id: int
     ) -> None:
-        parent = await self.core.job(job_id)
+        parent = await self.core.job_for(who, job_id, JobAction.DERIVE)
         # A nearby seed; random so that clicking twice does not repeat the same image.
         seed = (parent.spec.seed + self.rng.randint(1, VARIATION_SPREAD)) % (MAX_SEED + 1)
         await self.queued(interaction, await self.core.derive(who, job_id, seed=seed))

@@ -64,7 +64,16 @@ from adapters.telegram.updates import Ctx, Handler, Ignored
 from adapters.telegram.webhook import Webhook, webhook_from
 from bot.commands import parse_imagine_args, split_command
 from bot.config import Settings
-from bot.domain import MAX_SEED, Delivered, Job, JobState, Platform, Requester, Ticket
+from bot.domain import (
+    MAX_SEED,
+    Delivered,
+    Job,
+    JobAction,
+    JobState,
+    Platform,
+    Requester,
+    Ticket,
+)
 from bot.errors import NotAllowed, NotFound, TurbobotError
 from bot.ports import BotApi
 
@@ -483,24 +492,14 @@ class TelegramAdapter:
         if match is None:
             await message.reply_text(texts.SHOW_USAGE)
             return
-        job = await self._job_for(tg.requester(update), int(match.group(1)), "show")
+        # Who may re-post it (and how often) is the core's rule.
+        job = await self._core.job_for(tg.requester(update), int(match.group(1)), JobAction.SHOW)
         path = self._core.image_file(job)
         if path is None:
             raise NotFound(texts.no_image(job.id))
         ref = self._file_ref(job)  # Telegram's copy when there is one: no re-upload
         image = ref if ref is not None else await asyncio.to_thread(path.read_bytes)
         await self._send_result(job, message.chat_id, image, message.message_id)
-
-    async def _job_for(self, requester: Requester, job_id: int, action: str) -> Job:
-        """The job ``requester`` asks to act on; ``action`` is "view" (inline sharing), "show"
-        (/show, Original file) or "derive" (Variations).
-
-        Who may see, fetch or derive from a job is the core's rule, not the adapter's: every
-        lookup a user asks for comes here, so switching to the core's permission-checked
-        lookup (issue 15, item 3) is one line.
-        """
-        del requester, action  # the plain lookup below does not check them yet
-        return await self._core.job(job_id)
 
     async def _help(self, update: Update, context: Ctx) -> None:
         username = self._app.bot.username or "bot"
@@ -529,9 +528,10 @@ class TelegramAdapter:
         return await self._queued_from_button(update, ticket)
 
     async def _on_variation(self, update: Update, callback: Callback) -> str:
-        job = await self._job_for(tg.requester(update), callback.int_arg(0), "derive")
+        requester = tg.requester(update)
+        job = await self._core.job_for(requester, callback.int_arg(0), JobAction.DERIVE)
         seed = (job.spec.seed + 1) % (MAX_SEED + 1)  # a neighbour of the liked image
-        ticket = await self._core.derive(tg.requester(update), job.id, seed=seed)
+        ticket = await self._core.derive(requester, job.id, seed=seed)
         return await self._queued_from_button(update, ticket)
 
     async def _on_restyle(self, update: Update, callback: Callback) -> str | None:
@@ -569,7 +569,8 @@ class TelegramAdapter:
         return texts.queued(ticket)
 
     async def _on_original(self, update: Update, callback: Callback) -> str | None:
-        job = await self._job_for(tg.requester(update), callback.int_arg(0), "show")
+        # Who may fetch it (and how often) is the core's rule.
+        job = await self._core.job_for(tg.requester(update), callback.int_arg(0), JobAction.SHOW)
         path = self._core.image_file(job)
         if path is None:
             return "The original file of this image is no longer available."
@@ -654,7 +655,8 @@ class TelegramAdapter:
         match = _JOB_REF.fullmatch(text) if text.startswith("#") else None
         if match is not None:
             try:
-                jobs = [await self._job_for(requester, int(match.group(1)), "view")]
+                job_id = int(match.group(1))
+                jobs = [await self._core.job_for(requester, job_id, JobAction.VIEW)]
             except NotFound:
                 return []
             jobs = [j for j in jobs if j.requester.user_key == requester.user_key]
@@ -744,6 +746,10 @@ class TelegramAdapter:
             text,
             reply_parameters=tg.reply_to(job.requester.reply_to),
         )
+
+    async def delete_message(self, channel_id: str, message_id: str) -> None:
+        # Telegram refuses some deletions (e.g. old messages in some chats): the core logs it.
+        await self._app.bot.delete_message(int(channel_id), int(message_id))
 
     # ----- status messages -----
     async def _post_status(self, ticket: Ticket, chat_id: int, reply_to: int) -> None:

@@ -32,7 +32,7 @@ from adapters.telegram.keyboards import (
 )
 from adapters.telegram.texts import CAPTION_LIMIT
 from bot.commands import split_command
-from bot.domain import Job, Language, Platform, Requester, SettingsChange, Ticket
+from bot.domain import Job, JobAction, Language, Platform, Requester, SettingsChange, Ticket
 from bot.errors import BadRequest, NotAllowed, NotFound
 from bot.ports import BotApi, GalleryPeriod, GallerySort
 
@@ -329,7 +329,7 @@ class Community:
         if job.parent_job_id is None:
             return None
         try:
-            original = await self._core.job(job.parent_job_id)
+            original = await self._core.job_for(job.requester, job.parent_job_id, JobAction.VIEW)
         except NotFound:  # the original's author used /forget
             return None
         if original.requester.user_key == job.requester.user_key:

@@ -575,13 +575,14 @@ async def test_forget_leaves_nothing_in_the_database_or_on_disk(
     assert count == 3
     assert all(f is not None for f in files)
     assert not any(f is not None and f.exists() for f in files)
-    for needle in ("zed-forget-me", "Zedkowski", secret):
+    # "a shared comet": bob's remix copied zed's words; they go too (issue 15, item 5).
+    for needle in ("zed-forget-me", "Zedkowski", secret, "a shared comet"):
         assert needle.encode() not in db_bytes, needle
         assert needle.encode() not in wal_bytes, needle
     assert history == []
     assert [i.credit_name for i in gallery] == ["Bob"]
     assert remixed.parent_job_id is None  # the credit link goes with the original
-    assert remixed.spec.prompt == "a shared comet"  # bob's own job: his copy stays
+    assert remixed.image_path is not None  # bob keeps his image, not zed's prompt
     assert privacy.share_opt_out is False
     assert style is None
     assert {e.target for e in log} >= {"(forgotten user)", "job #2 of (forgotten user)"}

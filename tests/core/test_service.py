@@ -372,7 +372,8 @@ async def test_shutdown_keeps_the_queue_for_the_next_start(
 
 
 async def test_derive_copies_settings_and_records_the_parent(open_test_core: OpenCore) -> None:
-    alice, bob = user("alice"), user("bob")
+    # Bob derives from Alice's image in the server they share (bot.access).
+    alice, bob = user("alice", "srv"), user("bob", "srv")
     async with open_test_core() as core:
         first = await core.submit(request(alice, "a lighthouse", seed=5, steps=3, aspect="16:9"))
         await core.wait_until_idle(alice.user_key)

@@ -239,7 +239,7 @@ async def test_remix_from_showcase_credits_the_original(fake: FakeDiscord, bot: 
 async def test_opt_out_is_honoured_in_share_and_gallery(fake: FakeDiscord, bot: Bot) -> None:
     await _with_showcase(fake)
     shared_job, shared = await _imagine(fake, bot, "shared before opting out")
-    await _share(fake, shared_job, shared)
+    post = await _share(fake, shared_job, shared)
     later_job, later = await _imagine(fake, bot, "made after opting out")
 
     privacy = await fake.slash("privacy", {"share_opt_out": True})
@@ -248,7 +248,9 @@ async def test_opt_out_is_honoured_in_share_and_gallery(fake: FakeDiscord, bot: 
     refused = await fake.click(int(later["id"]), f"tb:share:{later_job}")
     await fake.wait_for(lambda: bool(refused.edits))
     assert "Shared to the showcase" not in refused.texts()[-1]
-    assert len(fake.channel_messages(SHOWCASE_ID)) == 1
+    # Opting out deleted the earlier showcase post too (issue 15, item 5).
+    await fake.wait_for(lambda: not fake.channel_messages(SHOWCASE_ID))
+    assert int(post["id"]) in fake.deleted_messages
 
     shown = await fake.slash("gallery")
     text = (await _edited(fake, shown, "No shared images"))[-1]

@@ -4,6 +4,7 @@ engine is the core's FakeExecutor, so these run in a blink and need no torch."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -182,3 +183,19 @@ def test_the_wire_is_json_and_round_trips() -> None:
     assert WorkerView.from_wire(wire) == view
     assert spec_from_wire(json_loads(json_dumps(spec_to_wire(SPEC)))) == SPEC
     assert timings_from_wire(json_loads(json_dumps(timings_to_wire(timings)))) == timings
+
+
+async def test_the_worker_logs_job_ids_not_prompts(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """arq logged each job's arguments, with the prompt, at INFO (issue 15, item 15)."""
+    secret = "my very private prompt words"
+    spec = GenerationSpec(secret, None, seed=5, steps=4, width=1024, height=1024)
+    with caplog.at_level(logging.DEBUG):
+        async with (
+            open_remote_executor(settings) as executor,
+            worker(settings, "a", FakeExecutor()),
+        ):
+            await executor.generate(12, spec, no_progress)
+    assert "generate" in caplog.text  # arq's line about the job is still there
+    assert secret[:8] not in caplog.text

@@ -338,6 +338,11 @@ async def test_forget_leaves_nothing_of_the_user(bot: Harness) -> None:
     assert b"987654321" not in data
     assert b"Zebulon" not in data
     assert b"xylograph" not in data
+    # The bot's own posts of the image went too: the showcase post and the result (item 5).
+    deleted = await bot.api.wait_for("deleteMessage", 2)
+    where = {(int(c.params["chat_id"]), int(c.params["message_id"])) for c in deleted}
+    posts = [sent_message(post), sent_message(photo)]
+    assert where >= {(m["chat"]["id"], m["message_id"]) for m in posts}
 
 
 async def test_privacy_usage_and_state(bot: Harness) -> None:

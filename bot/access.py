@@ -1,0 +1,85 @@
+"""Who may do what with an existing job: the one rule, for every platform and every action.
+
+Job ids are global (one counter for every server and platform), so a forged button or command
+can name any job. Every action on an existing job asks :func:`check_access` (through
+``Core.job_for``); adapters only render the answer.
+
+* The owner may do everything with their own job.
+* Anyone else only with a job made in the *same* server or group (never across servers or
+  platforms, never from a private chat or the console), or shared to the showcase chat they
+  are in (a Telegram showcase is a chat of its own), and only while it is not deleted.
+* To others, an owner who opted out of sharing offers nothing to show again, derive or remix;
+  remixing someone else's image also needs it shared to the showcase.
+* An owner who hides their details (``/privacy``) hides the prompt from others: Info is refused,
+  and what others get to see (or derive) carries no prompt. A job derived from such an image is
+  marked ``details_hidden`` so its own owner never sees the copied prompt either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from bot import texts
+from bot.domain import Job, JobAction, Requester, UserPrivacy
+from bot.errors import NotAllowed, NotFound
+
+HIDDEN_PROMPT = "(prompt hidden by its author)"
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the rule needs to know about a job beyond the row itself."""
+
+    deleted: bool
+    owner: UserPrivacy
+    shared_in: str | None  # the showcase channel (chat) it is shared to, if it is
+
+    @property
+    def shared(self) -> bool:
+        return self.shared_in is not None
+
+
+def is_owner(requester: Requester, job: Job) -> bool:
+    return job.requester.user_key == requester.user_key
+
+
+def check_access(requester: Requester, job: Job, action: JobAction, facts: Facts) -> Job:
+    """The job as ``requester`` may see it for ``action``; NotFound / NotAllowed otherwise."""
+    if facts.deleted:
+        raise NotFound(texts.no_such_job(job.id))
+    if is_owner(requester, job):
+        return outward(job)
+    if not _same_place(requester, job, facts):
+        # Not "not allowed": whether a job exists elsewhere is none of the requester's business.
+        raise NotFound(texts.no_such_job(job.id))
+    if facts.owner.share_opt_out and action is not JobAction.VIEW:
+        raise NotAllowed(texts.OWNER_OPTED_OUT)
+    if action is JobAction.REMIX and not facts.shared:
+        raise NotAllowed(texts.REMIX_NOT_SHARED)
+    if facts.owner.hide_details:
+        if action is JobAction.DETAILS:
+            raise NotAllowed(texts.DETAILS_HIDDEN)
+        return hidden(job)
+    return outward(job)
+
+
+def _same_place(requester: Requester, job: Job, facts: Facts) -> bool:
+    """In the server the job was made in, or in the showcase chat it was shared to."""
+    if requester.server_key is not None and requester.server_key == job.requester.server_key:
+        return True
+    return (
+        facts.shared_in is not None
+        and requester.platform == job.requester.platform
+        and requester.channel_id == facts.shared_in
+    )
+
+
+def hidden(job: Job) -> Job:
+    """``job`` without its prompt (and negative prompt), flagged as hidden."""
+    spec = replace(job.spec, prompt=HIDDEN_PROMPT, negative_prompt=None)
+    return replace(job, spec=spec, details_hidden=True)
+
+
+def outward(job: Job) -> Job:
+    """How a job leaves the core for an adapter: a hidden prompt stays hidden."""
+    return hidden(job) if job.details_hidden else job
