@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -27,9 +26,6 @@ _log = logging.getLogger(__name__)
 CONSOLE_USER = Requester(
     platform=Platform.CONSOLE, user_id="local", display_name="you", channel_id="console"
 )
-
-
-_JOB_REF = re.compile(r"#?([0-9]{1,12})")
 
 
 class ConsoleAdapter:
@@ -201,13 +197,11 @@ class ConsoleAdapter:
 
     async def _cancel(self, arg: str) -> None:
         if arg:
-            # Digits only, and few enough for SQLite: a 30-digit id raised OverflowError there,
-            # which ended the input task (and the process never exited at end of input).
-            match = _JOB_REF.fullmatch(arg.strip())
-            if match is None:
-                self._say(f"/cancel takes a job number, like /cancel 12 (not {arg[:40]!r}).")
+            try:
+                job_id = int(arg.lstrip("#"))
+            except ValueError:
+                self._say(f"/cancel takes a job number, like /cancel 12 (not {arg!r}).")
                 return
-            job_id = int(match.group(1))
         else:
             queued = [
                 j for j, _ in await self._core.queue_of(self._me) if j.state is JobState.QUEUED
