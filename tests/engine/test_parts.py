@@ -18,8 +18,8 @@ from engine import memory
 from engine.executors import run_with_oom_retry
 from engine.jpeg import encode_jpeg
 from engine.loading import turbo_scheduler
-from engine.schedule import TurboSchedule, TurboScheduleInvalid, read_schedule
 from engine.pipeline import Engine, decode_checked, decode_latents
+from engine.schedule import TurboSchedule, TurboScheduleInvalid, read_schedule
 from engine.tiny import TEMPLATE_DROP, TEMPLATE_PREFIX, build_tiny_pipeline
 
 

@@ -78,6 +78,27 @@ def test_kohya_and_diffusers_layouts_give_identical_images(
     assert image(engine, "diff") != image(engine, None)
 
 
+def test_every_real_layout_gives_the_canonical_image(engine: Engine, library: StyleLibrary) -> None:
+    from tests.engine.test_lora_keys import LAYOUTS, random_lora, tensors_for
+
+    weights = random_lora(library.linears, 4, 11)
+    canonical = {f"transformer.{m}.lora_A.weight": a for m, (a, _) in weights.items()}
+    canonical |= {
+        f"transformer.{m}.lora_B.weight": (b.float() * 2).to(torch.bfloat16)
+        for m, (_, b) in weights.items()
+    }
+    add_style(library.lora_dir, "canonical", canonical)
+    names = {f"layout{i}": layout for i, layout in enumerate(LAYOUTS)}
+    for name, layout in names.items():
+        add_style(library.lora_dir, name, tensors_for(layout, weights, 2.0))
+    library.rescan(engine.pipe)
+    assert library.refused == {}
+    want = image(engine, "canonical")
+    assert want != image(engine, None)
+    for name, layout in names.items():
+        assert image(engine, name) == want, layout
+
+
 def test_lru_cap_evicts_the_least_recently_used(engine: Engine, library: StyleLibrary) -> None:
     for i, name in enumerate(["a", "b", "c"]):
         add_style(library.lora_dir, name, good(engine, 30 + i))
