@@ -92,11 +92,10 @@ def apply_profile(
     ``device="cpu"`` runs the same steps without CUDA (tests). ``compile_backend`` is for tests
     too (``"eager"``); the default is inductor.
     """
+    pipe.remove_all_hooks()  # accelerate hooks (model offload) never belong to our recipes
     if profile == "cpu":
         pipe.to("cpu")
-        return
-    pipe.remove_all_hooks()  # accelerate hooks (model offload) never belong to our recipes
-    if profile == "full":
+    elif profile == "full":
         pipe.to(device)
     else:
         stream_text_encoder(pipe.text_encoder, torch.device(device))
