@@ -174,6 +174,44 @@ def empty_cache() -> None:
         torch.cuda.empty_cache()
 
 
+def reset_peak() -> None:
+    """Start a fresh peak (allocated and reserved) for the next measurement."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_bytes() -> tuple[int, int]:
+    """Peak CUDA bytes (allocated, reserved) since :func:`reset_peak`; (0, 0) without CUDA."""
+    if not torch.cuda.is_available():
+        return 0, 0
+    return torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
+
+
+def synchronize() -> None:
+    """Wait for queued GPU work, so a wall-clock time means finished work (no-op on CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        torch.cuda.synchronize()
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info()
+        name = torch.cuda.get_device_name(torch.cuda.current_device())
+        return f"{name} ({total / 2**30:.1f} GiB, {free / 2**30:.1f} free)"
+    return "cpu"
+
+
+def host_rss_bytes() -> int:
+    """This process's resident host memory now (Linux ``/proc``; 0 elsewhere)."""
+    from pathlib import Path
+
+    try:
+        pages = int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
 def peak_memory_mb() -> float:
     """Peak CUDA memory since the last reset, or this process's peak RSS on CPU."""
     import resource

@@ -68,7 +68,21 @@ def test_styles_lists_the_demo_styles(env: Path, capsys: pytest.CaptureFixture[s
 def test_bench_prints_every_stage(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--runs", "1", "--steps", "2"]) == 0
     printed = capsys.readouterr().out
-    for stage in ("text encode", "step 1", "step 2", "VAE decode", "JPEG encode", "peak memory"):
+    for stage in (
+        "text encode",
+        "step 1",
+        "step 2",
+        "VAE decode",
+        "JPEG encode",
+        "peak memory",
+        "profile cpu",
+        "load",
+        "cold image",
+        "CFG on",
+        "style load",
+        "style switch",
+        "host RSS",
+    ):
         assert stage in printed
 
 
