@@ -54,12 +54,22 @@ def choose_profile(
                 "Memory profile %r needs CUDA, which is not available: using cpu.", requested
             )
         return "cpu"
-    if requested != "auto":
-        return requested
-    profile, _ = plan.choose_profile(
+    best, the_plan = plan.choose_profile(  # logs the plan either way
         free_vram_gb, loras_bytes, resident_styles_bytes=resident_styles_bytes
     )
-    return profile
+    if requested == "auto":
+        return best
+    if requested != "cpu" and not the_plan.row(requested).fits:
+        log.warning(
+            "Memory profile %s needs %.1f GiB of GPU memory (plus a %.1f GiB margin) but %.1f "
+            "GiB are free: expect out-of-memory errors (auto would pick %s).",
+            requested,
+            the_plan.row(requested).vram_gib,
+            the_plan.margin_gib,
+            free_vram_gb,
+            best,
+        )
+    return requested
 
 
 def lower_profile(profile: Profile) -> Profile | None:
