@@ -1,4 +1,4 @@
-"""The ``turbobot`` command: ``run`` (the bot), ``imagine``, ``styles``, ``bench``.
+"""The ``turbobot`` command: ``run`` (the bot), ``download``, ``imagine``, ``styles``, ``bench``.
 
 Parsing only; each command's work lives with the layer it belongs to (``bot.bootstrap`` for
 ``run``, ``engine.commands`` for the engine-only commands). Heavy imports are deferred so
@@ -11,7 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from bot import models
 from bot.domain import ASPECTS, DEFAULT_ASPECT, DEFAULT_STEPS
 
 
@@ -38,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--aspect", default=DEFAULT_ASPECT)
     b.add_argument("--steps", type=int, default=DEFAULT_STEPS)
 
+    _download_parser(sub)
+
     w = sub.add_parser(
         "worker", help="serve a bot that has REDIS_URL from this GPU (one process per GPU)"
     )
@@ -51,12 +55,49 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _download_parser(sub: Any) -> None:
+    d = sub.add_parser(
+        "download",
+        help="download the base model and the Turbo LoRA (resumable, verified)",
+        description="Both by default. The model goes to the Hugging Face cache (HF_HOME), the "
+        "Turbo LoRA to <lora dir>/turbo/; --to puts both in a folder.",
+    )
+    d.add_argument("--model", action="store_true", help="only the base model")
+    d.add_argument("--turbo", action="store_true", help="only the Turbo LoRA")
+    d.add_argument("--to", type=Path, default=None, help="a folder instead of the cache")
+    d.add_argument("--model-repo", default=models.BASE_MODEL_REPO)
+    d.add_argument("--revision", default="main", help="of the base model (a branch, tag or commit)")
+    d.add_argument("--turbo-repo", default=models.TURBO_LORA_REPO)
+    d.add_argument("--turbo-file", default=models.TURBO_LORA_FILE, help="another version's file")
+
+
+def _download(args: argparse.Namespace) -> int:
+    import os
+
+    from bot import download
+
+    both = not (args.model or args.turbo)
+    lora_dir = Path(os.environ.get("TURBOBOT_LORA_DIR", "").strip() or "loras")
+    return download.main(
+        model=args.model or both,
+        turbo=args.turbo or both,
+        to=args.to,
+        lora_dir=lora_dir,
+        model_repo=args.model_repo,
+        revision=args.revision,
+        turbo_repo=args.turbo_repo,
+        turbo_file=args.turbo_file,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         from bot.bootstrap import run
 
         return run()
+    if args.command == "download":
+        return _download(args)
     if args.command == "worker":
         from engine.worker import main as worker_main
 
