@@ -65,6 +65,9 @@ class ModelSizes:
     text_encoder_stream: int  # VRAM of streaming: the largest pair of consecutive leaves
     text_encoder_embed: int  # the token embedding, kept in host RAM (looked up on the CPU)
     text_encoder_host: int  # everything not streamed that stays in host RAM (embedding, vision)
+    text_encoder_lm_head: int  # bf16 bytes of the LM head (dropped unless the VLM is on)
+    text_encoder_visual: int  # bf16 bytes of the vision tower (host RAM, or streamed with VLM)
+    vlm_pinned: int  # pinned bytes when the LM head and vision tower stream too (VLM on)
     vae_bf16: int
     hidden: int  # transformer inner dim (heads x head dim)
     mlp_hidden: int  # transformer feed-forward dim
@@ -177,6 +180,9 @@ def real_sizes() -> ModelSizes:
         text_encoder_embed=_param_bytes(text_encoder.get_input_embeddings(), 2),
         text_encoder_host=_param_bytes(text_encoder.get_input_embeddings(), 2)
         + _param_bytes(text_encoder.model.visual, 2),
+        text_encoder_lm_head=_param_bytes(text_encoder.lm_head, 2),
+        text_encoder_visual=_param_bytes(text_encoder.model.visual, 2),
+        vlm_pinned=sum(pinned_block(n) for n in vlm_leaves(text_encoder).values()),
         vae_bf16=_param_bytes(vae, 2),
         hidden=hidden,
         mlp_hidden=4 * hidden,
@@ -216,6 +222,15 @@ def streamed_leaves(text_encoder: Any) -> dict[str, int]:
         name: sum(p.numel() for p in m.parameters(recurse=False)) * 2
         for name, m in text_encoder.named_modules()
         if not list(m.children()) and not any(s in name for s in TEXT_ENCODER_NOT_STREAMED)
+    }
+
+
+def vlm_leaves(text_encoder: Any) -> dict[str, int]:
+    """Leaf module → bf16 bytes of what streams only with the VLM on (LM head, vision tower)."""
+    return {
+        name: sum(p.numel() for p in m.parameters(recurse=False)) * 2
+        for name, m in text_encoder.named_modules()
+        if not list(m.children()) and any(s in name for s in ("lm_head", "visual"))
     }
 
 
@@ -261,18 +276,20 @@ def plan_for(
     text_tokens: int = TEXT_TOKENS,
     margin_gib: float = MARGIN_GIB,
     sizes: ModelSizes | None = None,
+    vlm: bool = False,
 ) -> Plan:
     """VRAM and host RAM of every profile for a GPU with ``gpu_gib`` free GiB (None: no GPU).
 
     ``loras_bytes``: LoRA weights that live on the GPU in every profile (the Turbo LoRA and the
     style slot, in bf16). ``resident_styles_bytes``: the cached resident styles, kept in host
-    RAM (pinned when there is CUDA) and copied into the slot on a switch.
+    RAM (pinned when there is CUDA) and copied into the slot on a switch. ``vlm``: the LM head
+    and vision tower are kept (describe, enhance, safety check; :mod:`engine.vlm`).
     """
     s = sizes or real_sizes()
     rows = [
         _full(s, loras_bytes, resident_styles_bytes, tokens, text_tokens),
-        _offloaded(s, "balanced", loras_bytes, resident_styles_bytes, tokens, text_tokens),
-        _offloaded(s, "low", loras_bytes, resident_styles_bytes, tokens, text_tokens),
+        _offloaded(s, "balanced", loras_bytes, resident_styles_bytes, tokens, text_tokens, vlm),
+        _offloaded(s, "low", loras_bytes, resident_styles_bytes, tokens, text_tokens, vlm),
     ]
     margin = int(margin_gib * GIB)
     if gpu_gib is None:
@@ -308,22 +325,30 @@ def _full(s: ModelSizes, loras: int, styles: int, tokens: int, text_tokens: int)
 
 
 def _offloaded(  # noqa: PLR0917 - one row of the table
-    s: ModelSizes, profile: Profile, loras: int, styles: int, tokens: int, text_tokens: int
+    s: ModelSizes,
+    profile: Profile,
+    loras: int,
+    styles: int,
+    tokens: int,
+    text_tokens: int,
+    vlm: bool = False,
 ) -> ProfilePlan:
     weights = s.transformer_fp8 if profile == "low" else s.transformer_bf16
+    # With the VLM, the LM head (one 1 GiB leaf) streams in after the decoder: the text encoder's
+    # VRAM is then that leaf beside the largest decoder pair, plus the logits.
+    stream = s.text_encoder_stream + (s.text_encoder_lm_head if vlm else 0)
     acts = max(
         transformer_activations(s, tokens, text_tokens),
-        s.text_encoder_stream + text_encoder_activations(s, text_tokens),
+        stream + text_encoder_activations(s, text_tokens),
         vae_decode_activations(s, tokens, tiled=True),
     )
-    steady = PROCESS_BASE_BYTES + s.text_encoder_pinned + s.text_encoder_host + styles
+    # The vision tower moves from plain host RAM into pinned blocks (rounded to powers of two).
+    pinned = s.text_encoder_pinned + (s.vlm_pinned if vlm else 0)
+    host = s.text_encoder_host - (s.text_encoder_visual if vlm else 0)
+    steady = PROCESS_BASE_BYTES + pinned + host + styles
     # Loading: all bf16 from from_pretrained; then the pinned copies sit beside the original
     # text-encoder tensors until each leaf's first onload.
-    peak = (
-        PROCESS_BASE_BYTES
-        + styles
-        + max(_all_bf16(s) + loras, s.text_encoder_bf16 + s.text_encoder_pinned)
-    )
+    peak = PROCESS_BASE_BYTES + styles + max(_all_bf16(s) + loras, s.text_encoder_bf16 + pinned)
     return ProfilePlan(profile, weights + s.vae_bf16 + loras + acts, steady, peak, fits=True)
 
 
@@ -338,10 +363,15 @@ def choose_profile(
     *,
     resident_styles_bytes: int = 0,
     margin_gib: float = MARGIN_GIB,
+    vlm: bool = False,
 ) -> tuple[Profile, Plan]:
     """``auto``: the best profile whose VRAM plus the margin fits; logs the plan."""
     plan = plan_for(
-        gpu_gib, loras_bytes, resident_styles_bytes=resident_styles_bytes, margin_gib=margin_gib
+        gpu_gib,
+        loras_bytes,
+        resident_styles_bytes=resident_styles_bytes,
+        margin_gib=margin_gib,
+        vlm=vlm,
     )
     log.info("%s", plan.describe())
     if not plan.fits_any:
