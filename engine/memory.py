@@ -8,8 +8,9 @@ pinned host memory (group offload with CUDA streams). No model CPU offload: ``pi
 24 GB recipe. LoRA weights are never cast (``lora_`` is skipped), so styles stay exact.
 ``cpu``: no CUDA; works, slowly. ``auto`` decides from :mod:`engine.plan`.
 With ``keep_vlm`` (the describe/enhance/safety features, :mod:`engine.vlm`) the offloaded
-profiles keep the LM head and stream it and the vision tower like the decoder; without it the
-LM head is dropped and the vision tower never leaves host RAM.
+profiles keep the LM head in host RAM (one logit row per token, computed on the CPU: no VRAM)
+and stream the vision tower like the decoder; without it the LM head is dropped and the vision
+tower never leaves host RAM.
 
 Every step runs on CPU too (``device="cpu"``: group offload without streams, fp8 storage), which
 is how the tests check each recipe renders a style.
@@ -144,6 +145,19 @@ def store_fp8(transformer: Any) -> None:
     transformer._turbobot_fp8 = True
 
 
+class HostLinear(torch.nn.Module):
+    """The LM head, computed on the CPU: 1 GiB that would cost VRAM (or 2 GiB of pinned
+    power-of-two blocks if streamed) for one row of logits per generated token."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = weight.detach().to("cpu")
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        rows = torch.nn.functional.linear(hidden.to("cpu", self.weight.dtype), self.weight)
+        return rows.to(hidden.device)
+
+
 class HostEmbedding(torch.nn.Module):
     """The text encoder's token embedding, looked up on the CPU.
 
@@ -165,7 +179,8 @@ def stream_text_encoder(text_encoder: Any, device: torch.device, *, keep_vlm: bo
 
     Before: the token embedding moves to :class:`HostEmbedding`. Without ``keep_vlm`` the LM head
     goes (the pipeline reads hidden states, never logits) and the vision tower stays in host RAM
-    (never run); with it both stream too, so describe/enhance/safety can run.
+    (never run); with it the LM head becomes a :class:`HostLinear` and the vision tower streams
+    too, so describe/enhance/safety can run.
     """
     from diffusers.hooks.group_offloading import apply_group_offloading
 
@@ -176,7 +191,8 @@ def stream_text_encoder(text_encoder: Any, device: torch.device, *, keep_vlm: bo
     decoder.embed_tokens = HostEmbedding(decoder.embed_tokens.weight)
     streamed = [decoder]
     if keep_vlm:
-        streamed += [text_encoder.lm_head, text_encoder.model.visual]
+        text_encoder.lm_head = HostLinear(text_encoder.lm_head.weight)
+        streamed.append(text_encoder.model.visual)
     else:
         text_encoder.lm_head = torch.nn.Identity()
     for module in streamed:

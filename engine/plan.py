@@ -47,6 +47,9 @@ MARGIN_GIB = 1.5  # allocator fragmentation, cuBLAS workspaces, CUDA graphs: nev
 # The largest aspect's image tokens after 8x VAE and 2x2 patches (1024x1024: 4096).
 MAX_IMAGE_TOKENS = max((a.width // 16) * (a.height // 16) for a in ASPECTS.values())
 TEXT_TOKENS = 512 + 34  # max_sequence_length plus the prompt template the pipeline drops
+# A 1024x1024 image through Qwen2.5-VL (14 px patches, 2x2 merge: 1024²/28² ≈ 1,337 tokens) plus
+# the instructions: the largest prompt a describe or safety check prefills (engine.vlm).
+VLM_PREFILL_TOKENS = 1337 + 200
 PROCESS_BASE_BYTES = 3 * GIB  # Python, torch, CUDA runtime and the bot itself in host RAM
 # VAE decode: about a dozen live 96-channel bf16 tensors at full resolution untiled; with
 # tiling, at one 256 px tile plus its overlap. Estimates (the VAE is the least of the memory).
@@ -67,7 +70,7 @@ class ModelSizes:
     text_encoder_host: int  # everything not streamed that stays in host RAM (embedding, vision)
     text_encoder_lm_head: int  # bf16 bytes of the LM head (dropped unless the VLM is on)
     text_encoder_visual: int  # bf16 bytes of the vision tower (host RAM, or streamed with VLM)
-    vlm_pinned: int  # pinned bytes when the LM head and vision tower stream too (VLM on)
+    vlm_pinned: int  # pinned bytes of the vision tower, streamed when the VLM is on
     vae_bf16: int
     hidden: int  # transformer inner dim (heads x head dim)
     mlp_hidden: int  # transformer feed-forward dim
@@ -226,11 +229,11 @@ def streamed_leaves(text_encoder: Any) -> dict[str, int]:
 
 
 def vlm_leaves(text_encoder: Any) -> dict[str, int]:
-    """Leaf module → bf16 bytes of what streams only with the VLM on (LM head, vision tower)."""
+    """Leaf module → bf16 bytes of what streams only with the VLM on (the vision tower)."""
     return {
         name: sum(p.numel() for p in m.parameters(recurse=False)) * 2
         for name, m in text_encoder.named_modules()
-        if not list(m.children()) and any(s in name for s in ("lm_head", "visual"))
+        if not list(m.children()) and "visual" in name
     }
 
 
@@ -257,6 +260,13 @@ def transformer_activations(sizes: ModelSizes, tokens: int, text_tokens: int) ->
 def text_encoder_activations(sizes: ModelSizes, text_tokens: int) -> int:
     """Hidden states of every layer (output_hidden_states) and the bf16 logits."""
     return text_tokens * (30 * sizes.text_hidden + sizes.text_vocab) * 2
+
+
+def vlm_prefill_activations(sizes: ModelSizes, tokens: int | None = None) -> int:
+    """An image prompt's prefill: every layer's hidden states (a bound) and one logit row
+    (``logits_to_keep=1``); the vision tower's own activations are smaller (1280 wide)."""
+    n = VLM_PREFILL_TOKENS if tokens is None else tokens
+    return (n * 30 * sizes.text_hidden + sizes.text_vocab) * 2
 
 
 def vae_decode_activations(sizes: ModelSizes, tokens: int, *, tiled: bool) -> int:
@@ -334,17 +344,16 @@ def _offloaded(  # noqa: PLR0917 - one row of the table
     vlm: bool = False,
 ) -> ProfilePlan:
     weights = s.transformer_fp8 if profile == "low" else s.transformer_bf16
-    # With the VLM, the LM head (one 1 GiB leaf) streams in after the decoder: the text encoder's
-    # VRAM is then that leaf beside the largest decoder pair, plus the logits.
-    stream = s.text_encoder_stream + (s.text_encoder_lm_head if vlm else 0)
     acts = max(
         transformer_activations(s, tokens, text_tokens),
-        stream + text_encoder_activations(s, text_tokens),
+        s.text_encoder_stream + text_encoder_activations(s, text_tokens),
+        s.text_encoder_stream + vlm_prefill_activations(s) if vlm else 0,
         vae_decode_activations(s, tokens, tiled=True),
     )
-    # The vision tower moves from plain host RAM into pinned blocks (rounded to powers of two).
+    # With the VLM: the LM head stays in host RAM (computed on the CPU, no VRAM) and the vision
+    # tower moves from plain host RAM into pinned blocks (rounded to powers of two) to stream.
     pinned = s.text_encoder_pinned + (s.vlm_pinned if vlm else 0)
-    host = s.text_encoder_host - (s.text_encoder_visual if vlm else 0)
+    host = s.text_encoder_host + (s.text_encoder_lm_head - s.text_encoder_visual if vlm else 0)
     steady = PROCESS_BASE_BYTES + pinned + host + styles
     # Loading: all bf16 from from_pretrained; then the pinned copies sit beside the original
     # text-encoder tensors until each leaf's first onload.
@@ -431,7 +440,23 @@ def markdown(sizes: ModelSizes | None = None) -> str:
         cells = [("fits" if r.fits else "no") for r in p.rows]
         pick = p.chosen if p.fits_any else "none fits (low, expect OOM)"
         lines.append(f"| {label} ({free:g}) | {' | '.join(cells)} | {pick} |")
+    lines += ["", _vlm_line(s, gpu_loras, styles)]
     return "\n".join(lines) + "\n"
+
+
+def _vlm_line(s: ModelSizes, gpu_loras: int, styles: int) -> str:
+    """What TURBOBOT_VLM=1 (describe, enhance, safety check) adds to the offloaded profiles."""
+    off = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s).row("low")
+    on = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s, vlm=True).row("low")
+    return (
+        f"With `TURBOBOT_VLM=1` (the default: describe, enhance, safety check) `balanced` and "
+        f"`low` keep the LM head in host RAM ({s.text_encoder_lm_head / GIB:.2f} GiB, computed "
+        f"on the CPU, one row per token) and stream the vision tower "
+        f"({s.text_encoder_visual / GIB:.2f} GiB, {s.vlm_pinned / GIB:.2f} GiB pinned): host RAM "
+        f"+{(on.host_steady_bytes - off.host_steady_bytes) / GIB:.1f} GiB, VRAM "
+        f"+{(on.vram_bytes - off.vram_bytes) / GIB:.1f} GiB (a {VLM_PREFILL_TOKENS}-token image "
+        f"prompt needs less than the transformer's activations). `full` holds both already."
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
 
@@ -69,7 +68,7 @@ def test_a_checkpoint_without_the_lm_head_cannot_write_even_though_it_loads(
     model = copy_model(tiny_data_dir, tmp_path)
     drop_tensors(model, ("lm_head.",))
     features = vlm.inspect_model_folder(model)
-    assert not (features.describe or features.enhance or features.safety)
+    assert (features.describe, features.enhance, features.safety) == (False, False, False)
     assert all("no lm_head.weight" in features.why[f] for f in vlm.FEATURES)
     # transformers fills the missing head with random values: the module alone would say yes
     pipe = load_pipeline(str(model))
@@ -120,9 +119,10 @@ def test_a_missing_or_odd_image_processor_is_reported(tmp_path: Path) -> None:
     (te / "config.json").write_text(
         json.dumps({"vision_config": {"patch_size": 16}}), encoding="utf-8"
     )
-    save_file({"lm_head.weight": torch.zeros(2, 2), "visual.x": torch.zeros(1)}, str(te / "m.safetensors"))
+    tensors = {"lm_head.weight": torch.zeros(2, 2), "visual.x": torch.zeros(1)}
+    save_file(tensors, str(te / "m.safetensors"))
     features = vlm.inspect_model_folder(tmp_path)
-    assert features.enhance and not features.describe
+    assert (features.enhance, features.describe) == (True, False)
     assert "Qwen-Image-Edit" in features.why["describe"]  # says how to get it
     (tmp_path / "processor").mkdir()
     (tmp_path / "processor" / "preprocessor_config.json").write_text("{}", encoding="utf-8")
@@ -213,9 +213,7 @@ def test_safety_compares_two_logits_of_one_forward_pass(engine: Engine) -> None:
     verdict = vlm.safety_check(engine, red_square(), POLICY)
     # the same margin from a full forward pass computed here, all logits kept
     vision = vlm.image_inputs(engine, red_square())
-    ids = vlm.chat_ids(
-        engine, vlm.SAFETY_ASK.format(policy=POLICY), image_tokens=vision.tokens
-    )
+    ids = vlm.chat_ids(engine, vlm.SAFETY_ASK.format(policy=POLICY), image_tokens=vision.tokens)
     safe, unsafe = vlm.answer_ids(engine.pipe.tokenizer)
     with torch.no_grad():
         logits = engine.pipe.text_encoder(**vlm._model_inputs(engine, ids, vision.tensors)).logits
@@ -237,9 +235,8 @@ def test_safety_refuses_an_empty_or_huge_policy(engine: Engine) -> None:
 
 
 @pytest.fixture(scope="module")
-def offloaded(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = tiny_engine(tiny_data_dir, tmp_path_factory.mktemp("offloaded"))
-    yield engine
+def offloaded(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    return tiny_engine(tiny_data_dir, tmp_path_factory.mktemp("offloaded"))
 
 
 def test_the_balanced_profile_keeps_the_vlm_and_writes_the_same_text(
@@ -247,7 +244,7 @@ def test_the_balanced_profile_keeps_the_vlm_and_writes_the_same_text(
 ) -> None:
     want = vlm.describe(engine, red_square(), "en", 6, 60)
     memory.apply_profile(offloaded.pipe, "balanced", device="cpu", keep_vlm=True)
-    assert isinstance(offloaded.pipe.text_encoder.lm_head, torch.nn.Linear)
+    assert isinstance(offloaded.pipe.text_encoder.lm_head, memory.HostLinear)
     assert vlm.describe(offloaded, red_square(), "en", 6, 60) == want
     assert vlm.safety_check(offloaded, red_square(), POLICY).raw == pytest.approx(
         vlm.safety_check(engine, red_square(), POLICY).raw, abs=1e-3
