@@ -82,14 +82,14 @@ def paper() -> list[str]:
     tok_h100 = decoder * 2 / (H100[1] * 1e12) * 1e3
     tok_pcie = decoder * 2 / (PCIE_GBPS * 1e9)
     return [
-        f"- A 1024² image becomes {patches} patches of 14 px ({grid[0, 1]}×{grid[0, 2]} after "
+        f"- A 1024² image becomes {patches} patches of 14 px ({grid[0, 1]}x{grid[0, 2]} after "
         f"Qwen2-VL's resize to multiples of 28 under our 1024² pixel cap), {patches // 4} tokens "
-        f"after the 2×2 merge; with the question and a short policy ≈ {tokens} prompt tokens.",
-        f"- Vision tower: 2 × {visual / 1e9:.3f} B params × {patches} patches ≈ "
+        f"after the 2x2 merge; with the question and a short policy ≈ {tokens} prompt tokens.",
+        f"- Vision tower: 2 x {visual / 1e9:.3f} B params x {patches} patches ≈ "
         f"{vision_tf:.1f} TFLOP (its 4 full-attention blocks add ≈ 0.5 TFLOP, the 28 windowed "
-        f"ones little). Decoder prefill: 2 × {decoder / 1e9:.2f} B params (no embedding, no "
-        f"vision) × {tokens} tokens ≈ {lm_tf:.1f} TFLOP; attention ≈ 0.7 TFLOP; the answer is "
-        "one logit row (2 × 0.545 B ≈ 1 GFLOP).",
+        f"ones little). Decoder prefill: 2 x {decoder / 1e9:.2f} B params (no embedding, no "
+        f"vision) x {tokens} tokens ≈ {lm_tf:.1f} TFLOP; attention ≈ 0.7 TFLOP; the answer is "
+        "one logit row (2 x 0.545 B ≈ 1 GFLOP).",
         f"- **Safety check ≈ {total:.0f} TFLOP ≈ {total / image_tf * 100:.0f} % of a 4-step "
         f"1024² image** (≈ {image_tf:.0f} TFLOP). At {MFU:.0%} of peak bf16: H100 (`full`) ≈ "
         f"{h100_ms:.0f} ms; RTX 4090 ≈ {g4090_ms:.0f} ms of compute, but in `low` the decoder "
@@ -100,7 +100,7 @@ def paper() -> list[str]:
         f"{DESCRIBE_TOKENS} tokens ≈ {tok_h100 * DESCRIBE_TOKENS / 1e3 * 1.5:.1f} s at ~2/3 of "
         f"peak bandwidth. In `balanced`/`low` every token streams the decoder over PCIe: "
         f"≈ {tok_pcie:.2f} s a token, {DESCRIBE_TOKENS} tokens ≈ "
-        f"{tok_pcie * DESCRIBE_TOKENS / 60:.0f} min, plus the LM head on the CPU (one 3584×152064 "
+        f"{tok_pcie * DESCRIBE_TOKENS / 60:.0f} min, plus the LM head on the CPU (one 3584x152064 "
         "bf16 row product a token: 0.35 s on this 2-core VM, tens of ms on a desktop CPU). "
         "On offloaded profiles use small `max_new_tokens` (≈ 60) and the time limit, or keep "
         "describe/enhance off; the safety check (prefill only) stays affordable.",
