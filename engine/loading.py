@@ -27,7 +27,7 @@ from engine.styles import (
     scan_styles,
 )
 from engine.tiny import ensure_tiny_loras, ensure_tiny_model
-from engine.vlm import VlmFeatures, build_processor, check_loaded
+from engine.vlm import VlmFeatures, build_processor, check_loaded, inspect_model_folder
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,17 @@ def load_vlm(pipe: Any, source: str) -> tuple[VlmFeatures, Any]:
     if features.describe or features.safety:
         processor = build_processor(folder, pipe.text_encoder.config.vision_config)
     return features, processor
+
+
+def inspect_vlm(settings: Settings) -> VlmFeatures:
+    """For ``turbobot doctor``: the VLM features the configured model's files allow, read from
+    configs and safetensors headers only (no weights, no GPU)."""
+    try:
+        folder = model_folder(model_source(settings))
+    except (OSError, ValueError) as exc:
+        folder = Path(settings.model)  # reported as unreadable below
+        log.debug("model folder not found: %s", exc)
+    return inspect_model_folder(folder)
 
 
 def model_folder(source: str) -> Path:

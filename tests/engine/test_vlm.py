@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from bot.errors import BadRequest
 from engine import memory, vlm
 from engine.executors import LocalExecutor
-from engine.loading import load_engine, load_pipeline
+from engine.loading import inspect_vlm, load_engine, load_pipeline
 from engine.pipeline import Engine
 from engine.tiny import ensure_tiny_model
 from tests.engine.conftest import tiny_settings
@@ -133,6 +133,13 @@ def test_an_unreadable_folder_is_a_reason_not_a_crash(tmp_path: Path) -> None:
     features = vlm.inspect_model_folder(tmp_path / "nowhere")
     assert not features.enhance
     assert "text_encoder unreadable" in features.why["enhance"]
+    missing = tiny_settings(tmp_path, TURBOBOT_MODEL=str(tmp_path / "no-model"))
+    assert "text_encoder unreadable" in inspect_vlm(missing).why["describe"]
+
+
+def test_doctor_reads_the_configured_model_without_loading_it(tiny_data_dir: Path) -> None:
+    features = inspect_vlm(tiny_settings(tiny_data_dir))
+    assert features.lines()[0].startswith("describe: available (LM head stored")
 
 
 # ---------------------------------------------------------------- describe
