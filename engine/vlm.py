@@ -334,9 +334,10 @@ def describe(
     """A prompt that would recreate ``image``, written by the VLM in ``language``."""
     require(engine, "describe")
     check_limits(max_new_tokens, time_limit_s)
+    deadline = Deadline(time_limit_s, clock)  # the image's preprocessing counts too
     vision = image_inputs(engine, image)
     ids = chat_ids(engine, DESCRIBE_ASK[language], image_tokens=vision.tokens)
-    return generate(engine, ids, vision.tensors, max_new_tokens, time_limit_s, clock=clock)
+    return generate(engine, ids, vision.tensors, max_new_tokens, deadline)
 
 
 def enhance(
@@ -351,7 +352,7 @@ def enhance(
     require(engine, "enhance")
     check_limits(max_new_tokens, time_limit_s)
     ids = chat_ids(engine, prompt, system=ENHANCE_SYSTEM)
-    out = generate(engine, ids, {}, max_new_tokens, time_limit_s, clock=clock)
+    out = generate(engine, ids, {}, max_new_tokens, Deadline(time_limit_s, clock))
     text = keep_quoted(prompt, out.text.strip()) or prompt
     if len(text) > MAX_PROMPT_CHARS:  # the quoted spans go first, so cutting keeps them
         text = keep_quoted(prompt, text[: MAX_PROMPT_CHARS // 2])[:MAX_PROMPT_CHARS]
@@ -499,16 +500,13 @@ def generate(
     ids: list[int],
     vision: Mapping[str, torch.Tensor],
     max_new_tokens: int,
-    time_limit_s: float,
-    *,
-    clock: Callable[[], float] = time.monotonic,
+    deadline: Deadline,
 ) -> GeneratedText:
     """Greedy decoding (same input, same text) bounded by tokens and by a deadline."""
     from transformers import StoppingCriteriaList
 
     pipe = engine.pipe
     te, tok = pipe.text_encoder, pipe.tokenizer
-    deadline = Deadline(time_limit_s, clock)
     eos = stop_ids(tok, te.config)
     with torch.no_grad():
         out = te.generate(

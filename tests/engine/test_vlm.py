@@ -246,7 +246,7 @@ def offloaded(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return tiny_engine(tiny_data_dir, tmp_path_factory.mktemp("offloaded"))
 
 
-def test_the_balanced_profile_keeps_the_vlm_and_writes_the_same_text(
+def test_offloaded_profiles_keep_the_vlm_and_write_the_same_text(
     engine: Engine, offloaded: Engine
 ) -> None:
     want = vlm.describe(engine, red_square(), "en", 6, 60)
@@ -256,6 +256,8 @@ def test_the_balanced_profile_keeps_the_vlm_and_writes_the_same_text(
     assert vlm.safety_check(offloaded, red_square(), POLICY).raw == pytest.approx(
         vlm.safety_check(engine, red_square(), POLICY).raw, abs=1e-3
     )
+    memory.apply_profile(offloaded.pipe, "low", device="cpu", keep_vlm=True)  # fp8 transformer
+    assert vlm.describe(offloaded, red_square(), "en", 6, 60) == want
 
 
 def test_with_the_vlm_off_nothing_is_kept_and_requests_are_refused(
