@@ -503,7 +503,7 @@ def generate(
     deadline: Deadline,
 ) -> GeneratedText:
     """Greedy decoding (same input, same text) bounded by tokens and by a deadline."""
-    from transformers import StoppingCriteriaList
+    from transformers import GenerationConfig, StoppingCriteriaList
 
     pipe = engine.pipe
     te, tok = pipe.text_encoder, pipe.tokenizer
@@ -511,10 +511,14 @@ def generate(
     with torch.no_grad():
         out = te.generate(
             **_model_inputs(engine, ids, vision),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=eos,
-            pad_token_id=eos[0],
+            # our own config: a checkpoint's generation_config.json (sampling, temperature) must
+            # not make the output random or the limits different
+            generation_config=GenerationConfig(  # type: ignore[no-untyped-call]
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=eos,
+                pad_token_id=eos[0],
+            ),
             stopping_criteria=StoppingCriteriaList([deadline]),
         )
     new = out[0, len(ids) :].tolist()
