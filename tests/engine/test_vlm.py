@@ -296,3 +296,25 @@ async def test_the_executor_runs_vlm_jobs_on_its_gpu_thread(engine: Engine) -> N
     assert '"HI"' in enhanced
     assert verdict.label in ("safe", "unsafe")
     assert executor.vlm_features() is engine.vlm
+
+
+def test_a_processor_config_in_the_folder_is_used_with_our_pixel_cap(
+    engine: Engine, tmp_path: Path
+) -> None:
+    config = {
+        "image_processor_type": "Qwen2VLImageProcessor",
+        "patch_size": 14,
+        "merge_size": 2,
+        "temporal_patch_size": 2,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+    }
+    (tmp_path / "processor").mkdir()
+    (tmp_path / "processor" / "preprocessor_config.json").write_text(
+        json.dumps(config), encoding="utf-8"
+    )
+    vision_config = engine.pipe.text_encoder.config.vision_config
+    processor = vlm.build_processor(tmp_path, vision_config, max_pixels=112 * 112)
+    assert list(processor.image_mean) == [0.5, 0.5, 0.5]  # read from the file
+    out = processor(images=[red_square(1024)], return_tensors="pt")
+    assert out["image_grid_thw"].tolist() == [[1, 8, 8]]  # capped at 112x112 pixels
