@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # The tiny offline model draws noise; at 1024^2 it still costs ~2 s a step on 2 cores, so it
     # renders at this side length instead (the real model always renders the chosen aspect).
     tiny_side: int = Field(default=256, ge=64, le=1360, alias="TURBOBOT_TINY_SIDE")
+    # The text encoder's LM head and vision tower (describe, enhance, safety check). Off: the
+    # offloaded profiles drop the LM head and never stream the vision tower (less memory).
+    vlm: bool = Field(default=True, alias="TURBOBOT_VLM")
 
     # --- storage ---
     data_dir: Path = Field(default=Path("data"), alias="TURBOBOT_DATA_DIR")

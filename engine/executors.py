@@ -3,6 +3,12 @@
 All model work runs on ONE dedicated thread (the pipeline is not thread-safe and the GPU does
 one thing at a time), so the event loop never blocks. JPEG encoding runs on a second thread, so
 job N's encode overlaps job N+1's generation; that is why ``capacity`` is 2.
+
+The VLM jobs (:mod:`engine.vlm`: describe, enhance, safety check) run on the same GPU thread,
+so they queue behind and between generations like any job. They are not on the core's
+``Executor`` port yet; the port should grow the same three coroutines, each taking a job id,
+plain bytes/str and limits and returning plain text or a verdict, plus ``vlm_features()`` for
+``/help`` (see ``LocalExecutor.describe``).
 """
 
 from __future__ import annotations
@@ -14,22 +20,30 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from time import perf_counter
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
 from bot.config import Settings
 from bot.domain import Generated, GenerationSpec, StyleInfo
-from bot.errors import GenerationFailed, ShuttingDown, TurbobotError
+from bot.errors import BadRequest, GenerationFailed, ShuttingDown, TurbobotError
 from bot.ports import ProgressCallback
 from engine import memory
 from engine.jpeg import encode_jpeg
 from engine.pipeline import Engine, Rendered, render
 from engine.styles import LoraRefused
+from engine.vlm import Language, SafetyVerdict, VlmFeatures
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+DESCRIBE_TOKENS = 200  # a detailed prompt is 60-150 words
+ENHANCE_TOKENS = 300
+VLM_TIME_LIMIT_S = 60.0
+MAX_UPLOAD_PIXELS = 40_000_000  # decoded only after this check (decompression bombs)
 RenderFn = Callable[[Engine, GenerationSpec, ProgressCallback], Rendered]
 
 
@@ -69,6 +83,72 @@ class LocalExecutor:
         return Generated(
             jpeg=jpeg, width=rendered.image.width, height=rendered.image.height, timings=timings
         )
+
+    # --- the VLM (engine.vlm): same GPU thread, so a describe waits its turn like an image ---
+
+    def vlm_features(self) -> VlmFeatures | None:
+        """What the loaded text encoder can do (None: TURBOBOT_VLM=0)."""
+        return self._engine.vlm
+
+    async def describe(
+        self,
+        job_id: int,
+        image_bytes: bytes,
+        language: Language,
+        *,
+        max_new_tokens: int = DESCRIBE_TOKENS,
+        time_limit_s: float = VLM_TIME_LIMIT_S,
+    ) -> str:
+        """A prompt that would recreate the image (raw model text: the core sanitises it)."""
+        from engine import vlm
+
+        image = decode_image(image_bytes)
+
+        def work() -> vlm.GeneratedText:
+            return vlm.describe(self._engine, image, language, max_new_tokens, time_limit_s)
+
+        out = await self._vlm_job(job_id, work)
+        return out.text
+
+    async def enhance(
+        self,
+        job_id: int,
+        prompt: str,
+        *,
+        max_new_tokens: int = ENHANCE_TOKENS,
+        time_limit_s: float = VLM_TIME_LIMIT_S,
+    ) -> str:
+        """``prompt`` rewritten in detail, quoted text kept verbatim."""
+        from engine import vlm
+
+        out = await self._vlm_job(
+            job_id, lambda: vlm.enhance(self._engine, prompt, max_new_tokens, time_limit_s)
+        )
+        return out.text
+
+    async def safety_check(self, job_id: int, jpeg: bytes, policy: str) -> SafetyVerdict:
+        """Classify a generated image against ``policy`` (one forward pass)."""
+        from engine import vlm
+
+        image = decode_image(jpeg)
+        return await self._vlm_job(job_id, lambda: vlm.safety_check(self._engine, image, policy))
+
+    async def _vlm_job(self, job_id: int, work: Callable[[], T]) -> T:
+        if self._closed:
+            raise ShuttingDown("The image engine is shutting down.")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._gpu, self._run_vlm, job_id, work)
+
+    def _run_vlm(self, job_id: int, work: Callable[[], T]) -> T:
+        try:
+            return run_with_oom_retry(work, self._after_oom)
+        except TurbobotError:
+            raise
+        except Exception as exc:
+            log.exception("VLM job %d failed in the engine", job_id)
+            raise GenerationFailed(
+                f"The text model failed ({type(exc).__name__}). Please try again."
+            ) from exc
 
     def styles(self) -> list[StyleInfo]:
         return list(self._styles)
@@ -111,7 +191,7 @@ class LocalExecutor:
             log.warning(
                 "CUDA out of memory: switching memory profile %s → %s", self._engine.profile, lower
             )
-            memory.apply_profile(self._engine.pipe, lower)
+            memory.apply_profile(self._engine.pipe, lower, keep_vlm=self._engine.vlm is not None)
             self._engine.profile = lower
 
     def _rescan(self) -> None:
@@ -133,6 +213,25 @@ def run_with_oom_retry(work: Callable[[], T], after_oom: Callable[[], None]) -> 
             "The GPU ran out of memory, even after a retry with a lower memory profile. "
             "Try a smaller aspect or fewer concurrent jobs."
         ) from None
+
+
+def decode_image(data: bytes) -> Image.Image:
+    """An uploaded image, checked before decoding: a known format and a sane pixel count."""
+    from io import BytesIO
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(BytesIO(data))
+        if image.width * image.height > MAX_UPLOAD_PIXELS:
+            raise BadRequest(
+                f"The image is too large ({image.width}x{image.height}); "
+                f"at most {MAX_UPLOAD_PIXELS // 10**6} megapixels."
+            )
+        image.load()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError):
+        raise BadRequest("That file is not an image I can read (PNG, JPEG or WebP).") from None
+    return image.convert("RGB")
 
 
 def _infos(engine: Engine) -> list[StyleInfo]:

@@ -28,6 +28,7 @@ from engine.styles import (
     scan_styles,
 )
 from engine.tiny import ensure_tiny_loras, ensure_tiny_model
+from engine.vlm import VlmFeatures, build_processor, check_loaded, inspect_model_folder
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def turbo_scheduler(schedule: TurboSchedule | None = None) -> Any:
 def load_engine(settings: Settings, *, compile_backend: str | None = None) -> Engine:
     """Everything a generation needs, placed on the device by the memory profile."""
     memory.set_alloc_conf()  # before anything touches CUDA
-    pipe = load_pipeline(model_source(settings))
+    source = model_source(settings)
+    pipe = load_pipeline(source)
     linears = linear_shapes(pipe.transformer)
     lora_dir = settings.resolved_lora_dir
     if settings.is_tiny:
@@ -61,9 +63,15 @@ def load_engine(settings: Settings, *, compile_backend: str | None = None) -> En
         free_vram_gb=memory.cuda_free_gb(),
         loras_bytes=turbo_bytes + styles.slot_bytes(),
         resident_styles_bytes=styles.cache_bytes_max(),
+        vlm=settings.vlm,
     )
+    features, processor = load_vlm(pipe, source) if settings.vlm else (None, None)
     memory.apply_profile(
-        pipe, profile, compile_blocks=settings.compile, compile_backend=compile_backend
+        pipe,
+        profile,
+        compile_blocks=settings.compile,
+        compile_backend=compile_backend,
+        keep_vlm=settings.vlm,
     )
     log.info("Turbo schedule: %s, %d steps", schedule.source, schedule.steps)
     return Engine(
@@ -75,7 +83,41 @@ def load_engine(settings: Settings, *, compile_backend: str | None = None) -> En
         profile=profile,
         max_side=settings.tiny_side if settings.is_tiny else None,
         turbo_steps=schedule.steps,
+        vlm=features,
+        vlm_processor=processor,
     )
+
+
+def load_vlm(pipe: Any, source: str) -> tuple[VlmFeatures, Any]:
+    """Which VLM features the checkpoint supports (before a profile can drop anything), and the
+    image processor when a vision feature is available."""
+    folder = model_folder(source)
+    features = check_loaded(pipe, folder)
+    processor = None
+    if features.describe or features.safety:
+        processor = build_processor(folder, pipe.text_encoder.config.vision_config)
+    return features, processor
+
+
+def inspect_vlm(settings: Settings) -> VlmFeatures:
+    """For ``turbobot doctor``: the VLM features the configured model's files allow, read from
+    configs and safetensors headers only (no weights, no GPU)."""
+    try:
+        folder = model_folder(model_source(settings))
+    except (OSError, ValueError) as exc:
+        folder = Path(settings.model)  # reported as unreadable below
+        log.debug("model folder not found: %s", exc)
+    return inspect_model_folder(folder)
+
+
+def model_folder(source: str) -> Path:
+    """The local folder of ``source`` (a folder, or a model id already in the hub cache)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(source, local_files_only=True))
 
 
 def model_source(settings: Settings) -> str:

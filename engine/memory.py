@@ -7,6 +7,10 @@ pinned host memory (group offload with CUDA streams). No model CPU offload: ``pi
 ``low``: ``balanced`` with the transformer's Linear weights stored in float8 (bf16 compute): the
 24 GB recipe. LoRA weights are never cast (``lora_`` is skipped), so styles stay exact.
 ``cpu``: no CUDA; works, slowly. ``auto`` decides from :mod:`engine.plan`.
+With ``keep_vlm`` (the describe/enhance/safety features, :mod:`engine.vlm`) the offloaded
+profiles keep the LM head in host RAM (one logit row per token, computed on the CPU: no VRAM)
+and stream the vision tower like the decoder; without it the LM head is dropped and the vision
+tower never leaves host RAM.
 
 Every step runs on CPU too (``device="cpu"``: group offload without streams, fp8 storage), which
 is how the tests check each recipe renders a style.
@@ -46,6 +50,7 @@ def choose_profile(
     free_vram_gb: float,
     loras_bytes: int = 0,
     resident_styles_bytes: int = 0,
+    vlm: bool = False,
 ) -> Profile:
     """The profile to use; ``auto`` takes the best one the memory plan fits (with a margin)."""
     if not cuda:
@@ -55,7 +60,7 @@ def choose_profile(
             )
         return "cpu"
     best, the_plan = plan.choose_profile(  # logs the plan either way
-        free_vram_gb, loras_bytes, resident_styles_bytes=resident_styles_bytes
+        free_vram_gb, loras_bytes, resident_styles_bytes=resident_styles_bytes, vlm=vlm
     )
     if requested == "auto":
         return best
@@ -96,6 +101,7 @@ def apply_profile(
     device: str = "cuda",
     compile_blocks: bool = False,
     compile_backend: str | None = None,
+    keep_vlm: bool = False,
 ) -> None:
     """Place ``pipe`` according to ``profile``; also moves a placed pipe to a lower profile.
 
@@ -108,7 +114,7 @@ def apply_profile(
     elif profile == "full":
         pipe.to(device)
     else:
-        stream_text_encoder(pipe.text_encoder, torch.device(device))
+        stream_text_encoder(pipe.text_encoder, torch.device(device), keep_vlm=keep_vlm)
         if profile == "low":
             store_fp8(pipe.transformer)
         pipe.transformer.to(device)
@@ -139,6 +145,19 @@ def store_fp8(transformer: Any) -> None:
     transformer._turbobot_fp8 = True
 
 
+class HostLinear(torch.nn.Module):
+    """The LM head, computed on the CPU: 1 GiB that would cost VRAM (or 2 GiB of pinned
+    power-of-two blocks if streamed) for one row of logits per generated token."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = weight.detach().to("cpu")
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        rows = torch.nn.functional.linear(hidden.to("cpu", self.weight.dtype), self.weight)
+        return rows.to(hidden.device)
+
+
 class HostEmbedding(torch.nn.Module):
     """The text encoder's token embedding, looked up on the CPU.
 
@@ -155,11 +174,13 @@ class HostEmbedding(torch.nn.Module):
         return rows.to(input_ids.device)
 
 
-def stream_text_encoder(text_encoder: Any, device: torch.device) -> None:
+def stream_text_encoder(text_encoder: Any, device: torch.device, *, keep_vlm: bool = False) -> None:
     """Leaf-level group offload of the text decoder (streams + pinned memory on CUDA).
 
-    Before: the LM head goes (the pipeline reads hidden states, never logits) and the token
-    embedding moves to :class:`HostEmbedding`; the vision tower stays in host RAM (never run).
+    Before: the token embedding moves to :class:`HostEmbedding`. Without ``keep_vlm`` the LM head
+    goes (the pipeline reads hidden states, never logits) and the vision tower stays in host RAM
+    (never run); with it the LM head becomes a :class:`HostLinear` and the vision tower streams
+    too, so describe/enhance/safety can run.
     """
     from diffusers.hooks.group_offloading import apply_group_offloading
 
@@ -167,15 +188,21 @@ def stream_text_encoder(text_encoder: Any, device: torch.device) -> None:
     if getattr(text_encoder, "_turbobot_streamed", False):
         return
     text_encoder.to("cpu")
-    text_encoder.lm_head = torch.nn.Identity()
     decoder.embed_tokens = HostEmbedding(decoder.embed_tokens.weight)
-    apply_group_offloading(
-        decoder,
-        onload_device=device,
-        offload_device=torch.device("cpu"),
-        offload_type="leaf_level",
-        use_stream=device.type == "cuda",
-    )
+    streamed = [decoder]
+    if keep_vlm:
+        text_encoder.lm_head = HostLinear(text_encoder.lm_head.weight)
+        streamed.append(text_encoder.model.visual)
+    else:
+        text_encoder.lm_head = torch.nn.Identity()
+    for module in streamed:
+        apply_group_offloading(
+            module,
+            onload_device=device,
+            offload_device=torch.device("cpu"),
+            offload_type="leaf_level",
+            use_stream=device.type == "cuda",
+        )
     text_encoder._turbobot_streamed = True
 
 

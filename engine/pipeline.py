@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
@@ -29,6 +29,9 @@ from bot.ports import ProgressCallback
 from engine.memory import synchronize
 from engine.plan import Profile
 from engine.styles import Style, StyleLibrary
+
+if TYPE_CHECKING:
+    from engine.vlm import VlmFeatures
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ class Engine:
     profile: Profile
     max_side: int | None = None  # the tiny model renders smaller than the aspect asks
     turbo_steps: int = 4  # what the Turbo LoRA was distilled for (turbo.toml)
+    vlm: VlmFeatures | None = None  # None: the VLM features are off (TURBOBOT_VLM=0)
+    vlm_processor: Any = None  # the Qwen2-VL image processor (describe, safety check)
     _warned_sizes: set[tuple[int, int]] = field(default_factory=set)
 
 

@@ -47,6 +47,9 @@ MARGIN_GIB = 1.5  # allocator fragmentation, cuBLAS workspaces, CUDA graphs: nev
 # The largest aspect's image tokens after 8x VAE and 2x2 patches (1024x1024: 4096).
 MAX_IMAGE_TOKENS = max((a.width // 16) * (a.height // 16) for a in ASPECTS.values())
 TEXT_TOKENS = 512 + 34  # max_sequence_length plus the prompt template the pipeline drops
+# A 1024x1024 image through Qwen2.5-VL (14 px patches, 2x2 merge: 1024²/28² ≈ 1,337 tokens) plus
+# the instructions: the largest prompt a describe or safety check prefills (engine.vlm).
+VLM_PREFILL_TOKENS = 1337 + 200
 PROCESS_BASE_BYTES = 3 * GIB  # Python, torch, CUDA runtime and the bot itself in host RAM
 # VAE decode: about a dozen live 96-channel bf16 tensors at full resolution untiled; with
 # tiling, at one 256 px tile plus its overlap. Estimates (the VAE is the least of the memory).
@@ -65,6 +68,9 @@ class ModelSizes:
     text_encoder_stream: int  # VRAM of streaming: the largest pair of consecutive leaves
     text_encoder_embed: int  # the token embedding, kept in host RAM (looked up on the CPU)
     text_encoder_host: int  # everything not streamed that stays in host RAM (embedding, vision)
+    text_encoder_lm_head: int  # bf16 bytes of the LM head (dropped unless the VLM is on)
+    text_encoder_visual: int  # bf16 bytes of the vision tower (host RAM, or streamed with VLM)
+    vlm_pinned: int  # pinned bytes of the vision tower, streamed when the VLM is on
     vae_bf16: int
     hidden: int  # transformer inner dim (heads x head dim)
     mlp_hidden: int  # transformer feed-forward dim
@@ -177,6 +183,9 @@ def real_sizes() -> ModelSizes:
         text_encoder_embed=_param_bytes(text_encoder.get_input_embeddings(), 2),
         text_encoder_host=_param_bytes(text_encoder.get_input_embeddings(), 2)
         + _param_bytes(text_encoder.model.visual, 2),
+        text_encoder_lm_head=_param_bytes(text_encoder.lm_head, 2),
+        text_encoder_visual=_param_bytes(text_encoder.model.visual, 2),
+        vlm_pinned=sum(pinned_block(n) for n in vlm_leaves(text_encoder).values()),
         vae_bf16=_param_bytes(vae, 2),
         hidden=hidden,
         mlp_hidden=4 * hidden,
@@ -219,6 +228,15 @@ def streamed_leaves(text_encoder: Any) -> dict[str, int]:
     }
 
 
+def vlm_leaves(text_encoder: Any) -> dict[str, int]:
+    """Leaf module → bf16 bytes of what streams only with the VLM on (the vision tower)."""
+    return {
+        name: sum(p.numel() for p in m.parameters(recurse=False)) * 2
+        for name, m in text_encoder.named_modules()
+        if not list(m.children()) and "visual" in name
+    }
+
+
 def stream_bytes(text_encoder: Any) -> int:
     """VRAM of leaf-level group offload: a leaf plus the next one, prefetched on a stream."""
     sizes = list(streamed_leaves(text_encoder).values())
@@ -244,6 +262,13 @@ def text_encoder_activations(sizes: ModelSizes, text_tokens: int) -> int:
     return text_tokens * (30 * sizes.text_hidden + sizes.text_vocab) * 2
 
 
+def vlm_prefill_activations(sizes: ModelSizes, tokens: int | None = None) -> int:
+    """An image prompt's prefill: every layer's hidden states (a bound) and one logit row
+    (``logits_to_keep=1``); the vision tower's own activations are smaller (1280 wide)."""
+    n = VLM_PREFILL_TOKENS if tokens is None else tokens
+    return (n * 30 * sizes.text_hidden + sizes.text_vocab) * 2
+
+
 def vae_decode_activations(sizes: ModelSizes, tokens: int, *, tiled: bool) -> int:
     side = _VAE_TILE_SIDE if tiled else int((tokens**0.5) * 16)
     return side * side * sizes.vae_base_dim * 2 * _VAE_LIVE_TENSORS
@@ -261,18 +286,20 @@ def plan_for(
     text_tokens: int = TEXT_TOKENS,
     margin_gib: float = MARGIN_GIB,
     sizes: ModelSizes | None = None,
+    vlm: bool = False,
 ) -> Plan:
     """VRAM and host RAM of every profile for a GPU with ``gpu_gib`` free GiB (None: no GPU).
 
     ``loras_bytes``: LoRA weights that live on the GPU in every profile (the Turbo LoRA and the
     style slot, in bf16). ``resident_styles_bytes``: the cached resident styles, kept in host
-    RAM (pinned when there is CUDA) and copied into the slot on a switch.
+    RAM (pinned when there is CUDA) and copied into the slot on a switch. ``vlm``: the LM head
+    and vision tower are kept (describe, enhance, safety check; :mod:`engine.vlm`).
     """
     s = sizes or real_sizes()
     rows = [
         _full(s, loras_bytes, resident_styles_bytes, tokens, text_tokens),
-        _offloaded(s, "balanced", loras_bytes, resident_styles_bytes, tokens, text_tokens),
-        _offloaded(s, "low", loras_bytes, resident_styles_bytes, tokens, text_tokens),
+        _offloaded(s, "balanced", loras_bytes, resident_styles_bytes, tokens, text_tokens, vlm),
+        _offloaded(s, "low", loras_bytes, resident_styles_bytes, tokens, text_tokens, vlm),
     ]
     margin = int(margin_gib * GIB)
     if gpu_gib is None:
@@ -308,22 +335,29 @@ def _full(s: ModelSizes, loras: int, styles: int, tokens: int, text_tokens: int)
 
 
 def _offloaded(  # noqa: PLR0917 - one row of the table
-    s: ModelSizes, profile: Profile, loras: int, styles: int, tokens: int, text_tokens: int
+    s: ModelSizes,
+    profile: Profile,
+    loras: int,
+    styles: int,
+    tokens: int,
+    text_tokens: int,
+    vlm: bool = False,
 ) -> ProfilePlan:
     weights = s.transformer_fp8 if profile == "low" else s.transformer_bf16
     acts = max(
         transformer_activations(s, tokens, text_tokens),
         s.text_encoder_stream + text_encoder_activations(s, text_tokens),
+        s.text_encoder_stream + vlm_prefill_activations(s) if vlm else 0,
         vae_decode_activations(s, tokens, tiled=True),
     )
-    steady = PROCESS_BASE_BYTES + s.text_encoder_pinned + s.text_encoder_host + styles
+    # With the VLM: the LM head stays in host RAM (computed on the CPU, no VRAM) and the vision
+    # tower moves from plain host RAM into pinned blocks (rounded to powers of two) to stream.
+    pinned = s.text_encoder_pinned + (s.vlm_pinned if vlm else 0)
+    host = s.text_encoder_host + (s.text_encoder_lm_head - s.text_encoder_visual if vlm else 0)
+    steady = PROCESS_BASE_BYTES + pinned + host + styles
     # Loading: all bf16 from from_pretrained; then the pinned copies sit beside the original
     # text-encoder tensors until each leaf's first onload.
-    peak = (
-        PROCESS_BASE_BYTES
-        + styles
-        + max(_all_bf16(s) + loras, s.text_encoder_bf16 + s.text_encoder_pinned)
-    )
+    peak = PROCESS_BASE_BYTES + styles + max(_all_bf16(s) + loras, s.text_encoder_bf16 + pinned)
     return ProfilePlan(profile, weights + s.vae_bf16 + loras + acts, steady, peak, fits=True)
 
 
@@ -338,10 +372,15 @@ def choose_profile(
     *,
     resident_styles_bytes: int = 0,
     margin_gib: float = MARGIN_GIB,
+    vlm: bool = False,
 ) -> tuple[Profile, Plan]:
     """``auto``: the best profile whose VRAM plus the margin fits; logs the plan."""
     plan = plan_for(
-        gpu_gib, loras_bytes, resident_styles_bytes=resident_styles_bytes, margin_gib=margin_gib
+        gpu_gib,
+        loras_bytes,
+        resident_styles_bytes=resident_styles_bytes,
+        margin_gib=margin_gib,
+        vlm=vlm,
     )
     log.info("%s", plan.describe())
     if not plan.fits_any:
@@ -401,7 +440,23 @@ def markdown(sizes: ModelSizes | None = None) -> str:
         cells = [("fits" if r.fits else "no") for r in p.rows]
         pick = p.chosen if p.fits_any else "none fits (low, expect OOM)"
         lines.append(f"| {label} ({free:g}) | {' | '.join(cells)} | {pick} |")
+    lines += ["", _vlm_line(s, gpu_loras, styles)]
     return "\n".join(lines) + "\n"
+
+
+def _vlm_line(s: ModelSizes, gpu_loras: int, styles: int) -> str:
+    """What TURBOBOT_VLM=1 (describe, enhance, safety check) adds to the offloaded profiles."""
+    off = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s).row("low")
+    on = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s, vlm=True).row("low")
+    return (
+        f"With `TURBOBOT_VLM=1` (the default: describe, enhance, safety check) `balanced` and "
+        f"`low` keep the LM head in host RAM ({s.text_encoder_lm_head / GIB:.2f} GiB, computed "
+        f"on the CPU, one row per token) and stream the vision tower "
+        f"({s.text_encoder_visual / GIB:.2f} GiB, {s.vlm_pinned / GIB:.2f} GiB pinned): host RAM "
+        f"+{(on.host_steady_bytes - off.host_steady_bytes) / GIB:.1f} GiB, VRAM "
+        f"+{(on.vram_bytes - off.vram_bytes) / GIB:.1f} GiB (a {VLM_PREFILL_TOKENS}-token image "
+        f"prompt needs less than the transformer's activations). `full` holds both already."
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 SEED = 20250101
 # Bump when the tiny structure changes, so an old build on disk is replaced.
-TINY_VERSION = "2"
+TINY_VERSION = "3"
 _STAMP = "turbobot-tiny-version"
 
 # The prefix of QwenImagePipeline's prompt template: the pipeline drops the first 34 hidden
@@ -34,6 +34,9 @@ TEMPLATE_PREFIX = (
 )
 TEMPLATE_DROP = 34
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+# Qwen2.5-VL's image markers, added after the BPE vocabulary (as in the real tokenizer), so no
+# text token shares an id with them: the vision path (engine.vlm) finds exactly its own tokens.
+VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>")
 _CORPUS = (
     TEMPLATE_PREFIX.replace("<|im_start|>", "\n").replace("<|im_end|>", "\n")
     + "\nassistant\n a cat on a red sofa, watercolor painting of a fox in the snow, neon city "
@@ -109,7 +112,7 @@ def build_tiny_pipeline() -> Any:
         temperal_downsample=[False, True, True],
     )
     torch.manual_seed(SEED + 2)
-    text_encoder = _tiny_text_encoder(len(tokenizer))
+    text_encoder = _tiny_text_encoder(tokenizer)
     return QwenImagePipeline(  # type: ignore[no-untyped-call]
         scheduler=FlowMatchEulerDiscreteScheduler(**BASE_SCHEDULER),  # type: ignore[no-untyped-call]
         vae=vae,
@@ -145,15 +148,20 @@ def build_tiny_tokenizer() -> Any:
         (a, b) for a, b in json.loads(bpe.to_str())["model"]["merges"]
     ]  # pairs: BPE takes them
     tok = Qwen2Tokenizer(vocab=vocab, merges=merges)
-    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.add_special_tokens(
+        {"additional_special_tokens": ["<|im_start|>", "<|im_end|>", *VISION_TOKENS]}
+    )
     n = len(tok(TEMPLATE_PREFIX).input_ids)
     if n != TEMPLATE_DROP:
         raise RuntimeError(f"tiny tokenizer gives {n} template tokens, the pipeline drops 34")
     return tok
 
 
-def _tiny_text_encoder(vocab_size: int) -> Any:
+def _tiny_text_encoder(tokenizer: Any) -> Any:
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    vocab_size = len(tokenizer)
+    start, end, pad = tokenizer.convert_tokens_to_ids(list(VISION_TOKENS))
 
     config = Qwen2_5_VLConfig(
         text_config={
@@ -176,10 +184,10 @@ def _tiny_text_encoder(vocab_size: int) -> Any:
             "num_heads": 2,
             "out_hidden_size": 32,
         },
-        vision_start_token_id=vocab_size - 3,
-        vision_end_token_id=vocab_size - 2,
-        image_token_id=vocab_size - 1,
-        video_token_id=vocab_size - 1,
+        vision_start_token_id=start,
+        vision_end_token_id=end,
+        image_token_id=pad,
+        video_token_id=pad,
     )
     return Qwen2_5_VLForConditionalGeneration(config).eval()  # type: ignore[no-untyped-call]
 

@@ -88,3 +88,19 @@ def test_markdown_table_lists_every_card_and_profile() -> None:
     for label, _ in plan.CARDS:
         assert label in text
     assert "| low |" in text
+
+
+def test_the_vlm_costs_host_ram_not_vram_in_the_offloaded_profiles() -> None:
+    s = real_sizes()
+    off = plan.plan_for(23.1, TURBO)
+    on = plan.plan_for(23.1, TURBO, vlm=True)
+    for name in ("balanced", "low"):
+        assert on.row(name).vram_bytes == off.row(name).vram_bytes  # the LM head runs on the CPU
+        extra = on.row(name).host_steady_bytes - off.row(name).host_steady_bytes
+        assert extra == s.text_encoder_lm_head + s.vlm_pinned - s.text_encoder_visual
+    assert on.row("full") == off.row("full")  # full holds the LM head and vision tower anyway
+    assert on.chosen == off.chosen == "low"  # a 24 GB card keeps its profile with the VLM on
+    assert s.vlm_pinned > s.text_encoder_visual  # pinned blocks round up to powers of two
+    assert plan.vlm_prefill_activations(s) < plan.transformer_activations(
+        s, plan.MAX_IMAGE_TOKENS, plan.TEXT_TOKENS
+    )
