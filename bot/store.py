@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import importlib.resources
 import json
 import logging
 import os
@@ -29,7 +30,8 @@ from bot.admission import Bucket
 from bot.domain import GenerationSpec, Job, JobState, Platform, Requester, Timings
 from bot.errors import StorageError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# The ``migrations`` package ships the .sql files as package data (an installed wheel has them).
+MIGRATIONS_DIR = Path(str(importlib.resources.files("migrations")))
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 log = logging.getLogger(__name__)

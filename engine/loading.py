@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
+from bot.domain import BASE_STEPS
 from bot.errors import TurbobotError
+from bot.preflight import resolve_turbo
 from engine import memory
 from engine.pipeline import Engine
 from engine.schedule import TurboSchedule, read_schedule
 from engine.styles import (
     TURBO_ADAPTER,
-    TURBO_DIR,
     LoraRefused,
     Style,
     StyleLibrary,
@@ -122,23 +123,32 @@ def _quiet_embeds_warning() -> None:
 
 
 def turbo_path(settings: Settings) -> Path | None:
-    if settings.turbo_lora:
-        return Path(settings.turbo_lora).expanduser()
-    found = sorted((settings.resolved_lora_dir / TURBO_DIR).glob("*.safetensors"))
-    return found[0] if found else None
+    """The Turbo LoRA to load; None in base mode (``TURBOBOT_TURBO_LORA=none``).
+
+    The same rules as the start-up check (:func:`bot.preflight.resolve_turbo`): missing or
+    several candidates is an error, never a silent fallback.
+    """
+    path, problem = resolve_turbo(settings)
+    if problem is not None:
+        raise EngineUnavailable(str(problem))
+    return path
 
 
 def load_turbo(
     pipe: Any, path: Path | None, linears: dict[str, tuple[int, int]], *, tiny: bool
 ) -> int:
-    """Load the Turbo LoRA as the always-on adapter; its size in bytes (0: none, with a warning).
+    """Load the Turbo LoRA as the always-on adapter; its size in bytes (0 in base mode, ``path``
+    None).
 
     It goes through the same normaliser and checks as every style; a refusal is one line.
     """
     if path is None:
         log.warning(
-            "No Turbo LoRA found (TURBOBOT_TURBO_LORA or <lora dir>/turbo/*.safetensors): running "
-            "the base model with its own scheduler. 4 steps will look poor; use ~30-50 steps."
+            "TURBOBOT_TURBO_LORA=none: base mode, the base model with its own scheduler at "
+            "%d-%d steps (default %d); images take several times longer than with Turbo.",
+            BASE_STEPS.low,
+            BASE_STEPS.high,
+            BASE_STEPS.default,
         )
         return 0
     try:

@@ -172,6 +172,22 @@ class _Recent(Generic[K, V]):
         return key in self._items
 
 
+class _PollRequest(HTTPXRequest):
+    """The long-poll connection; remembers whether the last getUpdates reached Telegram
+    (what ``/healthz`` reports). PTB's own loop retries failures."""
+
+    reached = True
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        try:
+            status, payload = await super().do_request(*args, **kwargs)
+        except Exception:
+            self.reached = False
+            raise
+        self.reached = 200 <= status < 300
+        return status, payload
+
+
 def api_urls(base_url: str) -> tuple[str, str]:
     """``TELEGRAM_API_BASE_URL`` (a server root or ``…/bot``) → PTB's base_url, base_file_url."""
     root = base_url.rstrip("/")
@@ -256,7 +272,7 @@ class TelegramAdapter:
         # PTB's defaults: a wide pool for API calls, one connection for the long poll.
         self._requests = (
             HTTPXRequest(connection_pool_size=256),
-            HTTPXRequest(connection_pool_size=1),
+            _PollRequest(connection_pool_size=1),
         )
         self._app = build_application(settings, self._requests)
         self._status: _Recent[int, _Status] = _Recent()
@@ -285,6 +301,14 @@ class TelegramAdapter:
     @property
     def platform(self) -> Platform:
         return Platform.TELEGRAM
+
+    @property
+    def connected(self) -> bool:
+        """Polling (or the webhook server) runs and the last getUpdates reached Telegram.
+        PTB retries a failing poll by itself; the next good answer makes this True again."""
+        updater = self._app.updater
+        running = self._app.running and updater is not None and updater.running
+        return running and self._requests[1].reached
 
     # ----- lifecycle -----
     async def start(self) -> None:
