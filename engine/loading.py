@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.errors import TurbobotError
-from engine import memory
+from engine import memory, synthetic
 from engine.pipeline import Engine
 from engine.styles import (
     TURBO_ADAPTER,
@@ -54,11 +54,13 @@ def turbo_scheduler() -> Any:
 def load_engine(settings: Settings) -> Engine:
     """Everything a generation needs, placed on the device by the memory profile."""
     memory.set_alloc_conf()  # before anything touches CUDA
-    pipe = load_pipeline(model_source(settings))
+    if settings.is_synthetic:
+        pipe = build_synthetic(settings)
+    else:
+        pipe = load_pipeline(model_source(settings))
     linears = linear_shapes(pipe.transformer)
     lora_dir = settings.resolved_lora_dir
-    if settings.is_tiny:
-        ensure_tiny_loras(lora_dir, linears)
+    ensure_demo_loras(settings, linears)
     has_turbo = load_turbo(pipe, turbo_path(settings), linears, tiny=settings.is_tiny)
     styles = StyleLibrary(lora_dir, linears, settings.max_resident_styles)
     styles.rescan(pipe)
@@ -85,6 +87,24 @@ def model_source(settings: Settings) -> str:
         )
         return str(ensure_tiny_model(settings.data_dir / "tiny"))
     return settings.model.strip()
+
+
+def build_synthetic(settings: Settings) -> Any:
+    """The real-size random model, created on the GPU when the whole pipeline will live there."""
+    log.warning(synthetic.WARNING)
+    profile = memory.choose_profile(
+        settings.memory_profile, cuda=_cuda(settings), free_vram_gb=memory.cuda_free_gb()
+    )
+    device = "cuda" if profile == "full" else "cpu"  # offloading profiles start on the host
+    return synthetic.build_pipeline(settings.synthetic_layers, device=device)
+
+
+def ensure_demo_loras(settings: Settings, linears: dict[str, tuple[int, int]]) -> None:
+    """The tiny and synthetic models bring their own Turbo LoRA and styles."""
+    if settings.is_tiny:
+        ensure_tiny_loras(settings.resolved_lora_dir, linears)
+    elif settings.is_synthetic:
+        synthetic.ensure_synthetic_loras(settings.resolved_lora_dir, linears)
 
 
 def load_pipeline(source: str) -> Any:
@@ -154,21 +174,27 @@ def _cuda(settings: Settings) -> bool:
 
 def scan_configured_styles(settings: Settings) -> tuple[dict[str, Style], dict[str, str]]:
     """Installed and refused styles, checked against the model's shapes without loading weights."""
+    linears = linear_shapes(meta_transformer(settings))
+    ensure_demo_loras(settings, linears)
+    return scan_styles(settings.resolved_lora_dir, linears)
+
+
+def meta_transformer(settings: Settings) -> Any:
+    """The configured model's transformer on ``meta``: module names and shapes, no memory."""
     from accelerate import init_empty_weights
     from diffusers import QwenImageTransformer2DModel
 
-    source = model_source(settings)
-    try:
-        config = QwenImageTransformer2DModel.load_config(
-            source, subfolder="transformer", local_files_only=True
-        )
-    except (OSError, ValueError) as exc:
-        raise EngineUnavailable(
-            f"Model {source!r} not found locally ({type(exc).__name__})."
-        ) from exc
+    if settings.is_synthetic:
+        config = synthetic.configs(settings.synthetic_layers).transformer
+    else:
+        source = model_source(settings)
+        try:
+            config = QwenImageTransformer2DModel.load_config(
+                source, subfolder="transformer", local_files_only=True
+            )
+        except (OSError, ValueError) as exc:
+            raise EngineUnavailable(
+                f"Model {source!r} not found locally ({type(exc).__name__})."
+            ) from exc
     with init_empty_weights():  # shapes only: meta tensors, no memory
-        skeleton = QwenImageTransformer2DModel.from_config(config)  # type: ignore[no-untyped-call]
-        linears = linear_shapes(skeleton)
-    if settings.is_tiny:
-        ensure_tiny_loras(settings.resolved_lora_dir, linears)
-    return scan_styles(settings.resolved_lora_dir, linears)
+        return QwenImageTransformer2DModel.from_config(config)  # type: ignore[no-untyped-call]
