@@ -1,4 +1,4 @@
-"""The ``turbobot`` command: ``run`` (the bot), ``imagine``, ``styles``, ``bench``.
+"""The ``turbobot`` command: ``run`` (the bot), ``doctor``, ``imagine``, ``styles``, ``bench``.
 
 Parsing only; each command's work lives with the layer it belongs to (``bot.bootstrap`` for
 ``run``, ``engine.commands`` for the engine-only commands). Heavy imports are deferred so
@@ -33,6 +33,16 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("styles", help="list installed styles")
 
+    d = sub.add_parser(
+        "doctor", help="check settings, GPU, model and LoRAs before loading any weights"
+    )
+    d.add_argument(
+        "--json", action="store_true", help="one JSON object (ok, problems, plan, loras)"
+    )
+    d.add_argument(
+        "--gpu-gib", type=float, default=None, help="plan for a card with this much free memory"
+    )
+
     b = sub.add_parser("bench", help="per-stage timings and peak memory of the configured model")
     b.add_argument("--runs", type=int, default=3)
     b.add_argument("--aspect", default=DEFAULT_ASPECT)
@@ -57,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.bootstrap import run
 
         return run()
+    if args.command == "doctor":
+        from bot.doctor import main as doctor_main
+
+        return doctor_main(as_json=args.json, gpu_gib=args.gpu_gib)
     if args.command == "worker":
         from engine.worker import main as worker_main
 

@@ -9,7 +9,7 @@ template prefix is checked to be 34 tokens, as the pipeline expects); the text e
 real vocabulary, so every id it produces is valid.
 
 The Turbo LoRA (rank 64 over the 840 block linears, about 1.1 GiB as in the real file) and two
-styles of the same shape are generated into the data dir on first use. It draws noise.
+rank-32 styles over the same linears are generated into the data dir on first use. It draws noise.
 
 ``TURBOBOT_SYNTHETIC_LAYERS`` (default 60) cuts the depth so CPU tests can materialise the real
 widths: the transformer gets that many blocks, the text encoder and the vision tower at most that
@@ -18,13 +18,11 @@ many layers.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +31,12 @@ import torch
 log = logging.getLogger(__name__)
 
 REAL_LAYERS = 60
-CONFIG_PACKAGE = "engine.configs.qwen_image_2512"
 SEED = 20251128
 LORA_RANK = 64
 # The block linears a LoRA may target (all 14 per block, as the real Turbo LoRA does).
 BLOCK_PREFIX = "transformer_blocks."
 # Bump when the synthetic LoRA files change so old ones are rewritten.
-LORA_VERSION = "1"
+LORA_VERSION = "2"
 _STAMP = "turbobot-synthetic-version"
 _POOL = 1 << 22  # 4 Mi random normals, tiled into every parameter
 WARNING = (
@@ -48,6 +45,7 @@ WARNING = (
     "diffusers folder for real images."
 )
 
+STYLE_RANK = 32  # a typical style: rank 32 over the same linears (0.55 GiB)
 # name: (English name, Chinese name, strength, key layout)
 SYNTHETIC_STYLES: dict[str, tuple[str, str, float, str]] = {
     "synthetic-a": ("Synthetic A", "合成甲", 0.8, "diffusers"),
@@ -64,17 +62,12 @@ class Configs:
     text_encoder: dict[str, Any]
 
 
-def real_config(name: str) -> dict[str, Any]:
-    """One shipped config (``transformer``, ``vae`` or ``text_encoder``)."""
-    text = resources.files(CONFIG_PACKAGE).joinpath(f"{name}.json").read_text(encoding="utf-8")
-    config: dict[str, Any] = json.loads(text)
-    return config
-
-
 def configs(layers: int = REAL_LAYERS) -> Configs:
     """The real configs, cut to ``layers`` blocks (the text encoder to at most as many)."""
-    transformer = real_config("transformer") | {"num_layers": layers}
-    text = real_config("text_encoder")
+    from engine.plan import read_config
+
+    transformer = read_config("transformer") | {"num_layers": layers}
+    text = read_config("text_encoder")
     text_config = text["text_config"]
     vision = text["vision_config"]
     if layers < REAL_LAYERS:
@@ -89,7 +82,7 @@ def configs(layers: int = REAL_LAYERS) -> Configs:
         }
     return Configs(
         transformer=transformer,
-        vae=real_config("vae"),
+        vae=read_config("vae"),
         text_encoder=text | {"text_config": text_config, "vision_config": vision},
     )
 
@@ -111,8 +104,9 @@ def build_components(layers: int = REAL_LAYERS) -> dict[str, Any]:
         transformer = QwenImageTransformer2DModel.from_config(c.transformer)  # type: ignore[no-untyped-call]
         vae = AutoencoderKLQwenImage.from_config(c.vae)  # type: ignore[no-untyped-call]
         te_config = Qwen2_5_VLConfig(**_without_meta_keys(c.text_encoder))
-        text_encoder = Qwen2_5_VLForConditionalGeneration(te_config)  # type: ignore[no-untyped-call]
-    return {"transformer": transformer, "vae": vae, "text_encoder": text_encoder.eval()}
+        text_encoder = Qwen2_5_VLForConditionalGeneration(te_config)
+    text_encoder.eval()  # type: ignore[no-untyped-call]
+    return {"transformer": transformer, "vae": vae, "text_encoder": text_encoder}
 
 
 @contextmanager
@@ -140,7 +134,7 @@ def build_pipeline(
     if device is not None:
         for i, name in enumerate(("transformer", "text_encoder", "vae")):
             materialise(parts[name], torch.device(device), seed=seed + i)
-    pipe = QwenImagePipeline(  # type: ignore[no-untyped-call]
+    pipe: Any = QwenImagePipeline(  # type: ignore[no-untyped-call]
         scheduler=FlowMatchEulerDiscreteScheduler(**BASE_SCHEDULER),  # type: ignore[no-untyped-call]
         tokenizer=build_tiny_tokenizer(),
         **parts,
@@ -236,6 +230,16 @@ def _key_names(module: str, layout: str) -> tuple[str, str]:
     return f"transformer.{module}.lora_A.weight", f"transformer.{module}.lora_B.weight"
 
 
+def lora_header(
+    linears: Mapping[str, tuple[int, int]], *, rank: int = LORA_RANK, layout: str = "diffusers"
+) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """The safetensors header (key → dtype, shape) the synthetic LoRA file would have."""
+    return {
+        k: ("F32" if not shape else "BF16", shape)
+        for k, shape in lora_shapes(linears, rank=rank, layout=layout).items()
+    }
+
+
 def lora_bytes(linears: Mapping[str, tuple[int, int]], *, rank: int = LORA_RANK) -> int:
     """Size in bf16 of a rank-``rank`` LoRA over every block linear (≈ 1.1 GiB at 60 blocks)."""
     return 2 * sum(math.prod(s) for s in lora_shapes(linears, rank=rank).values())
@@ -268,7 +272,7 @@ def ensure_synthetic_loras(lora_dir: Path, linears: Mapping[str, tuple[int, int]
     _write_lora(lora_dir / "turbo" / "synthetic-turbo.safetensors", turbo)
     for i, (name, (en, zh, strength, layout)) in enumerate(SYNTHETIC_STYLES.items()):
         folder = lora_dir / name
-        tensors = synthetic_lora(linears, seed=SEED + 20 + i, layout=layout)
+        tensors = synthetic_lora(linears, seed=SEED + 20 + i, layout=layout, rank=STYLE_RANK)
         _write_lora(folder / f"{name}.safetensors", tensors)
         (folder / "style.toml").write_text(
             f'name_en = "{en}"\nname_zh = "{zh}"\n'

@@ -1,0 +1,456 @@
+"""``turbobot doctor``: will the bot run here, and how? Answered before any weight is loaded.
+
+Checks the settings, torch and the GPU, host RAM and disk, the model's presence, and every LoRA
+(Turbo and styles) by its safetensors header mapped onto the configured transformer built on
+``meta``; then prints the memory plan per profile, what ``auto`` picks and a rough
+seconds-per-image for this GPU (or, on a CPU-only box, for each card size). One line per problem,
+each saying what to do. Exit 0 when the bot can run, 1 when not. ``--json`` prints one object.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from bot.config import Settings
+
+if TYPE_CHECKING:
+    from engine.plan import Plan, Profile
+    from engine.probe import LoraReport, TorchInfo
+
+REAL_WEIGHTS_GB = 58.0  # Qwen-Image-2512 in bf16 as downloaded (all components)
+SYNTHETIC_LORAS_GB = 3.6  # Turbo + two styles, written to the data dir on first start
+
+
+@dataclass(slots=True)
+class Report:
+    """Everything doctor found; ``problems`` stop the bot, ``notes`` do not."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    facts: list[str] = field(default_factory=list)
+    loras: list[LoraReport] = field(default_factory=list)
+    plan: Plan | None = None
+    profile: Profile | None = None
+    seconds: float | None = None
+    cards: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def main(*, as_json: bool, gpu_gib: float | None) -> int:
+    report = diagnose(gpu_gib=gpu_gib)
+    print(to_json(report) if as_json else to_text(report))
+    return 0 if report.ok else 1
+
+
+def diagnose(*, gpu_gib: float | None = None, settings: Settings | None = None) -> Report:
+    report = Report()
+    if settings is None:
+        settings = _load_settings(report)
+        if settings is None:
+            return report
+    _check_platforms(settings, report)
+    info = _check_torch(settings, report)
+    from engine.loading import EngineUnavailable
+
+    try:
+        linears, transformer_params = _model(settings, report)
+    except EngineUnavailable as exc:
+        report.problems.append(str(exc))
+        return report
+    _check_loras(settings, linears, report)
+    _plan(settings, info, gpu_gib, transformer_params, report)
+    return report
+
+
+# ---------------------------------------------------------------- settings and platforms
+
+
+def _load_settings(report: Report) -> Settings | None:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(x) for x in err["loc"]) or "settings"
+            report.problems.append(f"{where}: {err['msg']} (fix it in .env or the environment)")
+        return None
+
+
+def _check_platforms(settings: Settings, report: Report) -> None:
+    try:
+        ids = settings.guild_ids
+    except ValueError:
+        report.problems.append(
+            "DISCORD_GUILD_IDS must be comma-separated numeric server ids "
+            f"(got {settings.discord_guild_ids!r})."
+        )
+        ids = []
+    platforms = [
+        n
+        for n, t in (("Discord", settings.discord_token), ("Telegram", settings.telegram_token))
+        if t
+    ]
+    if platforms:
+        report.facts.append(
+            f"platforms: {', '.join(platforms)}" + (f" (guilds {ids})" if ids else "")
+        )
+    else:
+        report.notes.append(
+            "No DISCORD_TOKEN or TELEGRAM_TOKEN: the bot starts the console chat only."
+        )
+
+
+# ---------------------------------------------------------------- torch, GPU, host
+
+
+def _check_torch(settings: Settings, report: Report) -> TorchInfo | None:
+    from engine import memory
+
+    memory.set_alloc_conf()  # before anything touches CUDA
+    try:
+        from engine.probe import torch_info
+
+        info = torch_info()
+    except (ImportError, RuntimeError) as exc:
+        report.problems.append(f"torch does not load ({exc}); rerun scripts/install.")
+        return None
+    build = f"CUDA {info.cuda_build}" if info.cuda_build else "CPU-only build"
+    report.facts.append(f"torch {info.version} ({build})")
+    if info.gpu is not None:
+        g = info.gpu
+        report.facts.append(
+            f"GPU {g.name}: {g.total_gib:.1f} GiB, {g.free_gib:.1f} GiB free "
+            f"(compute {g.capability}, driver {g.driver})"
+        )
+    elif info.cuda_build is None and not settings.is_tiny:
+        report.notes.append(
+            "torch is a CPU-only build: install the CUDA build of the same torch version "
+            "(see README) to use a GPU."
+        )
+    elif not settings.is_tiny:
+        report.notes.append("No CUDA GPU visible (driver, CUDA_VISIBLE_DEVICES?): CPU only.")
+    _check_host(settings, report)
+    return info
+
+
+def _check_host(settings: Settings, report: Report) -> None:
+    from engine.probe import free_disk_gib, host_ram_gib
+
+    total, available = host_ram_gib()
+    report.facts.append(f"host RAM {total:.1f} GiB ({available:.1f} GiB available)")
+    need, where = _disk_need(settings)
+    free = free_disk_gib(where)
+    report.facts.append(f"disk free at {where}: {free:.1f} GiB")
+    if need and free < need:
+        report.problems.append(
+            f"Only {free:.1f} GiB free at {where}, {need:.0f} GiB needed: free disk space "
+            "or point HF_HOME / TURBOBOT_DATA_DIR elsewhere."
+        )
+
+
+def _disk_need(settings: Settings) -> tuple[float, Path]:
+    """Disk the configured model still needs (GiB) and where it will be written."""
+    if settings.is_tiny:
+        return 0.0, settings.data_dir
+    if settings.is_synthetic:
+        loras = settings.resolved_lora_dir / "turbo" / "synthetic-turbo.safetensors"
+        return (0.0 if loras.exists() else SYNTHETIC_LORAS_GB), settings.data_dir
+    if Path(settings.model).expanduser().is_dir():
+        return 0.0, Path(settings.model).expanduser()
+    return (0.0 if _cached(settings.model) else REAL_WEIGHTS_GB), _hf_home()
+
+
+def _hf_home() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _cached(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "model_index.json")
+    except ValueError:  # not a repo id
+        return False
+    return isinstance(found, str)
+
+
+# ---------------------------------------------------------------- model and LoRAs
+
+
+def _model(settings: Settings, report: Report) -> tuple[dict[str, tuple[int, int]], int]:
+    """Block linears and parameter count of the configured transformer (built on meta)."""
+    from engine.loading import meta_transformer
+    from engine.plan import build_on_meta
+    from engine.styles import linear_shapes
+
+    if settings.is_tiny:
+        report.notes.append(
+            "TURBOBOT_MODEL=tiny: the offline noise model (no weights needed). The plan below "
+            "is for the real Qwen-Image-2512 you would download."
+        )
+    elif settings.is_synthetic:
+        report.notes.append(
+            "TURBOBOT_MODEL=synthetic: the real model's size with random weights (draws noise; "
+            "needs no download)."
+        )
+    elif not _model_present(settings):
+        report.problems.append(
+            f"Model {settings.model!r} is not downloaded: run `hf download Qwen/Qwen-Image-2512` "
+            f"(~{REAL_WEIGHTS_GB:.0f} GB), or set TURBOBOT_MODEL to its diffusers folder."
+        )
+        real = build_on_meta("transformer")  # plan and LoRA checks on the real shapes anyway
+        return linear_shapes(real), sum(p.numel() for p in real.parameters())
+    transformer = meta_transformer(settings)
+    report.facts.append(
+        f"model {settings.model}: transformer {len(transformer.transformer_blocks)} blocks, "
+        f"{sum(p.numel() for p in transformer.parameters()) / 1e9:.2f} B parameters"
+    )
+    real = build_on_meta("transformer") if settings.is_tiny else transformer
+    return linear_shapes(transformer), sum(p.numel() for p in real.parameters())
+
+
+def _model_present(settings: Settings) -> bool:
+    folder = Path(settings.model).expanduser()
+    if folder.is_dir():
+        return (folder / "model_index.json").is_file()
+    return _cached(settings.model)
+
+
+def _check_loras(settings: Settings, linears: dict[str, tuple[int, int]], report: Report) -> None:
+    if settings.is_synthetic:
+        report.loras.extend(_synthetic_reports(linears))
+        return
+    from engine.loading import ensure_demo_loras, turbo_path
+    from engine.probe import lora_file_report
+
+    ensure_demo_loras(settings, linears)  # tiny: writes its few-kB demo LoRAs
+    turbo = turbo_path(settings)
+    if turbo is None:
+        report.problems.append(
+            "No Turbo LoRA: put the Wuli-Art Qwen-Image-2512 Turbo .safetensors in "
+            f"{settings.resolved_lora_dir / 'turbo'}/ or set TURBOBOT_TURBO_LORA "
+            "(without it 4-step images are poor)."
+        )
+    elif not turbo.is_file():
+        report.problems.append(f"TURBOBOT_TURBO_LORA {turbo} does not exist: fix the path.")
+    else:
+        report.loras.append(lora_file_report("turbo", turbo, linears))
+    for folder in _style_folders(settings.resolved_lora_dir):
+        files = sorted(folder.glob("*.safetensors"))
+        if len(files) != 1:
+            report.problems.append(
+                f"Style {folder.name}: expected one .safetensors file, found {len(files)}."
+            )
+            continue
+        report.loras.append(lora_file_report(folder.name, files[0], linears))
+    for r in report.loras:
+        if not r.ok:
+            report.problems.append(f"LoRA {r.name}: {r.problem} (replace or remove the file).")
+
+
+def _style_folders(lora_dir: Path) -> list[Path]:
+    from engine.styles import MANIFEST, TURBO_DIR
+
+    if not lora_dir.is_dir():
+        return []
+    return [
+        f for f in sorted(lora_dir.iterdir()) if f.name != TURBO_DIR and (f / MANIFEST).exists()
+    ]
+
+
+def _synthetic_reports(linears: dict[str, tuple[int, int]]) -> list[LoraReport]:
+    """The synthetic LoRAs from their shapes: no file needs to exist yet."""
+    from engine import synthetic
+    from engine.probe import lora_report
+
+    out = []
+    for name, layout in [("turbo", "kohya")] + [
+        (n, s[3]) for n, s in synthetic.SYNTHETIC_STYLES.items()
+    ]:
+        header = synthetic.lora_header(linears, layout=layout)
+        out.append(lora_report(name, header, linears, synthetic.lora_bytes(linears)))
+    return out
+
+
+# ---------------------------------------------------------------- plan
+
+
+def _plan(
+    settings: Settings,
+    info: TorchInfo | None,
+    gpu_gib: float | None,
+    transformer_params: int,
+    report: Report,
+) -> None:
+    from engine import plan as memplan
+    from engine.probe import host_ram_gib
+
+    turbo = next((r.bytes for r in report.loras if r.name == "turbo"), memplan.TURBO_BYTES)
+    styles = sorted((r.bytes for r in report.loras if r.name != "turbo"), reverse=True)
+    gpu_loras = turbo + (styles[0] if styles else 0)
+    resident = sum(styles[: settings.max_resident_styles])
+    gpu = info.gpu if info else None
+    free = gpu_gib if gpu_gib is not None else (gpu.free_gib if gpu else None)
+    profile, plan = memplan.choose_profile(free, gpu_loras, resident_styles_bytes=resident)
+    requested = settings.memory_profile
+    if requested in ("full", "balanced", "low") and free is not None:
+        row = plan.row(requested)
+        if not row.fits:
+            report.problems.append(
+                f"TURBOBOT_MEMORY_PROFILE={requested} needs {row.vram_gib:.1f} GiB "
+                f"of GPU memory (+{plan.margin_gib:g} margin), {free:.1f} GiB free: use auto."
+            )
+        profile = requested
+    report.plan, report.profile = plan, profile
+    if free is not None and not plan.fits_any:
+        report.problems.append(
+            f"No memory profile fits {free:.1f} GiB of GPU memory (low needs "
+            f"{plan.row('low').vram_gib:.1f} GiB + margin): use a bigger card."
+        )
+    chosen = plan.row(profile) if profile != "cpu" or free is None else None
+    total_ram, _avail = host_ram_gib()
+    if (
+        chosen is not None
+        and not settings.is_tiny
+        and total_ram
+        and chosen.host_peak_gib > total_ram
+    ):
+        report.problems.append(
+            f"Profile {profile} needs {chosen.host_peak_gib:.0f} GiB of host RAM while loading, "
+            f"this machine has {total_ram:.0f} GiB: add RAM or swap."
+        )
+    name = gpu.name if gpu and gpu_gib is None else None
+    report.seconds = _seconds(name, profile, transformer_params, plan)
+    if free is None:
+        report.cards = _cards(transformer_params, gpu_loras, resident)
+
+
+def _seconds(gpu_name: str | None, profile: Profile, params: int, plan: Plan) -> float | None:
+    from engine.probe import seconds_per_image, tflops_for
+
+    tflops = tflops_for(gpu_name) if gpu_name else None
+    if tflops is None or profile == "cpu":
+        return None
+    from engine.plan import real_sizes
+
+    streamed = real_sizes().text_encoder_bf16 if profile != "full" else 0
+    return seconds_per_image(tflops, transformer_params=params, streamed_bytes=streamed)
+
+
+# Card classes a CPU-only box is told about: (label, free GiB, dense bf16 TFLOP/s).
+CARDS: tuple[tuple[str, float, float], ...] = (
+    ("RTX 4090 24 GB", 23.1, 165.0),
+    ("RTX 5090 32 GB", 31.0, 209.0),
+    ("A100 40 GB", 39.0, 312.0),
+    ("L40S 48 GB", 44.0, 362.0),
+    ("H100 80 GB", 78.6, 989.0),
+)
+
+
+def _cards(params: int, gpu_loras: int, resident: int) -> list[dict[str, Any]]:
+    from engine import plan as memplan
+    from engine.probe import seconds_per_image
+
+    out = []
+    for label, free, tflops in CARDS:
+        profile, p = memplan.choose_profile(free, gpu_loras, resident_styles_bytes=resident)
+        streamed = memplan.real_sizes().text_encoder_bf16 if profile != "full" else 0
+        out.append(
+            {
+                "card": label,
+                "free_gib": free,
+                "profile": profile if p.fits_any else None,
+                "vram_gib": round(p.row(profile).vram_gib, 1),
+                "seconds": round(
+                    seconds_per_image(tflops, transformer_params=params, streamed_bytes=streamed), 1
+                ),
+            }
+        )
+    return out
+
+
+# ---------------------------------------------------------------- output
+
+
+def to_json(report: Report) -> str:
+    plan = report.plan
+    row = (
+        plan.row(report.profile)
+        if plan and report.profile and plan.rows and _has(plan, report.profile)
+        else None
+    )
+    data = {
+        "ok": report.ok,
+        "problems": report.problems,
+        "notes": report.notes,
+        "facts": report.facts,
+        "plan": {
+            "profile": report.profile,
+            "vram_gib": round(row.vram_gib, 2) if row else None,
+            "host_ram_gib": round(row.host_steady_gib, 2) if row else None,
+            "host_ram_peak_gib": round(row.host_peak_gib, 2) if row else None,
+            "gpu_gib": plan.gpu_gib if plan else None,
+            "seconds_per_image": round(report.seconds, 2) if report.seconds else None,
+            "profiles": [
+                {
+                    "profile": r.profile,
+                    "vram_gib": round(r.vram_gib, 2),
+                    "host_ram_gib": round(r.host_steady_gib, 2),
+                    "host_ram_peak_gib": round(r.host_peak_gib, 2),
+                    "fits": r.fits,
+                }
+                for r in (plan.rows if plan else ())
+            ],
+        },
+        "cards": report.cards,
+        "loras": [{k: v for k, v in asdict(r).items() if k != "bytes"} for r in report.loras],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def _has(plan: Plan, profile: Profile) -> bool:
+    return any(r.profile == profile for r in plan.rows)
+
+
+def to_text(report: Report) -> str:
+    lines = [f"  {f}" for f in report.facts]
+    for r in report.loras:
+        state = "ok" if r.ok else "REFUSED"
+        lines.append(
+            f"  LoRA {r.name}: {state}, rank {r.rank}, {r.modules_matched} modules matched, "
+            f"{r.modules_missing} missing, {r.bytes / 1e9:.2f} GB"
+        )
+    if report.plan is not None:
+        lines += ["", *report.plan.describe().splitlines()]
+        if report.seconds is not None:
+            lines.append(
+                f"  expected ≈ {report.seconds:.1f} s per 1024² 4-step image ({report.profile})"
+            )
+    if report.cards:
+        lines += ["", "No GPU here. What each card would run (auto):"]
+        for c in report.cards:
+            pick = c["profile"] or "nothing fits"
+            vram = f"VRAM {c['vram_gib']:5.1f} GiB"
+            lines.append(f"  {c['card']:<16} {pick:<9} {vram}  ≈ {c['seconds']} s/image")
+    lines += ["", *(f"note: {n}" for n in report.notes)]
+    lines += [f"PROBLEM: {p}" for p in report.problems]
+    lines.append(
+        "OK: the bot can run."
+        if report.ok
+        else f"{len(report.problems)} problem(s): the bot cannot run yet."
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main(as_json="--json" in sys.argv, gpu_gib=None))
