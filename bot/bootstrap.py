@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from bot.config import Settings
+from bot.config import ENV_FILE_VAR, Settings, env_file_candidates
+from bot.errors import TurbobotError
 from bot.lifecycle import install_stop_signals, setup_logging
 from bot.metrics import Metrics, serve_metrics
 from bot.ports import ChatAdapter, Executor
+from bot.preflight import preflight
 from bot.service import Core, open_core
 
 log = logging.getLogger("turbobot")
@@ -30,8 +34,17 @@ TINY_BANNER = (
 
 
 def run() -> int:
-    """Entry point of ``turbobot run``; returns the process exit code."""
-    settings = Settings()
+    """Entry point of ``turbobot run``; returns the process exit code.
+
+    The configuration is checked first, tokens included, so a mistake costs seconds, not a
+    model load: every problem is printed on one line each and the exit code is 2.
+    """
+    checked = asyncio.run(preflight())
+    if not checked.ok:
+        for problem in checked.problems:
+            print(f"turbobot: {problem}", file=sys.stderr)  # logging is not set up yet
+        return 2
+    settings = checked.settings
     secrets = [
         s.get_secret_value()
         for s in (
@@ -43,15 +56,46 @@ def run() -> int:
         if s is not None
     ]
     setup_logging(settings.log_level, settings.log_format, secrets)
+    log_configuration(checked.settings, checked.env_file)
     try:
         return asyncio.run(serve(settings))
     except KeyboardInterrupt:  # a second Ctrl-C: the user wants out now
         return 130
+    except TurbobotError as exc:  # the engine's own one-line reasons (a model that won't load)
+        log.error("cannot start: %s", exc)  # noqa: TRY400 - the message says it all
+        return 2
     except Exception:
         # One place for the unexpected (a bad token, a model that will not load): logged with
         # context through the redacting handler, and a non-zero exit for the service manager.
         log.exception("turbobot stopped because of an error")
         return 1
+
+
+def log_configuration(settings: Settings, env_file: Path | None) -> None:
+    """Say where the configuration came from and which platforms it enables."""
+    if env_file is not None:
+        log.info("configuration: %s (and the environment)", env_file.resolve())
+    else:
+        looked = " or ".join(str(p) for p in env_file_candidates())
+        log.info("configuration: the environment only (no %s found)", looked)
+    platforms = [
+        name
+        for name, token in (
+            ("discord", settings.discord_token),
+            ("telegram", settings.telegram_token),
+        )
+        if token is not None
+    ]
+    if not platforms:
+        log.warning(
+            "no DISCORD_TOKEN or TELEGRAM_TOKEN found: only the console chat can run "
+            "(set them in the environment, %s=..., ./.env or <data dir>/.env)",
+            ENV_FILE_VAR,
+        )
+    log.info(
+        "platforms: %s",
+        ", ".join(platforms + (["console"] if settings.wants_console else [])) or "none",
+    )
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:

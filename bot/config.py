@@ -1,23 +1,34 @@
 """All settings, from the environment and ``.env``, in one place.
 
 Every setting is listed with a comment in ``.env.example``. Tokens are ``SecretStr``: they
-print as ``**********`` in reprs and logs, and nothing in the bot stores them.
+print as ``**********`` in reprs and logs, and nothing in the bot stores them. An empty value
+(``DISCORD_TOKEN=``) counts as unset. Which ``.env`` file is read is decided by
+:func:`find_env_file`; :mod:`bot.preflight` turns every bad value into one line for the operator.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.domain import BASE_STEPS, TURBO_STEPS, StepRange
+
 MemoryProfile = Literal["auto", "full", "balanced", "low", "cpu"]
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        # `DISCORD_TOKEN=` in a .env copied from the example means "not set", not "empty token".
+        env_ignore_empty=True,
     )
 
     # --- chat platforms (a token enables the adapter) ---
@@ -39,6 +50,7 @@ class Settings(BaseSettings):
     # TURBOBOT_MODEL=synthetic: real-size model with random weights; this many transformer blocks
     # (the real 60; fewer lets a CPU test materialise the real widths).
     synthetic_layers: int = Field(default=60, ge=1, le=60, alias="TURBOBOT_SYNTHETIC_LAYERS")
+    # A .safetensors path; empty = <lora dir>/turbo/*.safetensors; "none" = base mode (no Turbo).
     turbo_lora: str = Field(default="", alias="TURBOBOT_TURBO_LORA")
     lora_dir: Path | None = Field(default=None, alias="TURBOBOT_LORA_DIR")
     max_resident_styles: int = Field(default=4, ge=1, le=64, alias="TURBOBOT_MAX_RESIDENT_STYLES")
@@ -91,7 +103,21 @@ class Settings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _upper(cls, v: str) -> str:
-        return v.upper()
+        level = v.upper()
+        if level not in _LOG_LEVELS:
+            raise ValueError(f"use one of {', '.join(_LOG_LEVELS)}")
+        return level
+
+    @field_validator("discord_guild_ids")
+    @classmethod
+    def _ids(cls, v: str) -> str:
+        for part in _split(v):
+            if not part.isdigit():
+                raise ValueError(
+                    f"{part!r} is not a server id: use the numeric ids (Discord > Developer "
+                    "Mode > right-click the server > Copy Server ID), comma-separated"
+                )
+        return v
 
     @property
     def is_tiny(self) -> bool:
@@ -100,6 +126,15 @@ class Settings(BaseSettings):
     @property
     def is_synthetic(self) -> bool:
         return self.model.strip().lower() == "synthetic"
+
+    @property
+    def base_mode(self) -> bool:
+        """``TURBOBOT_TURBO_LORA=none``: the base model alone, with its own steps and scheduler."""
+        return self.turbo_lora.strip().lower() == "none"
+
+    @property
+    def step_range(self) -> StepRange:
+        return BASE_STEPS if self.base_mode else TURBO_STEPS
 
     @property
     def resolved_lora_dir(self) -> Path:
@@ -116,7 +151,7 @@ class Settings(BaseSettings):
 
     @property
     def guild_ids(self) -> list[int]:
-        return [int(x) for x in self.discord_guild_ids.replace(" ", "").split(",") if x]
+        return [int(x) for x in _split(self.discord_guild_ids)]
 
     @property
     def wants_console(self) -> bool:
@@ -124,3 +159,37 @@ class Settings(BaseSettings):
         if self.console is not None:
             return self.console
         return self.discord_token is None and self.telegram_token is None
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _split(csv: str) -> list[str]:
+    return [part.strip() for part in csv.split(",") if part.strip()]
+
+
+ENV_FILE_VAR = "TURBOBOT_ENV_FILE"
+
+
+def env_file_candidates(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where the ``.env`` file may be, in order: ``TURBOBOT_ENV_FILE``, ./.env, <data dir>/.env.
+
+    The data dir here is ``TURBOBOT_DATA_DIR`` from the environment (the file cannot name the
+    folder it lives in), else the default ./data.
+    """
+    env = os.environ if environ is None else environ
+    explicit = env.get(ENV_FILE_VAR, "").strip()
+    if explicit:
+        return [Path(explicit).expanduser()]
+    data_dir = Path(env.get("TURBOBOT_DATA_DIR", "").strip() or "data").expanduser()
+    return [Path(".env"), data_dir / ".env"]
+
+
+def find_env_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The first candidate that exists (an explicit ``TURBOBOT_ENV_FILE`` is returned as is,
+    so a typo in it is reported rather than silently ignored)."""
+    candidates = env_file_candidates(environ)
+    env = os.environ if environ is None else environ
+    if env.get(ENV_FILE_VAR, "").strip():
+        return candidates[0]
+    return next((path for path in candidates if path.is_file()), None)

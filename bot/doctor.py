@@ -9,15 +9,15 @@ each saying what to do. Exit 0 when the bot can run, 1 when not. ``--json`` prin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from bot.config import Settings
+from bot.config import Settings, find_env_file
+from bot.preflight import check_settings, load_settings, resolve_turbo, verify_tokens
 
 if TYPE_CHECKING:
     from engine.plan import Plan, Profile
@@ -51,57 +51,32 @@ def main(*, as_json: bool, gpu_gib: float | None) -> int:
     return 0 if report.ok else 1
 
 
-def diagnose(*, gpu_gib: float | None = None, settings: Settings | None = None) -> Report:
+def diagnose(
+    *, gpu_gib: float | None = None, settings: Settings | None = None, verify: bool = True
+) -> Report:
+    """Every check; ``settings`` given skips reading them (tests), ``verify`` the token calls."""
     report = Report()
     if settings is None:
-        settings = _load_settings(report)
-        if settings is None:
-            return report
-    _check_platforms(settings, report)
+        settings, problems = load_settings(find_env_file())
+        report.problems += [str(p) for p in problems]
+    found = check_settings(settings)
+    if verify:
+        found += asyncio.run(verify_tokens(settings))
+    report.problems += [str(p) for p in found]
+    model_missing = any(p.setting == "TURBOBOT_MODEL" for p in found)
+    _platforms(settings, report)
     info = _check_torch(settings, report)
-    from engine.loading import EngineUnavailable
-
-    try:
-        linears, transformer_params = _model(settings, report)
-    except EngineUnavailable as exc:
-        report.problems.append(str(exc))
-        return report
+    linears, transformer_params = _model(settings, report, missing=model_missing)
     _check_loras(settings, linears, report)
     _plan(settings, info, gpu_gib, transformer_params, report)
     return report
 
 
-# ---------------------------------------------------------------- settings and platforms
-
-
-def _load_settings(report: Report) -> Settings | None:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        for err in exc.errors():
-            where = ".".join(str(x) for x in err["loc"]) or "settings"
-            report.problems.append(f"{where}: {err['msg']} (fix it in .env or the environment)")
-        return None
-
-
-def _check_platforms(settings: Settings, report: Report) -> None:
-    try:
-        ids = settings.guild_ids
-    except ValueError:
-        report.problems.append(
-            "DISCORD_GUILD_IDS must be comma-separated numeric server ids "
-            f"(got {settings.discord_guild_ids!r})."
-        )
-        ids = []
-    platforms = [
-        n
-        for n, t in (("Discord", settings.discord_token), ("Telegram", settings.telegram_token))
-        if t
-    ]
+def _platforms(settings: Settings, report: Report) -> None:
+    tokens = (("Discord", settings.discord_token), ("Telegram", settings.telegram_token))
+    platforms = [name for name, token in tokens if token is not None]
     if platforms:
-        report.facts.append(
-            f"platforms: {', '.join(platforms)}" + (f" (guilds {ids})" if ids else "")
-        )
+        report.facts.append(f"platforms: {', '.join(platforms)} (tokens checked)")
     else:
         report.notes.append(
             "No DISCORD_TOKEN or TELEGRAM_TOKEN: the bot starts the console chat only."
@@ -187,8 +162,14 @@ def _cached(repo_id: str) -> bool:
 # ---------------------------------------------------------------- model and LoRAs
 
 
-def _model(settings: Settings, report: Report) -> tuple[dict[str, tuple[int, int]], int]:
-    """Block linears and parameter count of the configured transformer (built on meta)."""
+def _model(
+    settings: Settings, report: Report, *, missing: bool
+) -> tuple[dict[str, tuple[int, int]], int]:
+    """Linears and parameter count of the configured transformer, built on ``meta``.
+
+    The tiny model and a model not downloaded yet are planned (and LoRAs checked) on the real
+    Qwen-Image-2512 configs shipped with the engine.
+    """
     from engine.loading import meta_transformer
     from engine.plan import build_on_meta
     from engine.styles import linear_shapes
@@ -203,47 +184,28 @@ def _model(settings: Settings, report: Report) -> tuple[dict[str, tuple[int, int
             "TURBOBOT_MODEL=synthetic: the real model's size with random weights (draws noise; "
             "needs no download)."
         )
-    elif not _model_present(settings):
-        report.problems.append(
-            f"Model {settings.model!r} is not downloaded: run `hf download Qwen/Qwen-Image-2512` "
-            f"(~{REAL_WEIGHTS_GB:.0f} GB), or set TURBOBOT_MODEL to its diffusers folder."
-        )
-        real = build_on_meta("transformer")  # plan and LoRA checks on the real shapes anyway
-        return linear_shapes(real), sum(p.numel() for p in real.parameters())
+    real = build_on_meta("transformer")
+    params = sum(p.numel() for p in real.parameters())
+    if missing:
+        return linear_shapes(real), params
     transformer = meta_transformer(settings)
     report.facts.append(
         f"model {settings.model}: transformer {len(transformer.transformer_blocks)} blocks, "
         f"{sum(p.numel() for p in transformer.parameters()) / 1e9:.2f} B parameters"
     )
-    real = build_on_meta("transformer") if settings.is_tiny else transformer
-    return linear_shapes(transformer), sum(p.numel() for p in real.parameters())
-
-
-def _model_present(settings: Settings) -> bool:
-    folder = Path(settings.model).expanduser()
-    if folder.is_dir():
-        return (folder / "model_index.json").is_file()
-    return _cached(settings.model)
+    return linear_shapes(transformer), params
 
 
 def _check_loras(settings: Settings, linears: dict[str, tuple[int, int]], report: Report) -> None:
     if settings.is_synthetic:
         report.loras.extend(_synthetic_reports(linears))
         return
-    from engine.loading import ensure_demo_loras, turbo_path
+    from engine.loading import ensure_demo_loras
     from engine.probe import lora_file_report
 
     ensure_demo_loras(settings, linears)  # tiny: writes its few-kB demo LoRAs
-    turbo = turbo_path(settings)
-    if turbo is None:
-        report.problems.append(
-            "No Turbo LoRA: put the Wuli-Art Qwen-Image-2512 Turbo .safetensors in "
-            f"{settings.resolved_lora_dir / 'turbo'}/ or set TURBOBOT_TURBO_LORA "
-            "(without it 4-step images are poor)."
-        )
-    elif not turbo.is_file():
-        report.problems.append(f"TURBOBOT_TURBO_LORA {turbo} does not exist: fix the path.")
-    else:
+    turbo, _problem = resolve_turbo(settings)  # a problem is already reported by preflight
+    if turbo is not None and turbo.is_file():
         report.loras.append(lora_file_report("turbo", turbo, linears))
     for folder in _style_folders(settings.resolved_lora_dir):
         files = sorted(folder.glob("*.safetensors"))
@@ -295,10 +257,7 @@ def _plan(
     from engine import plan as memplan
     from engine.probe import host_ram_gib
 
-    turbo = next((r.bytes for r in report.loras if r.name == "turbo"), memplan.TURBO_BYTES)
-    styles = sorted((r.bytes for r in report.loras if r.name != "turbo"), reverse=True)
-    gpu_loras = turbo + (styles[0] if styles else 0)
-    resident = sum(styles[: settings.max_resident_styles])
+    gpu_loras, resident = _lora_bytes(settings, report)
     gpu = info.gpu if info else None
     free = gpu_gib if gpu_gib is not None else (gpu.free_gib if gpu else None)
     profile, plan = memplan.choose_profile(free, gpu_loras, resident_styles_bytes=resident)
@@ -333,6 +292,18 @@ def _plan(
     report.seconds = _seconds(name, profile, transformer_params, plan)
     if free is None:
         report.cards = _cards(transformer_params, gpu_loras, resident)
+
+
+def _lora_bytes(settings: Settings, report: Report) -> tuple[int, int]:
+    """LoRA bytes on the GPU (Turbo + the largest style) and in the resident style cache."""
+    from engine import plan as memplan
+
+    if settings.is_tiny:  # plan for the real files the real model would use
+        typical = memplan.TURBO_BYTES + memplan.STYLE_BYTES
+        return typical, settings.max_resident_styles * memplan.STYLE_BYTES
+    turbo = next((r.bytes for r in report.loras if r.name == "turbo"), memplan.TURBO_BYTES)
+    styles = sorted((r.bytes for r in report.loras if r.name != "turbo"), reverse=True)
+    return turbo + (styles[0] if styles else 0), sum(styles[: settings.max_resident_styles])
 
 
 def _seconds(gpu_name: str | None, profile: Profile, params: int, plan: Plan) -> float | None:

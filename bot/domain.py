@@ -21,6 +21,20 @@ MIN_CFG = 1.0
 MAX_CFG = 10.0
 
 
+@dataclass(frozen=True, slots=True)
+class StepRange:
+    """Denoising steps users may ask for, and the default. It depends on the model mode."""
+
+    low: int
+    high: int
+    default: int
+
+
+# The Turbo LoRA is distilled for 4 (up to 8) steps; the base model needs 30-50 for a clean image.
+TURBO_STEPS = StepRange(MIN_STEPS, MAX_STEPS, DEFAULT_STEPS)
+BASE_STEPS = StepRange(10, 50, 30)
+
+
 class Platform(StrEnum):
     CONSOLE = "console"
     DISCORD = "discord"

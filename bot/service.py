@@ -241,7 +241,13 @@ class Core:
         usable = community.usable_styles(styles, server, who.channel_nsfw)
         default = community.pick_default(await self.default_style(who), server, usable)
         known = [s.name for s in styles]
-        spec = validate(request, known_styles=known, default_style=default, rng=self._rng)
+        spec = validate(
+            request,
+            known_styles=known,
+            default_style=default,
+            rng=self._rng,
+            steps=self._settings.step_range,
+        )
         self._check_rules(who, spec, server, styles)
         return await self._enqueue(who, spec, request.parent_job_id, server)
 
@@ -275,7 +281,13 @@ class Core:
             parent_job_id=parent.id,
         )
         # The parent's settings pass validation again: limits may have changed since.
-        checked = validate(request, known_styles=known, default_style=None, rng=self._rng)
+        checked = validate(
+            request,
+            known_styles=known,
+            default_style=None,
+            rng=self._rng,
+            steps=self._settings.step_range,
+        )
         self._check_rules(requester, checked, server, styles)
         return await self._enqueue(requester, checked, parent.id, server)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import importlib.resources
 import json
 import os
 import re
@@ -27,7 +28,8 @@ from bot.admission import Bucket
 from bot.domain import GenerationSpec, Job, JobState, Platform, Requester, Timings
 from bot.errors import StorageError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# The ``migrations`` package ships the .sql files as package data (an installed wheel has them).
+MIGRATIONS_DIR = Path(str(importlib.resources.files("migrations")))
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 ImageWriter = Callable[[Path, bytes], None]

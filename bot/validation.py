@@ -12,15 +12,14 @@ import unicodedata
 from bot.domain import (
     ASPECTS,
     DEFAULT_ASPECT,
-    DEFAULT_STEPS,
     MAX_CFG,
     MAX_PROMPT_CHARS,
     MAX_SEED,
-    MAX_STEPS,
     MIN_CFG,
-    MIN_STEPS,
+    TURBO_STEPS,
     GenerateRequest,
     GenerationSpec,
+    StepRange,
 )
 from bot.errors import BadPrompt, BadRequest, UnknownStyle
 
@@ -71,11 +70,11 @@ def resolve_aspect(raw: str | None) -> tuple[int, int]:
     return aspect.width, aspect.height
 
 
-def check_steps(steps: int | None) -> int:
+def check_steps(steps: int | None, limits: StepRange = TURBO_STEPS) -> int:
     if steps is None:
-        return DEFAULT_STEPS
-    if not MIN_STEPS <= steps <= MAX_STEPS:
-        raise BadRequest(f"Steps must be from {MIN_STEPS} to {MAX_STEPS}, not {steps}.")
+        return limits.default
+    if not limits.low <= steps <= limits.high:
+        raise BadRequest(f"Steps must be from {limits.low} to {limits.high}, not {steps}.")
     return steps
 
 
@@ -121,6 +120,7 @@ def validate(
     known_styles: list[str],
     default_style: str | None,
     rng: random.Random,
+    steps: StepRange = TURBO_STEPS,
 ) -> GenerationSpec:
     """A complete spec for the engine, or a :class:`BadRequest` saying what to fix."""
     prompt = check_prompt(request.prompt)
@@ -130,7 +130,7 @@ def validate(
         prompt=prompt,
         style=resolve_style(request.style, default_style, known_styles),
         seed=check_seed(request.seed, rng),
-        steps=check_steps(request.steps),
+        steps=check_steps(request.steps, steps),
         width=width,
         height=height,
         cfg=cfg,
@@ -138,14 +138,14 @@ def validate(
     )
 
 
-def check_spec(spec: GenerationSpec) -> None:
+def check_spec(spec: GenerationSpec, steps: StepRange = TURBO_STEPS) -> None:
     """Check a complete spec by the same rules as :func:`validate`.
 
     The engine calls this too: specs from ``turbobot imagine`` or a worker's queue never went
     through :func:`validate`, and must fail with the same clear words.
     """
     check_prompt(spec.prompt)
-    check_steps(spec.steps)
+    check_steps(spec.steps, steps)
     check_seed_range(spec.seed)
     check_cfg(spec.cfg, spec.negative_prompt)
     if spec.aspect not in ASPECTS:

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
+from bot.domain import BASE_STEPS
 from bot.errors import TurbobotError
+from bot.preflight import resolve_turbo
 from engine import memory, synthetic
 from engine.pipeline import Engine
 from engine.styles import (
     TURBO_ADAPTER,
-    TURBO_DIR,
     LoraRefused,
     Style,
     StyleLibrary,
@@ -142,20 +143,28 @@ def _quiet_embeds_warning() -> None:
 
 
 def turbo_path(settings: Settings) -> Path | None:
-    if settings.turbo_lora:
-        return Path(settings.turbo_lora).expanduser()
-    found = sorted((settings.resolved_lora_dir / TURBO_DIR).glob("*.safetensors"))
-    return found[0] if found else None
+    """The Turbo LoRA to load; None in base mode (``TURBOBOT_TURBO_LORA=none``).
+
+    The same rules as the start-up check (:func:`bot.preflight.resolve_turbo`): missing or
+    several candidates is an error, never a silent fallback.
+    """
+    path, problem = resolve_turbo(settings)
+    if problem is not None:
+        raise EngineUnavailable(str(problem))
+    return path
 
 
 def load_turbo(
     pipe: Any, path: Path | None, linears: dict[str, tuple[int, int]], *, tiny: bool
 ) -> bool:
-    """Load the Turbo LoRA as the always-on adapter; False (with a warning) when there is none."""
+    """Load the Turbo LoRA as the always-on adapter; False in base mode (``path`` None)."""
     if path is None:
         log.warning(
-            "No Turbo LoRA found (TURBOBOT_TURBO_LORA or <lora dir>/turbo/*.safetensors): running "
-            "the base model with its own scheduler. 4 steps will look poor; use ~30-50 steps."
+            "TURBOBOT_TURBO_LORA=none: base mode, the base model with its own scheduler at "
+            "%d-%d steps (default %d); images take several times longer than with Turbo.",
+            BASE_STEPS.low,
+            BASE_STEPS.high,
+            BASE_STEPS.default,
         )
         return False
     try:

@@ -18,7 +18,10 @@ from PIL import Image
 
 from bot import validation
 from bot.domain import (
+    BASE_STEPS,
+    TURBO_STEPS,
     GenerationSpec,
+    StepRange,
     Timings,
 )
 from bot.errors import BadRequest, GenerationFailed, UnknownStyle
@@ -59,7 +62,7 @@ def render(
     """Make one image for ``spec``. ``turbo=False`` runs the base model (tests, comparisons)."""
     pipe = engine.pipe
     # 1. check inputs
-    style = check_spec(spec, engine.styles)
+    style = check_spec(spec, engine.styles, TURBO_STEPS if engine.has_turbo else BASE_STEPS)
     width, height = render_size(engine, spec)
     check_size(width, height)
     # 2. the style's prompt text
@@ -107,9 +110,11 @@ def render(
 # ---------------------------------------------------------------- checks
 
 
-def check_spec(spec: GenerationSpec, styles: StyleLibrary) -> Style | None:
+def check_spec(
+    spec: GenerationSpec, styles: StyleLibrary, steps: StepRange = TURBO_STEPS
+) -> Style | None:
     """The engine checks its own input too (same rules and words as the core), then the style."""
-    validation.check_spec(spec)
+    validation.check_spec(spec, steps)
     if spec.style is None:
         return None
     style = styles.styles.get(spec.style)
