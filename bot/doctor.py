@@ -235,12 +235,12 @@ def _synthetic_reports(linears: dict[str, tuple[int, int]]) -> list[LoraReport]:
     from engine import synthetic
     from engine.probe import lora_report
 
+    wanted = [("turbo", "kohya", synthetic.LORA_RANK)]
+    wanted += [(n, s[3], synthetic.STYLE_RANK) for n, s in synthetic.SYNTHETIC_STYLES.items()]
     out = []
-    for name, layout in [("turbo", "kohya")] + [
-        (n, s[3]) for n, s in synthetic.SYNTHETIC_STYLES.items()
-    ]:
-        header = synthetic.lora_header(linears, layout=layout)
-        out.append(lora_report(name, header, linears, synthetic.lora_bytes(linears)))
+    for name, layout, rank in wanted:
+        header = synthetic.lora_header(linears, layout=layout, rank=rank)
+        out.append(lora_report(name, header, linears, synthetic.lora_bytes(linears, rank=rank)))
     return out
 
 
@@ -399,7 +399,7 @@ def to_text(report: Report) -> str:
         state = "ok" if r.ok else "REFUSED"
         lines.append(
             f"  LoRA {r.name}: {state}, rank {r.rank}, {r.modules_matched} modules matched, "
-            f"{r.modules_missing} missing, {r.bytes / 1e9:.2f} GB"
+            f"{r.modules_missing} not matching, {r.bytes / 1e9:.2f} GB"
         )
     if report.plan is not None:
         lines += ["", *report.plan.describe().splitlines()]

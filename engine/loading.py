@@ -1,9 +1,12 @@
-"""Load the pipeline (real weights or the tiny offline model), the Turbo LoRA and the styles."""
+"""Load the pipeline (real weights or the tiny offline model), the Turbo LoRA and the styles.
+
+Order matters: allocator settings before CUDA starts; LoRAs (Turbo, the style slot) before the
+memory profile, so compile sees the final module tree and fp8 storage skips the LoRA layers.
+"""
 
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +16,14 @@ from bot.errors import TurbobotError
 from bot.preflight import resolve_turbo
 from engine import memory, synthetic
 from engine.pipeline import Engine
+from engine.schedule import TurboSchedule, read_schedule
 from engine.styles import (
     TURBO_ADAPTER,
     LoraRefused,
     Style,
     StyleLibrary,
     linear_shapes,
+    load_adapter,
     load_lora_tensors,
     scan_styles,
 )
@@ -26,33 +31,17 @@ from engine.tiny import ensure_tiny_loras, ensure_tiny_model
 
 log = logging.getLogger(__name__)
 
-_LN3 = math.log(3.0)
-# The schedule 4-step distilled Qwen-Image LoRAs were trained with: a fixed shift of 3
-# (base_shift == max_shift, so mu = ln 3 whatever the image size).
-TURBO_SCHEDULER: dict[str, Any] = {
-    "num_train_timesteps": 1000,
-    "use_dynamic_shifting": True,
-    "time_shift_type": "exponential",
-    "base_shift": _LN3,
-    "max_shift": _LN3,
-    "shift": 1.0,
-    "shift_terminal": None,
-    "base_image_seq_len": 256,
-    "max_image_seq_len": 8192,
-}
-
 
 class EngineUnavailable(TurbobotError):
     """The model or the Turbo LoRA cannot be loaded; the message says what to do."""
 
 
-def turbo_scheduler() -> Any:
-    from diffusers import FlowMatchEulerDiscreteScheduler
+def turbo_scheduler(schedule: TurboSchedule | None = None) -> Any:
+    """The scheduler the Turbo LoRA was distilled with (default: the Wuli-Art recipe)."""
+    return (schedule or TurboSchedule()).scheduler()
 
-    return FlowMatchEulerDiscreteScheduler(**TURBO_SCHEDULER)  # type: ignore[no-untyped-call]
 
-
-def load_engine(settings: Settings) -> Engine:
+def load_engine(settings: Settings, *, compile_backend: str | None = None) -> Engine:
     """Everything a generation needs, placed on the device by the memory profile."""
     memory.set_alloc_conf()  # before anything touches CUDA
     if settings.is_synthetic:
@@ -62,21 +51,32 @@ def load_engine(settings: Settings) -> Engine:
     linears = linear_shapes(pipe.transformer)
     lora_dir = settings.resolved_lora_dir
     ensure_demo_loras(settings, linears)
-    has_turbo = load_turbo(pipe, turbo_path(settings), linears, tiny=settings.is_tiny)
+    path = turbo_path(settings)
+    schedule = read_schedule(path.parent if path else None)
+    turbo_bytes = load_turbo(pipe, path, linears, tiny=settings.is_tiny)
     styles = StyleLibrary(lora_dir, linears, settings.max_resident_styles)
     styles.rescan(pipe)
+    styles.prepare_slot(pipe)
     profile = memory.choose_profile(
-        settings.memory_profile, cuda=_cuda(settings), free_vram_gb=memory.cuda_free_gb()
+        settings.memory_profile,
+        cuda=_cuda(settings),
+        free_vram_gb=memory.cuda_free_gb(),
+        loras_bytes=turbo_bytes + styles.slot_bytes(),
+        resident_styles_bytes=styles.cache_bytes_max(),
     )
-    memory.apply_profile(pipe, profile, compile_blocks=settings.compile)
+    memory.apply_profile(
+        pipe, profile, compile_blocks=settings.compile, compile_backend=compile_backend
+    )
+    log.info("Turbo schedule: %s, %d steps", schedule.source, schedule.steps)
     return Engine(
         pipe=pipe,
         base_scheduler=pipe.scheduler,
-        turbo_scheduler=turbo_scheduler(),
-        has_turbo=has_turbo,
+        turbo_scheduler=schedule.scheduler(),
+        has_turbo=turbo_bytes > 0,
         styles=styles,
         profile=profile,
         max_side=settings.tiny_side if settings.is_tiny else None,
+        turbo_steps=schedule.steps,
     )
 
 
@@ -91,13 +91,20 @@ def model_source(settings: Settings) -> str:
 
 
 def build_synthetic(settings: Settings) -> Any:
-    """The real-size random model, created on the GPU when the whole pipeline will live there."""
+    """The real-size random model, each component created where its profile will keep it."""
+    from engine import plan
+
     log.warning(synthetic.WARNING)
     profile = memory.choose_profile(
-        settings.memory_profile, cuda=_cuda(settings), free_vram_gb=memory.cuda_free_gb()
+        settings.memory_profile,
+        cuda=_cuda(settings),
+        free_vram_gb=memory.cuda_free_gb(),
+        loras_bytes=plan.TURBO_BYTES + plan.STYLE_BYTES,  # the synthetic files' sizes
+        resident_styles_bytes=2 * plan.STYLE_BYTES,
     )
-    device = "cuda" if profile == "full" else "cpu"  # offloading profiles start on the host
-    return synthetic.build_pipeline(settings.synthetic_layers, device=device)
+    pipe = synthetic.build_pipeline(settings.synthetic_layers, device=synthetic.placement(profile))
+    _quiet_embeds_warning()
+    return pipe
 
 
 def ensure_demo_loras(settings: Settings, linears: dict[str, tuple[int, int]]) -> None:
@@ -156,8 +163,11 @@ def turbo_path(settings: Settings) -> Path | None:
 
 def load_turbo(
     pipe: Any, path: Path | None, linears: dict[str, tuple[int, int]], *, tiny: bool
-) -> bool:
-    """Load the Turbo LoRA as the always-on adapter; False in base mode (``path`` None)."""
+) -> int:
+    """Load the Turbo LoRA as the always-on adapter; its size in bytes (0: none, with a warning).
+
+    It goes through the same normaliser and checks as every style; a refusal is one line.
+    """
     if path is None:
         log.warning(
             "TURBOBOT_TURBO_LORA=none: base mode, the base model with its own scheduler at "
@@ -166,13 +176,14 @@ def load_turbo(
             BASE_STEPS.high,
             BASE_STEPS.default,
         )
-        return False
+        return 0
     try:
-        pipe.load_lora_weights(load_lora_tensors(path, linears), adapter_name=TURBO_ADAPTER)
-    except LoraRefused as exc:
+        canonical = load_lora_tensors(path, linears)
+        load_adapter(pipe, canonical, TURBO_ADAPTER, path.name)
+    except (LoraRefused, OSError) as exc:
         raise EngineUnavailable(f"Turbo LoRA refused: {exc}") from None
     log.info("Turbo LoRA %s loaded%s", path.name, " (tiny demo)" if tiny else "")
-    return True
+    return sum(t.numel() * 2 for t in canonical.values())  # held in bf16
 
 
 def _cuda(settings: Settings) -> bool:

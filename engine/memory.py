@@ -1,9 +1,15 @@
-"""Memory profiles: how the pipeline is placed on the device.
+"""Memory profiles: tested recipes for placing the pipeline on one device.
 
-``full``: everything on one GPU (~54 GiB bf16; optional ``torch.compile`` of repeated blocks).
-``balanced``: text encoder and VAE leave the GPU when idle (model CPU offload), VAE tiling.
-``low``: group offload with CUDA streams and fp8 weight storage with bf16 compute (24 GB cards).
-``cpu``: no CUDA; works, slowly. ``auto`` picks by free VRAM.
+``full``: everything resident in bf16 (~54 GiB + LoRAs; 80 GB cards); optional ``torch.compile``.
+``balanced``: transformer and VAE resident in bf16; the text encoder streams leaf by leaf from
+pinned host memory (group offload with CUDA streams). No model CPU offload: ``pipe()`` ends with
+``maybe_free_model_hooks()``, which would move the transformer back to the host after every image.
+``low``: ``balanced`` with the transformer's Linear weights stored in float8 (bf16 compute): the
+24 GB recipe. LoRA weights are never cast (``lora_`` is skipped), so styles stay exact.
+``cpu``: no CUDA; works, slowly. ``auto`` decides from :mod:`engine.plan`.
+
+Every step runs on CPU too (``device="cpu"``: group offload without streams, fp8 storage), which
+is how the tests check each recipe renders a style.
 """
 
 from __future__ import annotations
@@ -11,13 +17,18 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import MutableMapping
-from typing import Any, Literal
+from typing import Any
+
+import torch
 
 from bot.config import MemoryProfile
+from engine import plan
+from engine.plan import Profile
 
 log = logging.getLogger(__name__)
 
-Profile = Literal["full", "balanced", "low", "cpu"]
+__all__ = ["Profile", "apply_profile", "choose_profile", "lower_profile", "set_alloc_conf"]
+
 ALLOC_CONF = "expandable_segments:True"
 _LOWER: dict[Profile, Profile | None] = {
     "full": "balanced",
@@ -25,10 +36,18 @@ _LOWER: dict[Profile, Profile | None] = {
     "low": None,
     "cpu": None,
 }
+LORA_PATTERN = "lora_"  # peft's lora_A / lora_B modules: never stored in float8
 
 
-def choose_profile(requested: MemoryProfile, *, cuda: bool, free_vram_gb: float) -> Profile:
-    """The profile to use; ``auto``: ≥ 60 GB free → full, ≥ 30 → balanced, else low."""
+def choose_profile(
+    requested: MemoryProfile,
+    *,
+    cuda: bool,
+    free_vram_gb: float,
+    loras_bytes: int = 0,
+    resident_styles_bytes: int = 0,
+) -> Profile:
+    """The profile to use; ``auto`` takes the best one the memory plan fits (with a margin)."""
     if not cuda:
         if requested not in ("auto", "cpu"):
             log.warning(
@@ -37,9 +56,10 @@ def choose_profile(requested: MemoryProfile, *, cuda: bool, free_vram_gb: float)
         return "cpu"
     if requested != "auto":
         return requested
-    if free_vram_gb >= 60:
-        return "full"
-    return "balanced" if free_vram_gb >= 30 else "low"
+    profile, _ = plan.choose_profile(
+        free_vram_gb, loras_bytes, resident_styles_bytes=resident_styles_bytes
+    )
+    return profile
 
 
 def lower_profile(profile: Profile) -> Profile | None:
@@ -53,52 +73,104 @@ def set_alloc_conf(environ: MutableMapping[str, str] = os.environ) -> None:
 
 
 def cuda_free_gb() -> float:
-    import torch
-
     if not torch.cuda.is_available():
         return 0.0
     free, _total = torch.cuda.mem_get_info()
     return free / 2**30
 
 
-def apply_profile(pipe: Any, profile: Profile, *, compile_blocks: bool = False) -> None:
-    """Place ``pipe`` according to ``profile`` (CUDA-only calls are skipped for ``cpu``)."""
-    import torch
+def apply_profile(
+    pipe: Any,
+    profile: Profile,
+    *,
+    device: str = "cuda",
+    compile_blocks: bool = False,
+    compile_backend: str | None = None,
+) -> None:
+    """Place ``pipe`` according to ``profile``; also moves a placed pipe to a lower profile.
 
+    ``device="cpu"`` runs the same steps without CUDA (tests). ``compile_backend`` is for tests
+    too (``"eager"``); the default is inductor.
+    """
     if profile == "cpu":
         pipe.to("cpu")
         return
-    pipe.remove_all_hooks()  # a lower profile replaces the offload hooks of a higher one
+    pipe.remove_all_hooks()  # accelerate hooks (model offload) never belong to our recipes
     if profile == "full":
-        pipe.to("cuda")
-        if compile_blocks:
-            pipe.transformer.compile_repeated_blocks(fullgraph=True)
-    elif profile == "balanced":
-        pipe.enable_model_cpu_offload()
-        pipe.vae.enable_tiling()
+        pipe.to(device)
     else:
-        pipe.to("cpu")
-        pipe.transformer.enable_layerwise_casting(
-            storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16
-        )
-        from diffusers.hooks.group_offloading import apply_group_offloading
-
-        cuda = torch.device("cuda")
-        pipe.transformer.enable_group_offload(
-            onload_device=cuda, offload_type="block_level", num_blocks_per_group=1, use_stream=True
-        )
-        # The text encoder is a transformers model: the generic hook does the same for it.
-        apply_group_offloading(
-            pipe.text_encoder, onload_device=cuda, offload_type="leaf_level", use_stream=True
-        )
-        pipe.vae.to("cuda")
+        stream_text_encoder(pipe.text_encoder, torch.device(device))
+        if profile == "low":
+            store_fp8(pipe.transformer)
+        pipe.transformer.to(device)
+        pipe.vae.to(device)
         pipe.vae.enable_tiling()
+    if compile_blocks:
+        kwargs = {"backend": compile_backend} if compile_backend else {}
+        pipe.transformer.compile_repeated_blocks(fullgraph=True, **kwargs)
     log.info("Memory profile %s applied", profile)
 
 
-def empty_cache() -> None:
-    import torch
+def store_fp8(transformer: Any) -> None:
+    """float8 storage, bf16 compute for the transformer's Linears; LoRA layers stay bf16."""
+    from diffusers.hooks.layerwise_casting import DEFAULT_SKIP_MODULES_PATTERN
 
+    if getattr(transformer, "_turbobot_fp8", False):
+        return
+    skip = (
+        *DEFAULT_SKIP_MODULES_PATTERN,
+        *(transformer._skip_layerwise_casting_patterns or ()),
+        LORA_PATTERN,
+    )
+    transformer.enable_layerwise_casting(
+        storage_dtype=torch.float8_e4m3fn,
+        compute_dtype=torch.bfloat16,
+        skip_modules_pattern=tuple(skip),
+    )
+    transformer._turbobot_fp8 = True
+
+
+class HostEmbedding(torch.nn.Module):
+    """The text encoder's token embedding, looked up on the CPU.
+
+    1 GiB for Qwen2.5-VL that a lookup of a few hundred rows does not need on the GPU. The
+    table is a plain attribute, not a parameter, so ``.to()`` and group offload leave it alone.
+    """
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = weight.detach().to("cpu")
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        rows = torch.nn.functional.embedding(input_ids.to("cpu"), self.weight)
+        return rows.to(input_ids.device)
+
+
+def stream_text_encoder(text_encoder: Any, device: torch.device) -> None:
+    """Leaf-level group offload of the text decoder (streams + pinned memory on CUDA).
+
+    Before: the LM head goes (the pipeline reads hidden states, never logits) and the token
+    embedding moves to :class:`HostEmbedding`; the vision tower stays in host RAM (never run).
+    """
+    from diffusers.hooks.group_offloading import apply_group_offloading
+
+    decoder = text_encoder.model.language_model
+    if getattr(text_encoder, "_turbobot_streamed", False):
+        return
+    text_encoder.to("cpu")
+    text_encoder.lm_head = torch.nn.Identity()
+    decoder.embed_tokens = HostEmbedding(decoder.embed_tokens.weight)
+    apply_group_offloading(
+        decoder,
+        onload_device=device,
+        offload_device=torch.device("cpu"),
+        offload_type="leaf_level",
+        use_stream=device.type == "cuda",
+    )
+    text_encoder._turbobot_streamed = True
+
+
+def empty_cache() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -106,8 +178,6 @@ def empty_cache() -> None:
 def peak_memory_mb() -> float:
     """Peak CUDA memory since the last reset, or this process's peak RSS on CPU."""
     import resource
-
-    import torch
 
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20

@@ -26,7 +26,7 @@ from bot.domain import (
 )
 from bot.errors import BadRequest, GenerationFailed, UnknownStyle
 from bot.ports import ProgressCallback
-from engine.memory import Profile
+from engine.plan import Profile
 from engine.styles import Style, StyleLibrary
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class Engine:
     styles: StyleLibrary
     profile: Profile
     max_side: int | None = None  # the tiny model renders smaller than the aspect asks
+    turbo_steps: int = 4  # what the Turbo LoRA was distilled for (turbo.toml)
     _warned_sizes: set[tuple[int, int]] = field(default_factory=set)
 
 

@@ -10,7 +10,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.styles import LinearShapes, LoraRefused, read_header, split_key
+from engine.lora_keys import Header, LinearShapes, LoraRefused, inspect_header
+from engine.styles import read_header
 
 GIB = 2**30
 # Dense bf16 tensor TFLOP/s (fp32 accumulate) by a substring of the CUDA device name; the
@@ -134,55 +135,29 @@ class LoraReport:
     name: str
     ok: bool
     rank: int | None
-    alpha: float | None
+    has_alpha: bool
+    layouts: tuple[str, ...]
     modules_matched: int
-    modules_missing: int  # keys naming modules this transformer does not have
+    modules_missing: int  # keys that fit no Linear of this transformer (any makes it not ok)
+    modules_uncovered: int  # Linears the LoRA leaves alone (fine: most styles target a subset)
     bytes: int
     problem: str | None = None
 
 
-def lora_report(
-    name: str, header: dict[str, tuple[str, tuple[int, ...]]], linears: LinearShapes, nbytes: int
-) -> LoraReport:
-    """Map header keys onto ``linears``; a key that fits no module makes the LoRA not ok.
-
-    Interim: built on the key layouts :func:`engine.styles.split_key` knows until the engine's
-    normaliser (issue 10) provides the same report for every real layout.
-    """
-    matched: set[str] = set()
-    missing: set[str] = set()
-    ranks: set[int] = set()
-    problem = None
-    for key, (_dtype, shape) in header.items():
-        try:
-            module, part = split_key(key)
-        except LoraRefused as exc:
-            problem = problem or str(exc)
-            continue
-        if module not in linears:
-            missing.add(module)
-            continue
-        matched.add(module)
-        if part == "A" and len(shape) == 2:
-            ranks.add(shape[0])
-            if shape[1] != linears[module][1]:
-                problem = problem or f"{key} has shape {list(shape)}, which does not fit {module}"
-    if missing:
-        problem = problem or (
-            f"{len(missing)} modules not in this model (e.g. {sorted(missing)[0]}): "
-            "a LoRA for another base model?"
-        )
-    if not matched and problem is None:
-        problem = "no LoRA weights in the file"
+def lora_report(name: str, header: Header, linears: LinearShapes, nbytes: int) -> LoraReport:
+    """The engine's normaliser check (:func:`engine.lora_keys.inspect_header`) as a report."""
+    found = inspect_header(header, linears)
     return LoraReport(
         name=name,
-        ok=problem is None,
-        rank=max(ranks) if ranks else None,
-        alpha=None,
-        modules_matched=len(matched),
-        modules_missing=len(missing),
+        ok=found.ok,
+        rank=found.rank or None,
+        has_alpha=found.has_alpha,
+        layouts=found.layouts,
+        modules_matched=len(found.modules),
+        modules_missing=len(found.unexpected) + len(found.unpaired) + len(found.bad_shapes),
+        modules_uncovered=found.linears_total - len(found.modules),
         bytes=nbytes,
-        problem=problem,
+        problem=found.problem(),
     )
 
 
@@ -192,5 +167,5 @@ def lora_file_report(name: str, path: Path, linears: LinearShapes) -> LoraReport
         header = read_header(path)
         size = path.stat().st_size
     except (LoraRefused, OSError) as exc:
-        return LoraReport(name, False, None, None, 0, 0, 0, problem=str(exc))
+        return LoraReport(name, False, None, False, (), 0, 0, 0, 0, problem=str(exc))
     return lora_report(name, header, linears, size)

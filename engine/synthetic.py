@@ -123,9 +123,16 @@ def _without_meta_keys(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_pipeline(
-    layers: int = REAL_LAYERS, *, device: str | torch.device | None = None, seed: int = SEED
+    layers: int = REAL_LAYERS,
+    *,
+    device: str | torch.device | Mapping[str, str] | None = None,
+    seed: int = SEED,
 ) -> Any:
-    """The synthetic pipeline; ``device=None`` leaves the weights on ``meta`` (shapes only)."""
+    """The synthetic pipeline; ``device=None`` leaves the weights on ``meta`` (shapes only).
+
+    ``device`` may map component names to devices, so each one is created where its memory
+    profile keeps it (e.g. the transformer on the GPU, the streamed text encoder in host RAM).
+    """
     from diffusers import FlowMatchEulerDiscreteScheduler, QwenImagePipeline
 
     from engine.tiny import BASE_SCHEDULER, build_tiny_tokenizer
@@ -133,7 +140,8 @@ def build_pipeline(
     parts = build_components(layers)
     if device is not None:
         for i, name in enumerate(("transformer", "text_encoder", "vae")):
-            materialise(parts[name], torch.device(device), seed=seed + i)
+            where = device.get(name, "cpu") if isinstance(device, Mapping) else device
+            materialise(parts[name], torch.device(where), seed=seed + i)
     pipe: Any = QwenImagePipeline(  # type: ignore[no-untyped-call]
         scheduler=FlowMatchEulerDiscreteScheduler(**BASE_SCHEDULER),  # type: ignore[no-untyped-call]
         tokenizer=build_tiny_tokenizer(),
@@ -141,6 +149,15 @@ def build_pipeline(
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def placement(profile: str) -> dict[str, str]:
+    """Where each component is created for a memory profile (see ``engine.memory``'s recipes):
+    what the profile keeps on the GPU is made there; the rest, and a transformer that is cast
+    to fp8 before it moves (``low``), starts in host RAM."""
+    gpu = {"full": ("transformer", "text_encoder", "vae"), "balanced": ("transformer", "vae")}
+    resident = gpu.get(profile, ("vae",) if profile == "low" else ())
+    return {n: "cuda" if n in resident else "cpu" for n in ("transformer", "text_encoder", "vae")}
 
 
 def materialise(

@@ -20,7 +20,6 @@ from engine.styles import (
     StyleLibrary,
     check_lora_file,
     read_header,
-    split_key,
     style_dir,
 )
 from engine.tiny import LORA_TARGETS, tiny_lora
@@ -77,6 +76,27 @@ def test_kohya_and_diffusers_layouts_give_identical_images(
     assert sorted(library.styles) == ["diff", "kohya"]
     assert image(engine, "diff") == image(engine, "kohya")
     assert image(engine, "diff") != image(engine, None)
+
+
+def test_every_real_layout_gives_the_canonical_image(engine: Engine, library: StyleLibrary) -> None:
+    from tests.engine.test_lora_keys import LAYOUTS, random_lora, tensors_for
+
+    weights = random_lora(library.linears, 4, 11)
+    canonical = {f"transformer.{m}.lora_A.weight": a for m, (a, _) in weights.items()}
+    canonical |= {
+        f"transformer.{m}.lora_B.weight": (b.float() * 2).to(torch.bfloat16)
+        for m, (_, b) in weights.items()
+    }
+    add_style(library.lora_dir, "canonical", canonical)
+    names = {f"layout{i}": layout for i, layout in enumerate(LAYOUTS)}
+    for name, layout in names.items():
+        add_style(library.lora_dir, name, tensors_for(layout, weights, 2.0))
+    library.rescan(engine.pipe)
+    assert library.refused == {}
+    want = image(engine, "canonical")
+    assert want != image(engine, None)
+    for name, layout in names.items():
+        assert image(engine, name) == want, layout
 
 
 def test_lru_cap_evicts_the_least_recently_used(engine: Engine, library: StyleLibrary) -> None:
@@ -173,7 +193,7 @@ def test_bad_files_are_refused_and_good_ones_still_serve(
     assert "truncated" in reasons["truncated"]
     assert "another base model" in reasons["wrong-shapes"]
     assert "another base model" in reasons["other-model"]
-    assert "Unrecognised LoRA key" in reasons["kohya-unet"]
+    assert "match no layer" in reasons["kohya-unet"]
     assert image(engine, "fine") != image(engine, None)
 
 
@@ -245,13 +265,117 @@ async def test_executor_rescan_lists_new_style(engine: Engine, library: StyleLib
     assert [(i.name, i.display_name_zh, i.strength) for i in infos] == [("late", "测试", 0.9)]
 
 
-def test_split_key_understands_both_layouts() -> None:
-    assert split_key("transformer.a.b.lora_A.weight") == ("a.b", "A")
-    assert split_key("diffusion_model.a.b.lora_up.weight") == ("a.b", "B")
-    assert split_key("diffusion_model.a.alpha") == ("a", "alpha")
-
-
 def test_check_lora_file_accepts_the_demo_turbo(engine: Engine, tiny_data_dir: Path) -> None:
     turbo = tiny_data_dir / "tiny" / "loras" / "turbo" / "tiny-turbo.safetensors"
     check_lora_file(turbo, engine.styles.linears)  # raises if it were refused
     assert any(k.startswith("diffusion_model.") for k in read_header(turbo))
+
+
+# ---------------------------------------------------------------- manifests (issue 15)
+
+
+def manifest_style(root: Path, engine: Engine, name: str, toml: str) -> Path:
+    path = add_style(root, name, good(engine, 99))
+    (path.parent / "style.toml").write_text(toml, encoding="utf-8")
+    return path.parent
+
+
+@pytest.mark.parametrize(
+    ("toml", "field"),
+    [
+        ('strength = "high"', "strength"),
+        ("strength = 5.0", "strength"),
+        ("trigger_words = 5", "trigger_words"),
+        ("trigger_words = [1, 2]", "trigger_words"),
+        ('nsfw = "true"', "nsfw"),
+        ("nsfw = 1", "nsfw"),
+        ("nfsw = true", "nfsw"),  # a typo must not silently mean "safe"
+        ("name_en = 3", "name_en"),
+        ('preview = ["a"]', "preview"),
+    ],
+)
+def test_invalid_manifest_values_refuse_the_style_with_the_field_named(
+    engine: Engine, library: StyleLibrary, toml: str, field: str
+) -> None:
+    manifest_style(library.lora_dir, engine, "bad", toml)
+    add_style(library.lora_dir, "fine", good(engine, 98))
+    library.rescan(engine.pipe)
+    assert list(library.styles) == ["fine"]
+    assert "style.toml is invalid" in library.refused["bad"]
+    assert field in library.refused["bad"]
+
+
+def test_nsfw_true_is_kept(engine: Engine, library: StyleLibrary) -> None:
+    manifest_style(library.lora_dir, engine, "spicy", "nsfw = true\nstrength = 1\n")
+    library.rescan(engine.pipe)
+    assert library.styles["spicy"].info.nsfw is True
+    assert library.styles["spicy"].info.strength == 1.0
+
+
+def png(path: Path, size: tuple[int, int] = (8, 8)) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (200, 10, 10)).save(path, format="PNG")
+    return path
+
+
+def test_preview_inside_the_folder_is_used(engine: Engine, library: StyleLibrary) -> None:
+    folder = manifest_style(library.lora_dir, engine, "pv", 'preview = "img/p.png"\n')
+    png(folder / "img" / "p.png")
+    library.rescan(engine.pipe)
+    assert library.styles["pv"].info.preview_path == str((folder / "img" / "p.png").resolve())
+
+
+@pytest.mark.parametrize(
+    "preview",
+    ["../../.env", "/etc/passwd", "..", "out.png", "notimage.png", "big.png", "style.toml", " "],
+)
+def test_previews_outside_the_folder_or_not_images_are_ignored(
+    engine: Engine, library: StyleLibrary, tmp_path: Path, preview: str
+) -> None:
+    secret = tmp_path / ".env"
+    secret.write_text("DISCORD_TOKEN=secret\n", encoding="utf-8")
+    folder = manifest_style(library.lora_dir, engine, "pv", f'preview = "{preview}"\n')
+    (folder / "out.png").symlink_to(png(tmp_path / "elsewhere.png"))
+    (folder / "notimage.png").write_bytes(b"DISCORD_TOKEN=secret\n")
+    (folder / "big.png").write_bytes(b"\x89PNG" + bytes(9 * 2**20))
+    library.rescan(engine.pipe)
+    assert "pv" in library.styles  # the style still serves, without a preview
+    assert library.styles["pv"].info.preview_path is None
+
+
+def raw_safetensors(header: object, data: bytes = b"") -> bytes:
+    import json
+    import struct
+
+    blob = json.dumps(header).encode() if not isinstance(header, bytes) else header
+    return struct.pack("<Q", len(blob)) + blob + data
+
+
+NESTED = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+BAD_HEADERS = {
+    "shape-letters": {"x.lora_A.weight": {"dtype": "BF16", "shape": ["a"], "data_offsets": [0, 2]}},
+    "string-offsets": {"x": {"dtype": "BF16", "shape": [1], "data_offsets": ["0", "2"]}},
+    "bool-shape": {"x": {"dtype": "BF16", "shape": [True], "data_offsets": [0, 2]}},
+    "negative": {"x": {"dtype": "BF16", "shape": [-1], "data_offsets": [0, 2]}},
+    "unknown-dtype": {"x": {"dtype": "Q4", "shape": [1], "data_offsets": [0, 2]}},
+    "size-mismatch": {"x": {"dtype": "BF16", "shape": [4], "data_offsets": [0, 2]}},
+    "entry-not-dict": {"x": [1, 2, 3]},
+    "deeply-nested": NESTED,
+}
+
+
+def test_malformed_headers_are_refused_per_style_and_the_rest_serve(
+    engine: Engine, library: StyleLibrary
+) -> None:
+    for name, header in BAD_HEADERS.items():
+        add_style(library.lora_dir, name, None, raw=raw_safetensors(header, b"\0\0"))
+    add_style(library.lora_dir, "fine", good(engine, 97))
+    library.rescan(engine.pipe)
+    assert list(library.styles) == ["fine"]
+    assert set(library.refused) == set(BAD_HEADERS)
+    for name, why in library.refused.items():
+        assert "corrupt" in why or "not a safetensors file" in why, (name, why)
+    with pytest.raises(LoraRefused, match="corrupt"):
+        read_header(library.lora_dir / "shape-letters" / "shape-letters.safetensors")
