@@ -20,7 +20,7 @@ from bot.config import Settings, find_env_file
 from bot.preflight import check_settings, load_settings, resolve_turbo, verify_tokens
 
 if TYPE_CHECKING:
-    from engine.plan import Plan, Profile
+    from engine.plan import Plan, Profile, ProfilePlan
     from engine.probe import LoraReport, TorchInfo
 
 REAL_WEIGHTS_GB = 58.0  # Qwen-Image-2512 in bf16 as downloaded (all components)
@@ -278,20 +278,30 @@ def _plan(
         )
     chosen = plan.row(profile) if profile != "cpu" or free is None else None
     total_ram, _avail = host_ram_gib()
-    if (
-        chosen is not None
-        and not settings.is_tiny
-        and total_ram
-        and chosen.host_peak_gib > total_ram
-    ):
+    need = _host_need(settings, chosen) if chosen is not None else 0.0
+    if need and total_ram and need > total_ram:
         report.problems.append(
-            f"Profile {profile} needs {chosen.host_peak_gib:.0f} GiB of host RAM while loading, "
+            f"Profile {profile} needs {need:.0f} GiB of host RAM while loading, "
             f"this machine has {total_ram:.0f} GiB: add RAM or swap."
         )
     name = gpu.name if gpu and gpu_gib is None else None
     report.seconds = _seconds(name, profile, transformer_params, plan)
     if free is None:
         report.cards = _cards(transformer_params, gpu_loras, resident)
+
+
+def _host_need(settings: Settings, row: ProfilePlan) -> float:
+    """Host RAM (GiB) the profile needs at its peak; 0 for the tiny model.
+
+    Real weights are read into host RAM first (the plan's peak). The synthetic model creates
+    what a profile keeps on the GPU directly there, so only ``low`` (whose transformer is cast
+    to fp8 on the host) and ``cpu`` reach that peak.
+    """
+    if settings.is_tiny:
+        return 0.0
+    if settings.is_synthetic and row.profile in ("full", "balanced"):
+        return row.host_steady_gib
+    return row.host_peak_gib
 
 
 def _lora_bytes(settings: Settings, report: Report) -> tuple[int, int]:

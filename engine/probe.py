@@ -139,6 +139,7 @@ class LoraReport:
     layouts: tuple[str, ...]
     modules_matched: int
     modules_missing: int  # keys that fit no Linear of this transformer (any makes it not ok)
+    modules_unpaired: int  # Linears with only one of lora_A/lora_B left (not ok either)
     modules_uncovered: int  # Linears the LoRA leaves alone (fine: most styles target a subset)
     bytes: int
     problem: str | None = None
@@ -154,7 +155,8 @@ def lora_report(name: str, header: Header, linears: LinearShapes, nbytes: int) -
         has_alpha=found.has_alpha,
         layouts=found.layouts,
         modules_matched=len(found.modules),
-        modules_missing=len(found.unexpected) + len(found.unpaired) + len(found.bad_shapes),
+        modules_missing=len(found.unexpected) + len(found.bad_shapes),
+        modules_unpaired=len(found.unpaired),
         modules_uncovered=found.linears_total - len(found.modules),
         bytes=nbytes,
         problem=found.problem(),
@@ -167,5 +169,5 @@ def lora_file_report(name: str, path: Path, linears: LinearShapes) -> LoraReport
         header = read_header(path)
         size = path.stat().st_size
     except (LoraRefused, OSError) as exc:
-        return LoraReport(name, False, None, False, (), 0, 0, 0, 0, problem=str(exc))
+        return LoraReport(name, False, None, False, (), 0, 0, 0, 0, 0, problem=str(exc))
     return lora_report(name, header, linears, size)
