@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from bot.config import ENV_FILE_VAR, Settings, env_file_candidates
 from bot.errors import TurbobotError
 from bot.health import Status, notify_systemd
-from bot.lifecycle import install_stop_signals, setup_logging
+from bot.lifecycle import install_reload_signal, install_stop_signals, setup_logging
 from bot.metrics import Metrics, serve_metrics
 from bot.ports import ChatAdapter, Executor
 from bot.preflight import preflight
@@ -122,6 +123,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         )
         status.stage = "loading the model"
         executor, pool_stats = await _open_executor(stack, settings)
+        install_reload_signal(lambda: rescan_styles(executor))
         core = await stack.enter_async_context(open_core(settings, executor, metrics=metrics))
         status.attach_engine(lambda: core.healthy, pool_stats)
         adapters = build_adapters(settings, core, stop.set)
@@ -133,6 +135,22 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         await _run_adapters(adapters, core, stop, status)
     log.info("stopped cleanly")
     return 0
+
+
+async def rescan_styles(executor: Executor) -> None:
+    """SIGHUP: pick up added, changed or removed style folders; the model stays loaded.
+
+    systemd's reload protocol: RELOADING=1 (with the monotonic time) first, READY=1 when done.
+    """
+    notify_systemd(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+    try:
+        styles = await executor.rescan_styles()
+    except Exception:
+        log.exception("style rescan failed; the styles in use stay as they were")
+    else:
+        log.info("styles rescanned: %s", ", ".join(s.name for s in styles) or "none")
+    finally:
+        notify_systemd("READY=1")
 
 
 async def _open_executor(

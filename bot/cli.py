@@ -33,7 +33,22 @@ def _parser() -> argparse.ArgumentParser:
     im.add_argument("--negative", default=None)
     im.add_argument("-o", "--output", type=Path, default=Path("out.jpg"))
 
-    sub.add_parser("styles", help="list installed styles")
+    st = sub.add_parser("styles", help="list installed styles, or add one")
+    st_sub = st.add_subparsers(dest="styles_command")
+    add = st_sub.add_parser(
+        "add",
+        help="install a style LoRA (checked against the model) as <lora dir>/<name>/",
+        description="A running bot offers it after SIGHUP (systemctl reload turbobot).",
+    )
+    add.add_argument("file", type=Path, help="the LoRA's .safetensors file")
+    add.add_argument("--name", required=True, help="what users type: 1-32 of a-z 0-9 _ -")
+    add.add_argument("--strength", type=float, default=1.0, help="adapter weight, 0..2")
+    add.add_argument("--prefix", default="", help="text put before the user's prompt")
+    add.add_argument("--suffix", default="", help="text put after the user's prompt")
+    add.add_argument("--trigger", action="append", default=[], help="a trigger word (repeat)")
+    add.add_argument("--display-name", default=None, help="shown in menus (default: the name)")
+    add.add_argument("--description", default="")
+    add.add_argument("--nsfw", action="store_true", help="only in age-restricted channels")
 
     b = sub.add_parser("bench", help="per-stage timings and peak memory of the configured model")
     b.add_argument("--runs", type=int, default=3)
@@ -90,6 +105,21 @@ def _download(args: argparse.Namespace) -> int:
     )
 
 
+def _new_style(args: argparse.Namespace) -> Any:
+    from engine.style_install import NewStyle
+
+    return NewStyle(
+        name=args.name,
+        strength=args.strength,
+        prompt_prefix=args.prefix,
+        prompt_suffix=args.suffix,
+        trigger_words=tuple(args.trigger),
+        display_name=args.display_name,
+        description=args.description,
+        nsfw=args.nsfw,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
@@ -116,8 +146,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             output=args.output,
         )
     if args.command == "styles":
-        return commands.styles()
+        return _styles(args)
     return commands.bench(runs=args.runs, aspect=args.aspect, steps=args.steps)
+
+
+def _styles(args: argparse.Namespace) -> int:
+    from engine import commands
+
+    if args.styles_command == "add":
+        return commands.styles_add(args.file, _new_style(args))
+    return commands.styles()
 
 
 if __name__ == "__main__":
