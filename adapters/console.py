@@ -29,6 +29,7 @@ class ConsoleAdapter:
     """:class:`bot.ports.ChatAdapter` for the terminal."""
 
     platform = Platform.CONSOLE
+    connected = True  # the terminal has no connection to lose
 
     def __init__(
         self,

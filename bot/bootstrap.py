@@ -13,13 +13,15 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bot.config import ENV_FILE_VAR, Settings, env_file_candidates
 from bot.errors import TurbobotError
-from bot.lifecycle import install_stop_signals, setup_logging
+from bot.health import Status, notify_systemd
+from bot.lifecycle import install_reload_signal, install_stop_signals, setup_logging
 from bot.metrics import Metrics, serve_metrics
 from bot.ports import ChatAdapter, Executor
 from bot.preflight import preflight
@@ -105,25 +107,50 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
     if settings.is_tiny:
         log.warning(TINY_BANNER)
     metrics = Metrics()
+    status = Status(metrics)
     async with contextlib.AsyncExitStack() as stack:
-        executor, pool_stats = await _open_executor(stack, settings)
-        core = await stack.enter_async_context(open_core(settings, executor, metrics=metrics))
+        # Up before the model loads: /readyz says "starting" meanwhile.
         await stack.enter_async_context(
             serve_metrics(
                 metrics,
                 settings.metrics_host,
                 settings.metrics_port,
-                lambda: core.healthy,
-                details=pool_stats,
+                status.healthy,
+                details=status.details,
+                ready=lambda: status.ready,
+                pool=status.pool,
             )
         )
+        status.stage = "loading the model"
+        executor, pool_stats = await _open_executor(stack, settings)
+        install_reload_signal(lambda: rescan_styles(executor))
+        core = await stack.enter_async_context(open_core(settings, executor, metrics=metrics))
+        status.attach_engine(lambda: core.healthy, pool_stats)
         adapters = build_adapters(settings, core, stop.set)
         if not adapters:
             log.error("nothing to run: no platform token is set and TURBOBOT_CONSOLE=false")
             return 2
-        await _run_adapters(adapters, core, stop)
+        status.attach_platforms(adapters)
+        status.stage = "connecting"
+        await _run_adapters(adapters, core, stop, status)
     log.info("stopped cleanly")
     return 0
+
+
+async def rescan_styles(executor: Executor) -> None:
+    """SIGHUP: pick up added, changed or removed style folders; the model stays loaded.
+
+    systemd's reload protocol: RELOADING=1 (with the monotonic time) first, READY=1 when done.
+    """
+    notify_systemd(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+    try:
+        styles = await executor.rescan_styles()
+    except Exception:
+        log.exception("style rescan failed; the styles in use stay as they were")
+    else:
+        log.info("styles rescanned: %s", ", ".join(s.name for s in styles) or "none")
+    finally:
+        notify_systemd("READY=1")
 
 
 async def _open_executor(
@@ -144,15 +171,21 @@ async def _open_executor(
     return pool, lambda: pool.stats().as_dict()
 
 
-async def _run_adapters(adapters: list[ChatAdapter], core: Core, stop: asyncio.Event) -> None:
+async def _run_adapters(
+    adapters: list[ChatAdapter], core: Core, stop: asyncio.Event, status: Status
+) -> None:
     try:
         async with asyncio.TaskGroup() as group:
             for adapter in adapters:
                 core.register(adapter)
                 group.create_task(adapter.start())
+        status.stage = "running"
+        notify_systemd("READY=1")
         log.info("running: %s", ", ".join(type(a).__name__ for a in adapters))
         await stop.wait()
     finally:
+        status.stage = "stopping"
+        notify_systemd("STOPPING=1")
         log.info("stopping: no new jobs; finishing the job in flight")
         for adapter in adapters:
             with contextlib.suppress(Exception):

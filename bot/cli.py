@@ -1,4 +1,5 @@
-"""The ``turbobot`` command: ``run`` (the bot), ``doctor``, ``imagine``, ``styles``, ``bench``.
+"""The ``turbobot`` command: ``run`` (the bot), ``download``, ``doctor``, ``imagine``, ``styles``,
+``bench``.
 
 Parsing only; each command's work lives with the layer it belongs to (``bot.bootstrap`` for
 ``run``, ``engine.commands`` for the engine-only commands). Heavy imports are deferred so
@@ -11,7 +12,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from bot import models
 from bot.domain import ASPECTS, DEFAULT_ASPECT, DEFAULT_STEPS
 
 
@@ -31,7 +34,22 @@ def _parser() -> argparse.ArgumentParser:
     im.add_argument("--negative", default=None)
     im.add_argument("-o", "--output", type=Path, default=Path("out.jpg"))
 
-    sub.add_parser("styles", help="list installed styles")
+    st = sub.add_parser("styles", help="list installed styles, or add one")
+    st_sub = st.add_subparsers(dest="styles_command")
+    add = st_sub.add_parser(
+        "add",
+        help="install a style LoRA (checked against the model) as <lora dir>/<name>/",
+        description="A running bot offers it after SIGHUP (systemctl reload turbobot).",
+    )
+    add.add_argument("file", type=Path, help="the LoRA's .safetensors file")
+    add.add_argument("--name", required=True, help="what users type: 1-32 of a-z 0-9 _ -")
+    add.add_argument("--strength", type=float, default=1.0, help="adapter weight, 0..2")
+    add.add_argument("--prefix", default="", help="text put before the user's prompt")
+    add.add_argument("--suffix", default="", help="text put after the user's prompt")
+    add.add_argument("--trigger", action="append", default=[], help="a trigger word (repeat)")
+    add.add_argument("--display-name", default=None, help="shown in menus (default: the name)")
+    add.add_argument("--description", default="")
+    add.add_argument("--nsfw", action="store_true", help="only in age-restricted channels")
 
     d = sub.add_parser(
         "doctor", help="check settings, GPU, model and LoRAs before loading any weights"
@@ -48,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--aspect", default=DEFAULT_ASPECT)
     b.add_argument("--steps", type=int, default=DEFAULT_STEPS)
 
+    _download_parser(sub)
+
     w = sub.add_parser(
         "worker", help="serve a bot that has REDIS_URL from this GPU (one process per GPU)"
     )
@@ -61,20 +81,60 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _download_parser(sub: Any) -> None:
+    d = sub.add_parser(
+        "download",
+        help="download the base model and the Turbo LoRA (resumable, verified)",
+        description="Both by default. The model goes to the Hugging Face cache (HF_HOME), the "
+        "Turbo LoRA to <lora dir>/turbo/; --to puts both in a folder.",
+    )
+    d.add_argument("--model", action="store_true", help="only the base model")
+    d.add_argument("--turbo", action="store_true", help="only the Turbo LoRA")
+    d.add_argument("--to", type=Path, default=None, help="a folder instead of the cache")
+    d.add_argument("--model-repo", default=models.BASE_MODEL_REPO)
+    d.add_argument("--revision", default="main", help="of the base model (a branch, tag or commit)")
+    d.add_argument("--turbo-repo", default=models.TURBO_LORA_REPO)
+    d.add_argument("--turbo-file", default=models.TURBO_LORA_FILE, help="another version's file")
+
+
+def _download(args: argparse.Namespace) -> int:
+    import os
+
+    from bot import download
+
+    both = not (args.model or args.turbo)
+    lora_dir = Path(os.environ.get("TURBOBOT_LORA_DIR", "").strip() or "loras")
+    return download.main(
+        model=args.model or both,
+        turbo=args.turbo or both,
+        to=args.to,
+        lora_dir=lora_dir,
+        model_repo=args.model_repo,
+        revision=args.revision,
+        turbo_repo=args.turbo_repo,
+        turbo_file=args.turbo_file,
+    )
+
+
+def _new_style(args: argparse.Namespace) -> Any:
+    from engine.style_install import NewStyle
+
+    return NewStyle(
+        name=args.name,
+        strength=args.strength,
+        prompt_prefix=args.prefix,
+        prompt_suffix=args.suffix,
+        trigger_words=tuple(args.trigger),
+        display_name=args.display_name,
+        description=args.description,
+        nsfw=args.nsfw,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "run":
-        from bot.bootstrap import run
-
-        return run()
-    if args.command == "doctor":
-        from bot.doctor import main as doctor_main
-
-        return doctor_main(as_json=args.json, gpu_gib=args.gpu_gib)
-    if args.command == "worker":
-        from engine.worker import main as worker_main
-
-        return worker_main(name=args.name, fake_latency_ms=args.fake_latency_ms)
+    if args.command in ("run", "download", "doctor", "worker"):
+        return _process_command(args)
     from engine import commands
 
     if args.command == "imagine":
@@ -89,8 +149,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             output=args.output,
         )
     if args.command == "styles":
-        return commands.styles()
+        return _styles(args)
     return commands.bench(runs=args.runs, aspect=args.aspect, steps=args.steps)
+
+
+def _process_command(args: argparse.Namespace) -> int:
+    """The commands that own a whole process: the bot, a worker, the download and doctor."""
+    if args.command == "run":
+        from bot.bootstrap import run
+
+        return run()
+    if args.command == "download":
+        return _download(args)
+    if args.command == "doctor":
+        from bot.doctor import main as doctor_main
+
+        return doctor_main(as_json=args.json, gpu_gib=args.gpu_gib)
+    from engine.worker import main as worker_main
+
+    return worker_main(name=args.name, fake_latency_ms=args.fake_latency_ms)
+
+
+def _styles(args: argparse.Namespace) -> int:
+    from engine import commands
+
+    if args.styles_command == "add":
+        return commands.styles_add(args.file, _new_style(args))
+    return commands.styles()
 
 
 if __name__ == "__main__":

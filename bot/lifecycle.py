@@ -1,4 +1,4 @@
-"""Process lifecycle helpers: logging (text or JSON, secrets redacted) and stop signals.
+"""Process lifecycle helpers: logging (text or JSON, secrets redacted), stop and reload signals.
 
 Tokens must never reach a log line. httpx logs every request URL at INFO, and a Telegram URL
 contains the bot token, so its logger is raised to WARNING; on top of that every formatted
@@ -14,8 +14,8 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Iterable
-from typing import TextIO
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, TextIO
 
 # Telegram bot tokens ("123456:ABC-...") and Discord bot tokens (three base64url parts).
 _TOKEN_PATTERNS = (
@@ -93,3 +93,19 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
+
+
+def install_reload_signal(reload: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """SIGHUP runs ``reload`` (one at a time): ``systemctl reload`` and ``kill -HUP`` send it."""
+    loop = asyncio.get_running_loop()
+    running: set[asyncio.Task[None]] = set()
+
+    def on_signal() -> None:
+        if running:
+            logging.getLogger(__name__).info("SIGHUP: a reload is already running")
+            return
+        task = loop.create_task(reload(), name="reload")
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_signal)

@@ -1,4 +1,4 @@
-"""Prometheus metrics and the small HTTP server for ``/healthz`` and ``/metrics``.
+"""Prometheus metrics and the small HTTP server for ``/healthz``, ``/readyz`` and ``/metrics``.
 
 Each :class:`Metrics` owns its registry (no process-wide singletons), so tests and several
 cores in one process never collide.
@@ -92,12 +92,18 @@ async def serve_metrics(
     healthy: Callable[[], bool] = lambda: True,
     *,
     details: Callable[[], dict[str, Any]] | None = None,
+    ready: Callable[[], bool] | None = None,
+    pool: Callable[[], dict[str, Any] | None] | None = None,
 ) -> AsyncIterator[int | None]:
-    """Serve ``/healthz`` and ``/metrics``; yields the bound port (None when ``port`` is 0).
+    """Serve ``/healthz``, ``/readyz`` and ``/metrics``; yields the bound port (None when
+    ``port`` is 0).
 
-    ``details`` (the worker pool's state, when there is one) is shown as JSON on ``/healthz``
-    and exported as per-worker gauges on ``/metrics``.
+    ``details`` is shown as JSON on ``/healthz``. ``ready`` answers ``/readyz`` (start-up done;
+    ``healthy`` when not given). ``pool`` (the worker pool's state, when there is one; else
+    ``details``) is exported as per-worker gauges on ``/metrics``.
     """
+    workers = pool or details
+    is_ready = ready or healthy
     if port == 0:
         yield None
         return
@@ -109,13 +115,19 @@ async def serve_metrics(
             return web.Response(text="ok\n" if ok else "unhealthy\n", status=status)
         return web.json_response({"ok": ok, **details()}, status=status)
 
+    async def readyz(_: web.Request) -> web.Response:
+        ok = is_ready()
+        return web.Response(text="ready\n" if ok else "starting\n", status=200 if ok else 503)
+
     async def metrics_page(_: web.Request) -> web.Response:
-        if details is not None:
-            metrics.observe_pool(details())
+        snapshot = workers() if workers is not None else None
+        if snapshot is not None:
+            metrics.observe_pool(snapshot)
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

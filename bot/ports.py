@@ -175,6 +175,12 @@ class ChatAdapter(Notifier, Protocol):
 
     async def aclose(self) -> None: ...
 
+    @property
+    def connected(self) -> bool:
+        """True while the platform connection is up; ``/healthz`` reports it. The platform
+        libraries reconnect by themselves (discord.py's gateway loop, PTB's polling retries)."""
+        ...
+
 
 GallerySort = Literal["recent", "top"]
 GalleryPeriod = Literal["week", "month", "all"]

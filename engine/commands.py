@@ -1,4 +1,4 @@
-"""Engine-only CLI commands: ``turbobot imagine``, ``turbobot styles``, ``turbobot bench``.
+"""Engine-only CLI commands: ``turbobot imagine``, ``turbobot styles [add]``, ``turbobot bench``.
 
 Each builds ``Settings()`` itself, runs the engine without the bot, prints to the terminal and
 returns the process exit code (0 ok, 1 engine failure, 2 bad input).
@@ -18,6 +18,8 @@ from bot.domain import ASPECTS, MAX_SEED, Generated, GenerationSpec, Timings
 from bot.errors import BadRequest, TurbobotError
 from engine import memory
 from engine.executors import open_local_executor
+from engine.style_install import NewStyle
+from engine.styles import LoraRefused
 
 
 def imagine(
@@ -61,6 +63,26 @@ def styles() -> int:
         print("  (none; see loras/README.md to add one)")
     for name, why in refused.items():
         print(f"  refused {name}: {why}")
+    return 0
+
+
+def styles_add(source: Path, new: NewStyle) -> int:
+    """``turbobot styles add``: check the file against the model, install it, say what next."""
+    from engine.style_install import configured_linears, install_style
+
+    settings = _settings()
+    try:
+        style = install_style(settings.resolved_lora_dir, source, new, configured_linears(settings))
+    except LoraRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TurbobotError as exc:
+        return _fail(exc)
+    print(f"Installed style {style.name!r} in {style.lora_path.parent}")
+    print(
+        "A running bot offers it after a rescan, without reloading the model: "
+        "`systemctl reload turbobot` or `kill -HUP <pid>`."
+    )
     return 0
 
 

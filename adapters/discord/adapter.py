@@ -70,6 +70,7 @@ class TurbobotClient(discord.Client):
         self.handlers = handlers
         self.tree = _Tree(self)
         self.ready_event = asyncio.Event()
+        self.gateway_up = False
         self._guild_ids = guild_ids
 
     async def setup_hook(self) -> None:
@@ -88,6 +89,14 @@ class TurbobotClient(discord.Client):
 
     async def on_ready(self) -> None:
         self.ready_event.set()
+        self.gateway_up = True
+
+    # discord.py reconnects by itself; these only keep track for /healthz.
+    async def on_resumed(self) -> None:
+        self.gateway_up = True
+
+    async def on_disconnect(self) -> None:
+        self.gateway_up = False
 
     async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
         await self._on_reaction(event, added=True)
@@ -125,6 +134,11 @@ class DiscordAdapter:
     @property
     def platform(self) -> Platform:
         return Platform.DISCORD
+
+    @property
+    def connected(self) -> bool:
+        client, runner = self._client, self._runner
+        return client is not None and client.gateway_up and runner is not None and not runner.done()
 
     @property
     def client(self) -> TurbobotClient:

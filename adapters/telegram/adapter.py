@@ -75,6 +75,7 @@ PHOTO_LIMIT_BYTES = 10 * 1024 * 1024  # larger images go out as documents
 INLINE_RESULTS = 50  # Telegram's maximum per answer
 REMEMBERED_JOBS = 2048
 ALLOWED_UPDATES = ["message", "callback_query", "inline_query"]
+POLL_FAILURE_MEMORY_S = 60.0  # /healthz reports a getUpdates failure this long
 _JOB_REF = re.compile(r"#?(\d{1,12})")
 
 TgApp = Application[Any, Any, Any, Any, Any, Any]
@@ -249,6 +250,7 @@ class TelegramAdapter:
             HTTPXRequest(connection_pool_size=1),
         )
         self._app = build_application(settings, self._requests)
+        self._poll_failed_at: float | None = None
         self._status: _Recent[int, _Status] = _Recent()
         self._finished: _Recent[int, bool] = _Recent()
         self._file_refs: _Recent[int, str] = _Recent()
@@ -275,6 +277,19 @@ class TelegramAdapter:
     @property
     def platform(self) -> Platform:
         return Platform.TELEGRAM
+
+    @property
+    def connected(self) -> bool:
+        """Polling (or the webhook server) runs; PTB retries a failing getUpdates by itself,
+        and a failure within the last minute counts as disconnected."""
+        updater = self._app.updater
+        running = self._app.running and updater is not None and updater.running
+        failed = self._poll_failed_at
+        return running and (failed is None or time.monotonic() - failed > POLL_FAILURE_MEMORY_S)
+
+    def _on_poll_error(self, error: TelegramError) -> None:
+        self._poll_failed_at = time.monotonic()
+        log.warning("telegram: getUpdates failed (%s); retrying", type(error).__name__)
 
     # ----- lifecycle -----
     async def start(self) -> None:
@@ -313,7 +328,9 @@ class TelegramAdapter:
         if app.updater is None:  # ApplicationBuilder always builds one
             raise RuntimeError("telegram: no updater to poll with")
         if self._webhook is None:
-            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            await app.updater.start_polling(
+                allowed_updates=ALLOWED_UPDATES, error_callback=self._on_poll_error
+            )
         else:
             await _start_webhook(app.updater, self._webhook)
 

@@ -117,6 +117,7 @@ class FakeDiscord:
         self.deleted_messages: list[int] = []
         self.interactions: dict[str, InteractionLog] = {}
         self.identified = asyncio.Event()
+        self.gateway_down = False
         self.message_posted = asyncio.Event()
         self.fail_next_post: int | None = None  # HTTP status for the next channel message POST
         self.bot_reactions: list[tuple[int, str]] = []  # (message id, emoji) the bot added
@@ -157,6 +158,8 @@ class FakeDiscord:
     # ----------------------------------------------------------------- gateway
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        if self.gateway_down:  # an outage: discord.py backs off and tries again
+            raise web.HTTPServiceUnavailable
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.append(ws)
@@ -174,10 +177,17 @@ class FakeDiscord:
         op = msg.get("op")
         if op == 1:  # heartbeat
             await ws.send_json({"op": 11})
+        elif op == 6:  # resume after a dropped connection
+            await self._send_dispatch(ws, "RESUMED", {})
         elif op == 2:  # identify
             await self._send_dispatch(ws, "READY", self._ready())
             await self._send_dispatch(ws, "GUILD_CREATE", self._guild())
             self.identified.set()
+
+    async def drop_connections(self, code: int = 4000) -> None:
+        """Close every gateway socket the way a Discord outage does (the bot should resume)."""
+        for ws in list(self._sockets):
+            await ws.close(code=code)
 
     async def _send_dispatch(self, ws: web.WebSocketResponse, event: str, data: JSON) -> None:
         await ws.send_json({"op": 0, "t": event, "s": next(self._seq), "d": data})

@@ -1,0 +1,207 @@
+"""A chat in the terminal, speaking the same commands as the platforms.
+
+Lines come from stdin (a terminal or a pipe); answers, progress and the path of each JPEG go
+to stdout. At the end of input it waits for its own jobs, then asks the process to stop. Like
+every adapter it only translates: validation, limits and history live in the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TextIO
+
+from bot.commands import HELP_TEXT, parse_imagine_args, split_command
+from bot.config import Settings
+from bot.domain import Delivered, Job, JobState, Platform, Requester
+from bot.errors import TurbobotError
+from bot.ports import CoreApi
+
+CONSOLE_USER = Requester(
+    platform=Platform.CONSOLE, user_id="local", display_name="you", channel_id="console"
+)
+
+
+class ConsoleAdapter:
+    """:class:`bot.ports.ChatAdapter` for the terminal."""
+
+    platform = Platform.CONSOLE
+    connected = True  # the terminal has no connection to lose
+
+    def __init__(
+        self,
+        core: CoreApi,
+        settings: Settings,
+        *,
+        on_end_of_input: Callable[[], None],
+        wait_until_idle: Callable[[str], Awaitable[None]] | None = None,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        requester: Requester = CONSOLE_USER,
+    ) -> None:
+        self._core = core
+        self._settings = settings
+        self._on_end = on_end_of_input
+        self._wait_idle = wait_until_idle
+        self._stdin = stdin or sys.stdin
+        self._stdout = stdout or sys.stdout
+        self._me = requester
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._taking = True
+
+    # --- ChatAdapter lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        # A daemon thread, not the default executor: a blocking read of a terminal must not
+        # keep the process alive at exit. It works the same for pipes, files and terminals.
+        threading.Thread(
+            target=self._read_lines, args=(loop,), name="console-stdin", daemon=True
+        ).start()
+        self._task = loop.create_task(self._serve())
+        self._say("turbobot console: type a prompt, or /help. End of input (Ctrl-D) quits.")
+
+    async def stop_intake(self) -> None:
+        self._taking = False
+
+    async def aclose(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # --- Notifier --------------------------------------------------------------------------
+
+    async def progress(self, job: Job, step: int, total: int) -> None:
+        self._say(f"#{job.id} step {step}/{total}")
+
+    async def deliver(self, job: Job, jpeg_path: str) -> Delivered:
+        self._say(f"#{job.id} done (seed {job.spec.seed}): {jpeg_path}")
+        return Delivered(message_id=f"console-{job.id}", channel_id=job.requester.channel_id)
+
+    async def failed(self, job: Job, reason: str) -> None:
+        self._say(f"#{job.id} failed: {reason}")
+
+    # --- input -----------------------------------------------------------------------------
+
+    def _read_lines(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            for line in self._stdin:
+                loop.call_soon_threadsafe(self._lines.put_nowait, line)
+        except (OSError, ValueError):
+            pass  # stdin closed under us: treat it as the end of input
+        finally:
+            # RuntimeError: the loop is already closed, the process is exiting anyway.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._lines.put_nowait, None)
+
+    async def _serve(self) -> None:
+        while (line := await self._lines.get()) is not None:
+            if line.strip():
+                await self.handle_line(line)
+        await self._finish_own_jobs()
+        self._on_end()
+
+    async def _finish_own_jobs(self) -> None:
+        if self._wait_idle is None:
+            return
+        if await self._core.queue_of(self._me):
+            self._say("end of input: waiting for your images to finish ...")
+        await self._wait_idle(self._me.user_key)
+
+    async def handle_line(self, line: str) -> None:
+        """One command line; errors meant for the user are printed, not raised."""
+        name, rest = split_command(line)
+        try:
+            await self._dispatch(name, rest)
+        except TurbobotError as err:
+            self._say(str(err))
+
+    async def _dispatch(self, name: str, rest: str) -> None:
+        if name in {"", "imagine"}:
+            await self._imagine(rest)
+        elif name == "style":
+            await self._style(rest)
+        elif name == "history":
+            await self._history()
+        elif name == "queue":
+            await self._queue()
+        elif name == "cancel":
+            await self._cancel(rest)
+        elif name in {"help", "start"}:
+            self._say(HELP_TEXT)
+        else:
+            self._say(f"Unknown command /{name}. Type /help for the list.")
+
+    async def _imagine(self, text: str) -> None:
+        if not self._taking:
+            self._say("The bot is shutting down and takes no new images.")
+            return
+        args = parse_imagine_args(text)
+        ticket = await self._core.submit(args.to_request(self._me))
+        job = ticket.job
+        self._say(
+            f"#{job.id} queued: position {ticket.position}, about {ticket.eta_s:.0f} s "
+            f"(seed {job.spec.seed}, {job.spec.steps} steps, {job.spec.aspect}"
+            f"{', style ' + job.spec.style if job.spec.style else ''})"
+        )
+
+    async def _style(self, name: str) -> None:
+        if name:
+            await self._core.set_default_style(self._me, name)
+            current = await self._core.default_style(self._me)
+            self._say(f"Default style: {current or 'none'}")
+            return
+        current = await self._core.default_style(self._me)
+        styles = self._core.styles()
+        if not styles:
+            self._say("No styles are installed.")
+            return
+        for style in styles:
+            mark = "*" if style.name == current else " "
+            self._say(f"{mark} {style.name:<16} {style.display_name} - {style.description}")
+        self._say("Set your default with /style <name>; /style none clears it.")
+
+    async def _history(self) -> None:
+        jobs = await self._core.history(self._me, limit=10)
+        if not jobs:
+            self._say("No images yet.")
+        for job in jobs:
+            path = self._core.image_file(job)
+            where = str(path) if path else (job.error or str(job.state))
+            self._say(
+                f"#{job.id} {job.state:<9} seed {job.spec.seed} {job.spec.prompt[:50]!r} {where}"
+            )
+
+    async def _queue(self) -> None:
+        waiting = await self._core.queue_of(self._me)
+        if not waiting:
+            self._say("Nothing waiting.")
+        for job, position in waiting:
+            where = "running" if position == 0 else f"position {position}"
+            self._say(f"#{job.id} {where}: {job.spec.prompt[:60]!r}")
+
+    async def _cancel(self, arg: str) -> None:
+        if arg:
+            try:
+                job_id = int(arg.lstrip("#"))
+            except ValueError:
+                self._say(f"/cancel takes a job number, like /cancel 12 (not {arg!r}).")
+                return
+        else:
+            queued = [
+                j for j, _ in await self._core.queue_of(self._me) if j.state is JobState.QUEUED
+            ]
+            if not queued:
+                self._say("Nothing waiting to cancel.")
+                return
+            job_id = queued[-1].id
+        job = await self._core.cancel(self._me, job_id)
+        self._say(f"#{job.id} cancelled.")
+
+    def _say(self, text: str) -> None:
+        print(text, file=self._stdout, flush=True)

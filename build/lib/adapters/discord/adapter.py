@@ -1,0 +1,261 @@
+"""The Discord adapter: lifecycle (start / stop_intake / aclose) and the core's notifier.
+
+The composition root builds ``DiscordAdapter(core, settings)``, registers it with the core and
+calls ``start()``, which returns once the gateway session is ready. The client runs in a task
+the adapter owns (never ``client.run()``). Finished images go out as ordinary channel messages,
+which need no interaction token: they arrive after a 15-minute queue and after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import discord
+import yarl
+from discord import app_commands
+
+from adapters.discord import commands
+from adapters.discord import format as fmt
+from adapters.discord.handlers import TOKEN_LIFETIME_S, Handlers, Tracked, post_result
+from adapters.discord.texts import Translator, say
+from adapters.discord.views import ForgetButton, GalleryButton, JobButton, RestyleSelect
+from bot.clock import SystemClock
+from bot.config import Settings
+from bot.domain import Delivered, Job, Platform
+from bot.ports import BotApi, Clock
+
+_log = logging.getLogger(__name__)
+
+
+class _Tree(app_commands.CommandTree[Any]):
+    """Errors raised before a handler runs (bad option types, stale command schema)."""
+
+    async def on_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        _log.error(
+            "discord command %s rejected (user %s, guild %s): %s",
+            interaction.command.name if interaction.command else "?",
+            interaction.user.id,
+            interaction.guild_id,
+            type(error).__name__,
+        )
+        with contextlib.suppress(discord.HTTPException):
+            text = say(interaction.locale, "went_wrong")
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+
+
+class TurbobotClient(discord.Client):
+    """A plain client with an app-command tree; resources come in through the constructor."""
+
+    def __init__(
+        self, handlers: Handlers, guild_ids: list[int], guild_ready_timeout: float
+    ) -> None:
+        super().__init__(
+            # Reactions on showcase posts are votes; raw events need no message cache.
+            intents=discord.Intents(guilds=True, guild_reactions=True),
+            guild_ready_timeout=guild_ready_timeout,
+            # Nobody is pinged unless a message asks for it (deliveries mention the requester).
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.handlers = handlers
+        self.tree = _Tree(self)
+        self.ready_event = asyncio.Event()
+        self.gateway_up = False
+        self._guild_ids = guild_ids
+
+    async def setup_hook(self) -> None:
+        await self.tree.set_translator(Translator())
+        # Buttons on images posted before a restart still reach us: the job id is in custom_id.
+        self.add_dynamic_items(JobButton, RestyleSelect, GalleryButton, ForgetButton)
+        commands.register(self.tree, self.handlers)
+        if not self._guild_ids:
+            await self.tree.sync()
+            return
+        # Guild commands update at once (global ones can take an hour): handy while testing.
+        for guild_id in self._guild_ids:
+            guild = discord.Object(guild_id)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+
+    async def on_ready(self) -> None:
+        self.ready_event.set()
+        self.gateway_up = True
+
+    # discord.py reconnects by itself; these only keep track for /healthz.
+    async def on_resumed(self) -> None:
+        self.gateway_up = True
+
+    async def on_disconnect(self) -> None:
+        self.gateway_up = False
+
+    async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
+        await self._on_reaction(event, added=True)
+
+    async def on_raw_reaction_remove(self, event: discord.RawReactionActionEvent) -> None:
+        await self._on_reaction(event, added=False)
+
+    async def _on_reaction(self, event: discord.RawReactionActionEvent, *, added: bool) -> None:
+        bot_id = self.user.id if self.user is not None else None
+        await self.handlers.community.on_reaction(event, added=added, bot_id=bot_id)
+
+
+class DiscordAdapter:
+    """Implements ``bot.ports.ChatAdapter`` for Discord."""
+
+    def __init__(
+        self,
+        core: BotApi,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        if settings.discord_token is None:
+            raise ValueError("DISCORD_TOKEN is not set")
+        self._settings = settings
+        self._clock = clock or SystemClock()
+        self.handlers = Handlers(core, self._clock, rng)
+        self._guild_ready_timeout = guild_ready_timeout
+        self._client: TurbobotClient | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[bool]] = set()
+
+    @property
+    def platform(self) -> Platform:
+        return Platform.DISCORD
+
+    @property
+    def connected(self) -> bool:
+        client, runner = self._client, self._runner
+        return client is not None and client.gateway_up and runner is not None and not runner.done()
+
+    @property
+    def client(self) -> TurbobotClient:
+        if self._client is None:
+            raise RuntimeError("the Discord adapter is not started")
+        return self._client
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Log in, sync commands and connect; returns when the gateway session is ready."""
+        self._point_at_configured_platform()
+        token = self._settings.discord_token
+        if token is None:  # also checked in __init__; settings are frozen
+            raise ValueError("DISCORD_TOKEN is not set")
+        client = TurbobotClient(self.handlers, self._settings.guild_ids, self._guild_ready_timeout)
+        self._client = client
+        self._runner = asyncio.create_task(client.start(token.get_secret_value()), name="discord")
+        ready = asyncio.create_task(client.ready_event.wait())
+        await asyncio.wait({self._runner, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ready.cancel()
+            error = self._runner.exception()
+            await self.aclose()
+            raise RuntimeError("the Discord client stopped before it was ready") from error
+
+    def _point_at_configured_platform(self) -> None:
+        # Class attributes of discord.py: set only when configured, so production stays default.
+        if self._settings.discord_api_base_url:
+            discord.http.Route.BASE = self._settings.discord_api_base_url.rstrip("/")
+        if self._settings.discord_gateway_url:
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(
+                self._settings.discord_gateway_url
+            )
+
+    async def stop_intake(self) -> None:
+        """New work is refused politely; deliveries and read-only buttons keep working."""
+        self.handlers.accepting = False
+
+    async def aclose(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._client is not None:
+            await self._client.close()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            # Errors of the runner were raised by start() or logged by discord.py already.
+            await asyncio.gather(runner, return_exceptions=True)
+        self._client = None
+        self._runner = None
+
+    # ----------------------------------------------------------------- notifier
+
+    async def progress(self, job: Job, step: int, total: int) -> None:
+        tracked = self.handlers.due_for_progress(job.id)
+        if tracked is None:
+            return
+        text = f"#{job.id} · " + say(tracked.interaction.locale, "running", step=step, total=total)
+        # The edit runs beside the job: a slow Discord must not slow the GPU loop.
+        tracked.pending = self._spawn(self._edit(tracked, text))
+
+    async def deliver(self, job: Job, jpeg_path: str) -> Delivered:
+        channel = self.client.get_partial_messageable(
+            int(job.requester.channel_id),
+            guild_id=None if job.requester.server_id is None else int(job.requester.server_id),
+        )
+        credit = await self.handlers.community.remix_credit(job)
+        limit = self._upload_limit(job)
+        message = await post_result(channel, job, Path(jpeg_path), limit, credit=credit)
+        await self._finish(job, "done", link=message.jump_url)
+        return Delivered(message_id=str(message.id), channel_id=str(message.channel.id))
+
+    async def failed(self, job: Job, reason: str) -> None:
+        if await self._finish(job, "failed", reason=reason):
+            return
+        # No live interaction (restart, long queue): tell the requester in the channel.
+        channel = self.client.get_partial_messageable(int(job.requester.channel_id))
+        mention = discord.AllowedMentions(users=[discord.Object(int(job.requester.user_id))])
+        text = f"<@{job.requester.user_id}> #{job.id} · " + say("en-US", "failed", reason=reason)
+        await channel.send(text, allowed_mentions=mention)
+
+    # ----------------------------------------------------------------- helpers
+
+    async def _finish(self, job: Job, key: str, **values: str) -> bool:
+        """Show the final word in the ephemeral reply, if there is one; True if it was shown."""
+        tracked = self.handlers.tracked.pop(job.id, None)
+        if tracked is None:
+            # The /imagine may not have said "queued" yet (a fast GPU): it will show this instead.
+            self.handlers.remember_finished(job.id, f"#{job.id} · " + say("en-US", key, **values))
+            return False
+        text = f"#{job.id} · " + say(tracked.interaction.locale, key, **values)
+        if self._clock.monotonic() - tracked.opened_at > TOKEN_LIFETIME_S:
+            return False
+        # Let a progress edit in flight land first, so "done" is not overwritten by "step 3/4".
+        if tracked.pending is not None:
+            await asyncio.gather(tracked.pending, return_exceptions=True)
+        return await self._edit(tracked, text)
+
+    async def _edit(self, tracked: Tracked, text: str) -> bool:
+        try:
+            await tracked.interaction.edit_original_response(content=text)
+        except discord.HTTPException as err:
+            # A dead token or a deleted reply is not worth retrying (invalid requests get bans).
+            _log.info("could not edit an interaction reply: %s %s", err.status, err.code)
+            return False
+        return True
+
+    def _spawn(self, coro: Coroutine[Any, Any, bool]) -> asyncio.Task[bool]:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def _upload_limit(self, job: Job) -> int:
+        if job.requester.server_id is not None and self._client is not None:
+            guild = self._client.get_guild(int(job.requester.server_id))
+            if guild is not None:
+                return int(guild.filesize_limit)
+        return fmt.DEFAULT_UPLOAD_LIMIT

@@ -1,0 +1,236 @@
+"""The application commands, as Discord shows them; each one hands over to ``Handlers``.
+
+Texts are ``locale_str`` so :class:`adapters.discord.texts.Translator` can give Discord the
+Chinese versions when the tree is synced. Styles are an autocomplete (a choice list is cut at
+25); aspects are fixed choices. Admin commands carry ``default_member_permissions`` (Manage
+Server) so Discord hides them from members; the handlers check again, since a server's admins
+can open any command to everybody.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.app_commands import locale_str as _
+
+from adapters.discord.handlers import Handlers
+from adapters.discord.views import GALLERY_PERIODS, GALLERY_SORTS
+from bot.domain import ASPECTS, MAX_SEED, MAX_STEPS, MIN_STEPS
+
+ADMIN = discord.Permissions(manage_guild=True)
+LANGUAGES = [
+    app_commands.Choice(name="English", value="en"),
+    app_commands.Choice(name="中文", value="zh"),
+]
+
+Interaction = discord.Interaction[Any]
+
+
+def register(tree: app_commands.CommandTree[Any], h: Handlers) -> None:
+    """Add every command to ``tree`` (called from the client's ``setup_hook``)."""
+    tree.add_command(_imagine(h))
+    tree.add_command(_style_group(h))
+    tree.add_command(_simple(h))
+    tree.add_command(_history(h))
+    tree.add_command(_show(h))
+    tree.add_command(_help(h))
+    tree.add_command(_settings_group(h))
+    for command in (_gallery(h), _privacy(h), _forget(h), *_moderation(h)):
+        tree.add_command(command)
+
+
+def _imagine(h: Handlers) -> app_commands.Command[Any, ..., None]:
+    @app_commands.command(name="imagine", description=_("Make an image from a prompt"))
+    @app_commands.describe(
+        prompt=_("What to draw"),
+        style=_("A style (type to search)"),
+        aspect=_("Picture shape"),
+        seed=_("Random seed (same seed, same image)"),
+        steps=_("Denoising steps (more is slower)"),
+    )
+    @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
+    async def imagine(  # noqa: PLR0917 (discord.py reads the options from this signature)
+        interaction: Interaction,
+        prompt: str,
+        style: str | None = None,
+        aspect: str | None = None,
+        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+        steps: app_commands.Range[int, MIN_STEPS, MAX_STEPS] | None = None,
+    ) -> None:
+        await h.imagine(interaction, prompt, style=style, aspect=aspect, seed=seed, steps=steps)
+
+    imagine.autocomplete("style")(h.style_autocomplete)
+    return imagine
+
+
+def _style_group(h: Handlers) -> app_commands.Group:
+    group = app_commands.Group(name="style", description=_("Styles"))
+
+    @group.command(name="list", description=_("List the installed styles"))
+    async def style_list(interaction: Interaction) -> None:
+        await h.style_list(interaction)
+
+    @group.command(name="set", description=_("Set your default style (leave empty to clear)"))
+    @app_commands.describe(style=_("A style (type to search)"))
+    async def style_set(interaction: Interaction, style: str | None = None) -> None:
+        await h.style_set(interaction, style)
+
+    style_set.autocomplete("style")(h.style_autocomplete)
+    return group
+
+
+def _simple(h: Handlers) -> app_commands.Command[Any, ..., None]:
+    @app_commands.command(name="queue", description=_("Your jobs in the queue"))
+    async def queue(interaction: Interaction) -> None:
+        await h.queue(interaction)
+
+    return queue
+
+
+def _history(h: Handlers) -> app_commands.Command[Any, ..., None]:
+    @app_commands.command(name="history", description=_("Your recent images"))
+    @app_commands.describe(page=_("Page number"))
+    async def history(interaction: Interaction, page: app_commands.Range[int, 1, 1000] = 1) -> None:
+        await h.history(interaction, page)
+
+    return history
+
+
+def _show(h: Handlers) -> app_commands.Command[Any, ..., None]:
+    @app_commands.command(name="show", description=_("Post an earlier image again"))
+    @app_commands.describe(job=_("Job number"))
+    async def show(interaction: Interaction, job: app_commands.Range[int, 1]) -> None:
+        await h.show(interaction, job)
+
+    return show
+
+
+def _help(h: Handlers) -> app_commands.Command[Any, ..., None]:
+    @app_commands.command(name="help", description=_("How to use the bot"))
+    async def help_(interaction: Interaction) -> None:
+        await h.help(interaction)
+
+    return help_
+
+
+def _settings_group(h: Handlers) -> app_commands.Group:
+    group = app_commands.Group(
+        name="settings",
+        description=_("Server settings (admins)"),
+        default_permissions=ADMIN,
+        guild_only=True,
+    )
+
+    @group.command(name="show", description=_("Show this server's settings"))
+    async def show(interaction: Interaction) -> None:
+        await h.community.settings_show(interaction)
+
+    @group.command(name="set", description=_("Change this server's settings"))
+    @app_commands.describe(
+        default_style=_("Default style for this server"),
+        allowed_styles=_("Allowed styles, comma-separated (all = every style)"),
+        rate_per_minute=_("Images per minute per user"),
+        rate_burst=_("Images a user may ask for at once"),
+        pending_cap=_("Waiting jobs per user"),
+        showcase_channel=_("Channel where shared images are posted"),
+        banned_words=_("Banned words, comma-separated (none = no words)"),
+        share_outside=_("May results be shared outside this server"),
+        language=_("Language of the bot's replies"),
+        reset=_("Settings to reset, comma-separated"),
+    )
+    @app_commands.choices(language=LANGUAGES)
+    async def set_(  # noqa: PLR0917 (discord.py reads the options from this signature)
+        interaction: Interaction,
+        default_style: str | None = None,
+        allowed_styles: str | None = None,
+        rate_per_minute: app_commands.Range[float, 0.0, 600.0] | None = None,
+        rate_burst: app_commands.Range[int, 1, 100] | None = None,
+        pending_cap: app_commands.Range[int, 1, 100] | None = None,
+        showcase_channel: discord.TextChannel | None = None,
+        banned_words: str | None = None,
+        share_outside: bool | None = None,
+        language: str | None = None,
+        reset: str | None = None,
+    ) -> None:
+        await h.community.settings_set(
+            interaction,
+            default_style=default_style,
+            allowed_styles=allowed_styles,
+            rate_per_minute=rate_per_minute,
+            rate_burst=rate_burst,
+            pending_cap=pending_cap,
+            showcase_channel=showcase_channel,
+            banned_words=banned_words,
+            share_outside=share_outside,
+            language=language,
+            reset=reset,
+        )
+
+    set_.autocomplete("default_style")(h.style_autocomplete)
+    return group
+
+
+def _gallery(h: Handlers) -> app_commands.Command[Any, ..., None]:
+    @app_commands.command(name="gallery", description=_("The server's shared images"))
+    @app_commands.describe(sort=_("Order"), period=_("Time span"))
+    @app_commands.choices(
+        sort=[app_commands.Choice(name=s, value=s) for s in GALLERY_SORTS],
+        period=[app_commands.Choice(name=p, value=p) for p in GALLERY_PERIODS],
+    )
+    @app_commands.guild_only()
+    async def gallery(interaction: Interaction, sort: str = "recent", period: str = "all") -> None:
+        await h.community.gallery(interaction, sort, period)
+
+    return gallery
+
+
+def _privacy(h: Handlers) -> app_commands.Command[Any, ..., None]:
+    @app_commands.command(name="privacy", description=_("Your privacy settings"))
+    @app_commands.describe(
+        share_opt_out=_("Never show my images in the showcase or gallery"),
+        hide_details=_("Hide my prompt, style and seed when shared"),
+    )
+    async def privacy(
+        interaction: Interaction,
+        share_opt_out: bool | None = None,
+        hide_details: bool | None = None,
+    ) -> None:
+        await h.community.privacy(interaction, share_opt_out, hide_details)
+
+    return privacy
+
+
+def _forget(h: Handlers) -> app_commands.Command[Any, ..., None]:
+    @app_commands.command(name="forget", description=_("Delete everything the bot keeps about you"))
+    async def forget(interaction: Interaction) -> None:
+        await h.community.forget(interaction)
+
+    return forget
+
+
+def _moderation(h: Handlers) -> list[app_commands.Command[Any, ..., None]]:
+    @app_commands.command(
+        name="block", description=_("Block a user from the bot in this server (admins)")
+    )
+    @app_commands.describe(user=_("The user"))
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
+    async def block(interaction: Interaction, user: discord.User) -> None:
+        await h.community.block(interaction, user, blocked=True)
+
+    @app_commands.command(name="unblock", description=_("Unblock a user (admins)"))
+    @app_commands.describe(user=_("The user"))
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
+    async def unblock(interaction: Interaction, user: discord.User) -> None:
+        await h.community.block(interaction, user, blocked=False)
+
+    @app_commands.command(name="audit", description=_("Moderation log of this server (admins)"))
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
+    async def audit(interaction: Interaction) -> None:
+        await h.community.audit(interaction)
+
+    return [block, unblock, audit]

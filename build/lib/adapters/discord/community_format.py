@@ -1,0 +1,112 @@
+"""Pure text for the community features: settings, showcase posts, gallery, audit, privacy.
+
+Credit is by display name, never a mention: a showcase post must not ping anybody, and a name
+is escaped so that ``**`` or ``@everyone`` in it is shown as typed.
+"""
+
+from __future__ import annotations
+
+import discord
+
+from adapters.discord import format as fmt
+from adapters.discord.texts import say
+from bot.domain import AuditEntry, GalleryItem, Job, Language, ServerSettings, ShareTicket
+
+GALLERY_PAGE_SIZE = 5
+GALLERY_PROMPT_CHARS = 80
+
+
+def plain_name(name: str) -> str:
+    """A display name as literal text: no markdown, no mentions."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(name)) or "someone"
+
+
+def locale_of(language: Language) -> str:
+    """The ``say`` locale for a server's reply language."""
+    return "zh-CN" if language is Language.ZH else "en-US"
+
+
+def details(job: Job) -> str:
+    spec = job.spec
+    return f"style {spec.style or 'none'} · seed {spec.seed} · {spec.steps} steps"
+
+
+def showcase_caption(ticket: ShareTicket) -> str:
+    """The text of a showcase post: credit, and the prompt and settings unless hidden."""
+    job = ticket.job
+    credit = f"-# Shared by {plain_name(ticket.credit_name)} · #{job.id}"
+    if not ticket.show_details:
+        return credit
+    prompt = fmt.shorten(job.spec.prompt, fmt.CAPTION_PROMPT_CHARS)
+    return f"**{discord.utils.escape_markdown(prompt)}**\n{credit} · {details(job)}"
+
+
+def remix_credit(parent: Job) -> str:
+    return f"remix of #{parent.id} by {plain_name(parent.requester.display_name)}"
+
+
+def gallery_text(
+    items: list[GalleryItem],
+    *,
+    sort: str,
+    period: str,
+    page: int,
+    locale: str,
+    link_of: dict[int, str],
+) -> str:
+    """One gallery page; ``link_of`` maps share ids to the post to open."""
+    lines = [say(locale, "gallery_title", sort=sort, period=period, page=page)]
+    start = (page - 1) * GALLERY_PAGE_SIZE
+    for n, item in enumerate(items, start=start + 1):
+        what = (
+            f"**{fmt.shorten(item.job.spec.prompt, GALLERY_PROMPT_CHARS)}**"
+            if item.show_details
+            else "*details hidden*"
+        )
+        link = link_of.get(item.share_id)
+        tail = f" · {link}" if link else ""
+        lines.append(
+            f"`{n}.` ⭐ {item.score} · {what} — {plain_name(item.credit_name)} · "
+            f"#{item.job.id}{tail}"
+        )
+    return fmt.shorten_lines(lines)
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "default"
+    if isinstance(value, tuple):
+        return ", ".join(str(v) for v in value) if value else "all"
+    return str(value)
+
+
+def settings_text(settings: ServerSettings, *, show_banned: bool) -> str:
+    """The settings as an admin reads them back (banned words only for admins)."""
+    channel = settings.showcase_channel_id
+    lines = [
+        f"Default style: {_value(settings.default_style)}",
+        f"Allowed styles: {_value(settings.allowed_styles)}",
+        f"Images per minute per user: {_value(settings.rate_per_minute)}",
+        f"Burst: {_value(settings.rate_burst)}",
+        f"Waiting jobs per user: {_value(settings.max_pending_per_user)}",
+        f"Showcase channel: {f'<#{channel}>' if channel else 'none'}",
+        f"Share outside this server: {'yes' if settings.allow_external_share else 'no'}",
+        f"Language: {settings.language}",
+    ]
+    if show_banned:
+        words = ", ".join(f"`{w}`" for w in settings.banned_words) or "none"
+        lines.append(f"Banned words: {words}")
+    return fmt.shorten_lines(lines)
+
+
+def audit_text(entries: list[AuditEntry], locale: str) -> str:
+    if not entries:
+        return say(locale, "audit_empty")
+    lines = [say(locale, "audit_title")]
+    for e in entries:
+        detail = f" · {fmt.shorten(e.detail, 120)}" if e.detail else ""
+        lines.append(
+            f"`{e.id}` <t:{int(e.at)}:f> · <@{e.actor_user_id}> · **{e.action}** "
+            f"{discord.utils.escape_markdown(e.target)}{detail}"
+        )
+    return fmt.shorten_lines(lines)

@@ -1,0 +1,430 @@
+"""Discord interactions in, core calls out: every command and button handler lives here.
+
+Each handler acknowledges first (Discord allows 3 s), then asks the core, then answers in the
+user's language. :meth:`Handlers.guard` is the one error boundary: a ``TurbobotError`` becomes
+an ephemeral message with its text; anything else is logged once, with context and no secrets,
+and the user is told that something went wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from adapters.discord import format as fmt
+from adapters.discord.community import Community
+from adapters.discord.texts import help_text, is_chinese, say
+from adapters.discord.views import Action, cancel_view, restyle_view, result_view
+from bot.domain import MAX_SEED, GenerateRequest, Job, Requester, StyleInfo, Ticket
+from bot.errors import NotAllowed, NotFound, ShuttingDown, TurbobotError
+from bot.ports import BotApi, Clock
+from bot.validation import NO_STYLE
+
+_log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 1.0  # no request storms: at most one progress edit per second per job
+TOKEN_LIFETIME_S = 14 * 60.0  # interaction tokens die at 15 min; stop editing a little before
+VARIATION_SPREAD = 64  # a variation's seed is this close to its parent's
+FINISHED_MEMORY = 512  # results remembered for a /imagine whose reply was not yet sent
+MAX_ATTACHMENTS = 10  # Discord's cap on files per message
+
+
+@dataclass
+class Tracked:
+    """An interaction whose ephemeral reply shows one job's progress."""
+
+    interaction: discord.Interaction[Any]
+    opened_at: float
+    last_edit: float = float("-inf")
+    pending: asyncio.Future[Any] | None = None  # the edit in flight, if any
+
+
+def requester(interaction: discord.Interaction[Any]) -> Requester:
+    who = fmt.requester_of(
+        interaction.user.id,
+        interaction.user.display_name,
+        interaction.channel_id,
+        interaction.guild_id,
+    )
+    # The core lets nsfw styles run only in age-restricted channels; only Discord knows which.
+    return replace(who, channel_nsfw=channel_is_nsfw(interaction.channel))
+
+
+def channel_is_nsfw(channel: object) -> bool:
+    nsfw_kinds = (
+        discord.TextChannel,
+        discord.VoiceChannel,
+        discord.StageChannel,
+        discord.ForumChannel,
+        discord.Thread,
+    )
+    return isinstance(channel, nsfw_kinds) and channel.is_nsfw()
+
+
+def is_admin(interaction: discord.Interaction[Any]) -> bool:
+    perms = interaction.permissions
+    return perms.administrator or perms.manage_messages
+
+
+class Handlers:
+    """Translates interactions to core calls; also the progress bookkeeping for notifications."""
+
+    requester = staticmethod(requester)
+
+    def __init__(self, core: BotApi, clock: Clock, rng: random.Random | None = None) -> None:
+        self.core = core
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.accepting = True
+        self.tracked: dict[int, Tracked] = {}
+        # Text for jobs that finished before their /imagine got to say "queued" (fast GPUs).
+        self.finished: OrderedDict[int, str] = OrderedDict()
+        self.community = Community(self)
+
+    # ----------------------------------------------------------------- error boundary
+
+    @contextlib.asynccontextmanager
+    async def guard(
+        self, interaction: discord.Interaction[Any], what: str, job_id: int | None = None
+    ) -> AsyncIterator[None]:
+        try:
+            yield
+        except TurbobotError as err:
+            await self.answer(interaction, str(err))
+        except Exception:
+            # Context for whoever reads the log; never the token or the interaction payload.
+            _log.exception(
+                "discord %s failed (user %s, guild %s, channel %s, job %s)",
+                what,
+                interaction.user.id,
+                interaction.guild_id,
+                interaction.channel_id,
+                job_id,
+            )
+            with contextlib.suppress(discord.HTTPException):
+                await self.answer(interaction, say(interaction.locale, "went_wrong"))
+
+    async def answer(
+        self,
+        interaction: discord.Interaction[Any],
+        text: str,
+        view: discord.ui.View | None = None,
+        files: list[discord.File] | None = None,
+    ) -> None:
+        """An ephemeral answer, whether or not the interaction was acknowledged yet."""
+        extra: dict[str, Any] = {} if view is None else {"view": view}
+        if files:
+            extra["files"] = files
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True, **extra)
+        elif interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+            # An edit takes ``attachments`` (it replaces the message's files), not ``files``.
+            if files:
+                extra["attachments"] = extra.pop("files")
+            await interaction.edit_original_response(content=text, **extra)
+        else:
+            await interaction.followup.send(text, ephemeral=True, **extra)
+
+    def check_accepting(self, interaction: discord.Interaction[Any]) -> None:
+        if not self.accepting:
+            raise ShuttingDown(say(interaction.locale, "stopping"))
+
+    # ----------------------------------------------------------------- commands
+
+    async def imagine(
+        self,
+        interaction: discord.Interaction[Any],
+        prompt: str,
+        *,
+        style: str | None,
+        aspect: str | None,
+        seed: int | None,
+        steps: int | None,
+    ) -> None:
+        # Acknowledge before anything else: the core may take a moment (SQLite commit).
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self.guard(interaction, "imagine"):
+            self.check_accepting(interaction)
+            request = GenerateRequest(
+                requester(interaction), prompt, style=style, seed=seed, steps=steps, aspect=aspect
+            )
+            await self.queued(interaction, await self.core.submit(request))
+
+    async def style_list(self, interaction: discord.Interaction[Any]) -> None:
+        async with self.guard(interaction, "style list"):
+            # Reading and uploading previews can outlast Discord's 3 s: acknowledge first.
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            default = await self.core.default_style(requester(interaction))
+            styles = self.core.styles()
+            previews = await asyncio.to_thread(
+                load_previews, styles, self._upload_limit(interaction)
+            )
+            with_preview = sum(1 for s in styles if s.preview_path)
+            note = None
+            if len(previews) < with_preview:
+                note = say(
+                    interaction.locale, "previews_shown", shown=len(previews), total=with_preview
+                )
+            text = fmt.styles_text(styles, default, is_chinese(interaction.locale), note)
+            files = [discord.File(io.BytesIO(data), filename=name) for name, data in previews]
+            await self.answer(interaction, text, files=files)
+
+    async def style_set(self, interaction: discord.Interaction[Any], style: str | None) -> None:
+        async with self.guard(interaction, "style set"):
+            if style is not None and style.strip().lower() in NO_STYLE:
+                style = None
+            await self.core.set_default_style(requester(interaction), style)
+            key = "default_set" if style else "default_cleared"
+            await self.answer(interaction, say(interaction.locale, key, style=style))
+
+    async def history(self, interaction: discord.Interaction[Any], page: int) -> None:
+        async with self.guard(interaction, "history"):
+            size = fmt.HISTORY_PAGE_SIZE
+            jobs = await self.core.history(
+                requester(interaction), limit=size, offset=(page - 1) * size
+            )
+            if not jobs:
+                await self.answer(interaction, say(interaction.locale, "no_history"))
+                return
+            await self.answer(interaction, fmt.history_text(jobs, page))
+
+    async def queue(self, interaction: discord.Interaction[Any]) -> None:
+        async with self.guard(interaction, "queue"):
+            entries = await self.core.queue_of(requester(interaction))
+            if not entries:
+                await self.answer(interaction, say(interaction.locale, "no_jobs"))
+                return
+            waiting = [job.id for job, position in entries if position > 0]
+            view = cancel_view(waiting) if waiting else None
+            await self.answer(interaction, fmt.queue_text(entries), view)
+
+    async def show(self, interaction: discord.Interaction[Any], job_id: int) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self.guard(interaction, "show", job_id):
+            job = await self.core.job(job_id)
+            who = requester(interaction)
+            mine = job.requester.user_id == who.user_id
+            if not mine and (who.server_id is None or job.requester.server_id != who.server_id):
+                raise NotFound(f"There is no job #{job_id} here.")
+            path = self.core.image_file(job)
+            if path is None:
+                raise NotFound(f"Job #{job_id} has no image (not finished, or deleted).")
+            channel = self._channel(interaction)
+            credit = await self.community.remix_credit(job)
+            limit = self._upload_limit(interaction)
+            message = await post_result(channel, job, path, limit, credit=credit)
+            await self.answer(interaction, message.jump_url)
+
+    async def help(self, interaction: discord.Interaction[Any]) -> None:
+        async with self.guard(interaction, "help"):
+            await self.answer(interaction, help_text(interaction.locale))
+
+    async def style_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        try:
+            styles = self.core.styles()
+        except Exception:
+            _log.exception("style autocomplete failed (user %s)", interaction.user.id)
+            return []
+        chinese = is_chinese(interaction.locale)
+        return [
+            app_commands.Choice(name=label, value=value)
+            for label, value in fmt.style_choices(styles, current, chinese)
+        ]
+
+    # ----------------------------------------------------------------- buttons
+
+    async def on_button(
+        self, interaction: discord.Interaction[Any], action: Action, job_id: int
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self.guard(interaction, f"button {action}", job_id):
+            who = requester(interaction)
+            match action:
+                case Action.REROLL:
+                    self.check_accepting(interaction)
+                    await self.queued(interaction, await self.core.derive(who, job_id))
+                case Action.VARY:
+                    self.check_accepting(interaction)
+                    await self._vary(interaction, who, job_id)
+                case Action.RESTYLE:
+                    styles = self.core.styles()
+                    await self.answer(
+                        interaction, f"Restyle #{job_id}:", restyle_view(job_id, styles)
+                    )
+                case Action.SHARE:
+                    await self.community.share(interaction, job_id)
+                case Action.REMIX:
+                    await self.community.remix(interaction, job_id)
+                case Action.DELETE:
+                    await self._delete(interaction, who, job_id)
+                case Action.INFO:
+                    await self.answer(interaction, fmt.info_text(await self.core.job(job_id)))
+                case Action.CANCEL:
+                    job = await self.core.cancel(who, job_id)
+                    await self.answer(interaction, say(interaction.locale, "cancelled", job=job.id))
+
+    async def on_restyle(
+        self, interaction: discord.Interaction[Any], job_id: int, style: str
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self.guard(interaction, "restyle", job_id):
+            self.check_accepting(interaction)
+            # Same seed, other style: the user sees what the style changes, nothing else.
+            who = requester(interaction)
+            ticket = await self.core.derive(who, job_id, style=style, keep_seed=True)
+            await self.queued(interaction, ticket)
+
+    async def on_gallery_page(
+        self, interaction: discord.Interaction[Any], sort: str, period: str, page: int
+    ) -> None:
+        await self.community.gallery_page(interaction, sort, period, page)
+
+    async def on_forget(self, interaction: discord.Interaction[Any], user_id: int) -> None:
+        await self.community.forget_confirmed(interaction, user_id)
+
+    async def _vary(
+        self, interaction: discord.Interaction[Any], who: Requester, job_id: int
+    ) -> None:
+        parent = await self.core.job(job_id)
+        # A nearby seed; random so that clicking twice does not repeat the same image.
+        seed = (parent.spec.seed + self.rng.randint(1, VARIATION_SPREAD)) % (MAX_SEED + 1)
+        await self.queued(interaction, await self.core.derive(who, job_id, seed=seed))
+
+    async def _delete(
+        self, interaction: discord.Interaction[Any], who: Requester, job_id: int
+    ) -> None:
+        await self.core.delete(who, job_id, is_admin=is_admin(interaction))
+        if interaction.message is not None:
+            with contextlib.suppress(discord.NotFound):
+                await interaction.message.delete()
+        await self.answer(interaction, say(interaction.locale, "deleted", job=job_id))
+
+    # ----------------------------------------------------------------- progress bookkeeping
+
+    async def queued(self, interaction: discord.Interaction[Any], ticket: Ticket) -> None:
+        job = ticket.job
+        done = self.finished.pop(job.id, None)
+        if done is not None:
+            await self.answer(interaction, done)
+            return
+        tracked = Tracked(interaction, opened_at=self.clock.monotonic())
+        self.tracked[job.id] = tracked
+        text = say(
+            interaction.locale, "queued", position=ticket.position, eta=fmt.eta_text(ticket.eta_s)
+        )
+        # Progress may arrive while this edit is in flight: as "pending" it holds them back, and
+        # "done" waits for it, so the user never sees "queued" after "done".
+        tracked.pending = asyncio.ensure_future(self.answer(interaction, f"#{job.id} · {text}"))
+        await tracked.pending
+
+    def live(self, job_id: int) -> Tracked | None:
+        """The interaction showing this job, while its token is still good."""
+        t = self.tracked.get(job_id)
+        if t is None:
+            return None
+        if self.clock.monotonic() - t.opened_at > TOKEN_LIFETIME_S:
+            del self.tracked[job_id]
+            return None
+        return t
+
+    def due_for_progress(self, job_id: int) -> Tracked | None:
+        """The interaction to edit for a progress step, or None when throttled."""
+        t = self.live(job_id)
+        now = self.clock.monotonic()
+        busy = t is not None and t.pending is not None and not t.pending.done()
+        if t is None or busy or now - t.last_edit < PROGRESS_EVERY_S:
+            return None
+        t.last_edit = now
+        return t
+
+    def remember_finished(self, job_id: int, text: str) -> None:
+        self.finished[job_id] = text
+        while len(self.finished) > FINISHED_MEMORY:
+            self.finished.popitem(last=False)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _channel(self, interaction: discord.Interaction[Any]) -> discord.PartialMessageable:
+        if interaction.channel_id is None:
+            raise NotAllowed("This command works in a channel only.")
+        client: discord.Client = interaction.client
+        return client.get_partial_messageable(interaction.channel_id, guild_id=interaction.guild_id)
+
+    @staticmethod
+    def _upload_limit(interaction: discord.Interaction[Any]) -> int:
+        return int(interaction.filesize_limit or fmt.DEFAULT_UPLOAD_LIMIT)
+
+
+def load_previews(styles: list[StyleInfo], limit: int) -> list[tuple[str, bytes]]:
+    """(file name, bytes) of the previews to attach to ``/style list``, blocking: run off-loop.
+
+    In list order, at most :data:`MAX_ATTACHMENTS`, together within ``limit`` (the
+    interaction's upload limit per file; also kept as the total, since a whole request has a
+    cap too and previews are small). A preview that vanished since the engine's scan, or is too
+    large, is skipped with a log line: the list itself must still be answered.
+    """
+    out: list[tuple[str, bytes]] = []
+    total = 0
+    for style in styles:
+        if style.preview_path is None or len(out) == MAX_ATTACHMENTS:
+            continue
+        path = Path(style.preview_path)
+        try:
+            if path.stat().st_size > limit - total:
+                _log.info("preview of style %s skipped: over the upload limit", style.name)
+                continue
+            data = path.read_bytes()
+        except OSError as err:
+            _log.warning("preview of style %s unreadable: %s", style.name, err.strerror)
+            continue
+        if len(data) > limit - total:  # it grew between stat and read
+            continue
+        out.append((f"{style.name}{path.suffix.lower()}", data))
+        total += len(data)
+    return out
+
+
+async def post_result(
+    channel: discord.abc.Messageable,
+    job: Job,
+    path: Path,
+    limit: int,
+    *,
+    credit: str | None = None,
+) -> discord.Message:
+    """An ordinary channel message with the image, caption, mention and buttons.
+
+    ``credit`` ("remix of #N by NAME") goes on the settings line of the caption.
+
+    It needs no interaction token, so it works after a 15-minute queue and after a restart.
+    """
+    size = (await asyncio.to_thread(path.stat)).st_size
+    mention = discord.AllowedMentions(users=[discord.Object(int(job.requester.user_id))])
+    if size > limit:
+        mib, cap = fmt.too_big(size, limit)
+        text = say(
+            "en-US",
+            "too_big",
+            mention=f"<@{job.requester.user_id}>",
+            job=job.id,
+            size=mib,
+            limit=cap,
+        )
+        return await channel.send(text, allowed_mentions=mention, view=result_view(job.id))
+    file = discord.File(path, filename=f"turbobot-{job.id}.jpg")
+    return await channel.send(
+        fmt.caption(job, credit), file=file, view=result_view(job.id), allowed_mentions=mention
+    )

@@ -1,0 +1,252 @@
+"""Inline keyboards and their ``callback_data``.
+
+Buttons carry only what identifies them — ``tb:<action>:<job id>`` and, for style pickers, a
+page or a style — never settings: the rest is looked up in the core when pressed. So buttons
+keep working after a restart, and ``callback_data`` stays within Telegram's 64 bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from adapters.telegram.texts import style_label
+from bot.domain import Job, StyleInfo
+
+CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit
+PREFIX = "tb"
+STYLES_PER_PAGE = 8
+_HASHED = "#"  # marks a style given by hash because its name is too long for callback_data
+
+
+class Action(StrEnum):
+    REROLL = "reroll"
+    VARIATION = "var"
+    RESTYLE = "restyle"  # opens the restyle picker for a job
+    ORIGINAL = "orig"
+    DELETE = "del"
+    CANCEL = "cancel"
+    RESTYLE_PAGE = "rsp"  # job id, page
+    RESTYLE_PICK = "rs"  # job id, style
+    STYLE_PAGE = "sp"  # page
+    STYLE_PICK = "ss"  # style
+    STYLE_CLEAR = "sc"
+    SHARE = "share"  # post a job to the group's showcase
+    VOTE = "vote"  # share id; toggles the presser's like
+    REMIX = "remix"  # job id
+    GALLERY = "gal"  # view ("t"/"r" + "w"/"m"/"a"), page
+    FORGET = "forget"  # user id: confirms /forget
+    KEEP = "keep"  # user id: cancels /forget
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """A decoded button press."""
+
+    action: Action
+    args: tuple[str, ...]
+
+    def int_arg(self, index: int) -> int:
+        return int(self.args[index])
+
+
+def encode(action: Action, *args: object) -> str:
+    data = ":".join([PREFIX, action.value, *(str(a) for a in args)])
+    if len(data.encode()) > CALLBACK_DATA_LIMIT:
+        raise ValueError(f"callback_data over {CALLBACK_DATA_LIMIT} bytes: {data!r}")
+    return data
+
+
+def decode(data: str | None) -> Callback | None:
+    """The button's action, or None for data this bot did not make (or an older format)."""
+    prefix, _, rest = (data or "").partition(":")
+    name, _, tail = rest.partition(":")
+    if prefix != PREFIX:
+        return None
+    try:
+        action = Action(name)
+    except ValueError:
+        return None
+    if not tail:
+        return Callback(action, ())
+    if action is Action.STYLE_PICK:
+        return Callback(action, (tail,))  # a style name may itself contain ":"
+    return Callback(action, tuple(tail.split(":", 1)))
+
+
+def style_token(name: str, room: int) -> str:
+    """The style's name if it fits in ``room`` bytes, else a stable short hash of it."""
+    if len(name.encode()) <= room and not name.startswith(_HASHED):
+        return name
+    return _HASHED + hashlib.sha256(name.encode()).hexdigest()[:12]
+
+
+def resolve_style(token: str, styles: list[StyleInfo]) -> str | None:
+    """The style name a button's token stands for (None when it is gone)."""
+    for style in styles:
+        if token in {style.name, style_token(style.name, 0)}:
+            return style.name
+    return None
+
+
+def result_keyboard(
+    job: Job, *, showcase: bool = False, share_outside: bool = True
+) -> InlineKeyboardMarkup:
+    """The buttons under a delivered image.
+
+    ``showcase`` adds "post to the group's showcase" (group images); ``share_outside=False``
+    (the group forbids it) drops the inline "share into any chat" button.
+    """
+    jid = job.id
+    second = []
+    if showcase:
+        second.append(InlineKeyboardButton("🏆 Showcase", callback_data=encode(Action.SHARE, jid)))
+    if share_outside:
+        second.append(InlineKeyboardButton("📤 Share", switch_inline_query=f"#{jid}"))
+    second += [
+        InlineKeyboardButton("🖼 Original", callback_data=encode(Action.ORIGINAL, jid)),
+        InlineKeyboardButton("🗑 Delete", callback_data=encode(Action.DELETE, jid)),
+    ]
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("🎲 Reroll", callback_data=encode(Action.REROLL, jid)),
+                InlineKeyboardButton("🔀 Variations", callback_data=encode(Action.VARIATION, jid)),
+                InlineKeyboardButton("🎨 Restyle", callback_data=encode(Action.RESTYLE, jid)),
+            ],
+            second,
+        ]
+    )
+
+
+def showcase_keyboard(share_id: int, job_id: int, score: int, remix: str) -> InlineKeyboardMarkup:
+    """Under a showcase post: a like counter (toggles) and Remix."""
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(f"👍 {score}", callback_data=encode(Action.VOTE, share_id)),
+                InlineKeyboardButton(f"🔁 {remix}", callback_data=encode(Action.REMIX, job_id)),
+            ]
+        ]
+    )
+
+
+def with_score(markup: InlineKeyboardMarkup | None, data: str, score: int) -> InlineKeyboardMarkup:
+    """``markup`` with the like button ``data`` relabelled to ``score`` (other buttons kept)."""
+    rows = markup.inline_keyboard if markup is not None else ()
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(f"👍 {score}", callback_data=data)
+                if b.callback_data == data
+                else b
+                for b in row
+            ]
+            for row in rows
+        ]
+    )
+
+
+def gallery_keyboard(
+    view: str, page: int, has_next: bool, labels: tuple[str, str]
+) -> InlineKeyboardMarkup | None:
+    """Prev/next buttons for a gallery page (None when there is only one page)."""
+    row = []
+    if page > 0:
+        row.append(
+            InlineKeyboardButton(labels[0], callback_data=encode(Action.GALLERY, view, page - 1))
+        )
+    if has_next:
+        row.append(
+            InlineKeyboardButton(labels[1], callback_data=encode(Action.GALLERY, view, page + 1))
+        )
+    return InlineKeyboardMarkup([row]) if row else None
+
+
+def forget_keyboard(user_id: str, labels: tuple[str, str]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(labels[0], callback_data=encode(Action.FORGET, user_id)),
+                InlineKeyboardButton(labels[1], callback_data=encode(Action.KEEP, user_id)),
+            ]
+        ]
+    )
+
+
+def page_count(styles: list[StyleInfo]) -> int:
+    return max(1, -(-len(styles) // STYLES_PER_PAGE))
+
+
+def _page_slice(styles: list[StyleInfo], page: int) -> list[StyleInfo]:
+    start = page * STYLES_PER_PAGE
+    return styles[start : start + STYLES_PER_PAGE]
+
+
+class _PageData:
+    """callback_data for a page of a picker (the default-style one or a job's restyle one)."""
+
+    def __init__(self, job_id: int | None) -> None:
+        self.job_id = job_id
+
+    def __call__(self, page: int) -> str:
+        if self.job_id is None:
+            return encode(Action.STYLE_PAGE, page)
+        return encode(Action.RESTYLE_PAGE, self.job_id, page)
+
+    def pick(self, name: str) -> str:
+        if self.job_id is None:
+            head = f"{PREFIX}:{Action.STYLE_PICK}:"
+            return encode(Action.STYLE_PICK, style_token(name, CALLBACK_DATA_LIMIT - len(head)))
+        head = f"{PREFIX}:{Action.RESTYLE_PICK}:{self.job_id}:"
+        token = style_token(name, CALLBACK_DATA_LIMIT - len(head.encode()))
+        return encode(Action.RESTYLE_PICK, self.job_id, token)
+
+
+def _nav_row(page: int, pages: int, to_page: _PageData) -> list[InlineKeyboardButton]:
+    row = []
+    if page > 0:
+        row.append(InlineKeyboardButton("◀ Back", callback_data=to_page(page - 1)))
+    if page + 1 < pages:
+        row.append(InlineKeyboardButton("More ▶", callback_data=to_page(page + 1)))
+    return row
+
+
+def style_keyboard(
+    styles: list[StyleInfo],
+    page: int,
+    language_code: str | None,
+    *,
+    job_id: int | None = None,
+) -> InlineKeyboardMarkup:
+    """A page of styles, two per row, with Back/More; for ``/style`` also a "No style" button.
+
+    With ``job_id`` the picks restyle that job instead of setting the user's default.
+    """
+    data = _PageData(job_id)
+    page = min(max(page, 0), page_count(styles) - 1)
+    buttons = [
+        InlineKeyboardButton(style_label(s, language_code), callback_data=data.pick(s.name))
+        for s in _page_slice(styles, page)
+    ]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    nav = _nav_row(page, page_count(styles), data)
+    if nav:
+        rows.append(nav)
+    if job_id is None:
+        rows.append([InlineKeyboardButton("No style", callback_data=encode(Action.STYLE_CLEAR))])
+    return InlineKeyboardMarkup(rows)
+
+
+def cancel_keyboard(job_ids: list[int]) -> InlineKeyboardMarkup | None:
+    if not job_ids:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(f"Cancel #{j}", callback_data=encode(Action.CANCEL, j))]
+            for j in job_ids[:20]
+        ]
+    )

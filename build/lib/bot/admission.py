@@ -1,0 +1,85 @@
+"""Admission: may this user queue one more job right now? Pure functions over plain numbers.
+
+A per-user token bucket limits the rate (``rate_per_minute``, ``rate_burst``); caps limit how
+many jobs wait per user, per server and in total. Each refusal says why and when to retry.
+Buckets are persisted by the store, so a restart does not hand out fresh bursts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bot.errors import QueueFull, RateLimited
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Tokens left for one user at ``updated_at`` (wall-clock seconds)."""
+
+    tokens: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    rate_per_minute: float
+    burst: int
+    max_pending_per_user: int
+    max_pending_per_server: int
+    max_queue: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Jobs not yet generated (queued or running): for the user, their server, everyone."""
+
+    user: int
+    server: int
+    total: int
+
+
+def full_bucket(now: float, limits: Limits) -> Bucket:
+    return Bucket(float(limits.burst), now)
+
+
+def refill(bucket: Bucket, now: float, limits: Limits) -> Bucket:
+    # A clock that went backwards (NTP step, restored backup) must not drain the bucket.
+    elapsed = max(0.0, now - bucket.updated_at)
+    tokens = min(float(limits.burst), bucket.tokens + elapsed * limits.rate_per_minute / 60.0)
+    return Bucket(tokens, now)
+
+
+def take_token(bucket: Bucket, now: float, limits: Limits) -> Bucket:
+    """The bucket after spending one token, or :class:`RateLimited` with the wait."""
+    current = refill(bucket, now, limits)
+    if current.tokens >= 1.0:
+        return Bucket(current.tokens - 1.0, now)
+    wait = (1.0 - current.tokens) * 60.0 / limits.rate_per_minute
+    raise RateLimited(
+        f"You are going a bit fast: you can queue again in {_seconds(wait)}.", retry_after=wait
+    )
+
+
+def check_caps(pending: Pending, limits: Limits, eta_s: float) -> None:
+    """:class:`QueueFull` when a cap is reached; ``eta_s`` is when the next job should finish."""
+    when = f"about {_seconds(eta_s)}" if eta_s > 0 else "a moment"
+    if pending.user >= limits.max_pending_per_user:
+        raise QueueFull(
+            f"You already have {pending.user} images waiting (the limit is "
+            f"{limits.max_pending_per_user}); you can queue again when one is done, in {when}."
+        )
+    if pending.server >= limits.max_pending_per_server:
+        raise QueueFull(
+            f"This server already has {pending.server} images waiting (the limit is "
+            f"{limits.max_pending_per_server}); try again in {when}."
+        )
+    if pending.total >= limits.max_queue:
+        raise QueueFull(f"The queue is full ({pending.total} images waiting); try again in {when}.")
+
+
+def _seconds(seconds: float) -> str:
+    whole = max(1, math.ceil(seconds))
+    if whole < 120:
+        return f"{whole} s"
+    return f"{math.ceil(whole / 60)} min"

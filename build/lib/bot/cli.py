@@ -1,0 +1,162 @@
+"""The ``turbobot`` command: ``run`` (the bot), ``download``, ``imagine``, ``styles``, ``bench``.
+
+Parsing only; each command's work lives with the layer it belongs to (``bot.bootstrap`` for
+``run``, ``engine.commands`` for the engine-only commands). Heavy imports are deferred so
+``turbobot --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot import models
+from bot.domain import ASPECTS, DEFAULT_ASPECT, DEFAULT_STEPS
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="turbobot", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("run", help="start the bot (console chat when no platform token is set)")
+
+    im = sub.add_parser("imagine", help="make one image from the command line")
+    im.add_argument("prompt")
+    im.add_argument("--style", default=None)
+    im.add_argument("--seed", type=int, default=None)
+    im.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    im.add_argument("--aspect", default=DEFAULT_ASPECT, help=", ".join(ASPECTS))
+    im.add_argument("--cfg", type=float, default=1.0)
+    im.add_argument("--negative", default=None)
+    im.add_argument("-o", "--output", type=Path, default=Path("out.jpg"))
+
+    st = sub.add_parser("styles", help="list installed styles, or add one")
+    st_sub = st.add_subparsers(dest="styles_command")
+    add = st_sub.add_parser(
+        "add",
+        help="install a style LoRA (checked against the model) as <lora dir>/<name>/",
+        description="A running bot offers it after SIGHUP (systemctl reload turbobot).",
+    )
+    add.add_argument("file", type=Path, help="the LoRA's .safetensors file")
+    add.add_argument("--name", required=True, help="what users type: 1-32 of a-z 0-9 _ -")
+    add.add_argument("--strength", type=float, default=1.0, help="adapter weight, 0..2")
+    add.add_argument("--prefix", default="", help="text put before the user's prompt")
+    add.add_argument("--suffix", default="", help="text put after the user's prompt")
+    add.add_argument("--trigger", action="append", default=[], help="a trigger word (repeat)")
+    add.add_argument("--display-name", default=None, help="shown in menus (default: the name)")
+    add.add_argument("--description", default="")
+    add.add_argument("--nsfw", action="store_true", help="only in age-restricted channels")
+
+    b = sub.add_parser("bench", help="per-stage timings and peak memory of the configured model")
+    b.add_argument("--runs", type=int, default=3)
+    b.add_argument("--aspect", default=DEFAULT_ASPECT)
+    b.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+
+    _download_parser(sub)
+
+    w = sub.add_parser(
+        "worker", help="serve a bot that has REDIS_URL from this GPU (one process per GPU)"
+    )
+    w.add_argument("--name", default=None, help="worker id shown in /healthz (default host-pid)")
+    w.add_argument(
+        "--fake-latency-ms",
+        type=float,
+        default=None,
+        help="BENCHMARKS ONLY: sleep this long instead of rendering (no model, no images)",
+    )
+    return p
+
+
+def _download_parser(sub: Any) -> None:
+    d = sub.add_parser(
+        "download",
+        help="download the base model and the Turbo LoRA (resumable, verified)",
+        description="Both by default. The model goes to the Hugging Face cache (HF_HOME), the "
+        "Turbo LoRA to <lora dir>/turbo/; --to puts both in a folder.",
+    )
+    d.add_argument("--model", action="store_true", help="only the base model")
+    d.add_argument("--turbo", action="store_true", help="only the Turbo LoRA")
+    d.add_argument("--to", type=Path, default=None, help="a folder instead of the cache")
+    d.add_argument("--model-repo", default=models.BASE_MODEL_REPO)
+    d.add_argument("--revision", default="main", help="of the base model (a branch, tag or commit)")
+    d.add_argument("--turbo-repo", default=models.TURBO_LORA_REPO)
+    d.add_argument("--turbo-file", default=models.TURBO_LORA_FILE, help="another version's file")
+
+
+def _download(args: argparse.Namespace) -> int:
+    import os
+
+    from bot import download
+
+    both = not (args.model or args.turbo)
+    lora_dir = Path(os.environ.get("TURBOBOT_LORA_DIR", "").strip() or "loras")
+    return download.main(
+        model=args.model or both,
+        turbo=args.turbo or both,
+        to=args.to,
+        lora_dir=lora_dir,
+        model_repo=args.model_repo,
+        revision=args.revision,
+        turbo_repo=args.turbo_repo,
+        turbo_file=args.turbo_file,
+    )
+
+
+def _new_style(args: argparse.Namespace) -> Any:
+    from engine.style_install import NewStyle
+
+    return NewStyle(
+        name=args.name,
+        strength=args.strength,
+        prompt_prefix=args.prefix,
+        prompt_suffix=args.suffix,
+        trigger_words=tuple(args.trigger),
+        display_name=args.display_name,
+        description=args.description,
+        nsfw=args.nsfw,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        from bot.bootstrap import run
+
+        return run()
+    if args.command == "download":
+        return _download(args)
+    if args.command == "worker":
+        from engine.worker import main as worker_main
+
+        return worker_main(name=args.name, fake_latency_ms=args.fake_latency_ms)
+    from engine import commands
+
+    if args.command == "imagine":
+        return commands.imagine(
+            prompt=args.prompt,
+            style=args.style,
+            seed=args.seed,
+            steps=args.steps,
+            aspect=args.aspect,
+            cfg=args.cfg,
+            negative_prompt=args.negative,
+            output=args.output,
+        )
+    if args.command == "styles":
+        return _styles(args)
+    return commands.bench(runs=args.runs, aspect=args.aspect, steps=args.steps)
+
+
+def _styles(args: argparse.Namespace) -> int:
+    from engine import commands
+
+    if args.styles_command == "add":
+        return commands.styles_add(args.file, _new_style(args))
+    return commands.styles()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""Typed domain objects shared by every layer.
+
+Nothing here knows about torch, Discord or Telegram: adapters translate platform events into
+these types, the engine receives a :class:`GenerationSpec`, and results come back as
+:class:`Generated`. All objects are frozen so they can cross threads and tasks safely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+# Limits users meet. Qwen-Image's text encoder takes long prompts, but a chat prompt longer than
+# this is almost always a paste accident; Discord's own option limit is 6000 characters.
+MAX_PROMPT_CHARS = 2000
+MIN_STEPS = 1
+MAX_STEPS = 8
+DEFAULT_STEPS = 4
+MAX_SEED = 2**32 - 1
+MIN_CFG = 1.0
+MAX_CFG = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class StepRange:
+    """Denoising steps users may ask for, and the default. It depends on the model mode."""
+
+    low: int
+    high: int
+    default: int
+
+
+# The Turbo LoRA is distilled for 4 (up to 8) steps; the base model needs 30-50 for a clean image.
+TURBO_STEPS = StepRange(MIN_STEPS, MAX_STEPS, DEFAULT_STEPS)
+BASE_STEPS = StepRange(10, 50, 30)
+
+
+class Platform(StrEnum):
+    CONSOLE = "console"
+    DISCORD = "discord"
+    TELEGRAM = "telegram"
+
+
+class JobState(StrEnum):
+    """Life of a job. Generation is at-least-once; posting is at-most-once."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    GENERATED = "generated"  # image on disk, not yet handed to the platform
+    POSTING = "posting"  # a send is (or was, before a crash) in flight: never re-send blindly
+    POSTED = "posted"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL_STATES
+
+
+_FINAL_STATES = frozenset({JobState.POSTED, JobState.FAILED, JobState.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Aspect:
+    """An output size of about one megapixel; both sides multiples of 16 (the pipeline needs it)."""
+
+    name: str
+    width: int
+    height: int
+
+
+# About 1 MP each, both sides multiples of 16 (checked by a test).
+ASPECTS: dict[str, Aspect] = {
+    a.name: a
+    for a in (
+        Aspect("1:1", 1024, 1024),
+        Aspect("16:9", 1360, 768),
+        Aspect("9:16", 768, 1360),
+        Aspect("4:3", 1184, 880),
+        Aspect("3:4", 880, 1184),
+        Aspect("3:2", 1248, 832),
+        Aspect("2:3", 832, 1248),
+    )
+}
+DEFAULT_ASPECT = "1:1"
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asked, and where the answer goes. Ids are platform ids as strings.
+
+    ``server_id`` is a Discord guild or a Telegram group (None in a DM or the console);
+    ``channel_id`` is where the result is posted; ``reply_to`` an optional message to reply to.
+    """
+
+    platform: Platform
+    user_id: str
+    display_name: str
+    channel_id: str
+    server_id: str | None = None
+    reply_to: str | None = None
+    # Discord age-restricted channel: only there may not-safe-for-work styles be used.
+    channel_nsfw: bool = False
+
+    @property
+    def user_key(self) -> str:
+        """Rate limits and fairness are per platform user."""
+        return f"{self.platform}:{self.user_id}"
+
+    @property
+    def server_key(self) -> str | None:
+        return None if self.server_id is None else f"{self.platform}:{self.server_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateRequest:
+    """What a user typed, parsed into types but not yet validated or defaulted.
+
+    ``None`` means "not given": the core fills in the user's default style, a random seed,
+    the default steps and aspect.
+    """
+
+    requester: Requester
+    prompt: str
+    style: str | None = None
+    seed: int | None = None
+    steps: int | None = None
+    aspect: str | None = None
+    cfg: float | None = None
+    negative_prompt: str | None = None
+    parent_job_id: int | None = None  # reroll / variation / remix of this job
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSpec:
+    """Everything the engine needs for one image; complete and validated."""
+
+    prompt: str
+    style: str | None
+    seed: int
+    steps: int
+    width: int
+    height: int
+    cfg: float = 1.0
+    negative_prompt: str | None = None
+
+    @property
+    def aspect(self) -> str:
+        for a in ASPECTS.values():
+            if (a.width, a.height) == (self.width, self.height):
+                return a.name
+        return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Milliseconds spent in each stage of one generation."""
+
+    text_encode_ms: float = 0.0
+    denoise_ms: float = 0.0
+    decode_ms: float = 0.0
+    jpeg_ms: float = 0.0
+    step_ms: tuple[float, ...] = ()
+
+    @property
+    def total_ms(self) -> float:
+        return self.text_encode_ms + self.denoise_ms + self.decode_ms + self.jpeg_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """An executor's answer: the JPEG bytes and where the time went."""
+
+    jpeg: bytes
+    width: int
+    height: int
+    timings: Timings = field(default_factory=Timings)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as stored. ``image_path`` is relative to the data dir once generated."""
+
+    id: int
+    requester: Requester
+    spec: GenerationSpec
+    state: JobState
+    created_at: float
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    image_path: str | None = None
+    timings: Timings | None = None
+    error: str | None = None
+    posted_message_id: str | None = None
+    parent_job_id: int | None = None
+    # A platform handle to the posted image (a Telegram photo ``file_id``), from ``Delivered``:
+    # lets adapters re-share the image without re-uploading it, also after a restart.
+    posted_file_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """What the user is told right after a successful submit (the row is already committed)."""
+
+    job: Job
+    position: int  # 1 = next to run
+    eta_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Step ``step`` of ``total`` is done for job ``job_id``."""
+
+    job_id: int
+    step: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class StyleInfo:
+    """A style LoRA as users see it (no paths, no tensors)."""
+
+    name: str
+    display_name: str
+    display_name_zh: str
+    description: str
+    strength: float
+    preview_path: str | None = None
+    nsfw: bool = False  # manifest ``nsfw = true``: only in age-restricted channels
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """Where a result was posted, for later lookup, reroll and sharing."""
+
+    message_id: str
+    channel_id: str
+    # Optional platform handle to the uploaded file (Telegram's photo ``file_id``); the core
+    # stores it as ``Job.posted_file_ref`` so inline sharing works after a restart.
+    file_ref: str | None = None
+
+
+# --- community (issue 6) -------------------------------------------------------------------
+
+
+class Language(StrEnum):
+    """Language of the bot's replies in one server."""
+
+    EN = "en"
+    ZH = "zh"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """One Discord server's or Telegram group's settings, as its admins set them.
+
+    ``None`` limits mean "the operator's default"; values above the operator's are clamped
+    down when used. An empty ``allowed_styles`` allows every installed style.
+    """
+
+    platform: Platform
+    server_id: str
+    default_style: str | None = None
+    allowed_styles: tuple[str, ...] = ()
+    rate_per_minute: float | None = None
+    rate_burst: int | None = None
+    max_pending_per_user: int | None = None
+    showcase_channel_id: str | None = None
+    banned_words: tuple[str, ...] = ()
+    allow_external_share: bool = True
+    language: Language = Language.EN
+
+    @property
+    def server_key(self) -> str:
+        return f"{self.platform}:{self.server_id}"
+
+
+SETTINGS_FIELDS = (
+    "default_style",
+    "allowed_styles",
+    "rate_per_minute",
+    "rate_burst",
+    "max_pending_per_user",
+    "showcase_channel_id",
+    "banned_words",
+    "allow_external_share",
+    "language",
+)
+"""The fields of :class:`ServerSettings` an admin may change (or clear)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChange:
+    """An admin's change to :class:`ServerSettings`: ``None`` leaves a field unchanged.
+
+    ``clear`` names fields (from :data:`SETTINGS_FIELDS`) to reset to their default; a field
+    both set and cleared is a bad request.
+    """
+
+    default_style: str | None = None
+    allowed_styles: tuple[str, ...] | None = None
+    rate_per_minute: float | None = None
+    rate_burst: int | None = None
+    max_pending_per_user: int | None = None
+    showcase_channel_id: str | None = None
+    banned_words: tuple[str, ...] | None = None
+    allow_external_share: bool | None = None
+    language: Language | None = None
+    clear: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class UserPrivacy:
+    """A user's sharing choices: opted out users never appear in galleries or showcases."""
+
+    share_opt_out: bool = False
+    hide_details: bool = False  # shares show the image and credit, not prompt/style/seed
+
+
+@dataclass(frozen=True, slots=True)
+class ShareTicket:
+    """What an adapter needs to post a shared image to the showcase channel."""
+
+    share_id: int
+    job: Job
+    channel_id: str
+    credit_name: str
+    show_details: bool
+    message_id: str | None = None  # set when it was already posted there: don't post it twice
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryItem:
+    """One shared image in a server's gallery; ``score`` is the sum of votes."""
+
+    share_id: int
+    job: Job
+    score: int
+    shared_at: float
+    message_id: str | None
+    credit_name: str
+    show_details: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One admin action in a server (settings change, deletion, block), for ``audit_log``."""
+
+    id: int
+    at: float
+    server_key: str
+    actor_user_id: str
+    action: str
+    target: str
+    detail: str

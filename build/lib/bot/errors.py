@@ -1,0 +1,59 @@
+"""The one exception tree of the core. Adapters turn these into user messages.
+
+Every message is written for the person who typed the command: it says what was wrong and,
+where there is one, what to do instead.
+"""
+
+from __future__ import annotations
+
+
+class TurbobotError(Exception):
+    """Base of every error a user may see. ``str(err)`` is the user-facing message."""
+
+
+class BadRequest(TurbobotError):
+    """The request itself is invalid (prompt, steps, aspect, seed, cfg ...)."""
+
+
+class BadPrompt(BadRequest):
+    """Empty, too long or otherwise unusable prompt."""
+
+
+class UnknownStyle(BadRequest):
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        hint = ", ".join(known[:10]) if known else "none installed"
+        super().__init__(f"Unknown style {name!r}. Available styles: {hint}.")
+
+
+class RateLimited(TurbobotError):
+    """Refused by admission; ``retry_after`` seconds until it would be accepted."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class QueueFull(TurbobotError):
+    """A pending-jobs cap (per user, per server or global) is reached."""
+
+
+class NotFound(TurbobotError):
+    """No such job (or not one of yours)."""
+
+
+class NotAllowed(TurbobotError):
+    """The user may not do this (not the owner, not an admin, blocked)."""
+
+
+class GenerationFailed(TurbobotError):
+    """The engine could not make this image (after retries); the message says why."""
+
+
+class StorageError(TurbobotError):
+    """The database or the image folder cannot be written (full disk, locked database)."""
+
+
+class ShuttingDown(TurbobotError):
+    """The bot is stopping and takes no new jobs."""

@@ -1,0 +1,184 @@
+"""Engine-only CLI commands: ``turbobot imagine``, ``turbobot styles [add]``, ``turbobot bench``.
+
+Each builds ``Settings()`` itself, runs the engine without the bot, prints to the terminal and
+returns the process exit code (0 ok, 1 engine failure, 2 bad input).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import statistics
+import sys
+from pathlib import Path
+
+from bot.config import Settings
+from bot.domain import ASPECTS, MAX_SEED, Generated, GenerationSpec, Timings
+from bot.errors import BadRequest, TurbobotError
+from engine import memory
+from engine.executors import open_local_executor
+from engine.style_install import NewStyle
+from engine.styles import LoraRefused
+
+
+def imagine(
+    *,
+    prompt: str,
+    style: str | None,
+    seed: int | None,
+    steps: int,
+    aspect: str,
+    cfg: float,
+    negative_prompt: str | None,
+    output: Path,
+) -> int:
+    settings = _settings()
+    try:
+        spec = make_spec(prompt, style, seed, steps, aspect, cfg, negative_prompt)
+        generated = asyncio.run(_imagine_one(settings, spec))
+    except TurbobotError as exc:
+        return _fail(exc)
+    output.write_bytes(generated.jpeg)
+    print(f"{output}  {generated.width}x{generated.height}  seed {spec.seed}")
+    print(format_timings(generated.timings))
+    return 0
+
+
+def styles() -> int:
+    from engine.loading import scan_configured_styles
+
+    settings = _settings()
+    try:
+        found, refused = scan_configured_styles(settings)
+    except TurbobotError as exc:
+        return _fail(exc)
+    print(f"Styles in {settings.resolved_lora_dir}:")
+    for s in found.values():
+        i = s.info
+        print(f"  {i.name:<16} {i.display_name} / {i.display_name_zh}  (strength {i.strength:g})")
+        if i.description:
+            print(f"  {'':<16} {i.description}")
+    if not found:
+        print("  (none; see loras/README.md to add one)")
+    for name, why in refused.items():
+        print(f"  refused {name}: {why}")
+    return 0
+
+
+def styles_add(source: Path, new: NewStyle) -> int:
+    """``turbobot styles add``: check the file against the model, install it, say what next."""
+    from engine.style_install import configured_linears, install_style
+
+    settings = _settings()
+    try:
+        style = install_style(settings.resolved_lora_dir, source, new, configured_linears(settings))
+    except LoraRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TurbobotError as exc:
+        return _fail(exc)
+    print(f"Installed style {style.name!r} in {style.lora_path.parent}")
+    print(
+        "A running bot offers it after a rescan, without reloading the model: "
+        "`systemctl reload turbobot` or `kill -HUP <pid>`."
+    )
+    return 0
+
+
+def bench(runs: int, aspect: str, steps: int) -> int:
+    settings = _settings()
+    try:
+        spec = make_spec("a lighthouse on a cliff at dusk", None, 1, steps, aspect, 1.0, None)
+        results = asyncio.run(_bench(settings, spec, max(1, runs)))
+    except TurbobotError as exc:
+        return _fail(exc)
+    model = "tiny (noise; TURBOBOT_MODEL=tiny)" if settings.is_tiny else settings.model
+    size = f"{results[0].width}x{results[0].height}"
+    print(f"model {model}  size {size}  steps {steps}  runs {len(results)} (after 1 warm-up)")
+    for label, values in _stages([r.timings for r in results]):
+        print(
+            f"  {label:<14} median {statistics.median(values):9.1f} ms   min {min(values):9.1f} ms"
+        )
+    print(f"  peak memory    {memory.peak_memory_mb():9.0f} MiB")
+    return 0
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def make_spec(  # noqa: PLR0917 - mirrors the CLI's arguments one to one
+    prompt: str,
+    style: str | None,
+    seed: int | None,
+    steps: int,
+    aspect: str,
+    cfg: float,
+    negative_prompt: str | None,
+) -> GenerationSpec:
+    """A spec from CLI arguments (the engine checks the rest when it runs)."""
+    if aspect not in ASPECTS:
+        raise BadRequest(f"Unknown aspect {aspect!r}; use one of {', '.join(ASPECTS)}.")
+    a = ASPECTS[aspect]
+    return GenerationSpec(
+        prompt=prompt,
+        style=style,
+        seed=secrets.randbelow(MAX_SEED + 1) if seed is None else seed,
+        steps=steps,
+        width=a.width,
+        height=a.height,
+        cfg=cfg,
+        negative_prompt=negative_prompt,
+    )
+
+
+def format_timings(t: Timings) -> str:
+    steps = ", ".join(f"{ms:.0f}" for ms in t.step_ms)
+    return (
+        f"text encode {t.text_encode_ms:.0f} ms · denoise {t.denoise_ms:.0f} ms [{steps}] · "
+        f"decode {t.decode_ms:.0f} ms · jpeg {t.jpeg_ms:.0f} ms · total {t.total_ms:.0f} ms"
+    )
+
+
+async def _imagine_one(settings: Settings, spec: GenerationSpec) -> Generated:
+    from tqdm import tqdm
+
+    async with open_local_executor(settings) as executor:
+        with tqdm(total=spec.steps, desc="denoise", unit="step") as bar:
+
+            def on_progress(step: int, total: int) -> None:
+                bar.update(step - bar.n)
+
+            return await executor.generate(0, spec, on_progress)
+
+
+async def _bench(settings: Settings, spec: GenerationSpec, runs: int) -> list[Generated]:
+    async with open_local_executor(settings) as executor:
+        await executor.generate(0, spec, _ignore)  # warm-up: first-call allocations, caches
+        return [await executor.generate(i, spec, _ignore) for i in range(1, runs + 1)]
+
+
+def _stages(ts: list[Timings]) -> list[tuple[str, list[float]]]:
+    rows = [("text encode", [t.text_encode_ms for t in ts])]
+    rows += [(f"step {k + 1}", [t.step_ms[k] for t in ts]) for k in range(len(ts[0].step_ms))]
+    rows += [
+        ("VAE decode", [t.decode_ms for t in ts]),
+        ("JPEG encode", [t.jpeg_ms for t in ts]),
+        ("total", [t.total_ms for t in ts]),
+    ]
+    return rows
+
+
+def _ignore(step: int, total: int) -> None:
+    """Progress is not shown while benchmarking."""
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def _fail(exc: TurbobotError) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 2 if isinstance(exc, BadRequest) else 1

@@ -1,0 +1,216 @@
+"""One generation, top to bottom like a diffusers pipeline.
+
+check the spec → apply the style's prompt text → set adapters and scheduler → encode the prompt
+→ denoise (per-step progress and timing) → decode with a NaN/black guard → PIL image.
+Runs on the executor's single GPU thread; nothing here is async.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any
+
+import torch
+from PIL import Image
+
+from bot import validation
+from bot.domain import (
+    BASE_STEPS,
+    TURBO_STEPS,
+    GenerationSpec,
+    StepRange,
+    Timings,
+)
+from bot.errors import BadRequest, GenerationFailed, UnknownStyle
+from bot.ports import ProgressCallback
+from engine.memory import Profile
+from engine.styles import Style, StyleLibrary
+
+log = logging.getLogger(__name__)
+
+MAX_SEQUENCE_LENGTH = 512  # the pipeline's own default; longer prompts are cut by the encoder
+SIZE_MULTIPLE = 16  # 8x VAE and 2x2 patches
+_BLACK = -1.0 + 4.0 / 255.0  # decoded images live in [-1, 1]; below this everywhere is black
+
+
+@dataclass(slots=True)
+class Engine:
+    """The loaded model and what goes with it. Owned and mutated by the GPU thread only."""
+
+    pipe: Any
+    base_scheduler: Any
+    turbo_scheduler: Any
+    has_turbo: bool
+    styles: StyleLibrary
+    profile: Profile
+    max_side: int | None = None  # the tiny model renders smaller than the aspect asks
+    _warned_sizes: set[tuple[int, int]] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    image: Image.Image
+    timings: Timings
+
+
+def render(
+    engine: Engine, spec: GenerationSpec, on_progress: ProgressCallback, *, turbo: bool = True
+) -> Rendered:
+    """Make one image for ``spec``. ``turbo=False`` runs the base model (tests, comparisons)."""
+    pipe = engine.pipe
+    # 1. check inputs
+    style = check_spec(spec, engine.styles, TURBO_STEPS if engine.has_turbo else BASE_STEPS)
+    width, height = render_size(engine, spec)
+    check_size(width, height)
+    # 2. the style's prompt text
+    prompt = style.apply_to(spec.prompt) if style else spec.prompt
+    # 3. adapters (Turbo always, the style stacked on it) and the schedule Turbo was trained with
+    use_turbo = turbo and engine.has_turbo
+    engine.styles.activate(pipe, style, turbo=use_turbo)
+    pipe.scheduler = engine.turbo_scheduler if use_turbo else engine.base_scheduler
+    # 4. encode the prompt (and the negative one, only when CFG is on)
+    t0 = perf_counter()
+    embeds, mask = _encode(pipe, prompt)
+    neg_embeds, neg_mask = (None, None)
+    if spec.cfg > 1.0:
+        neg_embeds, neg_mask = _encode(pipe, spec.negative_prompt or " ")
+    # 5. denoise
+    t1 = perf_counter()
+    clock = _StepClock(on_progress, spec.steps, t1)
+    latents = pipe(
+        prompt_embeds=embeds,
+        prompt_embeds_mask=mask,
+        negative_prompt_embeds=neg_embeds,
+        negative_prompt_embeds_mask=neg_mask,
+        true_cfg_scale=spec.cfg,
+        height=height,
+        width=width,
+        num_inference_steps=spec.steps,
+        generator=torch.Generator("cpu").manual_seed(spec.seed),
+        output_type="latent",
+        callback_on_step_end=clock,
+    ).images
+    # 6. decode, never handing a NaN or all-black image to a user
+    t2 = perf_counter()
+    decoded = decode_checked(lambda dtype: decode_latents(pipe, latents, width, height, dtype))
+    image = pipe.image_processor.postprocess(decoded, output_type="pil")[0]
+    t3 = perf_counter()
+    timings = Timings(
+        text_encode_ms=(t1 - t0) * 1e3,
+        denoise_ms=(t2 - t1) * 1e3,
+        decode_ms=(t3 - t2) * 1e3,
+        step_ms=clock.step_ms(),
+    )
+    return Rendered(image=image, timings=timings)
+
+
+# ---------------------------------------------------------------- checks
+
+
+def check_spec(
+    spec: GenerationSpec, styles: StyleLibrary, steps: StepRange = TURBO_STEPS
+) -> Style | None:
+    """The engine checks its own input too (same rules and words as the core), then the style."""
+    validation.check_spec(spec, steps)
+    if spec.style is None:
+        return None
+    style = styles.styles.get(spec.style)
+    if style is None:
+        raise UnknownStyle(spec.style, sorted(styles.styles))
+    return style
+
+
+def check_size(width: int, height: int) -> None:
+    """Refuse sizes the pipeline would silently round down."""
+    if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
+        raise BadRequest(
+            f"Width and height must be positive multiples of 16 (got {width}x{height})."
+        )
+
+
+def render_size(engine: Engine, spec: GenerationSpec) -> tuple[int, int]:
+    """The spec's size, or for the tiny model a proportional size whose long side is max_side."""
+    w, h = spec.width, spec.height
+    if engine.max_side is None or max(w, h) <= engine.max_side:
+        return w, h
+    scale = engine.max_side / max(w, h)
+    size = (_down16(w * scale), _down16(h * scale))
+    if (w, h) not in engine._warned_sizes:
+        engine._warned_sizes.add((w, h))
+        log.info("Tiny model: rendering %dx%d as %dx%d (TURBOBOT_TINY_SIDE)", w, h, *size)
+    return size
+
+
+def _down16(x: float) -> int:
+    return max(SIZE_MULTIPLE, int(x) // SIZE_MULTIPLE * SIZE_MULTIPLE)
+
+
+# ---------------------------------------------------------------- stages
+
+
+def _encode(pipe: Any, prompt: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    with torch.no_grad():
+        embeds, mask = pipe.encode_prompt(
+            prompt, device=pipe._execution_device, max_sequence_length=MAX_SEQUENCE_LENGTH
+        )
+    return embeds, mask
+
+
+class _StepClock:
+    """``callback_on_step_end``: forwards progress and records when each step ended."""
+
+    def __init__(self, on_progress: ProgressCallback, total: int, start: float) -> None:
+        self._on_progress = on_progress
+        self._total = total
+        self._marks = [start]
+
+    def __call__(self, pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        self._marks.append(perf_counter())
+        self._on_progress(i + 1, self._total)
+        return {}
+
+    def step_ms(self) -> tuple[float, ...]:
+        return tuple((b - a) * 1e3 for a, b in zip(self._marks, self._marks[1:], strict=False))
+
+
+def decode_latents(
+    pipe: Any, latents: torch.Tensor, width: int, height: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """The pipeline's own decode (unpack, un-normalise, VAE), in ``dtype``; image in [-1, 1]."""
+    vae = pipe.vae
+    old = vae.dtype
+    if dtype != old:  # only the fp32 retry casts (and casts back afterwards)
+        vae.to(dtype)
+    try:
+        with torch.no_grad():
+            z = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor).to(dtype)
+            shape = (1, vae.config.z_dim, 1, 1, 1)
+            mean = torch.tensor(vae.config.latents_mean).view(shape).to(z.device, z.dtype)
+            inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(shape).to(z.device, z.dtype)
+            image: torch.Tensor = vae.decode(z / inv_std + mean, return_dict=False)[0][:, :, 0]
+    finally:
+        if dtype != old:
+            vae.to(old)
+    return image
+
+
+def decode_checked(decode: Callable[[torch.dtype], torch.Tensor]) -> torch.Tensor:
+    """Decode in bf16; on NaN/inf or an all-black image retry once in fp32, then give up."""
+    image = decode(torch.bfloat16)
+    if usable(image):
+        return image
+    log.warning("Decoded image is black or not finite; retrying the decode in float32")
+    image = decode(torch.float32)
+    if usable(image):
+        return image
+    raise GenerationFailed(
+        "The image came out black or broken even after a full-precision retry. "
+        "Try another seed or prompt."
+    )
+
+
+def usable(image: torch.Tensor) -> bool:
+    return bool(torch.isfinite(image).all()) and float(image.float().max()) > _BLACK

@@ -1,0 +1,413 @@
+"""``turbobot worker``: one GPU worker of the pool behind a bot that has ``REDIS_URL``.
+
+Run one per GPU (``CUDA_VISIBLE_DEVICES=1 turbobot worker``; torch then sees that card as
+device 0). The worker loads the engine once through :func:`engine.executors.open_local_executor`
+(styles stay resident), then runs an arq worker with ``max_jobs=1`` whose job function awaits
+the local executor. It needs only an outbound connection to Redis.
+
+Beside arq, a heartbeat key (``turbobot:worker:<id>``, expiring after 3 beats) advertises the
+worker: GPU, styles, the job it runs, jobs done, consecutive failures, and ``ready`` or
+``resting``. The bot counts ready workers as its capacity and notices a dead one when its key
+expires. A worker whose jobs fail ``TURBOBOT_WORKER_MAX_FAILURES`` times in a row (engine
+crashes, not bad requests) rests: it takes no job for ``TURBOBOT_WORKER_REST_S`` seconds.
+If Redis goes away the worker keeps its engine loaded and reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from arq.connections import ArqRedis, create_pool
+from arq.worker import Worker, func
+from PIL import Image
+
+from bot.config import Settings
+from bot.domain import Generated, GenerationSpec, StyleInfo, Timings
+from bot.errors import GenerationFailed, TurbobotError
+from bot.ports import Executor, ProgressCallback
+from engine.remote import (
+    DONE,
+    EVENTS_PREFIX,
+    IMAGE_PREFIX,
+    JOB_FUNCTION,
+    KEEP_S,
+    LIVENESS_BEATS,
+    QUEUE,
+    READY,
+    REDIS_ERRORS,
+    RESCAN_KEY,
+    RESTING,
+    WORKER_PREFIX,
+    WorkerView,
+    awaited,
+    json_dumps,
+    json_loads,
+    redis_settings,
+    spec_from_wire,
+    timings_to_wire,
+)
+
+log = logging.getLogger(__name__)
+
+STATE = "turbobot"  # key of the WorkerState in arq's ctx
+_DRAIN_S = 600.0  # on stop, the job in flight gets this long to finish
+
+
+class WorkerState:
+    """What this worker advertises, updated by the job hooks and the heartbeat."""
+
+    def __init__(self, worker_id: str, gpu: str, executor: Executor, settings: Settings) -> None:
+        self.id = worker_id
+        self.host = socket.gethostname()
+        self.gpu = gpu
+        self.executor = executor
+        self.heartbeat_s = settings.worker_heartbeat_s
+        self.max_failures = settings.worker_max_failures
+        self.rest_s = settings.worker_rest_s
+        self.busy: str | None = None
+        self.jobs_done = 0
+        self.failures = 0  # in a row, the worker's fault
+        self.rest_until: float | None = None
+        self.rescan_epoch = 0
+        self.arq: Worker | None = None
+
+    @property
+    def ttl_ms(self) -> int:
+        return int(LIVENESS_BEATS * self.heartbeat_s * 1000)
+
+    def resting(self) -> bool:
+        if self.rest_until is not None and time.monotonic() >= self.rest_until:
+            log.info("rest over: taking jobs again")
+            self.rest_until = None
+            self.failures = 0
+        return self.rest_until is not None
+
+    def apply_rest(self) -> None:
+        """Take jobs only when not resting (arq's own switch for that)."""
+        if self.arq is not None:
+            self.arq.allow_pick_jobs = not self.resting()
+
+    def view(self) -> WorkerView:
+        return WorkerView(
+            id=self.id,
+            host=self.host,
+            gpu=self.gpu,
+            state=RESTING if self.resting() else READY,
+            busy=self.busy,
+            jobs_done=self.jobs_done,
+            failures=self.failures,
+            rescan_epoch=self.rescan_epoch,
+            styles=tuple(self.executor.styles()),
+        )
+
+    def succeeded(self) -> None:
+        self.jobs_done += 1
+        self.failures = 0
+
+    def failed(self, error: str, *, worker_fault: bool) -> dict[str, Any]:
+        if worker_fault:
+            self.failures += 1
+            if self.failures >= self.max_failures and self.rest_until is None:
+                log.error("%d failures in a row: resting for %.0f s", self.failures, self.rest_s)
+                self.rest_until = time.monotonic() + self.rest_s
+        return {"ok": False, "error": error, "retry": worker_fault, "worker": self.id}
+
+
+class _ProgressPump:
+    """Pushes ``[step, total]`` onto the job's event list in order, off the GPU thread."""
+
+    def __init__(self, redis: ArqRedis, key: str) -> None:
+        self._redis = redis
+        self._key = key
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[tuple[int, int] | None] = asyncio.Queue()
+        self._task = self._loop.create_task(self._run())
+
+    def push(self, step: int, total: int) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, (step, total))
+
+    async def close(self) -> None:
+        await asyncio.sleep(0)  # let callbacks posted from the GPU thread land first
+        self._queue.put_nowait(None)
+        await self._task
+
+    async def _run(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            try:
+                await awaited(self._redis.rpush(self._key, json_dumps(list(item))))
+                await self._redis.expire(self._key, KEEP_S)
+            except REDIS_ERRORS:
+                log.debug("progress of %s not sent: Redis unreachable", self._key)
+
+
+async def generate_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """The arq job: render with the local executor; the JPEG goes to its own key as bytes."""
+    state: WorkerState = ctx[STATE]
+    redis: ArqRedis = ctx["redis"]
+    arq_id: str = ctx["job_id"]
+    pump = _ProgressPump(redis, EVENTS_PREFIX + arq_id)
+    try:
+        spec = spec_from_wire(payload["spec"])
+        generated = await state.executor.generate(int(payload["job_id"]), spec, pump.push)
+    except GenerationFailed as exc:
+        # A cause means the engine crashed (this worker's fault: retry elsewhere); no cause
+        # means the request cannot be made here (bad style file, out of memory): final.
+        return state.failed(str(exc), worker_fault=exc.__cause__ is not None)
+    except TurbobotError as exc:
+        return state.failed(str(exc), worker_fault=True)
+    except Exception as exc:
+        log.exception("job %s failed in the worker", arq_id)
+        return state.failed(f"The GPU worker failed ({type(exc).__name__}).", worker_fault=True)
+    finally:
+        await pump.close()
+    await redis.set(IMAGE_PREFIX + arq_id, generated.jpeg, ex=KEEP_S)
+    state.succeeded()
+    return {
+        "ok": True,
+        "width": generated.width,
+        "height": generated.height,
+        "timings": timings_to_wire(generated.timings),
+        "worker": state.id,
+    }
+
+
+async def _on_job_start(ctx: dict[str, Any]) -> None:
+    state: WorkerState = ctx[STATE]
+    state.busy = ctx["job_id"]
+    # Beat at once: the bot tells a live runner from a dead one by this field.
+    with contextlib.suppress(*REDIS_ERRORS):
+        await beat(ctx["redis"], state)
+
+
+async def _after_job_end(ctx: dict[str, Any]) -> None:
+    state: WorkerState = ctx[STATE]
+    redis: ArqRedis = ctx["redis"]
+    state.busy = None
+    state.apply_rest()
+    key = EVENTS_PREFIX + ctx["job_id"]
+    with contextlib.suppress(*REDIS_ERRORS):
+        await awaited(redis.rpush(key, DONE))  # the result is stored by now: wake the bot
+        await redis.expire(key, KEEP_S)
+        await beat(redis, state)
+
+
+async def beat(redis: ArqRedis, state: WorkerState) -> None:
+    """Write this worker's heartbeat; it expires unless renewed."""
+    await redis.set(WORKER_PREFIX + state.id, json_dumps(state.view().to_wire()), px=state.ttl_ms)
+
+
+async def _heartbeat_loop(redis: ArqRedis, state: WorkerState, stop: asyncio.Event) -> None:
+    outage = False
+    while not stop.is_set():
+        try:
+            await _rescan_if_asked(redis, state)
+            state.apply_rest()
+            await beat(redis, state)
+        except REDIS_ERRORS as err:
+            if not outage:
+                log.warning("heartbeat: Redis unreachable (%s)", type(err).__name__)
+            outage = True
+        else:
+            outage = False
+        await _wait(stop, state.heartbeat_s)
+
+
+async def _rescan_if_asked(redis: ArqRedis, state: WorkerState) -> None:
+    raw = await redis.get(RESCAN_KEY)
+    epoch = int(raw) if raw is not None else 0
+    if epoch > state.rescan_epoch:
+        await state.executor.rescan_styles()
+        state.rescan_epoch = epoch
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+
+
+def _arq_worker(settings: Settings, state: WorkerState, url: str) -> Worker:
+    return Worker(
+        [func(generate_job, name=JOB_FUNCTION, max_tries=1)],
+        queue_name=QUEUE,
+        redis_settings=redis_settings(url),
+        job_serializer=json_dumps,
+        job_deserializer=json_loads,
+        max_jobs=1,
+        max_tries=1,  # retries belong to the bot, whose attempt cap counts every try
+        job_timeout=settings.worker_job_timeout_s,
+        keep_result=KEEP_S,
+        poll_delay=settings.worker_poll_s,
+        allow_abort_jobs=True,  # the bot aborts a job it has given up on
+        handle_signals=False,  # our own stop event drains the job in flight first
+        on_job_start=_on_job_start,
+        after_job_end=_after_job_end,
+        ctx={STATE: state},
+        log_results=False,
+    )
+
+
+async def _run_arq(worker: Worker, state: WorkerState, stop: asyncio.Event) -> None:
+    """Run ``worker`` until ``stop`` (finishing the job in flight) or until Redis fails."""
+    state.arq = worker
+    state.apply_rest()
+    main = asyncio.get_running_loop().create_task(worker.async_run())
+    stopper = asyncio.get_running_loop().create_task(stop.wait())
+    try:
+        await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        worker.allow_pick_jobs = False
+        # The job in flight finishes either way: on a Redis blip its result may still land.
+        async with asyncio.timeout(_DRAIN_S):
+            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        if main.done():
+            main.result()  # re-raise what ended arq's loop (a lost Redis connection)
+    finally:
+        state.arq = None
+        for task in (main, stopper):
+            task.cancel()
+        await asyncio.gather(main, stopper, return_exceptions=True)
+        await _close_arq(worker)
+
+
+async def _close_arq(worker: Worker) -> None:
+    # What arq's Worker.close() does, minus its call of a redis method deprecated in redis 5.
+    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    pool: ArqRedis | None = worker._pool
+    if pool is not None:
+        with contextlib.suppress(*REDIS_ERRORS):
+            await pool.delete(worker.health_check_key)
+        await pool.aclose()
+
+
+async def serve_worker(
+    settings: Settings, executor: Executor, *, worker_id: str, gpu: str, stop: asyncio.Event
+) -> None:
+    """Take jobs from Redis with ``executor`` until ``stop`` is set."""
+    if settings.redis_url is None:
+        raise ValueError("turbobot worker needs REDIS_URL")
+    url = settings.redis_url.get_secret_value()
+    state = WorkerState(worker_id, gpu, executor, settings)
+    redis = await create_pool(redis_settings(url), default_queue_name=QUEUE)
+    beats = asyncio.get_running_loop().create_task(_heartbeat_loop(redis, state, stop))
+    log.info("worker %s (%s) ready", worker_id, gpu)
+    try:
+        while not stop.is_set():
+            try:
+                await _run_arq(_arq_worker(settings, state, url), state, stop)
+            except REDIS_ERRORS as err:
+                log.warning("lost Redis (%s); reconnecting, engine stays loaded", err)
+                await _wait(stop, 1.0)
+    finally:
+        beats.cancel()
+        await asyncio.gather(beats, return_exceptions=True)
+        with contextlib.suppress(*REDIS_ERRORS):
+            await redis.delete(WORKER_PREFIX + worker_id)  # leave the pool at once
+        await redis.aclose()
+
+
+class FakeLatencyExecutor:
+    """BENCHMARKS ONLY (``--fake-latency-ms``): sleeps instead of rendering, so a benchmark
+    measures the pool's dispatch and not a GPU. Never the default; logged loudly when used."""
+
+    def __init__(self, latency_s: float) -> None:
+        self._latency_s = latency_s
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), (90, 120, 150)).save(buf, format="JPEG", quality=90)
+        self._jpeg = buf.getvalue()
+
+    @property
+    def capacity(self) -> int:
+        return 1
+
+    async def generate(
+        self, job_id: int, spec: GenerationSpec, on_progress: ProgressCallback
+    ) -> Generated:
+        for step in range(1, spec.steps + 1):
+            await asyncio.sleep(self._latency_s / spec.steps)
+            on_progress(step, spec.steps)
+        timings = Timings(denoise_ms=self._latency_s * 1e3)
+        return Generated(jpeg=self._jpeg, width=64, height=64, timings=timings)
+
+    def styles(self) -> list[StyleInfo]:
+        return []
+
+    async def rescan_styles(self) -> list[StyleInfo]:
+        return []
+
+    async def aclose(self) -> None:
+        return None
+
+
+@asynccontextmanager
+async def _fake_executor(latency_ms: float) -> AsyncIterator[Executor]:
+    yield FakeLatencyExecutor(latency_ms / 1000)
+
+
+def default_worker_id() -> str:
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+    suffix = f"-gpu{gpus.replace(',', '+')}" if gpus else ""
+    return f"{socket.gethostname()}-{os.getpid()}{suffix}"
+
+
+def gpu_name() -> str:
+    """The card torch sees first (CUDA_VISIBLE_DEVICES picks it), or ``cpu``."""
+    import torch
+
+    if torch.cuda.is_available():
+        return str(torch.cuda.get_device_name(torch.cuda.current_device()))
+    return "cpu"
+
+
+async def serve(
+    settings: Settings,
+    *,
+    name: str | None = None,
+    fake_latency_ms: float | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Load the engine once and serve jobs until SIGINT/SIGTERM; returns the exit code."""
+    from bot.lifecycle import install_stop_signals
+
+    if settings.redis_url is None:
+        log.error("turbobot worker needs REDIS_URL (the same Redis as the bot)")
+        return 2
+    stop = stop or asyncio.Event()
+    install_stop_signals(stop)
+    opened: AbstractAsyncContextManager[Executor]
+    if fake_latency_ms is not None:
+        log.warning("FAKE GENERATOR (%.0f ms, no images): for benchmarks only", fake_latency_ms)
+        opened, gpu = _fake_executor(fake_latency_ms), "fake"
+    else:
+        from engine.executors import open_local_executor
+
+        opened, gpu = open_local_executor(settings), gpu_name()
+    async with opened as executor:
+        await serve_worker(
+            settings, executor, worker_id=name or default_worker_id(), gpu=gpu, stop=stop
+        )
+    log.info("worker stopped cleanly")
+    return 0
+
+
+def main(name: str | None = None, fake_latency_ms: float | None = None) -> int:
+    """Entry point of ``turbobot worker``."""
+    from bot.lifecycle import setup_logging
+
+    settings = Settings()
+    url = settings.redis_url.get_secret_value() if settings.redis_url else ""
+    secrets = [s for s in (url, urlsplit(url).password) if s]
+    setup_logging(settings.log_level, settings.log_format, secrets)
+    try:
+        return asyncio.run(serve(settings, name=name, fake_latency_ms=fake_latency_ms))
+    except KeyboardInterrupt:
+        return 130
