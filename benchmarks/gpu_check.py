@@ -52,6 +52,7 @@ class Run:
     compile: bool = False
     styles: bool = True
     cfg: bool = True
+    warm: int = WARM_RUNS
 
 
 PLAN: tuple[Run, ...] = (
@@ -266,7 +267,7 @@ def _images(run: Run, make_spec: Any) -> list[tuple[str, Any]]:
         negative = "blurry, low quality" if cfg > 1 else None
         return make_spec(PROMPT, style, seed, STEPS, ASPECT, cfg, negative)
 
-    out = [("cold", spec(1))] + [(f"warm {i}", spec(1 + i)) for i in range(1, WARM_RUNS + 1)]
+    out = [("cold", spec(1))] + [(f"warm {i}", spec(1 + i)) for i in range(1, run.warm + 1)]
     if run.styles:
         out += [(f"style {a} (first load)", spec(10, a)), (f"style {b} (first load)", spec(11, b))]
         out += [(f"style {a} (switch)", spec(12, a)), (f"style {b} (switch)", spec(13, b))]
@@ -284,9 +285,7 @@ def measure(run: Run, data_dir: Path) -> dict[str, Any]:
 
     from bot.config import Settings
     from engine import memory
-    from engine.commands import make_spec
     from engine.loading import load_engine
-    from engine.pipeline import render
 
     memory.set_alloc_conf()
     total = torch.cuda.get_device_properties(0).total_memory
@@ -303,49 +302,83 @@ def measure(run: Run, data_dir: Path) -> dict[str, Any]:
     engine = load_engine(settings)
     torch.cuda.synchronize()
     load_s = time.perf_counter() - t0
-    _sync_after(engine.pipe)
-    images = []
-    for what, spec in _images(run, make_spec):
-        torch.cuda.reset_peak_memory_stats()
-        t = time.perf_counter()
-        out = render(engine, spec, _no_progress)
-        torch.cuda.synchronize()
-        wall = time.perf_counter() - t
-        tm = out.timings
-        images.append(
-            {
-                "what": what,
-                "wall_s": wall,
-                "text_encode_s": tm.text_encode_ms / 1e3,
-                "denoise_s": tm.denoise_ms / 1e3,
-                "step_s": [s / 1e3 for s in tm.step_ms],
-                "decode_s": tm.decode_ms / 1e3,
-                "peak_allocated_gib": torch.cuda.max_memory_allocated() / GIB,
-                "peak_reserved_gib": torch.cuda.max_memory_reserved() / GIB,
-            }
-        )
     return {
         "run": run.name,
         "device": _device(torch),
         "profile": engine.profile,
         "cap_gib": run.cap_gib,
         "load_s": load_s,
-        "images": images,
+        "images": render_all(engine, run, _CudaClock()),
         "host_rss_gib": _rss_gib("VmRSS"),
         "host_peak_rss_gib": _rss_gib("VmHWM"),
     }
 
 
-def _sync_after(pipe: Any) -> None:
-    """Synchronize after each text-encoder and transformer call, so the engine's own stage
-    clocks (taken right after these return) measure finished GPU work, not launches."""
-    import torch
+class _CudaClock:
+    """Synchronization and peak memory on CUDA (CPU runs use :class:`HostClock`)."""
 
-    def sync(*_args: Any) -> None:
-        torch.cuda.synchronize()
+    def __init__(self) -> None:
+        import torch
 
-    pipe.text_encoder.register_forward_hook(sync)
-    pipe.transformer.register_forward_hook(sync)
+        self.cuda = torch.cuda
+
+    def sync(self, *_args: Any) -> None:
+        self.cuda.synchronize()
+
+    def reset(self) -> None:
+        self.cuda.reset_peak_memory_stats()
+
+    def peaks_gib(self) -> tuple[float, float]:
+        return self.cuda.max_memory_allocated() / GIB, self.cuda.max_memory_reserved() / GIB
+
+
+class HostClock:
+    """No device to wait for and no device memory: the CPU smoke test's stand-in."""
+
+    def sync(self, *_args: Any) -> None:
+        """Nothing runs asynchronously on the CPU."""
+
+    def reset(self) -> None:
+        """No peak statistics to reset."""
+
+    def peaks_gib(self) -> tuple[float, float]:
+        return 0.0, 0.0
+
+
+def render_all(engine: Any, run: Run, clock: Any) -> list[dict[str, Any]]:
+    """The run's images on a loaded engine, each timed after the device finished it.
+
+    ``clock.sync`` also runs after every text-encoder and transformer call, so the engine's own
+    stage clocks (taken right after those return) measure finished GPU work, not launches.
+    """
+    from engine.commands import make_spec
+    from engine.pipeline import render
+
+    engine.pipe.text_encoder.register_forward_hook(clock.sync)
+    engine.pipe.transformer.register_forward_hook(clock.sync)
+    images = []
+    for what, spec in _images(run, make_spec):
+        clock.reset()
+        t = time.perf_counter()
+        out = render(engine, spec, _no_progress)
+        clock.sync()
+        wall = time.perf_counter() - t
+        tm = out.timings
+        allocated, reserved = clock.peaks_gib()
+        images.append(
+            {
+                "what": what,
+                "size": list(out.image.size),
+                "wall_s": wall,
+                "text_encode_s": tm.text_encode_ms / 1e3,
+                "denoise_s": tm.denoise_ms / 1e3,
+                "step_s": [s / 1e3 for s in tm.step_ms],
+                "decode_s": tm.decode_ms / 1e3,
+                "peak_allocated_gib": allocated,
+                "peak_reserved_gib": reserved,
+            }
+        )
+    return images
 
 
 def _no_progress(step: int, total: int) -> None:
