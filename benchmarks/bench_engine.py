@@ -21,6 +21,7 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from benchmarks import gpu_plan
 from benchmarks.report import machine, write_section
 from bot.config import Settings
 from bot.domain import GenerationSpec
@@ -119,7 +120,7 @@ tiny pipeline at {SIDE}x{SIDE}, {STEPS} steps, medians of {RUNS}.
 | engine `generate` wall time (incl. JPEG, thread hand-offs) | {r["engine_ms"]:.1f} ms | | |
 | bare `pipe(...)` + JPEG for the same image | {r["bare_ms"]:.1f} ms | | |
 | engine / bare | {r["ratio"]:.3f}x | ≤ 1.03x | {ok(r["ratio"] <= 1.03)} |
-| style switch (`set_adapters`, both resident), median / max \
+| style switch (copy into the style slot, both resident), median / max \
 | {r["switch_ms"]:.2f} / {r["switch_max_ms"]:.2f} ms | ≤ 5 ms, no reload \
 | {ok(r["switch_ms"] <= 5)} |
 | one denoise step (tiny, for scale) | {r["step_ms"]:.1f} ms | | |
@@ -140,6 +141,7 @@ def main() -> None:
     block = report(results)
     print(block)
     write_section("engine:measured", "Engine (measured)", block)
+    gpu_plan.main()  # the computed GPU memory table beside it
 
 
 if __name__ == "__main__":

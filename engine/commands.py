@@ -11,13 +11,16 @@ import logging
 import secrets
 import statistics
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
+from time import perf_counter
 
 from bot.config import Settings
 from bot.domain import ASPECTS, MAX_SEED, Generated, GenerationSpec, Timings
 from bot.errors import BadRequest, TurbobotError
 from engine import memory
 from engine.executors import open_local_executor
+from engine.pipeline import Engine
 from engine.style_install import NewStyle
 from engine.styles import LoraRefused
 
@@ -87,21 +90,107 @@ def styles_add(source: Path, new: NewStyle) -> int:
 
 
 def bench(runs: int, aspect: str, steps: int) -> int:
+    """What a GPU owner needs: load time, cold and warm image, stages, memory, styles, CFG."""
     settings = _settings()
     try:
         spec = make_spec("a lighthouse on a cliff at dusk", None, 1, steps, aspect, 1.0, None)
-        results = asyncio.run(_bench(settings, spec, max(1, runs)))
+        report = asyncio.run(_bench(settings, spec, max(1, runs)))
     except TurbobotError as exc:
         return _fail(exc)
     model = "tiny (noise; TURBOBOT_MODEL=tiny)" if settings.is_tiny else settings.model
-    size = f"{results[0].width}x{results[0].height}"
-    print(f"model {model}  size {size}  steps {steps}  runs {len(results)} (after 1 warm-up)")
-    for label, values in _stages([r.timings for r in results]):
+    print(f"model {model}  device {report.device}  profile {report.profile}")
+    print(
+        f"size {report.size}  steps {steps}  runs {runs} (after a cold first image)"
+        f"  compile {'on' if settings.compile else 'off'}"
+    )
+    print(f"  {'load':<14} {report.load_s * 1e3:9.1f} ms")
+    print(f"  {'cold image':<14} {report.cold.total_ms:9.1f} ms")
+    for label, values in _stages(report.warm):
         print(
             f"  {label:<14} median {statistics.median(values):9.1f} ms   min {min(values):9.1f} ms"
         )
-    print(f"  peak memory    {memory.peak_memory_mb():9.0f} MiB")
+    cfg = statistics.median(t.total_ms for t in report.cfg)
+    print(f"  {'CFG on (x4)':<14} median {cfg:9.1f} ms   (two transformer passes per step)")
+    for label, ms in report.styles:
+        print(f"  {label:<14} {ms:9.1f} ms")
+    print(
+        f"  peak memory    {report.peak_alloc_mb:9.0f} MiB allocated, "
+        f"{report.peak_reserved_mb:.0f} MiB reserved (reset before each image)"
+    )
+    print(f"  host RSS       {report.rss_mb:9.0f} MiB now, {report.rss_peak_mb:.0f} MiB peak")
     return 0
+
+
+@dataclass(frozen=True, slots=True)
+class BenchReport:
+    device: str
+    profile: str
+    size: str
+    load_s: float
+    cold: Timings
+    warm: list[Timings]
+    cfg: list[Timings]
+    styles: list[tuple[str, float]]
+    peak_alloc_mb: float
+    peak_reserved_mb: float
+    rss_mb: float
+    rss_peak_mb: float
+
+
+async def _bench(settings: Settings, spec: GenerationSpec, runs: int) -> BenchReport:
+    t0 = perf_counter()
+    async with open_local_executor(settings) as executor:
+        load_s = perf_counter() - t0
+        first = await executor.generate(0, spec, _ignore)  # cold: first-call allocations
+        warm, peaks = [], []
+        for i in range(runs):
+            memory.reset_peak()
+            warm.append((await executor.generate(i + 1, spec, _ignore)).timings)
+            peaks.append(memory.peak_bytes())
+        cfg_spec = replace(spec, cfg=4.0, negative_prompt="blurry")
+        cfg = [(await executor.generate(i, cfg_spec, _ignore)).timings for i in range(runs)]
+        styles = await asyncio.to_thread(_style_times, executor.engine)
+    engine = executor.engine
+    return BenchReport(
+        device=memory.device_name(),
+        profile=engine.profile,
+        size=f"{first.width}x{first.height}",
+        load_s=load_s,
+        cold=first.timings,
+        warm=warm,
+        cfg=cfg,
+        styles=styles,
+        peak_alloc_mb=max(p[0] for p in peaks) / 2**20,
+        peak_reserved_mb=max(p[1] for p in peaks) / 2**20,
+        rss_mb=memory.host_rss_bytes() / 2**20,
+        rss_peak_mb=memory.peak_memory_mb() if memory.device_name() == "cpu" else _ru_maxrss(),
+    )
+
+
+def _style_times(engine: Engine) -> list[tuple[str, float]]:
+    """First load (file → cache → slot) and a resident switch, on the installed style files."""
+    lib = engine.styles
+    names = sorted(lib.styles)[:2]
+    if len(names) < 2:  # a switch needs two styles
+        return []
+    lib.unload_all(engine.pipe)
+    out = []
+    for label, name in (
+        ("style load", names[0]),
+        ("style load", names[1]),
+        ("style switch", names[0]),
+    ):
+        t0 = perf_counter()
+        lib.activate(engine.pipe, lib.styles[name], turbo=engine.has_turbo)
+        memory.synchronize()
+        out.append((f"{label}", (perf_counter() - t0) * 1e3))
+    return [out[0], out[2]]
+
+
+def _ru_maxrss() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ---------------------------------------------------------------- helpers
@@ -150,12 +239,6 @@ async def _imagine_one(settings: Settings, spec: GenerationSpec) -> Generated:
                 bar.update(step - bar.n)
 
             return await executor.generate(0, spec, on_progress)
-
-
-async def _bench(settings: Settings, spec: GenerationSpec, runs: int) -> list[Generated]:
-    async with open_local_executor(settings) as executor:
-        await executor.generate(0, spec, _ignore)  # warm-up: first-call allocations, caches
-        return [await executor.generate(i, spec, _ignore) for i in range(1, runs + 1)]
 
 
 def _stages(ts: list[Timings]) -> list[tuple[str, list[float]]]:

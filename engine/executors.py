@@ -46,6 +46,11 @@ class LocalExecutor:
         self._closed = False
 
     @property
+    def engine(self) -> Engine:
+        """The loaded engine (benchmarks read its profile and styles)."""
+        return self._engine
+
+    @property
     def capacity(self) -> int:
         return 2
 

@@ -54,12 +54,22 @@ def choose_profile(
                 "Memory profile %r needs CUDA, which is not available: using cpu.", requested
             )
         return "cpu"
-    if requested != "auto":
-        return requested
-    profile, _ = plan.choose_profile(
+    best, the_plan = plan.choose_profile(  # logs the plan either way
         free_vram_gb, loras_bytes, resident_styles_bytes=resident_styles_bytes
     )
-    return profile
+    if requested == "auto":
+        return best
+    if requested != "cpu" and not the_plan.row(requested).fits:
+        log.warning(
+            "Memory profile %s needs %.1f GiB of GPU memory (plus a %.1f GiB margin) but %.1f "
+            "GiB are free: expect out-of-memory errors (auto would pick %s).",
+            requested,
+            the_plan.row(requested).vram_gib,
+            the_plan.margin_gib,
+            free_vram_gb,
+            best,
+        )
+    return requested
 
 
 def lower_profile(profile: Profile) -> Profile | None:
@@ -92,11 +102,10 @@ def apply_profile(
     ``device="cpu"`` runs the same steps without CUDA (tests). ``compile_backend`` is for tests
     too (``"eager"``); the default is inductor.
     """
+    pipe.remove_all_hooks()  # accelerate hooks (model offload) never belong to our recipes
     if profile == "cpu":
         pipe.to("cpu")
-        return
-    pipe.remove_all_hooks()  # accelerate hooks (model offload) never belong to our recipes
-    if profile == "full":
+    elif profile == "full":
         pipe.to(device)
     else:
         stream_text_encoder(pipe.text_encoder, torch.device(device))
@@ -173,6 +182,44 @@ def stream_text_encoder(text_encoder: Any, device: torch.device) -> None:
 def empty_cache() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def reset_peak() -> None:
+    """Start a fresh peak (allocated and reserved) for the next measurement."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_bytes() -> tuple[int, int]:
+    """Peak CUDA bytes (allocated, reserved) since :func:`reset_peak`; (0, 0) without CUDA."""
+    if not torch.cuda.is_available():
+        return 0, 0
+    return torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
+
+
+def synchronize() -> None:
+    """Wait for queued GPU work, so a wall-clock time means finished work (no-op on CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        torch.cuda.synchronize()
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info()
+        name = torch.cuda.get_device_name(torch.cuda.current_device())
+        return f"{name} ({total / 2**30:.1f} GiB, {free / 2**30:.1f} free)"
+    return "cpu"
+
+
+def host_rss_bytes() -> int:
+    """This process's resident host memory now (Linux ``/proc``; 0 elsewhere)."""
+    from pathlib import Path
+
+    try:
+        pages = int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def peak_memory_mb() -> float:

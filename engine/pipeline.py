@@ -26,6 +26,7 @@ from bot.domain import (
 )
 from bot.errors import BadRequest, GenerationFailed, UnknownStyle
 from bot.ports import ProgressCallback
+from engine.memory import synchronize
 from engine.plan import Profile
 from engine.styles import Style, StyleLibrary
 
@@ -73,13 +74,13 @@ def render(
     engine.styles.activate(pipe, style, turbo=use_turbo)
     pipe.scheduler = engine.turbo_scheduler if use_turbo else engine.base_scheduler
     # 4. encode the prompt (and the negative one, only when CFG is on)
-    t0 = perf_counter()
+    t0 = _now()
     embeds, mask = _encode(pipe, prompt)
     neg_embeds, neg_mask = (None, None)
     if spec.cfg > 1.0:
         neg_embeds, neg_mask = _encode(pipe, spec.negative_prompt or " ")
     # 5. denoise
-    t1 = perf_counter()
+    t1 = _now()
     clock = _StepClock(on_progress, spec.steps, t1)
     latents = pipe(
         prompt_embeds=embeds,
@@ -95,10 +96,10 @@ def render(
         callback_on_step_end=clock,
     ).images
     # 6. decode, never handing a NaN or all-black image to a user
-    t2 = perf_counter()
+    t2 = _now()
     decoded = decode_checked(lambda dtype: decode_latents(pipe, latents, width, height, dtype))
     image = pipe.image_processor.postprocess(decoded, output_type="pil")[0]
-    t3 = perf_counter()
+    t3 = _now()
     timings = Timings(
         text_encode_ms=(t1 - t0) * 1e3,
         denoise_ms=(t2 - t1) * 1e3,
@@ -152,6 +153,12 @@ def _down16(x: float) -> int:
 # ---------------------------------------------------------------- stages
 
 
+def _now() -> float:
+    """A stage boundary: wait for the GPU first, or a time would only count kernel launches."""
+    synchronize()
+    return perf_counter()
+
+
 def _encode(pipe: Any, prompt: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     with torch.no_grad():
         embeds, mask = pipe.encode_prompt(
@@ -169,7 +176,7 @@ class _StepClock:
         self._marks = [start]
 
     def __call__(self, pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        self._marks.append(perf_counter())
+        self._marks.append(_now())
         self._on_progress(i + 1, self._total)
         return {}
 

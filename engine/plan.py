@@ -29,6 +29,7 @@ import functools
 import itertools
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -60,6 +61,7 @@ class ModelSizes:
     text_encoder_pinned: int  # streamed tensors, each rounded up to a power of two (pinned)
     text_encoder_stream: int  # VRAM of streaming: the largest pair of consecutive leaves
     text_encoder_embed: int  # the token embedding, kept in host RAM (looked up on the CPU)
+    text_encoder_host: int  # everything not streamed that stays in host RAM (embedding, vision)
     vae_bf16: int
     hidden: int  # transformer inner dim (heads x head dim)
     mlp_hidden: int  # transformer feed-forward dim
@@ -170,6 +172,8 @@ def real_sizes() -> ModelSizes:
         text_encoder_pinned=sum(pinned_block(n) for n in streamed_leaves(text_encoder).values()),
         text_encoder_stream=stream_bytes(text_encoder),
         text_encoder_embed=_param_bytes(text_encoder.get_input_embeddings(), 2),
+        text_encoder_host=_param_bytes(text_encoder.get_input_embeddings(), 2)
+        + _param_bytes(text_encoder.model.visual, 2),
         vae_bf16=_param_bytes(vae, 2),
         hidden=hidden,
         mlp_hidden=4 * hidden,
@@ -186,12 +190,14 @@ def _param_bytes(module: Any, itemsize: int) -> int:
 def fp8_bytes(transformer: Any) -> int:
     """Bytes after ``enable_layerwise_casting(float8)``: Linears 1 byte, skipped modules bf16."""
     import torch
+    from diffusers.hooks.layerwise_casting import DEFAULT_SKIP_MODULES_PATTERN
 
-    skip = tuple(getattr(transformer, "_skip_layerwise_casting_patterns", None) or ())
+    own_skip = getattr(transformer, "_skip_layerwise_casting_patterns", None) or ()
+    skip = (*DEFAULT_SKIP_MODULES_PATTERN, *own_skip)
     total = 0
     for name, module in transformer.named_modules():
         own = sum(p.numel() for p in module.parameters(recurse=False))
-        cast = isinstance(module, torch.nn.Linear) and not any(s in name for s in skip)
+        cast = isinstance(module, torch.nn.Linear) and not any(re.search(s, name) for s in skip)
         total += own * (1 if cast else 2)
     return total
 
@@ -256,8 +262,8 @@ def plan_for(
     """VRAM and host RAM of every profile for a GPU with ``gpu_gib`` free GiB (None: no GPU).
 
     ``loras_bytes``: LoRA weights that live on the GPU in every profile (the Turbo LoRA and the
-    style slot, in bf16). ``resident_styles_bytes``: the cached resident styles, kept on the
-    GPU by ``full`` and in host RAM by the other profiles.
+    style slot, in bf16). ``resident_styles_bytes``: the cached resident styles, kept in host
+    RAM (pinned when there is CUDA) and copied into the slot on a switch.
     """
     s = sizes or real_sizes()
     rows = [
@@ -294,9 +300,8 @@ def _full(s: ModelSizes, loras: int, styles: int, tokens: int, text_tokens: int)
         vae_decode_activations(s, tokens, tiled=False),
     )
     host_peak = PROCESS_BASE_BYTES + _all_bf16(s) + loras + styles
-    return ProfilePlan(
-        "full", _all_bf16(s) + loras + styles + acts, PROCESS_BASE_BYTES, host_peak, fits=True
-    )
+    steady = PROCESS_BASE_BYTES + styles
+    return ProfilePlan("full", _all_bf16(s) + loras + acts, steady, host_peak, fits=True)
 
 
 def _offloaded(  # noqa: PLR0917 - one row of the table
@@ -308,7 +313,7 @@ def _offloaded(  # noqa: PLR0917 - one row of the table
         s.text_encoder_stream + text_encoder_activations(s, text_tokens),
         vae_decode_activations(s, tokens, tiled=True),
     )
-    steady = PROCESS_BASE_BYTES + s.text_encoder_pinned + s.text_encoder_embed + styles
+    steady = PROCESS_BASE_BYTES + s.text_encoder_pinned + s.text_encoder_host + styles
     # Loading: all bf16 from from_pretrained; then the pinned copies sit beside the original
     # text-encoder tensors until each leaf's first onload.
     peak = (

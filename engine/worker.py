@@ -360,9 +360,15 @@ def default_worker_id() -> str:
 
 
 def gpu_name() -> str:
-    """The card torch sees first (CUDA_VISIBLE_DEVICES picks it), or ``cpu``."""
+    """The card torch sees first (CUDA_VISIBLE_DEVICES picks it), or ``cpu``.
+
+    Asking starts CUDA, so the allocator settings go into the environment first.
+    """
     import torch
 
+    from engine.memory import set_alloc_conf
+
+    set_alloc_conf()
     if torch.cuda.is_available():
         return str(torch.cuda.get_device_name(torch.cuda.current_device()))
     return "cpu"
@@ -402,6 +408,9 @@ async def serve(
 def main(name: str | None = None, fake_latency_ms: float | None = None) -> int:
     """Entry point of ``turbobot worker``."""
     from bot.lifecycle import setup_logging
+    from engine.memory import set_alloc_conf
+
+    set_alloc_conf()  # before anything can start CUDA (expandable segments are read once)
 
     settings = Settings()
     url = settings.redis_url.get_secret_value() if settings.redis_url else ""

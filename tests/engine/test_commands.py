@@ -68,7 +68,21 @@ def test_styles_lists_the_demo_styles(env: Path, capsys: pytest.CaptureFixture[s
 def test_bench_prints_every_stage(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--runs", "1", "--steps", "2"]) == 0
     printed = capsys.readouterr().out
-    for stage in ("text encode", "step 1", "step 2", "VAE decode", "JPEG encode", "peak memory"):
+    for stage in (
+        "text encode",
+        "step 1",
+        "step 2",
+        "VAE decode",
+        "JPEG encode",
+        "peak memory",
+        "profile cpu",
+        "load",
+        "cold image",
+        "CFG on",
+        "style load",
+        "style switch",
+        "host RSS",
+    ):
         assert stage in printed
 
 
@@ -78,3 +92,35 @@ def test_missing_real_model_says_how_to_get_it(
     monkeypatch.setenv("TURBOBOT_MODEL", str(env / "no-such-model"))
     assert main(["imagine", "a fox", "-o", str(env / "x.jpg")]) == 1
     assert "hf download Qwen/Qwen-Image-2512" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("tensors", "words"),
+    [
+        (
+            {"lora_unet_single_blocks_0_linear1.lora_down.weight": (4, 32)},
+            "match no layer of this Qwen-Image transformer",
+        ),
+        ({"transformer.transformer_blocks.0.attn.to_q.lora_A.weight": (4, 32)}, "lack lora_A"),
+    ],
+)
+def test_a_refused_turbo_lora_is_one_clear_line(
+    env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tensors: dict[str, tuple[int, int]],
+    words: str,
+) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    path = env / "turbo.safetensors"
+    save_file({k: torch.zeros(*shape) for k, shape in tensors.items()}, str(path))
+    monkeypatch.setenv("TURBOBOT_TURBO_LORA", str(path))
+    assert main(["imagine", "a fox", "-o", str(env / "x.jpg")]) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1
+    assert lines[0].startswith("error: Turbo LoRA refused: turbo.safetensors: ")
+    assert words in lines[0]
+    assert "Traceback" not in err

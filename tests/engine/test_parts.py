@@ -194,6 +194,17 @@ def test_alloc_conf_is_set_but_never_overrides_the_user() -> None:
     assert mine["PYTORCH_CUDA_ALLOC_CONF"] == "max_split_size_mb:128"
 
 
+def test_worker_sets_the_alloc_conf_before_asking_for_the_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from engine.worker import gpu_name
+
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    assert not torch.cuda.is_initialized()
+    gpu_name()  # on a GPU box this starts CUDA: the setting must already be there
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == memory.ALLOC_CONF
+
+
 def test_loading_set_the_alloc_conf_in_this_process(engine: Engine) -> None:
     assert "PYTORCH_CUDA_ALLOC_CONF" in os.environ
     assert engine.profile == "cpu"
