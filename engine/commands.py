@@ -1,7 +1,7 @@
 """Engine-only CLI commands: ``turbobot imagine``, ``turbobot styles [add]``, ``turbobot bench``.
 
-Each builds ``Settings()`` itself, runs the engine without the bot, prints to the terminal and
-returns the process exit code (0 ok, 1 engine failure, 2 bad input).
+Each loads the settings itself (as ``turbobot run`` does), runs the engine without the bot,
+prints to the terminal and returns the process exit code (0 ok, 1 engine failure, 2 bad input).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from time import perf_counter
 
-from bot.config import Settings
+from bot.config import Settings, find_env_file
 from bot.domain import ASPECTS, MAX_SEED, Generated, GenerationSpec, Timings
 from bot.errors import BadRequest, TurbobotError
+from bot.preflight import load_settings
 from engine import memory
 from engine.executors import open_local_executor
 from engine.pipeline import Engine
@@ -257,7 +258,12 @@ def _ignore(step: int, total: int) -> None:
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    """The bot's own settings (same .env lookup); bad values are one line each, exit code 2."""
+    settings, problems = load_settings(find_env_file())
+    if problems:
+        for problem in problems:
+            print(f"turbobot: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     return settings
 
