@@ -20,7 +20,7 @@ from bot.config import Settings, find_env_file
 from bot.preflight import check_settings, load_settings, resolve_turbo, verify_tokens
 
 if TYPE_CHECKING:
-    from engine.plan import Plan, Profile, ProfilePlan
+    from engine.plan import ModelSizes, Plan, Profile, ProfilePlan
     from engine.probe import LoraReport, TorchInfo
 
 REAL_WEIGHTS_GB = 58.0  # Qwen-Image-2512 in bf16 as downloaded (all components)
@@ -324,8 +324,14 @@ def _seconds(gpu_name: str | None, profile: Profile, params: int, plan: Plan) ->
         return None
     from engine.plan import real_sizes
 
-    streamed = real_sizes().text_encoder_bf16 if profile != "full" else 0
+    streamed = _streamed_bytes(real_sizes()) if profile != "full" else 0
     return seconds_per_image(tflops, transformer_params=params, streamed_bytes=streamed)
+
+
+def _streamed_bytes(sizes: ModelSizes) -> int:
+    """Text-encoder bytes the offloaded profiles stream per image: all but the token embedding
+    (looked up on the host) and the LM head of the same size (dropped)."""
+    return sizes.text_encoder_bf16 - 2 * sizes.text_encoder_embed
 
 
 # Card classes a CPU-only box is told about: (label, free GiB, dense bf16 TFLOP/s).
@@ -345,7 +351,7 @@ def _cards(params: int, gpu_loras: int, resident: int) -> list[dict[str, Any]]:
     out = []
     for label, free, tflops in CARDS:
         profile, p = memplan.choose_profile(free, gpu_loras, resident_styles_bytes=resident)
-        streamed = memplan.real_sizes().text_encoder_bf16 if profile != "full" else 0
+        streamed = _streamed_bytes(memplan.real_sizes()) if profile != "full" else 0
         out.append(
             {
                 "card": label,
