@@ -512,9 +512,10 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(PLAN[args.one], args.data_dir)
         args.result.write_text(json.dumps(result), encoding="utf-8")
         return 0
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # ask NVML, start no CUDA
     import torch
 
-    if not torch.cuda.is_available():  # NVML only: no CUDA context in this parent
+    if not torch.cuda.is_available():  # no CUDA context in this parent: runs get the card
         print("gpu-check needs a CUDA GPU (use --dry-run elsewhere)", file=sys.stderr)
         return 1
     args.data_dir.mkdir(parents=True, exist_ok=True)
