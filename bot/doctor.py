@@ -52,9 +52,15 @@ def main(*, as_json: bool, gpu_gib: float | None) -> int:
 
 
 def diagnose(
-    *, gpu_gib: float | None = None, settings: Settings | None = None, verify: bool = True
+    *,
+    gpu_gib: float | None = None,
+    settings: Settings | None = None,
+    verify: bool = True,
+    host_gib: float | None = None,
 ) -> Report:
-    """Every check; ``settings`` given skips reading them (tests), ``verify`` the token calls."""
+    """Every check. ``gpu_gib`` plans for a card with that much free memory instead of the one
+    present, ``host_gib`` for that much host RAM; ``settings`` given skips reading them and
+    ``verify=False`` the token calls (tests)."""
     report = Report()
     if settings is None:
         settings, problems = load_settings(find_env_file())
@@ -68,7 +74,7 @@ def diagnose(
     info = _check_torch(settings, report)
     linears, transformer_params = _model(settings, report, missing=model_missing)
     _check_loras(settings, linears, report)
-    _plan(settings, info, gpu_gib, transformer_params, report)
+    _plan(settings, info, (gpu_gib, host_gib), transformer_params, report)
     return report
 
 
@@ -170,7 +176,7 @@ def _model(
     The tiny model and a model not downloaded yet are planned (and LoRAs checked) on the real
     Qwen-Image-2512 configs shipped with the engine.
     """
-    from engine.loading import meta_transformer
+    from engine.loading import EngineUnavailable, meta_transformer
     from engine.plan import build_on_meta
     from engine.styles import linear_shapes
 
@@ -188,7 +194,11 @@ def _model(
     params = sum(p.numel() for p in real.parameters())
     if missing:
         return linear_shapes(real), params
-    transformer = meta_transformer(settings)
+    try:
+        transformer = meta_transformer(settings)
+    except EngineUnavailable as exc:  # e.g. a folder without transformer/config.json
+        report.problems.append(f"{exc} Point TURBOBOT_MODEL at a complete diffusers folder.")
+        return linear_shapes(real), params
     report.facts.append(
         f"model {settings.model}: transformer {len(transformer.transformer_blocks)} blocks, "
         f"{sum(p.numel() for p in transformer.parameters()) / 1e9:.2f} B parameters"
@@ -197,6 +207,8 @@ def _model(
 
 
 def _check_loras(settings: Settings, linears: dict[str, tuple[int, int]], report: Report) -> None:
+    """The Turbo LoRA (a bad one stops the bot: a problem) and every style (a refused style is
+    left out by the bot, which still runs: a note), each mapped onto the transformer."""
     if settings.is_synthetic:
         report.loras.extend(_synthetic_reports(linears))
         return
@@ -206,28 +218,41 @@ def _check_loras(settings: Settings, linears: dict[str, tuple[int, int]], report
     ensure_demo_loras(settings, linears)  # tiny: writes its few-kB demo LoRAs
     turbo, _problem = resolve_turbo(settings)  # a problem is already reported by preflight
     if turbo is not None and turbo.is_file():
-        report.loras.append(lora_file_report("turbo", turbo, linears))
-    for folder in _style_folders(settings.resolved_lora_dir):
-        files = sorted(folder.glob("*.safetensors"))
-        if len(files) != 1:
+        checked = lora_file_report("turbo", turbo, linears)
+        report.loras.append(checked)
+        if not checked.ok:
             report.problems.append(
-                f"Style {folder.name}: expected one .safetensors file, found {len(files)}."
+                f"Turbo LoRA {turbo.name}: {checked.problem} (replace it: see README, download)."
             )
-            continue
-        report.loras.append(lora_file_report(folder.name, files[0], linears))
-    for r in report.loras:
-        if not r.ok:
-            report.problems.append(f"LoRA {r.name}: {r.problem} (replace or remove the file).")
+    _check_styles(settings, linears, report)
 
 
-def _style_folders(lora_dir: Path) -> list[Path]:
-    from engine.styles import MANIFEST, TURBO_DIR
+def _check_styles(settings: Settings, linears: dict[str, tuple[int, int]], report: Report) -> None:
+    from engine.probe import LoraReport, lora_file_report
+    from engine.styles import scan_styles
 
-    if not lora_dir.is_dir():
-        return []
-    return [
-        f for f in sorted(lora_dir.iterdir()) if f.name != TURBO_DIR and (f / MANIFEST).exists()
-    ]
+    lora_dir = settings.resolved_lora_dir
+    found, refused = scan_styles(lora_dir, linears)  # the bot's own rules, headers only
+    for name in sorted({*found, *refused}):
+        files = sorted((lora_dir / name).glob("*.safetensors"))
+        if name in found:
+            report.loras.append(lora_file_report(name, found[name].lora_path, linears))
+        elif len(files) == 1:
+            checked = lora_file_report(name, files[0], linears)
+            report.loras.append(checked if not checked.ok else _refused(checked, refused[name]))
+        else:
+            report.loras.append(
+                LoraReport(name, False, None, False, (), 0, 0, 0, 0, 0, refused[name])
+            )
+        if name in refused:
+            report.notes.append(f"Style {name} refused, the bot runs without it: {refused[name]}")
+
+
+def _refused(checked: LoraReport, why: str) -> LoraReport:
+    """A style whose file maps fine but whose folder the bot refuses (manifest, links...)."""
+    from dataclasses import replace
+
+    return replace(checked, ok=False, problem=why)
 
 
 def _synthetic_reports(linears: dict[str, tuple[int, int]]) -> list[LoraReport]:
@@ -250,7 +275,7 @@ def _synthetic_reports(linears: dict[str, tuple[int, int]]) -> list[LoraReport]:
 def _plan(
     settings: Settings,
     info: TorchInfo | None,
-    gpu_gib: float | None,
+    sizes: tuple[float | None, float | None],
     transformer_params: int,
     report: Report,
 ) -> None:
@@ -258,6 +283,7 @@ def _plan(
     from engine.probe import host_ram_gib
 
     gpu_loras, resident = _lora_bytes(settings, report)
+    gpu_gib, host_gib = sizes
     gpu = info.gpu if info else None
     free = gpu_gib if gpu_gib is not None else (gpu.free_gib if gpu else None)
     profile, plan = memplan.choose_profile(free, gpu_loras, resident_styles_bytes=resident)
@@ -277,7 +303,7 @@ def _plan(
             f"{plan.row('low').vram_gib:.1f} GiB + margin): use a bigger card."
         )
     chosen = plan.row(profile) if profile != "cpu" or free is None else None
-    total_ram, _avail = host_ram_gib()
+    total_ram = host_gib if host_gib is not None else host_ram_gib()[0]
     need = _host_need(settings, chosen) if chosen is not None else 0.0
     if need and total_ram and need > total_ram:
         report.problems.append(

@@ -126,9 +126,26 @@ def _style(lora_dir: Path, name: str, tensors: dict[str, torch.Tensor]) -> None:
     (folder / "style.toml").write_text(f'name_en = "{name}"\n', encoding="utf-8")
 
 
-def test_broken_loras_are_each_one_line_and_the_exit_code_is_1(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def _fake_model(root: Path, *, with_config: bool = True) -> Path:
+    """A diffusers folder as far as doctor looks: model_index.json and the transformer config."""
+    model = root / "model"
+    (model / "transformer").mkdir(parents=True)
+    (model / "model_index.json").write_text("{}", encoding="utf-8")
+    if with_config:
+        config = json.dumps(memplan.read_config("transformer"))
+        (model / "transformer" / "config.json").write_text(config, encoding="utf-8")
+    return model
+
+
+def _doctor_json(gpu_gib: float = 80, host_gib: float = 256, **env: str) -> dict[str, Any]:
+    """Doctor on ``env`` for a card and a host of these sizes (whatever this machine has)."""
+    found = doctor.diagnose(settings=settings(**env), gpu_gib=gpu_gib, host_gib=host_gib)
+    out: dict[str, Any] = json.loads(doctor.to_json(found))
+    assert out["ok"] is found.ok
+    return out
+
+
+def test_refused_styles_are_reported_and_the_bot_still_runs(tmp_path: Path) -> None:
     lora_dir = tmp_path / "loras"
     turbo = synthetic.synthetic_lora(
         {"transformer_blocks.0.attn.to_q": (3072, 3072)}, seed=1, layout="diffusers", rank=4
@@ -145,17 +162,9 @@ def test_broken_loras_are_each_one_line_and_the_exit_code_is_1(
     pickle.mkdir()
     (pickle / "pickled.safetensors").write_bytes(b"\x80\x04\x95 not a safetensors file at all")
     (pickle / "style.toml").write_text('name_en = "p"\n', encoding="utf-8")
-    fake_model = tmp_path / "model"
-    (fake_model / "transformer").mkdir(parents=True)
-    (fake_model / "model_index.json").write_text("{}", encoding="utf-8")
-    config = memplan.read_config("transformer")
-    (fake_model / "transformer" / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    os.environ |= {"TURBOBOT_MODEL": str(fake_model), "TURBOBOT_LORA_DIR": str(lora_dir)}
-    try:
-        code, out = run_json(capsys, "--gpu-gib", "80")
-    finally:
-        del os.environ["TURBOBOT_MODEL"], os.environ["TURBOBOT_LORA_DIR"]
-    assert code == 1
+    env = {"TURBOBOT_MODEL": str(_fake_model(tmp_path)), "TURBOBOT_LORA_DIR": str(lora_dir)}
+    out = _doctor_json(**env)
+    assert (out["ok"], out["problems"]) == (True, [])
     loras = {lora["name"]: lora for lora in out["loras"]}
     assert loras["turbo"]["ok"] is True
     assert loras["turbo"]["modules_matched"] == 1
@@ -163,10 +172,36 @@ def test_broken_loras_are_each_one_line_and_the_exit_code_is_1(
     assert loras["sdxl-thing"]["modules_missing"] == 1  # the lora_A that does not fit
     assert loras["sdxl-thing"]["modules_unpaired"] == 1  # so to_q is left with lora_B only
     assert loras["pickled"]["ok"] is False
-    lines = [p for p in out["problems"] if p.startswith("LoRA ")]
-    assert len(lines) == 2
-    assert all("\n" not in p for p in out["problems"])
-    assert any("pickled" in p and "not a safetensors file" in p for p in lines)
+    refused = [n for n in out["notes"] if n.startswith("Style ")]
+    assert len(refused) == 2
+    assert any("pickled" in n and "not a safetensors file" in n for n in refused)
+
+
+def test_a_turbo_lora_for_another_model_is_a_problem(tmp_path: Path) -> None:
+    lora_dir = tmp_path / "loras"
+    (lora_dir / "turbo").mkdir(parents=True)
+    wrong = {
+        "diffusion_model.transformer_blocks.0.attn.to_q.lora_down.weight": torch.zeros(8, 2048),
+        "diffusion_model.transformer_blocks.0.attn.to_q.lora_up.weight": torch.zeros(3072, 8),
+        "diffusion_model.transformer_blocks.0.attn.to_q.alpha": torch.tensor(8.0),
+    }
+    save_file(wrong, str(lora_dir / "turbo" / "flux-turbo.safetensors"))
+    env = {"TURBOBOT_MODEL": str(_fake_model(tmp_path)), "TURBOBOT_LORA_DIR": str(lora_dir)}
+    out = _doctor_json(**env)
+    assert out["ok"] is False
+    assert len(out["problems"]) == 1
+    assert out["problems"][0].startswith("Turbo LoRA flux-turbo.safetensors: ")
+    assert out["loras"][0]["name"] == "turbo"
+    assert out["loras"][0]["ok"] is False
+
+
+def test_a_model_folder_without_the_transformer_config_is_one_line(tmp_path: Path) -> None:
+    env = {"TURBOBOT_MODEL": str(_fake_model(tmp_path, with_config=False))}
+    out = _doctor_json(**env, TURBOBOT_TURBO_LORA="none")
+    assert out["ok"] is False
+    assert len(out["problems"]) == 1
+    assert "not found locally" in out["problems"][0]
+    assert out["plan"]["profile"] == "full"  # still planned, on the shipped real configs
 
 
 def test_bad_settings_and_missing_model_are_lines_not_tracebacks(
@@ -185,3 +220,14 @@ def test_bad_settings_and_missing_model_are_lines_not_tracebacks(
     assert "Traceback" not in out
     # the plan still comes from the real configs shipped with the engine
     assert "memory plan" in out
+
+
+def test_too_little_host_ram_for_the_chosen_profile_is_a_problem() -> None:
+    out = _doctor_json(gpu_gib=24, host_gib=32, TURBOBOT_MODEL="synthetic")
+    low = next(p for p in out["plan"]["profiles"] if p["profile"] == "low")
+    assert out["plan"]["profile"] == "low"
+    assert out["problems"] == [
+        f"Profile low needs {low['host_ram_peak_gib']:.0f} GiB of host RAM while loading, "
+        "this machine has 32 GiB: add RAM or swap."
+    ]
+    assert _doctor_json(gpu_gib=24, host_gib=128, TURBOBOT_MODEL="synthetic")["ok"] is True
