@@ -250,18 +250,17 @@ def dry_run() -> int:
             f"{row.vram_gib:.1f} GiB + {p.margin_gib:g} margin under {cap:g} GiB: "
             f"{'fits' if fits else 'DOES NOT FIT'}; host {row.host_peak_gib:.1f} GiB peak"
         )
-        images = _images(run, make_spec)
+        a, b = synthetic.SYNTHETIC_STYLES
+        images = _images(run, make_spec, (a, b))
         sizes = {(spec.width, spec.height, spec.steps) for _, spec in images}
         print(f"    {len(images)} images {sizes}: " + ", ".join(what for what, _ in images))
     print("dry run: " + ("every profile fits its cap" if not failed else f"{failed} do not fit"))
     return 1 if failed else 0
 
 
-def _images(run: Run, make_spec: Any) -> list[tuple[str, Any]]:
-    """The images one run makes, in order."""
-    from engine import synthetic
-
-    a, b = list(synthetic.SYNTHETIC_STYLES)
+def _images(run: Run, make_spec: Any, styles: tuple[str, str]) -> list[tuple[str, Any]]:
+    """The images one run makes, in order; ``styles``: the two styles it switches between."""
+    a, b = styles
 
     def spec(seed: int, style: str | None = None, cfg: float = 1.0) -> Any:
         negative = "blurry, low quality" if cfg > 1 else None
@@ -357,7 +356,11 @@ def render_all(engine: Any, run: Run, clock: Any) -> list[dict[str, Any]]:
     engine.pipe.text_encoder.register_forward_hook(clock.sync)
     engine.pipe.transformer.register_forward_hook(clock.sync)
     images = []
-    for what, spec in _images(run, make_spec):
+    names = sorted(engine.styles.styles)
+    if run.styles and len(names) < 2:
+        raise RuntimeError(f"gpu-check switches between two styles; this engine has {names}")
+    pair = (names[0], names[1]) if run.styles else ("", "")
+    for what, spec in _images(run, make_spec, pair):
         clock.reset()
         t = time.perf_counter()
         out = render(engine, spec, _no_progress)

@@ -169,7 +169,7 @@ def materialise(
     bf16 never overflows); 1-D gains of norms are 1 and biases small. Buffers move to ``device``
     with their own dtype. Tied parameters stay tied.
     """
-    pool = _normal_pool(device, dtype, seed)
+    pool = _Pool(device, dtype, seed)
     done: dict[int, torch.nn.Parameter] = {}
     for mod in module.modules():
         for name, param in list(mod._parameters.items()):
@@ -185,29 +185,38 @@ def materialise(
                 mod._buffers[name] = buf.to(device)
 
 
-def _normal_pool(device: torch.device, dtype: torch.dtype, seed: int) -> torch.Tensor:
-    # Drawn on the CPU (same values on every device), then tiled: filling 54 GiB with fresh
-    # normals would take minutes on a CPU, and the values do not change speed or memory.
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(_POOL, generator=gen).to(device=device, dtype=dtype)
+class _Pool:
+    """Random normals drawn once on the CPU (the same values on every device), kept on the
+    target device pre-scaled per fan-in, and tiled into each parameter by plain copies: filling
+    54 GiB with fresh normals would take minutes on a CPU, and the values change neither speed
+    nor memory."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype, seed: int) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        self.unit = torch.randn(_POOL, generator=gen).to(device=device, dtype=dtype)
+        self.scaled: dict[int, torch.Tensor] = {}
+
+    def for_fan_in(self, fan_in: int) -> torch.Tensor:
+        if fan_in not in self.scaled:
+            self.scaled[fan_in] = self.unit * (1.0 / math.sqrt(max(1, fan_in)))
+        return self.scaled[fan_in]
 
 
 def _random_like(
-    param: torch.Tensor, name: str, pool: torch.Tensor, device: torch.device, dtype: torch.dtype
+    param: torch.Tensor, name: str, pool: _Pool, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
     out = torch.empty(param.shape, device=device, dtype=dtype)
     if param.ndim == 1 and name == "weight":
         return out.fill_(1.0)  # norm gains
     flat = out.view(-1)
     n = flat.numel()
-    fan_in = n // param.shape[0] if param.ndim > 1 else 2500  # biases: small
-    scale = 1.0 / math.sqrt(max(1, fan_in))
+    source = pool.for_fan_in(n // param.shape[0] if param.ndim > 1 else 2500)  # biases: small
     start = (n * 7919) % _POOL  # a different offset per size: neighbours differ
     for at in range(0, n, _POOL):
         chunk = min(_POOL, n - at)
         first = min(chunk, _POOL - start)
-        torch.mul(pool[start : start + first], scale, out=flat[at : at + first])
-        torch.mul(pool[: chunk - first], scale, out=flat[at + first : at + chunk])
+        flat[at : at + first].copy_(source[start : start + first])
+        flat[at + first : at + chunk].copy_(source[: chunk - first])
     return out
 
 

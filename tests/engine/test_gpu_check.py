@@ -10,6 +10,7 @@ from packaging.tags import Tag
 
 from benchmarks import gpu_check
 from benchmarks.gpu_check import NEEDED, select_wheels, wheel_requirements
+from engine.pipeline import Engine
 
 PY312 = [Tag("cp312", "cp312", "manylinux_2_17_x86_64"), Tag("py3", "none", "any")]
 
@@ -141,3 +142,25 @@ def test_report_fails_a_run_over_its_cap_or_that_did_not_finish() -> None:
     assert body.endswith("Failed or over the cap: low (24 GiB cap), full + compile.")
     assert not gpu_check._failed(ok)
     assert gpu_check._failed(over)
+
+
+def test_the_measured_sequence_renders_on_a_loaded_engine(engine: Engine) -> None:
+    """What one gpu-check run renders, on the tiny engine with the CPU's stand-in clock."""
+    run = gpu_check.Run("cpu", "cpu", None, warm=2)
+    images = gpu_check.render_all(engine, run, gpu_check.HostClock())
+    a, b = sorted(engine.styles.styles)[:2]
+    assert [i["what"] for i in images] == [
+        "cold",
+        "warm 1",
+        "warm 2",
+        f"style {a} (first load)",
+        f"style {b} (first load)",
+        f"style {a} (switch)",
+        f"style {b} (switch)",
+        "CFG 4",
+    ]
+    assert all(len(i["step_s"]) == gpu_check.STEPS for i in images)
+    result = {"run": "cpu", "cap_gib": None, "load_s": 1.0, "images": images}
+    body = gpu_check.report([result | {"host_peak_rss_gib": 5.0}], "this CPU")
+    assert "\n| cpu | 1.0 | " in body
+    assert body.endswith("Every run passed.")

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 import torch
 
-from benchmarks import gpu_check
 from bot.config import Settings
 from engine import synthetic
 from engine.loading import load_engine, meta_transformer
+from engine.pipeline import render
 from engine.styles import linear_shapes, read_header
+from tests.engine.conftest import no_progress, spec
 
 # The real model (engine-facts: meta build of the shipped configs).
 TRANSFORMER_PARAMS = 20_430_401_088
@@ -94,11 +95,11 @@ def _settings(data_dir: Path, *, layers: str = "2") -> Settings:
 
 
 @pytest.mark.slow
-def test_two_block_synthetic_model_renders_the_gpu_check_sequence(
+def test_two_block_synthetic_model_renders_through_the_engine(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Materialised at 2 blocks (real widths) on the CPU, it loads through ``load_engine`` and
-    renders what ``scripts/gpu-check`` renders per profile: cold, warm, both styles, CFG."""
+    """Materialised at 2 blocks (real widths) on the CPU, it loads through ``load_engine`` with
+    its Turbo LoRA and styles, and renders through the engine's own path."""
     settings = _settings(tmp_path)
     engine = load_engine(settings)
     assert "RANDOM weights" in caplog.text  # says loudly that it draws noise
@@ -113,23 +114,11 @@ def test_two_block_synthetic_model_renders_the_gpu_check_sequence(
     downs = {k: shape for k, (_dtype, shape) in turbo.items() if k.endswith("lora_down.weight")}
     assert len(downs) == 28
     assert {shape[0] for shape in downs.values()} == {64}
-    engine.max_side = 64  # small images: the test checks the path, not the pixels
-    run = gpu_check.Run("cpu", "cpu", None, warm=1)  # one warm image is enough on a CPU
-    images = gpu_check.render_all(engine, run, gpu_check.HostClock())
-    assert [i["what"] for i in images] == [
-        "cold",
-        "warm 1",
-        "style synthetic-a (first load)",
-        "style synthetic-b (first load)",
-        "style synthetic-a (switch)",
-        "style synthetic-b (switch)",
-        "CFG 4",
-    ]
-    assert all(i["size"] == [64, 64] and len(i["step_s"]) == 4 for i in images)
-    result = {"run": "cpu", "cap_gib": None, "load_s": 1.0, "images": images}
-    body = gpu_check.report([result | {"host_peak_rss_gib": 5.0}], "this CPU")
-    assert "\n| cpu | 1.0 | " in body
-    assert body.endswith("Every run passed.")
+    engine.max_side = 64  # a small image: the test checks the path, not the pixels
+    # A style on the Turbo LoRA, with CFG: both adapters and both transformer passes run.
+    out = render(engine, spec(style="synthetic-b", steps=2, cfg=4.0), no_progress)
+    assert out.image.size == (64, 64)
+    assert len(out.timings.step_ms) == 2
 
 
 def test_meta_transformer_of_synthetic_settings_needs_no_files(tmp_path: Path) -> None:
