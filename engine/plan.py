@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.domain import ASPECTS
+
 log = logging.getLogger(__name__)
 
 Profile = Literal["full", "balanced", "low", "cpu"]
@@ -42,7 +44,8 @@ CONFIG_DIR = Path(__file__).parent / "configs" / "qwen_image_2512"
 GIB = 2**30
 
 MARGIN_GIB = 1.5  # allocator fragmentation, cuBLAS workspaces, CUDA graphs: never plan to 100 %
-MAX_IMAGE_TOKENS = 4096  # the largest aspect (1024x1024) after 8x VAE and 2x2 patches
+# The largest aspect's image tokens after 8x VAE and 2x2 patches (1024x1024: 4096).
+MAX_IMAGE_TOKENS = max((a.width // 16) * (a.height // 16) for a in ASPECTS.values())
 TEXT_TOKENS = 512 + 34  # max_sequence_length plus the prompt template the pipeline drops
 PROCESS_BASE_BYTES = 3 * GIB  # Python, torch, CUDA runtime and the bot itself in host RAM
 # VAE decode: about a dozen live 96-channel bf16 tensors at full resolution untiled; with

@@ -59,6 +59,16 @@ def test_balanced_does_not_fit_a_40_gb_card_and_low_fits_a_4090() -> None:
     assert 18 <= plan_for(23.1, TURBO + plan.STYLE_BYTES).row("low").vram_gib <= 22
 
 
+def test_the_plan_is_logged_and_covers_the_largest_aspect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("INFO", logger="engine.plan"):
+        choose_profile(44.0, TURBO)
+    assert "memory plan (44.0 GiB free, margin 1.5 GiB) → balanced" in caplog.text
+    assert "low" in caplog.text
+    assert plan.MAX_IMAGE_TOKENS == 4096
+
+
 def test_nothing_fits_a_small_card_and_the_plan_says_so() -> None:
     profile, p = choose_profile(12.0, TURBO)
     assert not p.fits_any

@@ -126,23 +126,25 @@ async def test_out_of_memory_while_loading_a_style_is_an_oom_not_a_bad_file(
 def test_compile_survives_cycling_more_styles_than_stay_resident(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
+    """One adapter per style (the old design) hits the recompile limit here after 4 styles
+    (``FailOnRecompileLimitHit``, then every later job fails); the style slot compiles twice."""
     import torch._dynamo
 
     torch._dynamo.reset()
     engine = fresh_engine(
         tiny_data_dir, tmp_path, TURBOBOT_COMPILE="1", TURBOBOT_MAX_RESIDENT_STYLES="2"
     )
-    names = ["s0", "s1", "s2", "s3"]  # max_resident_styles + 2
+    names = [f"s{i}" for i in range(6)]  # max_resident_styles + 4
+    suffixes = ("attn.to_q", "attn.to_v", "attn.add_q_proj")
     for i, name in enumerate(names):
-        add_style(
-            engine, name, ("attn.to_q", "attn.to_v", "attn.add_q_proj")[: 1 + i % 3], seed=10 + i
-        )
+        add_style(engine, name, suffixes[: 1 + i % 3], seed=10 + i)
     engine.styles.prepare_slot(engine.pipe)
     memory.apply_profile(engine.pipe, "cpu", compile_blocks=True, compile_backend="eager")
     cycle = [*names, None, *reversed(names), None]
-    first = [pixels(engine, s) for s in cycle]  # compiles: with and without the style slot
-    with torch._dynamo.config.patch(error_on_recompile=True):
-        second = [pixels(engine, s) for s in cycle]  # any recompile would raise here
+    with torch._dynamo.config.patch(recompile_limit=4):
+        first = [pixels(engine, s) for s in cycle]  # compiles: with and without the style slot
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            second = [pixels(engine, s) for s in cycle]  # any recompile would raise here
     assert first == second
     assert len(set(first)) == len(names) + 1
     torch._dynamo.reset()
