@@ -43,7 +43,7 @@ def run() -> int:
     """
     checked = asyncio.run(preflight())
     if not checked.ok:
-        for problem in checked.problems:
+        for problem in checked.errors:
             print(f"turbobot: {problem}", file=sys.stderr)  # logging is not set up yet
         return 2
     settings = checked.settings
@@ -59,6 +59,8 @@ def run() -> int:
     ]
     setup_logging(settings.log_level, settings.log_format, secrets)
     log_configuration(checked.settings, checked.env_file)
+    for problem in checked.warnings:
+        log.warning("%s", problem)
     try:
         return asyncio.run(serve(settings))
     except KeyboardInterrupt:  # a second Ctrl-C: the user wants out now

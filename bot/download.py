@@ -99,10 +99,7 @@ def destination(wanted: Wanted) -> Path:
 
 
 def _free_bytes(folder: Path) -> int:
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    return shutil.disk_usage(existing).free
+    return shutil.disk_usage(_existing(folder)).free
 
 
 def check_disk(need: int, folder: Path, free: Callable[[Path], int] = _free_bytes) -> None:
@@ -113,6 +110,23 @@ def check_disk(need: int, folder: Path, free: Callable[[Path], int] = _free_byte
             f"{_gib(need)} GiB to download into {folder}, but only {_gib(have)} GiB are free "
             f"(and {_gib(DISK_MARGIN_BYTES)} GiB should stay free); free some space or use --to"
         )
+
+
+def check_disks(needs: list[tuple[Path, int]], free: Callable[[Path], int] = _free_bytes) -> None:
+    """:func:`check_disk` once per filesystem, with what every item needs there added up."""
+    by_device: dict[int, tuple[Path, int]] = {}
+    for folder, need in needs:
+        device = _existing(folder).stat().st_dev
+        first, total = by_device.get(device, (folder, 0))
+        by_device[device] = (first, total + need)
+    for folder, need in by_device.values():
+        check_disk(need, folder, free)
+
+
+def _existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def _gib(n: int) -> str:
@@ -194,12 +208,12 @@ def download(items: list[Wanted], *, api: Any = None) -> list[str]:
 
         api = HfApi()
     plans = [(wanted, remote_files(api, wanted)) for wanted in items]
-    for wanted, files in plans:
-        check_disk(missing_bytes(wanted, files), destination(wanted))
+    check_disks([(destination(w), missing_bytes(w, files)) for w, files in plans])
     hints = []
     for wanted, files in plans:
         print(f"{wanted.repo_id}: {len(files)} file(s), {_gib(sum(f.size for f in files))} GiB")
         root = fetch(wanted, files)
+        print(f"{wanted.repo_id}: verifying checksums ...", flush=True)
         bad = verify(root, files)
         if bad:
             raise DownloadError(

@@ -9,7 +9,9 @@ The operator sees every problem at once, one line each, and no traceback. The AP
 * :func:`check_settings` — what the values point at: the model folder or Hugging Face cache
   entry, the Turbo LoRA, the webhook pair. Reads the disk only; no network.
 * :func:`verify_tokens` — asks Discord (``GET /users/@me``) and Telegram (``getMe``) whether
-  each configured token is accepted. Plain aiohttp, a short timeout, both at once.
+  each configured token is accepted. Plain aiohttp, a short timeout, both at once. A platform
+  that cannot be reached gives a non-fatal problem (``fatal=False``): not a configuration
+  mistake, so ``turbobot run`` warns and starts (the platform library retries).
 * :func:`preflight` — all three, in that order.
 
 A :class:`Problem` never carries a secret: token values are neither printed nor logged, and an
@@ -42,6 +44,9 @@ class Problem:
     setting: str  # the variable's name, e.g. ``DISCORD_GUILD_IDS``
     message: str
     value: str | None = None  # the refused value as shown (never for a secret)
+    # False for what may pass by itself (a platform that cannot be reached right now): the bot
+    # starts anyway and a service manager's restart retries; a real mistake stops the start.
+    fatal: bool = True
 
     def __str__(self) -> str:
         shown = "" if self.value is None else f"={self.value}"
@@ -58,7 +63,16 @@ class Preflight:
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        """No fatal problem: the bot may start (warnings aside)."""
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.fatal]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.fatal]
 
 
 # ---------------------------------------------------------------- settings
@@ -247,8 +261,9 @@ async def _check_discord(session: Any, base: str, token: SecretStr) -> Problem |
     url = f"{base.rstrip('/')}/users/@me"
     headers = {"Authorization": f"Bot {token.get_secret_value()}"}
     status = await _get_status(session, url, headers)
-    if isinstance(status, str):
-        return Problem("DISCORD_TOKEN", f"could not reach {base} to check the token ({status})")
+    if isinstance(status, str) or status >= 500:
+        why = status if isinstance(status, str) else f"HTTP {status}"
+        return Problem("DISCORD_TOKEN", f"could not reach {base} to check it ({why})", fatal=False)
     if status == 200:
         return None
     if status == 401:
@@ -264,8 +279,10 @@ async def _check_telegram(session: Any, base: str, token: SecretStr) -> Problem 
     root = root if root.endswith("/bot") else f"{root.removesuffix('/bot')}/bot"
     status = await _get_status(session, f"{root}{token.get_secret_value()}/getMe", {})
     shown = root.removesuffix("/bot")
-    if isinstance(status, str):
-        return Problem("TELEGRAM_TOKEN", f"could not reach {shown} to check the token ({status})")
+    if isinstance(status, str) or status >= 500:
+        why = status if isinstance(status, str) else f"HTTP {status}"
+        message = f"could not reach {shown} to check it ({why})"
+        return Problem("TELEGRAM_TOKEN", message, fatal=False)
     if status == 200:
         return None
     if status in (401, 404):  # 404: not even shaped like a token

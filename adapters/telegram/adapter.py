@@ -75,7 +75,6 @@ PHOTO_LIMIT_BYTES = 10 * 1024 * 1024  # larger images go out as documents
 INLINE_RESULTS = 50  # Telegram's maximum per answer
 REMEMBERED_JOBS = 2048
 ALLOWED_UPDATES = ["message", "callback_query", "inline_query"]
-POLL_FAILURE_MEMORY_S = 60.0  # /healthz reports a getUpdates failure this long
 _JOB_REF = re.compile(r"#?(\d{1,12})")
 
 TgApp = Application[Any, Any, Any, Any, Any, Any]
@@ -160,6 +159,22 @@ class _Recent(Generic[K, V]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._items
+
+
+class _PollRequest(HTTPXRequest):
+    """The long-poll connection; remembers whether the last getUpdates reached Telegram
+    (what ``/healthz`` reports). PTB's own loop retries failures."""
+
+    reached = True
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        try:
+            status, payload = await super().do_request(*args, **kwargs)
+        except Exception:
+            self.reached = False
+            raise
+        self.reached = 200 <= status < 300
+        return status, payload
 
 
 def api_urls(base_url: str) -> tuple[str, str]:
@@ -247,10 +262,9 @@ class TelegramAdapter:
         # PTB's defaults: a wide pool for API calls, one connection for the long poll.
         self._requests = (
             HTTPXRequest(connection_pool_size=256),
-            HTTPXRequest(connection_pool_size=1),
+            _PollRequest(connection_pool_size=1),
         )
         self._app = build_application(settings, self._requests)
-        self._poll_failed_at: float | None = None
         self._status: _Recent[int, _Status] = _Recent()
         self._finished: _Recent[int, bool] = _Recent()
         self._file_refs: _Recent[int, str] = _Recent()
@@ -280,16 +294,11 @@ class TelegramAdapter:
 
     @property
     def connected(self) -> bool:
-        """Polling (or the webhook server) runs; PTB retries a failing getUpdates by itself,
-        and a failure within the last minute counts as disconnected."""
+        """Polling (or the webhook server) runs and the last getUpdates reached Telegram.
+        PTB retries a failing poll by itself; the next good answer makes this True again."""
         updater = self._app.updater
         running = self._app.running and updater is not None and updater.running
-        failed = self._poll_failed_at
-        return running and (failed is None or time.monotonic() - failed > POLL_FAILURE_MEMORY_S)
-
-    def _on_poll_error(self, error: TelegramError) -> None:
-        self._poll_failed_at = time.monotonic()
-        log.warning("telegram: getUpdates failed (%s); retrying", type(error).__name__)
+        return running and self._requests[1].reached
 
     # ----- lifecycle -----
     async def start(self) -> None:
@@ -328,9 +337,7 @@ class TelegramAdapter:
         if app.updater is None:  # ApplicationBuilder always builds one
             raise RuntimeError("telegram: no updater to poll with")
         if self._webhook is None:
-            await app.updater.start_polling(
-                allowed_updates=ALLOWED_UPDATES, error_callback=self._on_poll_error
-            )
+            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
         else:
             await _start_webhook(app.updater, self._webhook)
 

@@ -180,6 +180,7 @@ async def test_both_rejected_tokens_are_reported() -> None:
     finally:
         await runner.cleanup()
     assert [p.setting for p in problems] == ["DISCORD_TOKEN", "TELEGRAM_TOKEN"]
+    assert all(p.fatal for p in problems)
     assert "rejected" in problems[0].message
     assert "rejected" in problems[1].message
 
@@ -192,3 +193,5 @@ async def test_unreachable_platform_is_reported_without_the_token() -> None:
     assert len(problems) == 1
     assert "could not reach http://127.0.0.1:9" in problems[0].message
     assert TG_TOKEN.partition(":")[2] not in str(problems[0])
+    # Not a configuration mistake: the bot starts and the platform library retries.
+    assert not problems[0].fatal

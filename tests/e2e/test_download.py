@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot import models
-from bot.download import DownloadError, check_disk
+from bot.download import DownloadError, check_disk, check_disks
 from tests.e2e.fake_hub import COMMIT, FakeHub, HubFile
 
 pytestmark = pytest.mark.slow
@@ -130,3 +130,13 @@ def test_the_disk_check_refuses_before_downloading(tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match=r"2\.0 GiB to download into .* only 1\.5 GiB"):
         check_disk(2 << 30, tmp_path, free=lambda _: 3 << 29)
     check_disk(1 << 20, tmp_path, free=lambda _: 3 << 30)
+
+
+def test_items_on_one_disk_are_added_up(tmp_path: Path) -> None:
+    one_gib = 1 << 30
+    (tmp_path / "a").mkdir()
+    needs = [(tmp_path / "a", one_gib), (tmp_path / "b" / "not-yet", one_gib)]
+    # Each fits alone next to the margin; together they do not.
+    with pytest.raises(DownloadError, match=r"2\.0 GiB to download"):
+        check_disks(needs, free=lambda _: 5 * one_gib // 2)
+    check_disks(needs, free=lambda _: 4 * one_gib)

@@ -105,6 +105,9 @@ async def test_discord_imagine_through_turbobot_run(data_dir: Path) -> None:
         )
         async with running(settings) as task:
             await _wait(lambda: "imagine" in fake.registered_names(), task)
+            # Commands are synced before the gateway connects: an interaction sent earlier
+            # would reach no socket and be lost.
+            await _wait(fake.identified.is_set, task)
             log = await fake.slash(
                 "imagine", {"prompt": "一只猫 🐱 in the rain", "style": "ink", "seed": 5}
             )

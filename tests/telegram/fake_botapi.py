@@ -67,6 +67,7 @@ class FakeBotApi:
 
     def __init__(self, valid_token: str | None = None) -> None:
         self.valid_token = valid_token  # when set, other tokens get 401 like Telegram's
+        self.broken: set[str] = set()  # methods answered 502 Bad Gateway, as in an outage
         self.calls: list[Call] = []
         self._updates: list[JSON] = []
         self._update_ids = itertools.count(1)
@@ -164,6 +165,8 @@ class FakeBotApi:
         if self.valid_token is not None and request.match_info["token"] != self.valid_token:
             body = {"ok": False, "error_code": 401, "description": "Unauthorized"}
             return web.json_response(body, status=401)
+        if method in self.broken:  # an outage between the bot and Telegram
+            return web.Response(status=502, text="Bad Gateway")
         params: JSON = {}
         files: dict[str, Upload] = {}
         if request.can_read_body:
