@@ -68,7 +68,9 @@ def diagnose(
     found = check_settings(settings)
     if verify:
         found += asyncio.run(verify_tokens(settings))
-    report.problems += [str(p) for p in found]
+    # A platform that cannot be reached right now is no configuration mistake: a note.
+    report.problems += [str(p) for p in found if p.fatal]
+    report.notes += [f"{p} (the bot starts anyway)" for p in found if not p.fatal]
     model_missing = any(p.setting == "TURBOBOT_MODEL" for p in found)
     _platforms(settings, report)
     info = _check_torch(settings, report)

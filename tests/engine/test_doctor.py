@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -16,6 +17,7 @@ from bot.cli import main as cli_main
 from bot.config import Settings
 from engine import plan as memplan
 from engine import synthetic
+from tests.telegram.fake_botapi import FakeBotApi
 
 # Rank-64 Turbo and rank-32 styles over the 840 block linears, counted by hand: per block 8
 # attention 3072x3072, 4 MLP 3072<->12288 and 2 modulation 3072->18432 Linears.
@@ -231,3 +233,28 @@ def test_too_little_host_ram_for_the_chosen_profile_is_a_problem() -> None:
         "this machine has 32 GiB: add RAM or swap."
     ]
     assert _doctor_json(gpu_gib=24, host_gib=128, TURBOBOT_MODEL="synthetic")["ok"] is True
+
+
+async def test_a_rejected_token_is_a_problem_an_unreachable_platform_a_note() -> None:
+    good, wrong = (
+        "7000001:AAtesttokentesttokentesttokentest",
+        "7000001:AAwrongwrongwrongwrongwrongwrong",
+    )
+    async with FakeBotApi(valid_token=good) as telegram:
+        configured = settings(
+            TURBOBOT_MODEL="synthetic",
+            TELEGRAM_TOKEN=wrong,
+            TELEGRAM_API_BASE_URL=telegram.base_url,
+            DISCORD_TOKEN="discord-token-never-shown",
+            DISCORD_API_BASE_URL="http://127.0.0.1:9/api/v10",  # nothing listens there
+        )
+        # doctor runs its own event loop, as the CLI does; the fake serves from this one
+        found = await asyncio.to_thread(
+            doctor.diagnose, settings=configured, gpu_gib=80, host_gib=256
+        )
+    assert len(found.problems) == 1
+    assert found.problems[0].startswith("TELEGRAM_TOKEN: Telegram rejected the token")
+    assert any(n.startswith("DISCORD_TOKEN: could not reach") for n in found.notes)
+    text = doctor.to_json(found) + doctor.to_text(found)
+    assert wrong not in text
+    assert "discord-token-never-shown" not in text
