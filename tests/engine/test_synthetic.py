@@ -125,3 +125,15 @@ def test_meta_transformer_of_synthetic_settings_needs_no_files(tmp_path: Path) -
     t = meta_transformer(_settings(tmp_path, layers="3"))
     assert len(t.transformer_blocks) == 3
     assert not (tmp_path / "synthetic").exists()
+
+
+def test_the_tiny_tokenizer_fits_the_real_text_encoder() -> None:
+    from engine.tiny import TEMPLATE_PREFIX
+
+    pipe = synthetic.build_pipeline(1)  # meta: shapes only
+    # the pipeline drops this many hidden states: the template prefix must be exactly that long
+    assert len(pipe.tokenizer(TEMPLATE_PREFIX).input_ids) == pipe.prompt_template_encode_start_idx
+    assert pipe.prompt_template_encode_start_idx == 34
+    ids = pipe.tokenizer("a red fox in the snow, 一只猫 🐱").input_ids
+    assert max(ids) < pipe.text_encoder.config.text_config.vocab_size == 152064
+    assert {p.device.type for p in pipe.transformer.parameters()} == {"meta"}
