@@ -179,7 +179,7 @@ def _model(
     Qwen-Image-2512 configs shipped with the engine.
     """
     from engine.loading import EngineUnavailable, meta_transformer
-    from engine.plan import build_on_meta
+    from engine.plan import build_on_meta, real_sizes
     from engine.styles import linear_shapes
 
     if settings.is_tiny:
@@ -192,15 +192,15 @@ def _model(
             "TURBOBOT_MODEL=synthetic: the real model's size with random weights (draws noise; "
             "needs no download)."
         )
-    real = build_on_meta("transformer")
-    params = sum(p.numel() for p in real.parameters())
+    # The plan needs the real sizes anyway (built once per process and cached).
+    params = real_sizes().transformer_bf16 // 2
     if missing:
-        return linear_shapes(real), params
+        return linear_shapes(build_on_meta("transformer")), params
     try:
         transformer = meta_transformer(settings)
     except EngineUnavailable as exc:  # e.g. a folder without transformer/config.json
         report.problems.append(f"{exc} Point TURBOBOT_MODEL at a complete diffusers folder.")
-        return linear_shapes(real), params
+        return linear_shapes(build_on_meta("transformer")), params
     report.facts.append(
         f"model {settings.model}: transformer {len(transformer.transformer_blocks)} blocks, "
         f"{sum(p.numel() for p in transformer.parameters()) / 1e9:.2f} B parameters"
