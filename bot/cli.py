@@ -1,4 +1,5 @@
-"""The ``turbobot`` command: ``run`` (the bot), ``download``, ``imagine``, ``styles``, ``bench``.
+"""The ``turbobot`` command: ``run`` (the bot), ``download``, ``doctor``, ``imagine``, ``styles``,
+``bench``.
 
 Parsing only; each command's work lives with the layer it belongs to (``bot.bootstrap`` for
 ``run``, ``engine.commands`` for the engine-only commands). Heavy imports are deferred so
@@ -49,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--display-name", default=None, help="shown in menus (default: the name)")
     add.add_argument("--description", default="")
     add.add_argument("--nsfw", action="store_true", help="only in age-restricted channels")
+
+    d = sub.add_parser(
+        "doctor", help="check settings, GPU, model and LoRAs before loading any weights"
+    )
+    d.add_argument(
+        "--json", action="store_true", help="one JSON object (ok, problems, plan, loras)"
+    )
+    d.add_argument(
+        "--gpu-gib", type=float, default=None, help="plan for a card with this much free memory"
+    )
 
     b = sub.add_parser("bench", help="per-stage timings and peak memory of the configured model")
     b.add_argument("--runs", type=int, default=3)
@@ -122,16 +133,8 @@ def _new_style(args: argparse.Namespace) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "run":
-        from bot.bootstrap import run
-
-        return run()
-    if args.command == "download":
-        return _download(args)
-    if args.command == "worker":
-        from engine.worker import main as worker_main
-
-        return worker_main(name=args.name, fake_latency_ms=args.fake_latency_ms)
+    if args.command in ("run", "download", "doctor", "worker"):
+        return _process_command(args)
     from engine import commands
 
     if args.command == "imagine":
@@ -148,6 +151,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "styles":
         return _styles(args)
     return commands.bench(runs=args.runs, aspect=args.aspect, steps=args.steps)
+
+
+def _process_command(args: argparse.Namespace) -> int:
+    """The commands that own a whole process: the bot, a worker, the download and doctor."""
+    if args.command == "run":
+        from bot.bootstrap import run
+
+        return run()
+    if args.command == "download":
+        return _download(args)
+    if args.command == "doctor":
+        from bot.doctor import main as doctor_main
+
+        return doctor_main(as_json=args.json, gpu_gib=args.gpu_gib)
+    from engine.worker import main as worker_main
+
+    return worker_main(name=args.name, fake_latency_ms=args.fake_latency_ms)
 
 
 def _styles(args: argparse.Namespace) -> int:

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     # --- model and styles ---
     model: str = Field(default="tiny", alias="TURBOBOT_MODEL")
+    # TURBOBOT_MODEL=synthetic: real-size model with random weights; this many transformer blocks
+    # (the real 60; fewer lets a CPU test materialise the real widths).
+    synthetic_layers: int = Field(default=60, ge=1, le=60, alias="TURBOBOT_SYNTHETIC_LAYERS")
     # A .safetensors path; empty = <lora dir>/turbo/*.safetensors; "none" = base mode (no Turbo).
     turbo_lora: str = Field(default="", alias="TURBOBOT_TURBO_LORA")
     lora_dir: Path | None = Field(default=None, alias="TURBOBOT_LORA_DIR")
@@ -124,6 +127,10 @@ class Settings(BaseSettings):
         return self.model.strip().lower() == "tiny"
 
     @property
+    def is_synthetic(self) -> bool:
+        return self.model.strip().lower() == "synthetic"
+
+    @property
     def base_mode(self) -> bool:
         """``TURBOBOT_TURBO_LORA=none``: the base model alone, with its own steps and scheduler."""
         return self.turbo_lora.strip().lower() == "none"
@@ -134,10 +141,12 @@ class Settings(BaseSettings):
 
     @property
     def resolved_lora_dir(self) -> Path:
-        """Real models read ./loras; the tiny model gets demo styles it builds for itself."""
+        """Real models read ./loras; the tiny and synthetic models get LoRAs they build."""
         if self.lora_dir is not None:
             return self.lora_dir
-        return self.data_dir / "tiny" / "loras" if self.is_tiny else Path("loras")
+        if self.is_tiny:
+            return self.data_dir / "tiny" / "loras"
+        return self.data_dir / "synthetic" / "loras" if self.is_synthetic else Path("loras")
 
     @property
     def operator_banned_words(self) -> tuple[str, ...]:

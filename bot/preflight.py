@@ -132,7 +132,7 @@ def check_settings(settings: Settings) -> list[Problem]:
 
 
 def _check_model(settings: Settings) -> list[Problem]:
-    if settings.is_tiny:
+    if settings.is_tiny or settings.is_synthetic:
         return []
     source = settings.model.strip()
     path = Path(source).expanduser()
@@ -176,7 +176,7 @@ def turbo_candidates(settings: Settings) -> list[Path]:
 def resolve_turbo(settings: Settings) -> tuple[Path | None, Problem | None]:
     """The Turbo LoRA file to load (None in base mode), or the problem that prevents it.
 
-    The tiny model builds its own demo Turbo LoRA at start, so a missing one is fine there.
+    The tiny and synthetic models build their own Turbo LoRA at start: a missing one is fine.
     """
     if settings.base_mode:
         return None, None
@@ -190,7 +190,7 @@ def resolve_turbo(settings: Settings) -> tuple[Path | None, Problem | None]:
             "TURBOBOT_TURBO_LORA",
             f"{folder} holds several LoRAs ({names}); keep one there or set TURBOBOT_TURBO_LORA",
         )
-    if found or settings.is_tiny:
+    if found or settings.is_tiny or settings.is_synthetic:
         return (found[0] if found else None), None
     return None, Problem(
         "TURBOBOT_TURBO_LORA",

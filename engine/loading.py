@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.domain import BASE_STEPS
 from bot.errors import TurbobotError
 from bot.preflight import resolve_turbo
-from engine import memory
+from engine import memory, synthetic
 from engine.pipeline import Engine
 from engine.schedule import TurboSchedule, read_schedule
 from engine.styles import (
@@ -45,12 +45,15 @@ def turbo_scheduler(schedule: TurboSchedule | None = None) -> Any:
 def load_engine(settings: Settings, *, compile_backend: str | None = None) -> Engine:
     """Everything a generation needs, placed on the device by the memory profile."""
     memory.set_alloc_conf()  # before anything touches CUDA
-    source = model_source(settings)
-    pipe = load_pipeline(source)
+    source: str | None = None  # the synthetic model has no checkpoint folder
+    if settings.is_synthetic:
+        pipe = build_synthetic(settings)
+    else:
+        source = model_source(settings)
+        pipe = load_pipeline(source)
     linears = linear_shapes(pipe.transformer)
     lora_dir = settings.resolved_lora_dir
-    if settings.is_tiny:
-        ensure_tiny_loras(lora_dir, linears)
+    ensure_demo_loras(settings, linears)
     path = turbo_path(settings)
     schedule = read_schedule(path.parent if path else None)
     turbo_bytes = load_turbo(pipe, path, linears, tiny=settings.is_tiny)
@@ -65,7 +68,9 @@ def load_engine(settings: Settings, *, compile_backend: str | None = None) -> En
         resident_styles_bytes=styles.cache_bytes_max(),
         vlm=settings.vlm,
     )
-    features, processor = load_vlm(pipe, source) if settings.vlm else (None, None)
+    # The VLM features read the checkpoint's files; the synthetic model has none to read.
+    vlm_source = source if settings.vlm else None
+    features, processor = load_vlm(pipe, vlm_source) if vlm_source else (None, None)
     memory.apply_profile(
         pipe,
         profile,
@@ -128,6 +133,31 @@ def model_source(settings: Settings) -> str:
         )
         return str(ensure_tiny_model(settings.data_dir / "tiny"))
     return settings.model.strip()
+
+
+def build_synthetic(settings: Settings) -> Any:
+    """The real-size random model, each component created where its profile will keep it."""
+    from engine import plan
+
+    log.warning(synthetic.WARNING)
+    profile = memory.choose_profile(
+        settings.memory_profile,
+        cuda=_cuda(settings),
+        free_vram_gb=memory.cuda_free_gb(),
+        loras_bytes=plan.TURBO_BYTES + plan.STYLE_BYTES,  # the synthetic files' sizes
+        resident_styles_bytes=2 * plan.STYLE_BYTES,
+    )
+    pipe = synthetic.build_pipeline(settings.synthetic_layers, device=synthetic.placement(profile))
+    _quiet_embeds_warning()
+    return pipe
+
+
+def ensure_demo_loras(settings: Settings, linears: dict[str, tuple[int, int]]) -> None:
+    """The tiny and synthetic models bring their own Turbo LoRA and styles."""
+    if settings.is_tiny:
+        ensure_tiny_loras(settings.resolved_lora_dir, linears)
+    elif settings.is_synthetic:
+        synthetic.ensure_synthetic_loras(settings.resolved_lora_dir, linears)
 
 
 def load_pipeline(source: str) -> Any:
@@ -210,21 +240,27 @@ def _cuda(settings: Settings) -> bool:
 
 def scan_configured_styles(settings: Settings) -> tuple[dict[str, Style], dict[str, str]]:
     """Installed and refused styles, checked against the model's shapes without loading weights."""
+    linears = linear_shapes(meta_transformer(settings))
+    ensure_demo_loras(settings, linears)
+    return scan_styles(settings.resolved_lora_dir, linears)
+
+
+def meta_transformer(settings: Settings) -> Any:
+    """The configured model's transformer on ``meta``: module names and shapes, no memory."""
     from accelerate import init_empty_weights
     from diffusers import QwenImageTransformer2DModel
 
-    source = model_source(settings)
-    try:
-        config = QwenImageTransformer2DModel.load_config(
-            source, subfolder="transformer", local_files_only=True
-        )
-    except (OSError, ValueError) as exc:
-        raise EngineUnavailable(
-            f"Model {source!r} not found locally ({type(exc).__name__})."
-        ) from exc
+    if settings.is_synthetic:
+        config = synthetic.configs(settings.synthetic_layers).transformer
+    else:
+        source = model_source(settings)
+        try:
+            config = QwenImageTransformer2DModel.load_config(
+                source, subfolder="transformer", local_files_only=True
+            )
+        except (OSError, ValueError) as exc:
+            raise EngineUnavailable(
+                f"Model {source!r} not found locally ({type(exc).__name__})."
+            ) from exc
     with init_empty_weights():  # shapes only: meta tensors, no memory
-        skeleton = QwenImageTransformer2DModel.from_config(config)  # type: ignore[no-untyped-call]
-        linears = linear_shapes(skeleton)
-    if settings.is_tiny:
-        ensure_tiny_loras(settings.resolved_lora_dir, linears)
-    return scan_styles(settings.resolved_lora_dir, linears)
+        return QwenImageTransformer2DModel.from_config(config)  # type: ignore[no-untyped-call]
