@@ -233,10 +233,29 @@ def pinned_block(nbytes: int) -> int:
 # ---------------------------------------------------------------- activations
 
 
-def transformer_activations(sizes: ModelSizes, tokens: int, text_tokens: int) -> int:
-    """Peak activation bytes of one transformer block (bf16, flash/SDPA attention, batch 1)."""
-    seq = tokens + text_tokens
-    return seq * (12 * sizes.hidden + 3 * sizes.mlp_hidden) * 2
+def transformer_activations(
+    sizes: ModelSizes, tokens: int, text_tokens: int, *, images: int = 1
+) -> int:
+    """Peak activation bytes of one transformer block (bf16, flash/SDPA attention), for a batch
+    of ``images`` (they grow linearly with the batch; the weights do not)."""
+    return images * activations_per_image(sizes.hidden, sizes.mlp_hidden, tokens, text_tokens)
+
+
+def activations_per_image(hidden: int, mlp_hidden: int, tokens: int, text_tokens: int) -> int:
+    """One image's share of a transformer block's peak activations (bf16)."""
+    return (tokens + text_tokens) * (12 * hidden + 3 * mlp_hidden) * 2
+
+
+def batch_sizes(n: int, per_image_bytes: int, free_bytes: int | None, margin_bytes: int) -> list[int]:
+    """How ``n`` images run: as few batches as the free memory allows (None: no limit, CPU).
+
+    A batch of ``b`` needs ``b`` images' activations plus the margin beyond what is resident
+    now; one image always runs (the weights' plan already counted its activations)."""
+    if free_bytes is None:
+        return [n]
+    fit = (free_bytes - margin_bytes) // per_image_bytes if per_image_bytes > 0 else n
+    b = max(1, min(n, int(fit)))
+    return [b] * (n // b) + ([n % b] if n % b else [])
 
 
 def text_encoder_activations(sizes: ModelSizes, text_tokens: int) -> int:
