@@ -17,8 +17,11 @@ from engine.img2img import (
     strength_steps,
     upscale_size,
 )
+from engine import memory
 from engine.pipeline import Engine, render, render_size
+from engine.styles import STYLE_SLOT
 from tests.engine.conftest import TEST_SIDE, no_progress, spec
+from tests.engine.test_profiles import add_style, fresh_engine, lora_dtypes
 
 SHARED = ("transformer", "vae", "text_encoder", "tokenizer")
 
@@ -139,7 +142,7 @@ def test_vary_is_closer_to_its_parent_than_a_reroll_and_strong_is_in_between(
     def corr(a: Image.Image, b: Image.Image) -> float:
         return float(np.corrcoef((pixels(a) - mean).ravel(), (pixels(b) - mean).ravel())[0, 1])
 
-    for seed in (11, 12, 13):
+    for seed in (11, 12):
         image = render(engine, spec(seed=seed), no_progress).image
         parent = save_parent(engine, f"parent{seed}.png", image)
         reroll = render(engine, spec(seed=seed + 50), no_progress).image
@@ -213,3 +216,28 @@ def test_a_broken_input_file_is_a_clear_error(engine: Engine) -> None:
     (engine.data_dir / "inputs" / "bad.png").write_bytes(b"GIF89a not really")
     with pytest.raises(BadRequest, match="not a supported image"):
         render(engine, vary("inputs/bad.png", 1, VARY_SUBTLE), no_progress)
+
+
+# ---------------------------------------------------------------- every memory profile, styles
+
+
+@pytest.mark.parametrize("profile", ["full", "balanced", "low"])
+def test_vary_runs_under_each_profile_with_the_style_slot(
+    tiny_data_dir: Path, tmp_path: Path, profile: memory.Profile
+) -> None:
+    engine = fresh_engine(tiny_data_dir, tmp_path)
+    add_style(engine, "attn", ("attn.to_q", "attn.to_k", "attn.to_v"), seed=1)
+    parent = save_parent(engine, f"prof-{profile}.png", render(engine, spec(seed=3), no_progress).image)
+    img2img_pipe(engine)  # built before the profile: the profile reaches it through the modules
+    memory.apply_profile(engine.pipe, profile, device="cpu")
+    styled = render(engine, vary(parent, 5, VARY_STRONG, style="attn", n=2), no_progress).images
+    plain = render(engine, vary(parent, 5, VARY_STRONG, n=2), no_progress).images
+    assert styled[0].tobytes() != plain[0].tobytes()
+    assert styled[0].tobytes() != styled[1].tobytes()
+    i2i = img2img_pipe(engine)
+    for name in SHARED:
+        assert getattr(i2i, name) is getattr(engine.pipe, name), name
+    assert lora_dtypes(engine, STYLE_SLOT) == {torch.bfloat16}
+    if profile == "low":
+        to_q = i2i.transformer.transformer_blocks[0].attn.to_q
+        assert to_q.base_layer.weight.dtype == torch.float8_e4m3fn  # not cast back by img2img
