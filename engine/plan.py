@@ -280,18 +280,20 @@ def plan_for(
     text_tokens: int = TEXT_TOKENS,
     margin_gib: float = MARGIN_GIB,
     sizes: ModelSizes | None = None,
+    images: int = 1,
 ) -> Plan:
     """VRAM and host RAM of every profile for a GPU with ``gpu_gib`` free GiB (None: no GPU).
 
     ``loras_bytes``: LoRA weights that live on the GPU in every profile (the Turbo LoRA and the
     style slot, in bf16). ``resident_styles_bytes``: the cached resident styles, kept in host
-    RAM (pinned when there is CUDA) and copied into the slot on a switch.
+    RAM (pinned when there is CUDA) and copied into the slot on a switch. ``images``: a batch
+    of that many images in one transformer call (a grid); the VAE decodes them one by one.
     """
     s = sizes or real_sizes()
     rows = [
-        _full(s, loras_bytes, resident_styles_bytes, tokens, text_tokens),
-        _offloaded(s, "balanced", loras_bytes, resident_styles_bytes, tokens, text_tokens),
-        _offloaded(s, "low", loras_bytes, resident_styles_bytes, tokens, text_tokens),
+        _full(s, loras_bytes, resident_styles_bytes, tokens, text_tokens, images),
+        _offloaded(s, "balanced", loras_bytes, resident_styles_bytes, tokens, text_tokens, images),
+        _offloaded(s, "low", loras_bytes, resident_styles_bytes, tokens, text_tokens, images),
     ]
     margin = int(margin_gib * GIB)
     if gpu_gib is None:
@@ -315,9 +317,11 @@ def _all_bf16(s: ModelSizes) -> int:
     return s.transformer_bf16 + s.text_encoder_bf16 + s.vae_bf16
 
 
-def _full(s: ModelSizes, loras: int, styles: int, tokens: int, text_tokens: int) -> ProfilePlan:
+def _full(  # noqa: PLR0917 - one row of the table
+    s: ModelSizes, loras: int, styles: int, tokens: int, text_tokens: int, images: int = 1
+) -> ProfilePlan:
     acts = max(
-        transformer_activations(s, tokens, text_tokens),
+        transformer_activations(s, tokens, text_tokens, images=images),
         text_encoder_activations(s, text_tokens),
         vae_decode_activations(s, tokens, tiled=False),
     )
@@ -327,11 +331,17 @@ def _full(s: ModelSizes, loras: int, styles: int, tokens: int, text_tokens: int)
 
 
 def _offloaded(  # noqa: PLR0917 - one row of the table
-    s: ModelSizes, profile: Profile, loras: int, styles: int, tokens: int, text_tokens: int
+    s: ModelSizes,
+    profile: Profile,
+    loras: int,
+    styles: int,
+    tokens: int,
+    text_tokens: int,
+    images: int = 1,
 ) -> ProfilePlan:
     weights = s.transformer_fp8 if profile == "low" else s.transformer_bf16
     acts = max(
-        transformer_activations(s, tokens, text_tokens),
+        transformer_activations(s, tokens, text_tokens, images=images),
         s.text_encoder_stream + text_encoder_activations(s, text_tokens),
         vae_decode_activations(s, tokens, tiled=True),
     )
@@ -420,7 +430,38 @@ def markdown(sizes: ModelSizes | None = None) -> str:
         cells = [("fits" if r.fits else "no") for r in p.rows]
         pick = p.chosen if p.fits_any else "none fits (low, expect OOM)"
         lines.append(f"| {label} ({free:g}) | {' | '.join(cells)} | {pick} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + grid_lines(s, gpu_loras, styles)) + "\n"
+
+
+GRID = 4  # MAX_IMAGES: the batch a 4-image grid runs in when memory allows
+
+
+def grid_lines(s: ModelSizes, gpu_loras: int, styles: int) -> list[str]:
+    """The grid table: VRAM of one batch of GRID images per profile, and per card."""
+    one = transformer_activations(s, MAX_IMAGE_TOKENS, TEXT_TOKENS)
+    single = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s)
+    batch = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s, images=GRID)
+    lines = [
+        "",
+        f"Several images per prompt: the transformer's activations grow with the batch "
+        f"({one / GIB:.2f} GiB an image at {MAX_IMAGE_TOKENS} tokens); the VAE decodes the "
+        f"images one by one. The engine batches as many as the free VRAM allows after loading "
+        f"(`engine.plan.batch_sizes`) and runs the rest in further batches.",
+        "",
+        f"| profile | VRAM, 1 image | VRAM, {GRID} images in one batch |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {a.profile} | {a.vram_gib:.1f} | {b.vram_gib:.1f} |"
+        for a, b in zip(single.rows, batch.rows, strict=True)
+    ]
+    lines += ["", f"| card (free GiB) | {GRID} images in one batch with |", "|---|---|"]
+    for label, free in CARDS:
+        p = plan_for(free, gpu_loras, resident_styles_bytes=styles, sizes=s)
+        g = plan_for(free, gpu_loras, resident_styles_bytes=styles, sizes=s, images=GRID)
+        fits = [r.profile for r in g.rows if r.fits and p.row(r.profile).fits]
+        lines.append(f"| {label} ({free:g}) | {', '.join(fits) or 'none (batches of fewer)'} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -72,6 +72,20 @@ def test_progress_counts_every_step_of_every_batch(
     assert [a.tobytes() for a in out.images] == [b.tobytes() for b in batched.images]
 
 
+def test_batches_come_from_the_plans_activations_and_the_free_vram(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine import pipeline, plan
+
+    assert pipeline.batch_sizes_for(engine, 4, 64, 64) == [4]  # cpu: no VRAM to run out of
+    per_image = plan.activations_per_image(32, 128, 16, plan.TEXT_TOKENS)  # tiny: 2 x 16 heads
+    free = plan.MARGIN_GIB * plan.GIB + 2.5 * per_image
+    monkeypatch.setattr(pipeline, "cuda_free_gb", lambda: free / plan.GIB)
+    monkeypatch.setattr(engine, "profile", "balanced")
+    assert pipeline.batch_sizes_for(engine, 4, 64, 64) == [2, 2]
+    assert pipeline.batch_sizes_for(engine, 1, 64, 64) == [1]
+
+
 # ---------------------------------------------------------------- img2img shares the model
 
 
