@@ -12,7 +12,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bot.domain import ASPECTS, INPUT_FORMATS, MAX_INPUT_BYTES, MAX_INPUT_PIXELS, Aspect
 from bot.errors import BadRequest
@@ -60,7 +60,7 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadRequest(_too_many_pixels(max_pixels)) from None
-    except Image.UnidentifiedImageError:
+    except UnidentifiedImageError:
         raise BadRequest(f"That file is not a supported image; send {_FORMATS}.") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise BadRequest(f"The image could not be read (it may be damaged): {exc}.") from None

@@ -250,7 +250,9 @@ def check_spec(spec: GenerationSpec) -> None:
 
 def check_images(n: int) -> int:
     if not MIN_IMAGES <= n <= MAX_IMAGES:
-        raise BadRequest(f"The number of images must be from {MIN_IMAGES} to {MAX_IMAGES}, not {n}.")
+        raise BadRequest(
+            f"The number of images must be from {MIN_IMAGES} to {MAX_IMAGES}, not {n}."
+        )
     return n
 
 

@@ -22,13 +22,14 @@ schedule; 4 steps at 0.35 run 2 steps from sigma .574 (Wuli-Art mu); at 0.7, 3 s
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from bot.domain import (
     DEFAULT_IMG2IMG_STRENGTH,
@@ -62,8 +63,11 @@ def img2img_pipe(engine: Engine) -> Any:
     if engine.img2img is None:
         from diffusers import QwenImageImg2ImgPipeline
 
-        engine.img2img = QwenImageImg2ImgPipeline(**engine.pipe.components)
+        engine.img2img = QwenImageImg2ImgPipeline(**engine.pipe.components)  # type: ignore[no-untyped-call]
         engine.img2img.set_progress_bar_config(disable=True)
+        # encode_prompt returns no mask when every token is valid; img2img's check_inputs then
+        # warns on every call that "the model will treat all prompt tokens as valid": it should.
+        logging.getLogger(QwenImageImg2ImgPipeline.__module__).setLevel(logging.ERROR)
     return engine.img2img
 
 
@@ -123,8 +127,6 @@ def read_init_image(data_dir: Path | None, relative: str, size: tuple[int, int])
     image = decode(data, max_bytes=MAX_INPUT_BYTES, max_pixels=MAX_FILE_PIXELS)
     if image.size == size:
         return image
-    from PIL import ImageOps
-
     return ImageOps.fit(image, size, method=Image.Resampling.LANCZOS)
 
 

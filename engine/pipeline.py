@@ -31,10 +31,10 @@ from engine.img2img import (
     encode_image,
     img2img_pipe,
     read_init_image,
+    scale_size,
     strength_of,
     strength_sigmas,
     strength_steps,
-    scale_size,
     upscale_size,
 )
 from engine.memory import cuda_free_gb, synchronize

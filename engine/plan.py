@@ -246,7 +246,9 @@ def activations_per_image(hidden: int, mlp_hidden: int, tokens: int, text_tokens
     return (tokens + text_tokens) * (12 * hidden + 3 * mlp_hidden) * 2
 
 
-def batch_sizes(n: int, per_image_bytes: int, free_bytes: int | None, margin_bytes: int) -> list[int]:
+def batch_sizes(
+    n: int, per_image_bytes: int, free_bytes: int | None, margin_bytes: int
+) -> list[int]:
     """How ``n`` images run: as few batches as the free memory allows (None: no limit, CPU).
 
     A batch of ``b`` needs ``b`` images' activations plus the margin beyond what is resident

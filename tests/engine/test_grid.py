@@ -23,7 +23,9 @@ def jpeg_image(data: bytes) -> Image.Image:
         return im.convert("RGB")
 
 
-@pytest.mark.parametrize(("n", "size"), [(1, (80, 48)), (2, (80, 24)), (3, (80, 48)), (4, (80, 48))])
+@pytest.mark.parametrize(
+    ("n", "size"), [(1, (80, 48)), (2, (80, 24)), (3, (80, 48)), (4, (80, 48))]
+)
 def test_grid_cells_are_half_size_in_reading_order(n: int, size: tuple[int, int]) -> None:
     images = [Image.new("RGB", (80, 48), c) for c in COLOURS[:n]]
     grid = compose_grid(images)

@@ -11,13 +11,13 @@ from PIL import Image
 
 from bot.domain import MAX_SEED, VARY_STRONG, VARY_SUBTLE, GenerationSpec, JobKind, image_seed
 from bot.errors import BadRequest
+from engine import memory
 from engine.img2img import (
     img2img_pipe,
     strength_sigmas,
     strength_steps,
     upscale_size,
 )
-from engine import memory
 from engine.pipeline import Engine, render, render_size
 from engine.styles import STYLE_SLOT
 from tests.engine.conftest import TEST_SIDE, no_progress, spec
@@ -187,7 +187,7 @@ def test_upscale_sizes_keep_the_aspect_on_multiples_of_16() -> None:
     assert upscale_size(1360, 768) == (1536, 864)
     assert upscale_size(768, 1360) == (864, 1536)
     for w, h in (upscale_size(1184, 880), upscale_size(832, 1248)):
-        assert w % 16 == 0 and h % 16 == 0 and max(w, h) == 1536
+        assert (w % 16, h % 16, max(w, h)) == (0, 0, 1536)
 
 
 def test_upscale_renders_larger_than_the_image_and_keeps_it(engine: Engine) -> None:
@@ -241,7 +241,9 @@ def test_vary_runs_under_each_profile_with_the_style_slot(
 ) -> None:
     engine = fresh_engine(tiny_data_dir, tmp_path)
     add_style(engine, "attn", ("attn.to_q", "attn.to_k", "attn.to_v"), seed=1)
-    parent = save_parent(engine, f"prof-{profile}.png", render(engine, spec(seed=3), no_progress).image)
+    parent = save_parent(
+        engine, f"prof-{profile}.png", render(engine, spec(seed=3), no_progress).image
+    )
     img2img_pipe(engine)  # built before the profile: the profile reaches it through the modules
     memory.apply_profile(engine.pipe, profile, device="cpu")
     styled = render(engine, vary(parent, 5, VARY_STRONG, style="attn", n=2), no_progress).images
