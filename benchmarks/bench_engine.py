@@ -140,7 +140,8 @@ def ok(good: bool) -> str:
 
 
 def report(r: dict[str, float]) -> str:
-    return f"""Measured {machine()}, torch {torch.__version__};
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"""Measured {machine()}, torch {torch.__version__}, load average {load:.1f} at the end;
 tiny pipeline at {SIDE}x{SIDE}, {STEPS} steps, medians of {RUNS}.
 
 | measure | result | target | |

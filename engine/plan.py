@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.domain import ASPECTS
+from bot.domain import ASPECTS, UPSCALE_LONG_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -436,6 +436,8 @@ def markdown(sizes: ModelSizes | None = None) -> str:
 
 
 GRID = 4  # MAX_IMAGES: the batch a 4-image grid runs in when memory allows
+UPSCALE_SIDE = UPSCALE_LONG_SIDE  # an upscale of a 1:1 image: the most tokens any job has
+UPSCALE_TOKENS = (UPSCALE_SIDE // 16) ** 2
 
 
 def grid_lines(s: ModelSizes, gpu_loras: int, styles: int) -> list[str]:
@@ -450,12 +452,14 @@ def grid_lines(s: ModelSizes, gpu_loras: int, styles: int) -> list[str]:
         f"images one by one. The engine batches as many as the free VRAM allows after loading "
         f"(`engine.plan.batch_sizes`) and runs the rest in further batches.",
         "",
-        f"| profile | VRAM, 1 image | VRAM, {GRID} images in one batch |",
-        "|---|---|---|",
+        f"| profile | VRAM, 1 image | VRAM, {GRID} images in one batch "
+        f"| VRAM, upscale to {UPSCALE_SIDE}x{UPSCALE_SIDE} ({UPSCALE_TOKENS} tokens) |",
+        "|---|---|---|---|",
     ]
+    up = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s, tokens=UPSCALE_TOKENS)
     lines += [
-        f"| {a.profile} | {a.vram_gib:.1f} | {b.vram_gib:.1f} |"
-        for a, b in zip(single.rows, batch.rows, strict=True)
+        f"| {a.profile} | {a.vram_gib:.1f} | {b.vram_gib:.1f} | {u.vram_gib:.1f} |"
+        for a, b, u in zip(single.rows, batch.rows, up.rows, strict=True)
     ]
     lines += ["", f"| card (free GiB) | {GRID} images in one batch with |", "|---|---|"]
     for label, free in CARDS:
