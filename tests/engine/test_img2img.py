@@ -141,6 +141,9 @@ def test_vary_reports_the_steps_it_runs(engine: Engine) -> None:
     seen: list[tuple[int, int]] = []
     render(engine, vary(parent, 9, VARY_STRONG, steps=4), lambda s, t: seen.append((s, t)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
+    render(engine, vary(parent, 9, VARY_SUBTLE, steps=4), no_progress)
+    ran = [float(s) for s in engine.turbo_scheduler.sigmas]  # the shared scheduler, as set
+    assert ran == pytest.approx([0.574, 0.347, 0.0], abs=1e-3)  # not diffusers' [.714, .455, 0]
 
 
 # ---------------------------------------------------------------- vary keeps the composition
