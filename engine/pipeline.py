@@ -172,13 +172,15 @@ def split_seeds(seeds: tuple[int, ...], sizes: list[int]) -> list[tuple[int, ...
 
 def batch_sizes_for(engine: Engine, n: int, width: int, height: int) -> list[int]:
     """Batches for ``n`` images from the memory plan's activations per image and free VRAM."""
-    if n == 1:
-        return [1]
+    if n == 1 or engine.profile == "cpu":
+        # A CPU is busy with one image already: a batch of 4 at 256² measured 1.19x four
+        # singles on 2 cores (BENCHMARKS.md); a GPU fills up with the batch instead.
+        return [1] * n
     cfg = engine.pipe.transformer.config
     hidden = int(cfg.num_attention_heads) * int(cfg.attention_head_dim)
     tokens = (width // SIZE_MULTIPLE) * (height // SIZE_MULTIPLE)
     per_image = plan.activations_per_image(hidden, 4 * hidden, tokens, plan.TEXT_TOKENS)
-    free = None if engine.profile == "cpu" else int(cuda_free_gb() * plan.GIB)
+    free = int(cuda_free_gb() * plan.GIB)
     return plan.batch_sizes(n, per_image, free, int(plan.MARGIN_GIB * plan.GIB))
 
 

@@ -45,6 +45,15 @@ def vary(parent: str, seed: int, strength: float | None, **kw: object) -> Genera
 # ---------------------------------------------------------------- several images, one batch
 
 
+@pytest.fixture
+def batched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One batch for all n images (the CPU profile runs them one by one otherwise)."""
+    from engine import pipeline
+
+    monkeypatch.setattr(pipeline, "batch_sizes_for", lambda engine, n, w, h: [n])
+
+
+@pytest.mark.usefixtures("batched")
 def test_image_k_of_a_batch_is_the_one_image_job_with_seed_plus_k(engine: Engine) -> None:
     batch = render(engine, spec(seed=41, n=3), no_progress).images
     singles = [render(engine, spec(seed=41 + k), no_progress).image for k in range(3)]
@@ -63,11 +72,11 @@ def test_progress_counts_every_step_of_every_batch(
 ) -> None:
     from engine import pipeline
 
-    monkeypatch.setattr(pipeline, "batch_sizes_for", lambda *a: [1, 1, 1])  # no memory: one by one
     seen: list[tuple[int, int]] = []
-    out = render(engine, spec(seed=41, n=3), lambda s, t: seen.append((s, t)))
+    out = render(engine, spec(seed=41, n=3), lambda s, t: seen.append((s, t)))  # cpu: 1 by 1
     assert seen == [(i, 6) for i in range(1, 7)]  # 2 steps x 3 batches
     assert len(out.timings.step_ms) == 6
+    monkeypatch.setattr(pipeline, "batch_sizes_for", lambda *a: [3])
     batched = render(engine, spec(seed=41, n=3), no_progress)
     assert [a.tobytes() for a in out.images] == [b.tobytes() for b in batched.images]
 
@@ -77,7 +86,7 @@ def test_batches_come_from_the_plans_activations_and_the_free_vram(
 ) -> None:
     from engine import pipeline, plan
 
-    assert pipeline.batch_sizes_for(engine, 4, 64, 64) == [4]  # cpu: no VRAM to run out of
+    assert pipeline.batch_sizes_for(engine, 4, 64, 64) == [1, 1, 1, 1]  # cpu: one by one
     per_image = plan.activations_per_image(32, 128, 16, plan.TEXT_TOKENS)  # tiny: 2 x 16 heads
     free = plan.MARGIN_GIB * plan.GIB + 2.5 * per_image
     monkeypatch.setattr(pipeline, "cuda_free_gb", lambda: free / plan.GIB)
@@ -175,6 +184,7 @@ def test_vary_at_strength_one_is_the_reroll_with_that_seed(engine: Engine) -> No
     assert full.tobytes() == render(engine, spec(seed=77), no_progress).image.tobytes()
 
 
+@pytest.mark.usefixtures("batched")
 def test_a_batch_of_variations_follows_the_seed_rule(engine: Engine) -> None:
     parent = save_parent(engine, "batch.png", render(engine, spec(seed=3), no_progress).image)
     batch = render(engine, vary(parent, 20, VARY_SUBTLE, n=2), no_progress).images
@@ -238,6 +248,7 @@ def test_a_broken_input_file_is_a_clear_error(engine: Engine) -> None:
 # ---------------------------------------------------------------- every memory profile, styles
 
 
+@pytest.mark.usefixtures("batched")
 @pytest.mark.parametrize("profile", ["full", "balanced", "low"])
 def test_vary_runs_under_each_profile_with_the_style_slot(
     tiny_data_dir: Path, tmp_path: Path, profile: memory.Profile
