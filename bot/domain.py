@@ -19,6 +19,23 @@ DEFAULT_STEPS = 4
 MAX_SEED = 2**32 - 1
 MIN_CFG = 1.0
 MAX_CFG = 10.0
+# Several images per prompt (issue 13): one batched pipeline call where memory allows.
+MIN_IMAGES = 1
+MAX_IMAGES = 4
+# img2img strength: the fraction of the Turbo schedule run again from the input image
+# (engine/img2img.py). Below MIN_STRENGTH nothing visible changes; 1.0 ignores the input.
+MIN_STRENGTH = 0.05
+MAX_STRENGTH = 1.0
+VARY_SUBTLE = 0.35
+VARY_STRONG = 0.7
+UPSCALE_SUBTLE = 0.25
+UPSCALE_CREATIVE = 0.5
+DEFAULT_IMG2IMG_STRENGTH = 0.6  # remix and image input when the user gives none
+UPSCALE_LONG_SIDE = 1536  # the largest long side Qwen-Image handles well (multiple of 16)
+# Image input (uploads, and parents read back from disk): checked by bot/images.py.
+MAX_INPUT_BYTES = 20 * 2**20
+MAX_INPUT_PIXELS = 40_000_000  # a decompression bomb is refused before it is decoded
+INPUT_FORMATS = ("JPEG", "PNG", "WEBP")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +148,29 @@ class GenerateRequest:
     parent_job_id: int | None = None  # reroll / variation / remix of this job
 
 
+class JobKind(StrEnum):
+    """What the engine does with a spec: txt2img from noise, the rest img2img from an image."""
+
+    TXT2IMG = "txt2img"
+    VARY = "vary"  # the chosen image again, fresh seed, strength VARY_SUBTLE / VARY_STRONG
+    REMIX = "remix"  # the chosen image with an edited prompt
+    UPSCALE = "upscale"  # resized to UPSCALE_LONG_SIDE, then img2img at a low strength
+    IMG2IMG = "img2img"  # a user's own image
+
+    @property
+    def needs_image(self) -> bool:
+        return self is not JobKind.TXT2IMG
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationSpec:
-    """Everything the engine needs for one image; complete and validated."""
+    """Everything the engine needs for one job (``n`` images); complete and validated.
+
+    Image ``k`` of ``n`` uses seed ``image_seed(seed, k)``: the same picture a one-image job
+    with that seed gives. ``init_image`` (img2img kinds only) is a path relative to the data
+    dir, like ``Job.image_path``; never absolute, never outside it. ``width``/``height`` are the
+    aspect (an upscale renders larger: ``engine.img2img.upscale_size``).
+    """
 
     prompt: str
     style: str | None
@@ -143,6 +180,10 @@ class GenerationSpec:
     height: int
     cfg: float = 1.0
     negative_prompt: str | None = None
+    n: int = 1
+    kind: JobKind = JobKind.TXT2IMG
+    init_image: str | None = None
+    strength: float | None = None  # img2img kinds; None: the kind's default
 
     @property
     def aspect(self) -> str:
@@ -150,6 +191,15 @@ class GenerationSpec:
             if (a.width, a.height) == (self.width, self.height):
                 return a.name
         return f"{self.width}x{self.height}"
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(image_seed(self.seed, k) for k in range(self.n))
+
+
+def image_seed(seed: int, k: int) -> int:
+    """The seed of image ``k`` of a job: ``seed + k``, wrapping inside 0..MAX_SEED."""
+    return (seed + k) % (MAX_SEED + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,12 +219,22 @@ class Timings:
 
 @dataclass(frozen=True, slots=True)
 class Generated:
-    """An executor's answer: the JPEG bytes and where the time went."""
+    """An executor's answer: the JPEG bytes and where the time went.
+
+    ``jpeg`` is what to post: the image, or for ``n > 1`` the grid (``engine.grid``).
+    ``images`` holds each image's full-size JPEG when ``n > 1`` (empty for one image);
+    ``width``/``height`` are one image's size.
+    """
 
     jpeg: bytes
     width: int
     height: int
     timings: Timings = field(default_factory=Timings)
+    images: tuple[bytes, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return max(1, len(self.images))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,17 +9,23 @@ from __future__ import annotations
 import random
 import unicodedata
 from dataclasses import replace
+from pathlib import PurePosixPath
 
 from bot.domain import (
     ASPECTS,
     DEFAULT_ASPECT,
     MAX_CFG,
+    MAX_IMAGES,
     MAX_PROMPT_CHARS,
     MAX_SEED,
+    MAX_STRENGTH,
     MIN_CFG,
+    MIN_IMAGES,
+    MIN_STRENGTH,
     TURBO_STEPS,
     GenerateRequest,
     GenerationSpec,
+    JobKind,
     Requester,
     SettingsChange,
     StepRange,
@@ -238,3 +244,36 @@ def check_spec(spec: GenerationSpec, steps: StepRange = TURBO_STEPS) -> None:
         raise BadRequest(
             f"{spec.width}x{spec.height} is not a supported size; use one of {', '.join(ASPECTS)}."
         )
+    check_images(spec.n)
+    check_image_input(spec)
+
+
+def check_images(n: int) -> int:
+    if not MIN_IMAGES <= n <= MAX_IMAGES:
+        raise BadRequest(
+            f"The number of images must be from {MIN_IMAGES} to {MAX_IMAGES}, not {n}."
+        )
+    return n
+
+
+def check_strength(strength: float) -> float:
+    if not MIN_STRENGTH <= strength <= MAX_STRENGTH:
+        raise BadRequest(
+            f"Strength must be from {MIN_STRENGTH:g} to {MAX_STRENGTH:g}, not {strength:g}."
+        )
+    return strength
+
+
+def check_image_input(spec: GenerationSpec) -> None:
+    """img2img kinds name an image inside the data dir; text-to-image names none."""
+    if not spec.kind.needs_image:
+        if spec.init_image is not None or spec.strength is not None:
+            raise BadRequest("An input image and a strength only go with an image job.")
+        return
+    if spec.strength is not None:
+        check_strength(spec.strength)
+    path = PurePosixPath(spec.init_image or "")
+    if not spec.init_image or path.is_absolute() or ".." in path.parts or "\\" in spec.init_image:
+        raise BadRequest("This job needs an input image (a file inside the data folder).")
+    if spec.kind is JobKind.UPSCALE and spec.n != 1:
+        raise BadRequest("An upscale makes one image at a time.")

@@ -23,12 +23,14 @@ from time import perf_counter
 from typing import TYPE_CHECKING, TypeVar
 
 import torch
+from PIL import Image
 
 from bot.config import Settings
 from bot.domain import Generated, GenerationSpec, StyleInfo
 from bot.errors import BadRequest, GenerationFailed, ShuttingDown, TurbobotError
 from bot.ports import ProgressCallback
 from engine import memory
+from engine.grid import compose_grid
 from engine.jpeg import encode_jpeg
 from engine.pipeline import Engine, Rendered, render
 from engine.styles import LoraRefused
@@ -78,10 +80,16 @@ class LocalExecutor:
             self._gpu, self._render_job, job_id, spec, on_progress
         )
         t0 = perf_counter()
-        jpeg = await loop.run_in_executor(self._jpeg, encode_jpeg, rendered.image, self._quality)
+        jpeg, images = await loop.run_in_executor(
+            self._jpeg, encode_all, rendered.images, self._quality
+        )
         timings = replace(rendered.timings, jpeg_ms=(perf_counter() - t0) * 1e3)
         return Generated(
-            jpeg=jpeg, width=rendered.image.width, height=rendered.image.height, timings=timings
+            jpeg=jpeg,
+            width=rendered.image.width,
+            height=rendered.image.height,
+            timings=timings,
+            images=images,
         )
 
     # --- the VLM (engine.vlm): same GPU thread, so a describe waits its turn like an image ---
@@ -197,6 +205,14 @@ class LocalExecutor:
     def _rescan(self) -> None:
         self._engine.styles.rescan(self._engine.pipe)
         self._styles = _infos(self._engine)
+
+
+def encode_all(images: tuple[Image.Image, ...], quality: int) -> tuple[bytes, tuple[bytes, ...]]:
+    """What :class:`Generated` carries: one image's JPEG; or the grid's and each image's."""
+    if len(images) == 1:
+        return encode_jpeg(images[0], quality), ()
+    singles = tuple(encode_jpeg(im, quality) for im in images)
+    return encode_jpeg(compose_grid(images), quality), singles
 
 
 def run_with_oom_retry(work: Callable[[], T], after_oom: Callable[[], None]) -> T:

@@ -87,6 +87,7 @@ def load_engine(settings: Settings, *, compile_backend: str | None = None) -> En
         styles=styles,
         profile=profile,
         max_side=settings.tiny_side if settings.is_tiny else None,
+        data_dir=settings.data_dir,
         turbo_steps=schedule.steps,
         vlm=features,
         vlm_processor=processor,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.domain import ASPECTS
+from bot.domain import ASPECTS, UPSCALE_LONG_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -251,10 +251,31 @@ def pinned_block(nbytes: int) -> int:
 # ---------------------------------------------------------------- activations
 
 
-def transformer_activations(sizes: ModelSizes, tokens: int, text_tokens: int) -> int:
-    """Peak activation bytes of one transformer block (bf16, flash/SDPA attention, batch 1)."""
-    seq = tokens + text_tokens
-    return seq * (12 * sizes.hidden + 3 * sizes.mlp_hidden) * 2
+def transformer_activations(
+    sizes: ModelSizes, tokens: int, text_tokens: int, *, images: int = 1
+) -> int:
+    """Peak activation bytes of one transformer block (bf16, flash/SDPA attention), for a batch
+    of ``images`` (they grow linearly with the batch; the weights do not)."""
+    return images * activations_per_image(sizes.hidden, sizes.mlp_hidden, tokens, text_tokens)
+
+
+def activations_per_image(hidden: int, mlp_hidden: int, tokens: int, text_tokens: int) -> int:
+    """One image's share of a transformer block's peak activations (bf16)."""
+    return (tokens + text_tokens) * (12 * hidden + 3 * mlp_hidden) * 2
+
+
+def batch_sizes(
+    n: int, per_image_bytes: int, free_bytes: int | None, margin_bytes: int
+) -> list[int]:
+    """How ``n`` images run: as few batches as the free memory allows (None: no limit, CPU).
+
+    A batch of ``b`` needs ``b`` images' activations plus the margin beyond what is resident
+    now; one image always runs (the weights' plan already counted its activations)."""
+    if free_bytes is None:
+        return [n]
+    fit = (free_bytes - margin_bytes) // per_image_bytes if per_image_bytes > 0 else n
+    b = max(1, min(n, int(fit)))
+    return [b] * (n // b) + ([n % b] if n % b else [])
 
 
 def text_encoder_activations(sizes: ModelSizes, text_tokens: int) -> int:
@@ -287,19 +308,22 @@ def plan_for(
     margin_gib: float = MARGIN_GIB,
     sizes: ModelSizes | None = None,
     vlm: bool = False,
+    images: int = 1,
 ) -> Plan:
     """VRAM and host RAM of every profile for a GPU with ``gpu_gib`` free GiB (None: no GPU).
 
     ``loras_bytes``: LoRA weights that live on the GPU in every profile (the Turbo LoRA and the
     style slot, in bf16). ``resident_styles_bytes``: the cached resident styles, kept in host
     RAM (pinned when there is CUDA) and copied into the slot on a switch. ``vlm``: the LM head
-    and vision tower are kept (describe, enhance, safety check; :mod:`engine.vlm`).
+    and vision tower are kept (describe, enhance, safety check; :mod:`engine.vlm`). ``images``: a
+    batch of that many images in one transformer call (a grid); the VAE decodes them one by one.
     """
     s = sizes or real_sizes()
+    args = (loras_bytes, resident_styles_bytes, tokens, text_tokens)
     rows = [
-        _full(s, loras_bytes, resident_styles_bytes, tokens, text_tokens),
-        _offloaded(s, "balanced", loras_bytes, resident_styles_bytes, tokens, text_tokens, vlm),
-        _offloaded(s, "low", loras_bytes, resident_styles_bytes, tokens, text_tokens, vlm),
+        _full(s, *args, images),
+        _offloaded(s, "balanced", *args, vlm, images),
+        _offloaded(s, "low", *args, vlm, images),
     ]
     margin = int(margin_gib * GIB)
     if gpu_gib is None:
@@ -323,9 +347,11 @@ def _all_bf16(s: ModelSizes) -> int:
     return s.transformer_bf16 + s.text_encoder_bf16 + s.vae_bf16
 
 
-def _full(s: ModelSizes, loras: int, styles: int, tokens: int, text_tokens: int) -> ProfilePlan:
+def _full(  # noqa: PLR0917 - one row of the table
+    s: ModelSizes, loras: int, styles: int, tokens: int, text_tokens: int, images: int = 1
+) -> ProfilePlan:
     acts = max(
-        transformer_activations(s, tokens, text_tokens),
+        transformer_activations(s, tokens, text_tokens, images=images),
         text_encoder_activations(s, text_tokens),
         vae_decode_activations(s, tokens, tiled=False),
     )
@@ -342,10 +368,11 @@ def _offloaded(  # noqa: PLR0917 - one row of the table
     tokens: int,
     text_tokens: int,
     vlm: bool = False,
+    images: int = 1,
 ) -> ProfilePlan:
     weights = s.transformer_fp8 if profile == "low" else s.transformer_bf16
     acts = max(
-        transformer_activations(s, tokens, text_tokens),
+        transformer_activations(s, tokens, text_tokens, images=images),
         s.text_encoder_stream + text_encoder_activations(s, text_tokens),
         s.text_encoder_stream + vlm_prefill_activations(s) if vlm else 0,
         vae_decode_activations(s, tokens, tiled=True),
@@ -441,7 +468,42 @@ def markdown(sizes: ModelSizes | None = None) -> str:
         pick = p.chosen if p.fits_any else "none fits (low, expect OOM)"
         lines.append(f"| {label} ({free:g}) | {' | '.join(cells)} | {pick} |")
     lines += ["", _vlm_line(s, gpu_loras, styles)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + grid_lines(s, gpu_loras, styles)) + "\n"
+
+
+GRID = 4  # MAX_IMAGES: the batch a 4-image grid runs in when memory allows
+UPSCALE_SIDE = UPSCALE_LONG_SIDE  # an upscale of a 1:1 image: the most tokens any job has
+UPSCALE_TOKENS = (UPSCALE_SIDE // 16) ** 2
+
+
+def grid_lines(s: ModelSizes, gpu_loras: int, styles: int) -> list[str]:
+    """The grid table: VRAM of one batch of GRID images per profile, and per card."""
+    one = transformer_activations(s, MAX_IMAGE_TOKENS, TEXT_TOKENS)
+    single = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s)
+    batch = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s, images=GRID)
+    lines = [
+        "",
+        f"Several images per prompt: the transformer's activations grow with the batch "
+        f"({one / GIB:.2f} GiB an image at {MAX_IMAGE_TOKENS} tokens); the VAE decodes the "
+        f"images one by one. The engine batches as many as the free VRAM allows after loading "
+        f"(`engine.plan.batch_sizes`) and runs the rest in further batches.",
+        "",
+        f"| profile | VRAM, 1 image | VRAM, {GRID} images in one batch "
+        f"| VRAM, upscale to {UPSCALE_SIDE}x{UPSCALE_SIDE} ({UPSCALE_TOKENS} tokens) |",
+        "|---|---|---|---|",
+    ]
+    up = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s, tokens=UPSCALE_TOKENS)
+    lines += [
+        f"| {a.profile} | {a.vram_gib:.1f} | {b.vram_gib:.1f} | {u.vram_gib:.1f} |"
+        for a, b, u in zip(single.rows, batch.rows, up.rows, strict=True)
+    ]
+    lines += ["", f"| card (free GiB) | {GRID} images in one batch with |", "|---|---|"]
+    for label, free in CARDS:
+        p = plan_for(free, gpu_loras, resident_styles_bytes=styles, sizes=s)
+        g = plan_for(free, gpu_loras, resident_styles_bytes=styles, sizes=s, images=GRID)
+        fits = [r.profile for r in g.rows if r.fits and p.row(r.profile).fits]
+        lines.append(f"| {label} ({free:g}) | {', '.join(fits) or 'none (batches of fewer)'} |")
+    return lines
 
 
 def _vlm_line(s: ModelSizes, gpu_loras: int, styles: int) -> str:

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar, cast
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
@@ -39,7 +39,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.config import Settings
-from bot.domain import Generated, GenerationSpec, StyleInfo, Timings
+from bot.domain import MAX_IMAGES, Generated, GenerationSpec, JobKind, StyleInfo, Timings
 from bot.errors import GenerationFailed, ShuttingDown
 from bot.ports import ProgressCallback
 from bot.redis_url import parse_redis_url
@@ -54,7 +54,7 @@ QUEUE = "turbobot:queue"
 JOB_FUNCTION = "turbobot_generate"
 WORKER_PREFIX = "turbobot:worker:"  # + worker id → JSON heartbeat, expires after 3 beats
 EVENTS_PREFIX = "turbobot:events:"  # + arq id → list of JSON [step, total], then DONE
-IMAGE_PREFIX = "turbobot:image:"  # + arq id → the JPEG bytes
+IMAGE_PREFIX = "turbobot:image:"  # + arq id → the JPEG bytes (+ ":k": image k of several)
 ATTEMPT_PREFIX = "turbobot:attempt:"  # + bot job id → counter for fresh arq ids
 RESCAN_KEY = "turbobot:rescan"  # an epoch: workers rescan their styles when it grows
 DONE = b"done"
@@ -107,7 +107,13 @@ def spec_to_wire(spec: GenerationSpec) -> dict[str, Any]:
 
 
 def spec_from_wire(data: dict[str, Any]) -> GenerationSpec:
-    return GenerationSpec(**data)
+    spec = GenerationSpec(**data)
+    return replace(spec, kind=JobKind(spec.kind))  # JSON carries the enum as its string
+
+
+def image_key(arq_id: str, k: int | None = None) -> str:
+    """Where a job's JPEG waits in Redis: the posted one, or image ``k`` of several."""
+    return IMAGE_PREFIX + arq_id if k is None else f"{IMAGE_PREFIX}{arq_id}:{k}"
 
 
 def timings_to_wire(timings: Timings) -> dict[str, Any]:
@@ -378,18 +384,26 @@ class RemoteExecutor:
             if result["retry"]:
                 raise WorkerLost(str(result["error"]))
             raise GenerationFailed(str(result["error"]))
-        jpeg = await self._redis.get(IMAGE_PREFIX + arq_id)
-        if jpeg is None:
+        count = int(result.get("images", 0))
+        keys = [image_key(arq_id), *(image_key(arq_id, k) for k in range(count))]
+        jpeg, *images = await self._redis.mget(keys)
+        if jpeg is None or None in images:
             raise WorkerLost("the finished image was lost before the bot could read it")
         return Generated(
             jpeg=jpeg,
             width=int(result["width"]),
             height=int(result["height"]),
             timings=timings_from_wire(result["timings"]),
+            images=tuple(images),
         )
 
     async def _cleanup(self, arq_id: str) -> None:
-        keys = (EVENTS_PREFIX + arq_id, IMAGE_PREFIX + arq_id, "arq:result:" + arq_id)
+        keys = (
+            EVENTS_PREFIX + arq_id,
+            image_key(arq_id),
+            *(image_key(arq_id, k) for k in range(MAX_IMAGES)),
+            "arq:result:" + arq_id,
+        )
         try:
             await self._redis.delete(*keys)
         except REDIS_ERRORS:

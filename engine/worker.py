@@ -38,7 +38,6 @@ from bot.ports import Executor, ProgressCallback
 from engine.remote import (
     DONE,
     EVENTS_PREFIX,
-    IMAGE_PREFIX,
     JOB_FUNCTION,
     KEEP_S,
     LIVENESS_BEATS,
@@ -50,6 +49,7 @@ from engine.remote import (
     WORKER_PREFIX,
     WorkerView,
     awaited,
+    image_key,
     json_dumps,
     json_loads,
     redis_settings,
@@ -170,10 +170,13 @@ async def generate_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str
         return state.failed(f"The GPU worker failed ({type(exc).__name__}).", worker_fault=True)
     finally:
         await pump.close()
-    await redis.set(IMAGE_PREFIX + arq_id, generated.jpeg, ex=KEEP_S)
+    await redis.set(image_key(arq_id), generated.jpeg, ex=KEEP_S)
+    for k, image in enumerate(generated.images):
+        await redis.set(image_key(arq_id, k), image, ex=KEEP_S)
     state.succeeded()
     return {
         "ok": True,
+        "images": len(generated.images),
         "width": generated.width,
         "height": generated.height,
         "timings": timings_to_wire(generated.timings),

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bot.domain import ASPECTS, MAX_PROMPT_CHARS, Generated, GenerationSpec
+from bot.domain import ASPECTS, MAX_PROMPT_CHARS, Generated, GenerationSpec, JobKind
 from bot.errors import BadPrompt, BadRequest, GenerationFailed, UnknownStyle
 from engine.executors import LocalExecutor
 from engine.pipeline import Engine, render, render_size
@@ -117,6 +117,14 @@ async def test_cfg_with_negative_prompt_changes_the_image(engine: Engine) -> Non
         (spec(cfg=0.5), BadRequest, "CFG"),
         (spec(seed=-1), BadRequest, "seed must be"),
         (spec(style="nope"), UnknownStyle, "Available styles: ink"),
+        (spec(n=0), BadRequest, "number of images must be from 1 to 4"),
+        (spec(n=5), BadRequest, "number of images must be from 1 to 4"),
+        (spec(strength=0.5), BadRequest, "only go with an image job"),
+        (spec(init_image="x.png"), BadRequest, "only go with an image job"),
+        (spec(kind=JobKind.VARY, init_image="a.png", strength=0.01), BadRequest, "Strength"),
+        (spec(kind=JobKind.VARY, init_image="a.png", strength=1.5), BadRequest, "Strength"),
+        (spec(kind=JobKind.REMIX), BadRequest, "needs an input image"),
+        (spec(kind=JobKind.UPSCALE, init_image="a.png", n=2), BadRequest, "one image at a time"),
     ],
 )
 async def test_bad_input_gives_a_clear_error(

@@ -104,3 +104,27 @@ def test_the_vlm_costs_host_ram_not_vram_in_the_offloaded_profiles() -> None:
     assert plan.vlm_prefill_activations(s) < plan.transformer_activations(
         s, plan.MAX_IMAGE_TOKENS, plan.TEXT_TOKENS
     )
+
+
+@pytest.mark.parametrize(
+    ("free_images", "want"),
+    [(None, [4]), (10.0, [4]), (4.0, [4]), (3.5, [3, 1]), (2.0, [2, 2]), (1.0, [1, 1, 1, 1])],
+)
+def test_a_grid_runs_in_as_few_batches_as_the_free_memory_allows(
+    free_images: float | None, want: list[int]
+) -> None:
+    per_image, margin = 100, 50
+    free = None if free_images is None else int(free_images * per_image) + margin
+    assert plan.batch_sizes(4, per_image, free, margin) == want
+
+
+def test_one_image_always_runs_and_activations_grow_with_the_batch() -> None:
+    assert plan.batch_sizes(4, 100, 10, 50) == [1, 1, 1, 1]  # less than one image free
+    assert plan.batch_sizes(1, 100, None, 50) == [1]
+    s = real_sizes()
+    one = plan.transformer_activations(s, 4096, plan.TEXT_TOKENS)
+    assert plan.transformer_activations(s, 4096, plan.TEXT_TOKENS, images=4) == 4 * one
+    single = plan_for(80.0, TURBO, sizes=s).row("balanced").vram_bytes
+    grid = plan_for(80.0, TURBO, sizes=s, images=4).row("balanced").vram_bytes
+    assert grid == single + 3 * one  # the transformer's activations dominate in balanced
+    assert "4 images in one batch" in plan.markdown()

@@ -7,14 +7,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.config import Settings
-from bot.domain import GenerationSpec, StyleInfo, Timings
+from bot.domain import Generated, GenerationSpec, JobKind, StyleInfo, Timings
 from bot.errors import GenerationFailed
+from bot.ports import ProgressCallback
 from engine.remote import (
     QUEUE,
     RemoteExecutor,
@@ -182,7 +184,31 @@ def test_the_wire_is_json_and_round_trips() -> None:
     wire: dict[str, Any] = json_loads(json_dumps(view.to_wire()))
     assert WorkerView.from_wire(wire) == view
     assert spec_from_wire(json_loads(json_dumps(spec_to_wire(SPEC)))) == SPEC
+    vary = replace(SPEC, n=4, kind=JobKind.VARY, init_image="images/1.jpg", strength=0.35)
+    back = spec_from_wire(json_loads(json_dumps(spec_to_wire(vary))))
+    assert back == vary
+    assert back.kind is JobKind.VARY
     assert timings_from_wire(json_loads(json_dumps(timings_to_wire(timings)))) == timings
+
+
+class GridFake(FakeExecutor):
+    """Answers with a grid and one JPEG per image, as the local engine does for n > 1."""
+
+    async def generate(
+        self, job_id: int, spec: GenerationSpec, on_progress: ProgressCallback
+    ) -> Generated:
+        one = await super().generate(job_id, spec, on_progress)
+        images = tuple(b"image %d" % k for k in range(spec.n)) if spec.n > 1 else ()
+        return replace(one, images=images)
+
+
+async def test_every_image_of_a_grid_comes_back_from_the_worker(settings: Settings) -> None:
+    async with open_remote_executor(settings) as executor, worker(settings, "a", GridFake()):
+        four = await executor.generate(12, replace(SPEC, n=4), no_progress)
+        one = await executor.generate(13, SPEC, no_progress)
+    assert four.images == (b"image 0", b"image 1", b"image 2", b"image 3")
+    assert four.jpeg.startswith(b"\xff\xd8")
+    assert one.images == ()
 
 
 async def test_the_worker_logs_job_ids_not_prompts(
