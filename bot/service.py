@@ -29,8 +29,11 @@ from bot.admission import Bucket, Limits, Pending, check_caps, full_bucket, take
 from bot.clock import SystemClock
 from bot.community import Community
 from bot.config import Settings
+from bot.derive import derived_seed
 from bot.domain import (
     AuditEntry,
+    Credit,
+    DeriveKind,
     GalleryItem,
     Generated,
     GenerateRequest,
@@ -46,8 +49,10 @@ from bot.domain import (
     StyleInfo,
     Ticket,
     UserPrivacy,
+    VoteResult,
 )
 from bot.errors import (
+    EngineCrashed,
     GenerationFailed,
     NotAllowed,
     NotFound,
@@ -279,40 +284,19 @@ class Core:
         return await self._enqueue(who, spec, request.parent_job_id, server)
 
     async def derive(
-        self,
-        requester: Requester,
-        job_id: int,
-        *,
-        seed: int | None = None,
-        style: str | None = None,
-        keep_seed: bool = False,
+        self, requester: Requester, job_id: int, kind: DeriveKind, *, style: str | None = None
     ) -> Ticket:
+        """The one path for reroll, variations, restyle and remix (see :mod:`bot.derive`)."""
         self._check_open()
         requester = clean_requester(requester)
+        kind = DeriveKind(kind)
         server = await self._admit(requester)
-        parent, seen = await self._access(requester, job_id, JobAction.DERIVE)
-        return await self._derive(
-            requester, server, parent, seen, seed=seed, style=style, keep_seed=keep_seed
-        )
-
-    async def _derive(
-        self,
-        requester: Requester,
-        server: ServerSettings | None,
-        parent: Job,
-        seen: Job,
-        *,
-        seed: int | None,
-        style: str | None,
-        keep_seed: bool,
-    ) -> Ticket:
-        """A new job from ``parent`` (as stored), hidden when ``seen`` (as shown) is."""
+        parent, seen = await self._access(requester, job_id, kind.action)
         styles = self._executor.styles()
         known = [s.name for s in styles]
-        style = sanitise_optional(style)
+        style = sanitise_optional(style) if kind is DeriveKind.RESTYLE else None
         new_style = parent.spec.style if style is None else resolve_style(style, None, known)
-        if seed is None:
-            seed = parent.spec.seed if keep_seed else self._rng.randint(0, 2**32 - 1)
+        seed = derived_seed(kind, parent.spec.seed, self._rng)
         spec = replace(parent.spec, seed=seed, style=new_style)
         request = GenerateRequest(
             requester=requester,
@@ -402,6 +386,8 @@ class Core:
             deleted=await self._store.is_deleted(job_id),
             owner=await self._community.privacy(job.requester),
             shared_in=await self._community.shared_in(job_id),
+            outside_allowed=action is not JobAction.SHARE_OUTSIDE
+            or await self._community.outside_allowed(job.requester),
         )
         return job, access.check_access(requester, job, action, facts)
 
@@ -500,6 +486,21 @@ class Core:
     async def vote(self, voter: Requester, share_id: int, value: int) -> int:
         return await self._community.vote(clean_requester(voter), check_job_id(share_id), value)
 
+    async def toggle_vote(self, voter: Requester, share_id: int) -> VoteResult:
+        return await self._community.toggle_vote(clean_requester(voter), check_job_id(share_id))
+
+    async def credit_for(self, job: Job) -> Credit | None:
+        """Whom a job made from somebody else's image credits (None: nobody to credit)."""
+        if job.parent_job_id is None:
+            return None
+        try:
+            parent = await self.job_for(job.requester, job.parent_job_id, JobAction.VIEW)
+        except TurbobotError:
+            return None  # the original was forgotten (or is out of reach): no credit
+        if access.is_owner(job.requester, parent):
+            return None  # a reroll or variation of one's own image
+        return Credit(job_id=parent.id, name=parent.requester.display_name)
+
     async def gallery(
         self,
         platform: Platform,
@@ -515,15 +516,6 @@ class Core:
             platform, sanitise_text(server_id), sort=sort, period=period, limit=limit, offset=offset
         )
         return [replace(i, job=access.outward(i.job)) for i in items]
-
-    async def remix(self, requester: Requester, job_id: int) -> Ticket:
-        self._check_open()
-        requester = clean_requester(requester)
-        server = await self._admit(requester)
-        parent, seen = await self._access(requester, job_id, JobAction.REMIX)
-        return await self._derive(
-            requester, server, parent, seen, seed=None, style=None, keep_seed=True
-        )
 
     async def privacy(self, requester: Requester) -> UserPrivacy:
         return await self._community.privacy(clean_requester(requester))
@@ -739,14 +731,16 @@ class Core:
             prepared.cancel()
             await self._abandon(marked)
             raise
-        except GenerationFailed as err:
+        except EngineCrashed as err:  # retryable: the engine or its worker crashed
             await self._no_result(job, marked, prepared)
-            await self._fail(job, str(err), kind="generation")
-            return
-        except Exception as err:
-            await self._no_result(job, marked, prepared)
-            log.exception("job #%d: executor error (attempt %d)", job.id, job.attempts)
+            log.warning("job #%d: engine crashed (attempt %d): %s", job.id, job.attempts, err)
             await self._retry_or_fail(job, err)
+            return
+        except Exception as err:  # GenerationFailed (final), or a bug: never retried
+            await self._no_result(job, marked, prepared)
+            if not isinstance(err, GenerationFailed):
+                log.exception("job #%d: unexpected executor error", job.id)
+            await self._fail(job, _failure_text(err), kind="generation")
             return
         elapsed = self._clock.monotonic() - started
         await self._settle(marked)
@@ -1078,6 +1072,12 @@ class Core:
         self._active[job.id] = job
         self._hold(job)
         self._queue.push(job)
+
+
+def _failure_text(err: Exception) -> str:
+    if isinstance(err, TurbobotError):
+        return str(err)
+    return texts.engine_error(type(err).__name__)
 
 
 def _decrement(counter: Counter[str], key: str) -> None:
