@@ -21,8 +21,8 @@ from bot.errors import (
     StorageError,
     UnknownStyle,
 )
+from bot.image_files import write_atomic
 from bot.service import DB_NAME
-from bot.store import write_atomic
 from tests.core.conftest import OpenCore, request, user
 from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier, is_jpeg
 
