@@ -24,7 +24,7 @@ import pytest
 
 from adapters.discord.format import requester_of
 from bot.derive import VARIATION_SPREAD
-from bot.domain import Credit, JobAction, JobState, Platform, Requester, SettingsChange
+from bot.domain import Credit, JobAction, JobState, Platform, Requester
 from bot.errors import NotAllowed, NotFound
 from bot.service import Core
 from tests.discord.conftest import make_settings as discord_settings
@@ -106,9 +106,7 @@ class TelegramDriver:
     async def _press(self, who: str, data: str, message: Any) -> None:
         self._queries += 1
         query = f"q-{self._queries}"
-        await self.api.push(
-            callback_query(data, message, from_user=TG_USERS[who], query_id=query)
-        )
+        await self.api.push(callback_query(data, message, from_user=TG_USERS[who], query_id=query))
         await self.api.wait_for(
             "answerCallbackQuery",
             where=lambda c: c.params["callback_query_id"] == query,
@@ -233,9 +231,11 @@ class DiscordDriver:
         before = await self._score(share_id)
         await self.fake.react(self.posts[-share_id], "⭐", user=DC_USERS[who], added=added)
         want = before + (1 if added else -1)
-        async with asyncio.timeout(WAIT_S):
-            while await self._score(share_id) != want:
-                await asyncio.sleep(0.01)
+        for _ in range(int(WAIT_S * 100)):  # the reaction reaches the core through the gateway
+            if await self._score(share_id) == want:
+                return
+            await asyncio.sleep(0.01)
+        raise TimeoutError(f"the score of share {share_id} never became {want}")
 
     async def _score(self, share_id: int) -> int:
         items = await self.core.gallery(Platform.DISCORD, str(GUILD_ID))
@@ -313,7 +313,7 @@ async def settings_need_the_admin(d: Driver) -> object:
     server = d.requester("ada").server_id
     assert server is not None
     await d.settings("mod", share_outside=False)
-    by_mod = (await d.core.server_settings(d.requester("ada").platform, server))
+    by_mod = await d.core.server_settings(d.requester("ada").platform, server)
     await d.settings("root", share_outside=False)
     by_root = await d.core.server_settings(d.requester("ada").platform, server)
     try:
@@ -342,7 +342,10 @@ SCENARIOS: dict[str, tuple[Callable[[Driver], Awaitable[object]], object]] = {
         {"credit": True, "same_seed": True, "own_reroll_credit": None},
     ),
     "vote toggle and my vote": (vote_toggle, {"after_mod": 2, "bob_again": (2, 1)}),
-    "delete needs the admin": (delete_needs_the_admin, {"mod_refused": True, "admin_deleted": True}),
+    "delete needs the admin": (
+        delete_needs_the_admin,
+        {"mod_refused": True, "admin_deleted": True},
+    ),
     "settings need the admin": (
         settings_need_the_admin,
         {
