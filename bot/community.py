@@ -16,7 +16,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot import moderation
+from bot import moderation, texts
 from bot.admission import Limits
 from bot.domain import (
     SETTINGS_FIELDS,
@@ -33,6 +33,7 @@ from bot.domain import (
     ShareTicket,
     StyleInfo,
     UserPrivacy,
+    VoteResult,
 )
 from bot.errors import BadRequest, NotAllowed, NotFound, UnknownStyle
 from bot.lru import LruDict
@@ -44,7 +45,7 @@ ADMINS_ONLY = "Only this server's admins can do that."
 BLOCKED = "You are blocked from using this bot in this server."
 NO_SERVER = "That only works in a server or group, not in a private chat."
 NO_SHOWCASE = "This server has no showcase channel; an admin can set one with /settings."
-OPTED_OUT = "You opted out of sharing with /privacy; opt back in to share your images."
+OPTED_OUT = texts.YOU_OPTED_OUT
 FORGOTTEN = "(forgotten user)"
 FORGET_BUSY = (
     "Some of your images are still being made; wait for them (or cancel them), "
@@ -310,6 +311,11 @@ class Community:
         found = _settings_from_row(rows[0]) if rows else ServerSettings(platform, server_id)
         return self._settings.setdefault(key, found)
 
+    async def outside_allowed(self, owner: Requester) -> bool:
+        """May images made by ``owner``'s request be shared outside their server?"""
+        settings = await self.settings_for(owner)
+        return settings is None or settings.allow_external_share
+
     async def settings_for(self, requester: Requester) -> ServerSettings | None:
         if requester.server_id is None:
             return None
@@ -539,6 +545,19 @@ class Community:
             "SELECT coalesce(sum(value), 0) AS score FROM votes WHERE share_id = ?", (share_id,)
         )
         return int(score[0]["score"])
+
+    async def toggle_vote(self, voter: Requester, share_id: int) -> VoteResult:
+        """Like a share, or take back one's like: the core, not the button, knows which."""
+        liked = await self.my_vote(voter, share_id) > 0
+        score = await self.vote(voter, share_id, 0 if liked else 1)
+        return VoteResult(score=score, my_vote=await self.my_vote(voter, share_id))
+
+    async def my_vote(self, voter: Requester, share_id: int) -> int:
+        rows = await self._store.query(
+            "SELECT value FROM votes WHERE share_id = ? AND voter_key = ?",
+            (share_id, voter.user_key),
+        )
+        return int(rows[0]["value"]) if rows else 0
 
     async def gallery(
         self,

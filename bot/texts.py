@@ -40,6 +40,10 @@ def stopped_too_often(attempts: int) -> str:
     )
 
 
+def engine_error(kind: str) -> str:
+    return f"The image could not be generated ({kind}). Please try again."
+
+
 def not_posted(why: str) -> str:
     return f"The image was made but could not be posted ({why})."
 
@@ -54,6 +58,8 @@ def maybe_posted(job_id: int) -> str:
 # --- who may do what with a job (bot.access) ---
 OWNER_OPTED_OUT = "Its author keeps their images private, so it cannot be shown or remixed."
 REMIX_NOT_SHARED = "Only shared images (or your own) can be remixed."
+YOU_OPTED_OUT = "You opted out of sharing with /privacy; opt back in to share your images."
+SHARE_OUTSIDE_OFF = "This server keeps its images inside: they cannot be shared to other chats."
 DETAILS_HIDDEN = "Its author hides the prompt and settings of their images."
 
 

@@ -27,7 +27,7 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.domain import Generated, GenerationSpec, StyleInfo
-from bot.errors import BadRequest, GenerationFailed, ShuttingDown, TurbobotError
+from bot.errors import BadRequest, EngineCrashed, GenerationFailed, ShuttingDown, TurbobotError
 from bot.ports import ProgressCallback
 from engine import memory
 from engine.grid import compose_grid
@@ -188,7 +188,8 @@ class LocalExecutor:
             raise GenerationFailed(f"Style {spec.style!r} could not be loaded: {exc}") from None
         except Exception as exc:
             log.exception("Job %d failed in the engine", job_id)
-            raise GenerationFailed(
+            # A crash, not a verdict on the request: the core runs it again (attempt cap).
+            raise EngineCrashed(
                 f"The image could not be generated ({type(exc).__name__}). Please try again."
             ) from exc
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal, Protocol
 
 import discord
 
@@ -22,12 +23,47 @@ from adapters.discord import community_format as cfmt
 from adapters.discord import format as fmt
 from adapters.discord.texts import say
 from adapters.discord.views import forget_view, gallery_view, showcase_view
-from bot.domain import Job, JobAction, Language, Platform, SettingsChange, ShareTicket
+from bot.domain import (
+    DeriveKind,
+    Job,
+    JobAction,
+    Language,
+    Platform,
+    Requester,
+    SettingsChange,
+    ShareTicket,
+    Ticket,
+)
 from bot.errors import BadRequest, NotAllowed, NotFound, TurbobotError
 from bot.ports import BotApi
+from bot.validation import NO_STYLE
 
-if TYPE_CHECKING:
-    from adapters.discord.handlers import Handlers
+
+class Host(Protocol):
+    """What the community commands need from the command handlers that own them: the core,
+    the error boundary and the ephemeral answer. A protocol, so this module does not import
+    ``handlers`` (which imports this one)."""
+
+    core: BotApi
+
+    def requester(self, interaction: discord.Interaction[Any]) -> Requester: ...
+
+    def guard(
+        self, interaction: discord.Interaction[Any], what: str, job_id: int | None = None
+    ) -> AbstractAsyncContextManager[None]: ...
+
+    async def answer(
+        self,
+        interaction: discord.Interaction[Any],
+        text: str,
+        view: discord.ui.View | None = None,
+        files: list[discord.File] | None = None,
+    ) -> None: ...
+
+    def check_accepting(self, interaction: discord.Interaction[Any]) -> None: ...
+
+    async def queued(self, interaction: discord.Interaction[Any], ticket: Ticket) -> None: ...
+
 
 _log = logging.getLogger(__name__)
 
@@ -53,7 +89,9 @@ SETTING_FIELDS = {
 
 
 def is_server_admin(interaction: discord.Interaction[Any]) -> bool:
-    """Manage Server (what /settings asks of members by default) or Administrator."""
+    """Discord's one "admin" for the core: Manage Server (what the admin commands ask of
+    members by default) or Administrator. It gates every admin action alike: deleting
+    others' images, settings, blocks and the audit log."""
     perms = interaction.permissions
     return perms.administrator or perms.manage_guild
 
@@ -68,7 +106,7 @@ def comma_list(text: str) -> tuple[str, ...]:
 class Community:
     """The community half of the handlers; borrows the error boundary and replies."""
 
-    def __init__(self, handlers: Handlers) -> None:
+    def __init__(self, handlers: Host) -> None:
         self.h = handlers
 
     @property
@@ -171,7 +209,7 @@ class Community:
 
     async def remix(self, interaction: discord.Interaction[Any], job_id: int) -> None:
         self.h.check_accepting(interaction)
-        ticket = await self.core.remix(self.h.requester(interaction), job_id)
+        ticket = await self.core.derive(self.h.requester(interaction), job_id, DeriveKind.REMIX)
         await self.h.queued(interaction, ticket)
 
     async def on_reaction(
@@ -198,16 +236,9 @@ class Community:
             )
 
     async def remix_credit(self, job: Job) -> str | None:
-        """ "remix of #N by NAME" when the job derives from somebody else's image."""
-        if job.parent_job_id is None:
-            return None
-        try:
-            parent = await self.core.job_for(job.requester, job.parent_job_id, JobAction.VIEW)
-        except TurbobotError:
-            return None  # the original was forgotten (or unreadable): post without credit
-        if parent.requester.user_key == job.requester.user_key:
-            return None  # your own reroll or variation
-        return cfmt.remix_credit(parent)
+        """ "remix of #N by NAME" when the core credits somebody else's image."""
+        credit = await self.core.credit_for(job)
+        return None if credit is None else cfmt.remix_credit(credit)
 
     # ----------------------------------------------------------------- /gallery
 
@@ -331,7 +362,7 @@ def settings_change(**options: Any) -> SettingsChange:
         if value is None:
             continue
         field = SETTING_FIELDS[name]
-        if name == "default_style" and str(value).strip().lower() in NO_VALUE:
+        if name == "default_style" and str(value).strip().lower() in NO_STYLE:
             clear.add(field)
         elif name in {"allowed_styles", "banned_words"}:
             values[field] = comma_list(str(value))

@@ -10,7 +10,7 @@ import discord
 
 from adapters.discord import format as fmt
 from adapters.discord.texts import say
-from bot.domain import AuditEntry, GalleryItem, Job, Language, ServerSettings, ShareTicket
+from bot.domain import AuditEntry, Credit, GalleryItem, Job, Language, ServerSettings, ShareTicket
 
 GALLERY_PAGE_SIZE = 5
 GALLERY_PROMPT_CHARS = 80
@@ -41,8 +41,8 @@ def showcase_caption(ticket: ShareTicket) -> str:
     return f"**{discord.utils.escape_markdown(prompt)}**\n{credit} · {details(job)}"
 
 
-def remix_credit(parent: Job) -> str:
-    return f"remix of #{parent.id} by {plain_name(parent.requester.display_name)}"
+def remix_credit(credit: Credit) -> str:
+    return f"remix of #{credit.job_id} by {plain_name(credit.name)}"
 
 
 def gallery_text(

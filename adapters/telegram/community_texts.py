@@ -13,7 +13,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from adapters.telegram.texts import MESSAGE_LIMIT, details_line, is_chinese, shorten, utf16_len
-from bot.domain import AuditEntry, GalleryItem, Job, ServerSettings, ShareTicket, UserPrivacy
+from bot.domain import (
+    AuditEntry,
+    Credit,
+    GalleryItem,
+    ServerSettings,
+    ShareTicket,
+    UserPrivacy,
+)
 
 EN = "en"
 ZH = "zh"
@@ -223,8 +230,8 @@ def showcase_caption(lang: str, ticket: ShareTicket, limit: int) -> str:
     return f"{head}{shorten(ticket.job.spec.prompt, max(budget, 1))}\n{details}"
 
 
-def remix_credit(lang: str, original: Job) -> str:
-    return say(lang, "remix_of", job=original.id, name=original.requester.display_name)
+def remix_credit(lang: str, credit: Credit) -> str:
+    return say(lang, "remix_of", job=credit.job_id, name=credit.name)
 
 
 def gallery_title(lang: str, sort: str, period: str, page: int) -> str:
