@@ -12,8 +12,17 @@ import math
 import re
 from dataclasses import dataclass
 
-from bot.domain import ASPECTS, MAX_SEED, MAX_STEPS, MIN_STEPS, GenerateRequest, Requester
+from bot.domain import (
+    ASPECTS,
+    MAX_SEED,
+    MAX_STEPS,
+    MIN_STEPS,
+    GenerateRequest,
+    Language,
+    Requester,
+)
 from bot.errors import BadRequest
+from bot.i18n import t
 
 _OPTION_PREFIXES = ("--", "\u2014", "\u2013")  # "--", em dash, en dash (phone autocorrect)
 _QUOTES = "\"'\u201c\u201d\u2018\u2019\u00ab\u00bb\u300c\u300d"
@@ -33,20 +42,17 @@ _OPTIONS = {
 }
 _MULTI_WORD = frozenset({"negative_prompt"})  # takes every word up to the next option
 
-HELP_TEXT = f"""\
-Commands:
-  /imagine <prompt> [options]   make an image (plain text without a slash does the same)
-      --style S     a style from /style (or "none")
-      --seed N      0 to {MAX_SEED}; the same seed and prompt give the same image
-      --steps N     {MIN_STEPS} to {MAX_STEPS} denoising steps (default 4)
-      --aspect A    {", ".join(ASPECTS)}
-      --cfg X       1 to 10; above 1 enables --no (slower)
-      --no TEXT     what to keep out of the image (needs --cfg above 1)
-  /style [name]   list styles, or set your default style ("/style none" clears it)
-  /history        your recent images
-  /queue          your waiting jobs
-  /cancel [id]    cancel a waiting job (the newest one without an id)
-  /help           this text"""
+
+def help_text(lang: Language | str = Language.EN) -> str:
+    """The console's command list (in the catalogue as ``console.help``)."""
+    return t(
+        "console.help",
+        lang,
+        max_seed=MAX_SEED,
+        min_steps=MIN_STEPS,
+        max_steps=MAX_STEPS,
+        aspects=", ".join(ASPECTS),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,7 +194,8 @@ class DiscordAdapter:
         )
         credit = await self.handlers.community.remix_credit(job)
         limit = self._upload_limit(job)
-        message = await post_result(channel, job, Path(jpeg_path), limit, credit=credit)
+        lang = await self.handlers.community.server_language(job.requester.server_id)
+        message = await post_result(channel, job, Path(jpeg_path), limit, credit=credit, lang=lang)
         await self._finish(job, "done", link=message.jump_url)
         return Delivered(message_id=str(message.id), channel_id=str(message.channel.id))
 
@@ -204,7 +205,8 @@ class DiscordAdapter:
         # No live interaction (restart, long queue): tell the requester in the channel.
         channel = self.client.get_partial_messageable(int(job.requester.channel_id))
         mention = discord.AllowedMentions(users=[discord.Object(int(job.requester.user_id))])
-        text = f"<@{job.requester.user_id}> #{job.id} · " + say("en-US", "failed", reason=reason)
+        lang = await self.handlers.community.server_language(job.requester.server_id)
+        text = f"<@{job.requester.user_id}> #{job.id} · " + say(lang, "failed", reason=reason)
         await channel.send(fmt.fit_text(text), allowed_mentions=mention)
 
     async def delete_message(self, channel_id: str, message_id: str) -> None:

@@ -13,6 +13,7 @@ from adapters.telegram.community import gallery_view, message_link, settings_cha
 from adapters.telegram.keyboards import result_keyboard, showcase_keyboard, with_score
 from bot.domain import GenerationSpec, Job, JobState, Language, Platform, Requester
 from bot.errors import BadRequest
+from bot.i18n import t
 from tests.telegram.conftest import Harness
 from tests.telegram.fake_botapi import (
     JSON,
@@ -358,9 +359,9 @@ def _all_bytes(root: Path) -> bytes:
 
 
 # ----- pure parts -----
-def test_every_text_exists_in_both_languages() -> None:
-    languages = ct.keys()
-    assert languages["en"] == languages["zh"]
+def test_group_language_picks_the_catalogue_language() -> None:
+    assert ct.say(ct.lang_of("zh-hans"), "groups_only") == t("telegram.groups_only", "zh")
+    assert ct.say(ct.lang_of("de"), "groups_only") == "This command works in groups only."
 
 
 def test_settings_change_parsing() -> None:
