@@ -193,8 +193,18 @@ class ConsoleAdapter:
         for job in jobs:
             path = self._core.image_file(job)
             where = str(path) if path else (job.error or str(job.state))
+            prompt = repr(job.spec.prompt[:50])
+            state = f"{job.state:<9}"
+            seed = job.spec.seed
             self._say(
-                f"#{job.id} {job.state:<9} seed {job.spec.seed} {job.spec.prompt[:50]!r} {where}"
+                t(
+                    "console.history_line",
+                    job=job.id,
+                    state=state,
+                    seed=seed,
+                    prompt=prompt,
+                    where=where,
+                )
             )
 
     async def _queue(self) -> None:

@@ -310,7 +310,7 @@ async def test_settings_set_and_show_back_to_the_admin(fake: FakeDiscord, bot: B
     settings = await bot.core.server_settings(Platform.DISCORD, SERVER)
     assert (settings.default_style, settings.banned_words, settings.language) == (None, (), "zh")
     shown = await fake.slash("settings", sub="show", permissions=MANAGE_GUILD_PERMISSIONS)
-    assert (await _edited(fake, shown, "服务器设置"))[-1].endswith("Banned words: none")
+    assert (await _edited(fake, shown, "服务器设置"))[-1].endswith("禁用词：无")  # noqa: RUF001
     # Replies follow the server's language, whatever the user's client locale.
     privacy = await fake.slash("privacy", locale="en-US")
     assert "分享时显示细节" in (await _edited(fake, privacy, "。"))[-1]
