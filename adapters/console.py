@@ -125,7 +125,7 @@ class ConsoleAdapter:
         try:
             await self._dispatch(name, rest)
         except TurbobotError as err:
-            self._say(str(err))
+            self._say(err.render())
         except Exception:
             # One bad line must not end the input task: the process would never see the end
             # of input, and so never exit.

@@ -22,7 +22,7 @@ from bot.domain import (
     Requester,
 )
 from bot.errors import BadRequest
-from bot.i18n import t
+from bot.i18n import Message, msg, t
 
 _OPTION_PREFIXES = ("--", "\u2014", "\u2013")  # "--", em dash, en dash (phone autocorrect)
 _QUOTES = "\"'\u201c\u201d\u2018\u2019\u00ab\u00bb\u300c\u300d"
@@ -133,9 +133,9 @@ def _take_option(
     field = _OPTIONS.get(option)
     if field is None:
         known = ", ".join(f"--{name}" for name in _OPTIONS if name not in {"ar", "negative"})
-        raise BadRequest(f"Unknown option --{option}. Options are: {known}.")
+        raise BadRequest(msg("core.unknown_option", option=option, known=known))
     if field in values:
-        raise BadRequest(f"--{option} is given twice; give it once.")
+        raise BadRequest(msg("core.option_twice", option=option))
     inline = token.split("=", 1)[1] if "=" in token else None
     words: list[str] = [] if not inline else [inline]
     j = i + 1
@@ -148,7 +148,7 @@ def _take_option(
         j += 1
     value = " ".join(words).strip(_QUOTES).strip()
     if not value:
-        raise BadRequest(f"--{option} needs a value, e.g. {_example(field)}.")
+        raise BadRequest(msg("core.option_needs_value", option=option, example=_example(field)))
     values[field] = value
     return j
 
@@ -157,21 +157,25 @@ def _build(prompt: str, values: dict[str, str]) -> ImagineArgs:
     return ImagineArgs(
         prompt=prompt.strip(),
         style=values.get("style"),
-        seed=_int("seed", values.get("seed"), f"a whole number from 0 to {MAX_SEED}"),
-        steps=_int("steps", values.get("steps"), f"a whole number from {MIN_STEPS} to {MAX_STEPS}"),
+        seed=_int("seed", values.get("seed"), msg("core.want.int_range", low=0, high=MAX_SEED)),
+        steps=_int(
+            "steps", values.get("steps"), msg("core.want.int_range", low=MIN_STEPS, high=MAX_STEPS)
+        ),
         aspect=values.get("aspect"),
         cfg=_float("cfg", values.get("cfg")),
         negative_prompt=values.get("negative_prompt"),
     )
 
 
-def _int(option: str, raw: str | None, wanted: str) -> int | None:
+def _int(option: str, raw: str | None, wanted: Message) -> int | None:
     if raw is None:
         return None
     try:
         return int(raw.replace(",", ""))
     except ValueError:
-        raise BadRequest(f"--{option} must be {wanted}, not {raw!r}.") from None
+        raise BadRequest(
+            msg("core.option_type", option=option, wanted=wanted, raw=repr(raw))
+        ) from None
 
 
 def _float(option: str, raw: str | None) -> float | None:
@@ -182,7 +186,7 @@ def _float(option: str, raw: str | None) -> float | None:
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        raise BadRequest(f"--{option} must be a number from 1 to 10, not {raw!r}.")
+        raise BadRequest(msg("core.option_cfg", option=option, raw=repr(raw)))
     return value
 
 

@@ -61,7 +61,16 @@ class Message:
     params: Mapping[str, object] = field(default_factory=dict)
 
     def render(self, lang: Language | str | None = Language.EN) -> str:
-        return t(self.key, lang, **self.params)
+        """The text in ``lang``; parameters that are messages themselves follow it."""
+        params = {
+            k: v.render(lang) if isinstance(v, Message) else v for k, v in self.params.items()
+        }
+        return t(self.key, lang, **params)
 
     def __str__(self) -> str:
         return self.render(Language.EN)
+
+
+def msg(key: str, /, **params: object) -> Message:
+    """``Message(key, params)``, written the way :func:`t` is called."""
+    return Message(key, params)

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from bot import access, community, texts
-from bot.admission import Bucket, Limits, Pending, check_caps, full_bucket, take_token
+from bot.admission import (
+    Bucket,
+    Limits,
+    Pending,
+    check_caps,
+    full_bucket,
+    take_token,
+    wait_text,
+)
 from bot.clock import SystemClock
 from bot.community import Community
 from bot.config import Settings
@@ -411,7 +419,7 @@ class Core:
         try:
             spent = take_token(bucket, self._clock.now(), SHOW_LIMITS)
         except RateLimited as err:
-            wait = str(err).rsplit(" in ", 1)[-1].rstrip(".")
+            wait = wait_text(err.retry_after)
             raise RateLimited(texts.showing_too_fast(wait), err.retry_after) from None
         await self._store.save_bucket(key, spent)
 
@@ -880,7 +888,7 @@ class Core:
         if job.attempts >= self._settings.max_attempts:
             await self._fail(
                 job,
-                texts.crashed_too_often(job.attempts, type(err).__name__),
+                str(texts.crashed_too_often(job.attempts, type(err).__name__)),
                 kind="crash",
             )
             return
@@ -927,7 +935,7 @@ class Core:
     async def _deliver(self, job: Job, notifier: Notifier) -> None:
         """A ``generated`` job (recovered, or made while its adapter was away): post it."""
         if self.image_file(job) is None:
-            await self._fail(job, texts.IMAGE_MISSING, "storage")
+            await self._fail(job, str(texts.IMAGE_MISSING), "storage")
             return
         try:
             await self._store.update_job(job.id, state=JobState.POSTING)
@@ -946,14 +954,14 @@ class Core:
         await self._drain_progress(job.id)
         path = self.image_file(job)
         if path is None:
-            await self._fail(job, texts.IMAGE_MISSING, "storage")
+            await self._fail(job, str(texts.IMAGE_MISSING), "storage")
             return
         try:
             delivered = await notifier.deliver(access.outward(posting), str(path))
         except Exception as err:
             log.exception("job #%d: delivery failed", job.id)
             why = str(err) if isinstance(err, TurbobotError) else "the chat platform refused it"
-            await self._fail(posting, texts.not_posted(why), kind="delivery")
+            await self._fail(posting, str(texts.not_posted(why)), kind="delivery")
             return
         posted = replace(
             posting,
@@ -1055,7 +1063,7 @@ class Core:
             self._active[job.id] = job
             await self._fail(
                 job,
-                texts.stopped_too_often(job.attempts),
+                str(texts.stopped_too_often(job.attempts)),
                 kind="crash",
             )
         elif job.state is JobState.GENERATED and self.image_file(job) is None:
@@ -1070,7 +1078,7 @@ class Core:
             self._active[job.id] = job
             await self._fail(
                 job,
-                texts.maybe_posted(job.id),
+                str(texts.maybe_posted(job.id)),
                 kind="delivery",
             )
 

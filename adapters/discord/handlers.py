@@ -103,6 +103,13 @@ class Handlers:
 
     # ----------------------------------------------------------------- error boundary
 
+    async def error_language(self, interaction: discord.Interaction[Any]) -> str:
+        """Core errors follow the server's language (the user's locale when unreadable)."""
+        try:
+            return await self.community.locale(interaction)
+        except TurbobotError:
+            return str(interaction.locale)
+
     @contextlib.asynccontextmanager
     async def guard(
         self, interaction: discord.Interaction[Any], what: str, job_id: int | None = None
@@ -110,7 +117,7 @@ class Handlers:
         try:
             yield
         except TurbobotError as err:
-            await self.answer(interaction, str(err))
+            await self.answer(interaction, err.render(await self.error_language(interaction)))
         except Exception:
             # Context for whoever reads the log; never the token or the interaction payload.
             _log.exception(
@@ -207,7 +214,7 @@ class Handlers:
             if not jobs:
                 await self.answer(interaction, say(interaction.locale, "no_history"))
                 return
-            await self.answer(interaction, fmt.history_text(jobs, page, interaction.locale))
+            await self.answer(interaction, fmt.history_text(jobs, page, str(interaction.locale)))
 
     async def queue(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "queue"):
@@ -216,8 +223,8 @@ class Handlers:
                 await self.answer(interaction, say(interaction.locale, "no_jobs"))
                 return
             waiting = [job.id for job, position in entries if position > 0]
-            view = cancel_view(waiting, interaction.locale) if waiting else None
-            await self.answer(interaction, fmt.queue_text(entries, interaction.locale), view)
+            view = cancel_view(waiting, str(interaction.locale)) if waiting else None
+            await self.answer(interaction, fmt.queue_text(entries, str(interaction.locale)), view)
 
     async def show(self, interaction: discord.Interaction[Any], job_id: int) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -231,7 +238,7 @@ class Handlers:
             credit = await self.community.remix_credit(job)
             limit = self._upload_limit(interaction)
             message = await post_result(
-                channel, job, path, limit, credit=credit, lang=interaction.locale
+                channel, job, path, limit, credit=credit, lang=str(interaction.locale)
             )
             await self.answer(interaction, message.jump_url)
 
@@ -273,7 +280,7 @@ class Handlers:
                     await self.answer(
                         interaction,
                         say(interaction.locale, "restyle_title", job=job_id),
-                        restyle_view(job_id, styles, interaction.locale),
+                        restyle_view(job_id, styles, str(interaction.locale)),
                     )
                 case Action.SHARE:
                     await self.community.share(interaction, job_id)
@@ -283,7 +290,7 @@ class Handlers:
                     await self._delete(interaction, who, job_id)
                 case Action.INFO:
                     job = await self.core.job_for(who, job_id, JobAction.DETAILS)
-                    await self.answer(interaction, fmt.info_text(job, interaction.locale))
+                    await self.answer(interaction, fmt.info_text(job, str(interaction.locale)))
                 case Action.CANCEL:
                     job = await self.core.cancel(who, job_id)
                     await self.answer(interaction, say(interaction.locale, "cancelled", job=job.id))

@@ -76,7 +76,7 @@ from bot.domain import (
     Ticket,
 )
 from bot.errors import NotAllowed, NotFound, TurbobotError
-from bot.i18n import t
+from bot.i18n import language_of, t
 from bot.ports import BotApi
 
 log = logging.getLogger(__name__)
@@ -385,7 +385,7 @@ class TelegramAdapter:
             except Ignored:
                 return
             except TurbobotError as err:
-                await self._tell(update, str(err))
+                await self._tell(update, err.render(await self._error_lang(update)))
             except Exception:
                 user = update.effective_user
                 chat = update.effective_chat
@@ -408,6 +408,13 @@ class TelegramAdapter:
             await handler(update, context)
 
         return gated
+
+    async def _error_lang(self, update: Update) -> str:
+        """Core errors follow the chat's language (the user's own when that is unreadable)."""
+        try:
+            return await self._lang(update)
+        except TurbobotError:
+            return str(language_of(tg.language(update)))
 
     async def _lang(self, update: Update) -> str:
         """The language to answer in: the group's setting, in private the user's own."""

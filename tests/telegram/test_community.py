@@ -112,6 +112,23 @@ async def test_admin_sets_and_sees_settings_in_the_group_language(bot: Harness) 
     assert await say(bot, "/gallery", ADA) == ct.say("zh", "gallery_empty")
 
 
+async def test_a_chinese_group_gets_core_errors_buttons_and_status_in_chinese(
+    bot: Harness,
+) -> None:
+    """Issue 16: the core's errors were English everywhere, and so were the buttons."""
+    bot.api.set_member(GROUP, ADMIN["id"], "creator")
+    await say(bot, "/settings set language zh", ADMIN)
+    # A core error (validation), rendered in the group's language; English stays in str(err).
+    refused = await say(bot, "/imagine a cat --steps 99", ADA)
+    assert refused == "步数必须在 1 到 8 之间，而不是 99。"  # noqa: RUF001
+    assert "Unknown style" not in await say(bot, "/imagine a cat --style nope", ADA)
+    photo = await imagine(bot, "/imagine a red fox")
+    labels = [b["text"] for r in photo.params["reply_markup"]["inline_keyboard"] for b in r]
+    assert "🎲 重新生成" in labels
+    assert "🗑 删除" in labels
+    assert "种子" in photo.params["caption"]
+
+
 async def test_bad_settings_get_a_clear_answer(bot: Harness) -> None:
     bot.api.set_member(GROUP, ADMIN["id"], "administrator")
     assert "Unknown setting 'colour'" in await say(bot, "/settings set colour red", ADMIN)
