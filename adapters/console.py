@@ -19,7 +19,7 @@ from bot.commands import help_text, parse_imagine_args, split_command
 from bot.config import Settings
 from bot.domain import Delivered, Job, JobState, Platform, Requester
 from bot.errors import TurbobotError
-from bot.i18n import t
+from bot.i18n import Message, t
 from bot.ports import CoreApi
 
 _log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class ConsoleAdapter:
         self._say(t("console.done", job=job.id, seed=job.spec.seed, path=jpeg_path))
         return Delivered(message_id=f"console-{job.id}", channel_id=job.requester.channel_id)
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, reason: Message | str) -> None:
         self._say(t("console.failed", job=job.id, reason=reason))
 
     async def delete_message(self, channel_id: str, message_id: str) -> None:

@@ -36,9 +36,9 @@ from bot.domain import (
     StyleInfo,
     Timings,
 )
+from bot.image_files import write_atomic
 from bot.ports import ProgressCallback
 from bot.service import open_core
-from bot.store import write_atomic
 
 SATURATION_JOB_S = 0.05
 NEWCOMER_JOB_S = 0.02

@@ -10,6 +10,9 @@ can name any job. Every action on an existing job asks :func:`check_access` (thr
   are in (a Telegram showcase is a chat of its own), and only while it is not deleted.
 * To others, an owner who opted out of sharing offers nothing to show again, derive or remix;
   remixing someone else's image also needs it shared to the showcase.
+* Sending an image into any chat outside its server (Telegram inline mode) is the owner's
+  alone, and only while they have not opted out of sharing and the server where it was made
+  allows sharing outside (``allow_external_share``).
 * An owner who hides their details (``/privacy``) hides the prompt from others: Info is refused,
   and what others get to see (or derive) carries no prompt. A job derived from such an image is
   marked ``details_hidden`` so its own owner never sees the copied prompt either.
@@ -33,6 +36,7 @@ class Facts:
     deleted: bool
     owner: UserPrivacy
     shared_in: str | None  # the showcase channel (chat) it is shared to, if it is
+    outside_allowed: bool = True  # its server lets images be shared outside (no server: yes)
 
     @property
     def shared(self) -> bool:
@@ -47,6 +51,8 @@ def check_access(requester: Requester, job: Job, action: JobAction, facts: Facts
     """The job as ``requester`` may see it for ``action``; NotFound / NotAllowed otherwise."""
     if facts.deleted:
         raise NotFound(texts.no_such_job(job.id))
+    if action is JobAction.SHARE_OUTSIDE:
+        return _share_outside(requester, job, facts)
     if is_owner(requester, job):
         return outward(job)
     if not _same_place(requester, job, facts):
@@ -60,6 +66,16 @@ def check_access(requester: Requester, job: Job, action: JobAction, facts: Facts
         if action is JobAction.DETAILS:
             raise NotAllowed(texts.DETAILS_HIDDEN)
         return hidden(job)
+    return outward(job)
+
+
+def _share_outside(requester: Requester, job: Job, facts: Facts) -> Job:
+    if not is_owner(requester, job):
+        raise NotFound(texts.no_such_job(job.id))
+    if facts.owner.share_opt_out:
+        raise NotAllowed(texts.YOU_OPTED_OUT)
+    if not facts.outside_allowed:
+        raise NotAllowed(texts.SHARE_OUTSIDE_OFF)
     return outward(job)
 
 

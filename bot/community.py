@@ -16,7 +16,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot import moderation
+from bot import moderation, texts
 from bot.admission import Limits
 from bot.domain import (
     SETTINGS_FIELDS,
@@ -33,6 +33,7 @@ from bot.domain import (
     ShareTicket,
     StyleInfo,
     UserPrivacy,
+    VoteResult,
 )
 from bot.errors import BadRequest, NotAllowed, NotFound, UnknownStyle
 from bot.i18n import msg
@@ -45,7 +46,7 @@ ADMINS_ONLY = msg("core.admins_only")
 BLOCKED = msg("core.blocked")
 NO_SERVER = msg("core.no_server")
 NO_SHOWCASE = msg("core.no_showcase")
-OPTED_OUT = msg("core.opted_out")
+OPTED_OUT = texts.YOU_OPTED_OUT
 FORGOTTEN = "(forgotten user)"
 FORGET_BUSY = msg("core.forget_busy")
 MAX_RATE_PER_MINUTE = 600.0
@@ -136,6 +137,7 @@ def _check_style_name(name: str, known: list[str]) -> str:
 
 
 def _check_positive(value: float, what: str, ceiling: float) -> None:
+    """``what`` is the catalogue key naming the setting."""
     """``what`` is the catalogue key naming the setting."""
     if not (value > 0 and math.isfinite(value)):
         raise BadRequest(msg("core.must_be_positive", what=msg(what), value=f"{value:g}"))
@@ -303,6 +305,11 @@ class Community:
         rows = await self._store.query("SELECT * FROM server_settings WHERE server_key = ?", (key,))
         found = _settings_from_row(rows[0]) if rows else ServerSettings(platform, server_id)
         return self._settings.setdefault(key, found)
+
+    async def outside_allowed(self, owner: Requester) -> bool:
+        """May images made by ``owner``'s request be shared outside their server?"""
+        settings = await self.settings_for(owner)
+        return settings is None or settings.allow_external_share
 
     async def settings_for(self, requester: Requester) -> ServerSettings | None:
         if requester.server_id is None:
@@ -533,6 +540,19 @@ class Community:
             "SELECT coalesce(sum(value), 0) AS score FROM votes WHERE share_id = ?", (share_id,)
         )
         return int(score[0]["score"])
+
+    async def toggle_vote(self, voter: Requester, share_id: int) -> VoteResult:
+        """Like a share, or take back one's like: the core, not the button, knows which."""
+        liked = await self.my_vote(voter, share_id) > 0
+        score = await self.vote(voter, share_id, 0 if liked else 1)
+        return VoteResult(score=score, my_vote=await self.my_vote(voter, share_id))
+
+    async def my_vote(self, voter: Requester, share_id: int) -> int:
+        rows = await self._store.query(
+            "SELECT value FROM votes WHERE share_id = ? AND voter_key = ?",
+            (share_id, voter.user_key),
+        )
+        return int(rows[0]["value"]) if rows else 0
 
     async def gallery(
         self,

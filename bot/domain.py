@@ -196,6 +196,40 @@ class JobAction(StrEnum):
     DETAILS = "details"  # its prompt, style and seed (Info)
     DERIVE = "derive"  # reroll, variations, restyle
     REMIX = "remix"
+    SHARE_OUTSIDE = "share_outside"  # send it into any chat (Telegram inline mode)
+
+
+class DeriveKind(StrEnum):
+    """The ways to make a new image from an existing one (``CoreApi.derive``).
+
+    The seed rule lives in the core (``bot.derive``), the same for every platform.
+    """
+
+    REROLL = "reroll"  # same prompt and style, a new random seed
+    VARY = "vary"  # a seed close to the parent's (a random step of 1..VARIATION_SPREAD)
+    RESTYLE = "restyle"  # same seed, another style: shows what the style changes
+    REMIX = "remix"  # someone else's shared image (or your own) as it was, credited
+
+    @property
+    def action(self) -> JobAction:
+        """What permission this needs on the parent job."""
+        return JobAction.REMIX if self is DeriveKind.REMIX else JobAction.DERIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """ "remix of #job_id by name": made from somebody else's image. Adapters render it."""
+
+    job_id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoteResult:
+    """A share's score after a vote, and the voter's own vote now (1, -1, or 0 for none)."""
+
+    score: int
+    my_vote: int
 
 
 @dataclass(frozen=True, slots=True)

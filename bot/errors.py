@@ -72,7 +72,13 @@ class NotAllowed(TurbobotError):
 
 
 class GenerationFailed(TurbobotError):
-    """The engine could not make this image (after retries); the message says why."""
+    """Final: this image cannot be made (a broken style file, out of GPU memory even after a
+    lower memory profile); trying again would fail the same way. The message says why."""
+
+
+class EngineCrashed(TurbobotError):
+    """Retryable: the engine (or the GPU worker running the job) crashed, hung or lost the
+    job. The core runs the job again, up to its attempt cap, then fails it."""
 
 
 class StorageError(TurbobotError):

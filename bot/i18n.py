@@ -42,7 +42,8 @@ def language_of(code: str | Language | None) -> Language:
 
 
 def t(key: str, lang: Language | str | None = Language.EN, /, **params: object) -> str:
-    """The text ``key`` in ``lang``, filled in; English when ``lang`` lacks it.
+    """The text ``key`` in ``lang``, filled in; English when ``lang`` lacks it. Parameters that
+    are :class:`Message` s (a failure's reason, "5 s") are rendered in ``lang`` too.
 
     An unknown key is a bug (a ``KeyError``), caught by the catalogue tests.
     """
@@ -50,7 +51,11 @@ def t(key: str, lang: Language | str | None = Language.EN, /, **params: object) 
     template = catalogue(language).get(key)
     if template is None:
         template = catalogue(Language.EN)[key]
-    return template.format(**params)
+    return template.format(**{k: _in(language, v) for k, v in params.items()})
+
+
+def _in(lang: Language, value: object) -> object:
+    return value.render(lang) if isinstance(value, Message) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +67,7 @@ class Message:
 
     def render(self, lang: Language | str | None = Language.EN) -> str:
         """The text in ``lang``; parameters that are messages themselves follow it."""
-        params = {
-            k: v.render(lang) if isinstance(v, Message) else v for k, v in self.params.items()
-        }
-        return t(self.key, lang, **params)
+        return t(self.key, lang, **self.params)
 
     def __str__(self) -> str:
         return self.render(Language.EN)

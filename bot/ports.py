@@ -12,7 +12,9 @@ from typing import Literal, Protocol
 
 from bot.domain import (
     AuditEntry,
+    Credit,
     Delivered,
+    DeriveKind,
     GalleryItem,
     Generated,
     GenerateRequest,
@@ -27,7 +29,9 @@ from bot.domain import (
     StyleInfo,
     Ticket,
     UserPrivacy,
+    VoteResult,
 )
+from bot.i18n import Message
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``(step, total)`` after each denoising step, from whatever thread runs the work."""
@@ -91,8 +95,11 @@ class Notifier(Protocol):
         """Post the finished image (absolute path) to ``job.requester.channel_id``."""
         ...
 
-    async def failed(self, job: Job, reason: str) -> None:
-        """Tell the requester, in plain words, that the job failed or could not be delivered."""
+    async def failed(self, job: Job, reason: Message | str) -> None:
+        """Tell the requester, in plain words, that the job failed or could not be delivered.
+
+        ``reason`` is a catalogue message to show in the chat's language (a plain ``str`` is
+        shown as it is)."""
         ...
 
     async def delete_message(self, channel_id: str, message_id: str) -> None:
@@ -114,19 +121,12 @@ class CoreApi(Protocol):
         ...
 
     async def derive(
-        self,
-        requester: Requester,
-        job_id: int,
-        *,
-        seed: int | None = None,
-        style: str | None = None,
-        keep_seed: bool = False,
+        self, requester: Requester, job_id: int, kind: DeriveKind, *, style: str | None = None
     ) -> Ticket:
-        """Reroll / variation / restyle / remix of an earlier job.
-
-        The new job copies the earlier one's prompt and settings; ``seed`` overrides the seed
-        (``None`` and ``keep_seed=False`` draw a new one), ``style`` overrides the style.
-        The new job records ``parent_job_id`` so credit can be given.
+        """Reroll / variation / restyle / remix of an earlier job: the one path, with one
+        permission check (``kind.action``, see :mod:`bot.access`) and one seed rule
+        (:mod:`bot.derive`). The new job copies the parent's prompt and settings; ``style``
+        (restyle only) overrides the style. It records ``parent_job_id`` for the credit.
         """
         ...
 
@@ -198,7 +198,8 @@ class CommunityApi(Protocol):
     """Server settings, sharing, galleries, remix, privacy and moderation (issue 6).
 
     Implemented by :class:`bot.service.Core`. Admin rights are the platform's business: the
-    adapter passes ``is_admin`` (Discord "Manage Server", Telegram group administrator) and the
+    adapter passes ``is_admin`` (Discord "Manage Server" for every admin action, Telegram group
+    administrator) and the
     core refuses admin actions without it (:class:`bot.errors.NotAllowed`).
     """
 
@@ -228,6 +229,15 @@ class CommunityApi(Protocol):
         """Vote 1 / -1 on a share (0 removes the vote); one per user; returns the new score."""
         ...
 
+    async def toggle_vote(self, voter: Requester, share_id: int) -> VoteResult:
+        """Like a share, or take back the voter's like; the new score and their vote now."""
+        ...
+
+    async def credit_for(self, job: Job) -> Credit | None:
+        """Whom a result credits: the author of the image it was made from, when that is
+        somebody else and still visible to the job's owner (None otherwise)."""
+        ...
+
     async def gallery(
         self,
         platform: Platform,
@@ -239,10 +249,6 @@ class CommunityApi(Protocol):
         offset: int = 0,
     ) -> list[GalleryItem]:
         """A server's shared images, newest or best first; never opted-out or deleted ones."""
-        ...
-
-    async def remix(self, requester: Requester, job_id: int) -> Ticket:
-        """A new job with a shared (or your own) image's prompt, style and seed, credited."""
         ...
 
     async def privacy(self, requester: Requester) -> UserPrivacy: ...

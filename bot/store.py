@@ -15,13 +15,12 @@ import errno
 import hashlib
 import json
 import logging
-import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import aiosqlite
 
@@ -34,60 +33,6 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 log = logging.getLogger(__name__)
-
-ImageWriter = Callable[[Path, bytes], None]
-"""Writes bytes to a path durably (blocking; the core runs it in a thread). Injected in tests."""
-
-
-def prepare_image(path: Path) -> None:
-    """Make ``path``'s folder and the empty temporary file :func:`write_atomic` will fill.
-
-    Creating a file waits on the filesystem's journal (up to about 1 ms when a commit is in
-    flight, e.g. the database's), so the core does it while the GPU works, not after. Best
-    effort: anything that fails here, ``write_atomic`` does (and reports) itself.
-    """
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _temporary(path).touch()
-
-
-def discard_prepared(path: Path) -> None:
-    """Remove the temporary file :func:`prepare_image` made for an image that did not come."""
-    with contextlib.suppress(OSError):
-        _temporary(path).unlink(missing_ok=True)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file, fsync, rename over ``path``, fsync the folder."""
-    tmp = _temporary(path)
-    try:
-        with _open_temporary(tmp) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
-
-
-def _open_temporary(tmp: Path) -> BinaryIO:
-    # Usually prepared (see prepare_image); the folder is made only when the open says it is
-    # missing, which saves a mkdir per image.
-    try:
-        return tmp.open("wb")
-    except FileNotFoundError:
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        return tmp.open("wb")
 
 
 def storage_error(err: BaseException, what: str) -> StorageError:

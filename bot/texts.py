@@ -38,6 +38,10 @@ def stopped_too_often(attempts: int) -> Message:
     return msg("core.stopped_too_often", attempts=attempts)
 
 
+def engine_error(kind: str) -> Message:
+    return msg("core.engine_error", kind=kind)
+
+
 def not_posted(why: str) -> Message:
     return msg("core.not_posted", why=why)
 
@@ -49,6 +53,8 @@ def maybe_posted(job_id: int) -> Message:
 # --- who may do what with a job (bot.access) ---
 OWNER_OPTED_OUT = msg("core.owner_opted_out")
 REMIX_NOT_SHARED = msg("core.remix_not_shared")
+YOU_OPTED_OUT = msg("core.opted_out")
+SHARE_OUTSIDE_OFF = msg("core.share_outside_off")
 DETAILS_HIDDEN = msg("core.details_hidden")
 
 

@@ -28,8 +28,9 @@ from bot.domain import (
 from bot.errors import BadPrompt, BadRequest, NotFound, UnknownStyle
 from bot.i18n import msg
 
-# Words that mean "no style", so a user can override their own default for one image.
-NO_STYLE = frozenset({"none", "off", "no", "default"})
+# Words that mean "no style" (for one image, a user's default, a server's default), the one
+# set every adapter uses.
+NO_STYLE = frozenset({"none", "off", "no", "default", "clear", "-"})
 # Characters that draw nothing yet are letters or symbols to Unicode, so no category catches
 # them: Hangul fillers, the blank Braille pattern, and the replacement characters a broken
 # (lone surrogate) or unknown character becomes.

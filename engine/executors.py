@@ -20,7 +20,7 @@ import torch
 
 from bot.config import Settings
 from bot.domain import Generated, GenerationSpec, StyleInfo
-from bot.errors import GenerationFailed, ShuttingDown, TurbobotError
+from bot.errors import EngineCrashed, GenerationFailed, ShuttingDown, TurbobotError
 from bot.ports import ProgressCallback
 from engine import memory
 from engine.jpeg import encode_jpeg
@@ -100,7 +100,8 @@ class LocalExecutor:
             raise GenerationFailed(f"Style {spec.style!r} could not be loaded: {exc}") from None
         except Exception as exc:
             log.exception("Job %d failed in the engine", job_id)
-            raise GenerationFailed(
+            # A crash, not a verdict on the request: the core runs it again (attempt cap).
+            raise EngineCrashed(
                 f"The image could not be generated ({type(exc).__name__}). Please try again."
             ) from exc
 

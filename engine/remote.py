@@ -40,7 +40,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.config import Settings
 from bot.domain import Generated, GenerationSpec, StyleInfo, Timings
-from bot.errors import GenerationFailed, ShuttingDown
+from bot.errors import EngineCrashed, GenerationFailed, ShuttingDown
 from bot.ports import ProgressCallback
 from bot.redis_url import parse_redis_url
 
@@ -65,9 +65,9 @@ LIVENESS_BEATS = 3
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-class WorkerLost(RuntimeError):
-    """The worker running a job died or hung, or the job was lost. Not a GenerationFailed on
-    purpose: the core retries other errors, up to its attempt cap, on another worker."""
+class WorkerLost(EngineCrashed):
+    """The worker running a job died or hung, or the job was lost: retryable, so the core
+    runs it again, up to its attempt cap, on another worker."""
 
 
 async def awaited(reply: Awaitable[T] | T) -> T:

@@ -160,10 +160,9 @@ async def generate_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str
         spec = spec_from_wire(payload["spec"])
         generated = await state.executor.generate(int(payload["job_id"]), spec, pump.push)
     except GenerationFailed as exc:
-        # A cause means the engine crashed (this worker's fault: retry elsewhere); no cause
-        # means the request cannot be made here (bad style file, out of memory): final.
-        return state.failed(str(exc), worker_fault=exc.__cause__ is not None)
-    except TurbobotError as exc:
+        # The request cannot be made (bad style file, out of memory): final everywhere.
+        return state.failed(str(exc), worker_fault=False)
+    except TurbobotError as exc:  # EngineCrashed, ShuttingDown: retry on another worker
         return state.failed(str(exc), worker_fault=True)
     except Exception as exc:
         log.exception("job %s failed in the worker", arq_id)

@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from bot.domain import Delivered, Generated, GenerationSpec, Job, Platform, StyleInfo, Timings
-from bot.errors import GenerationFailed
+from bot.errors import EngineCrashed, GenerationFailed
 from bot.ports import ProgressCallback
 
 
@@ -62,10 +62,12 @@ class FakeExecutor:
     style_list: list[StyleInfo] = field(default_factory=lambda: list(DEFAULT_STYLES))
     closed: bool = False
     # Added for the core tests (all optional; defaults keep the behaviour above):
-    # ``crash_prompts`` raise a non-GenerationFailed error, like a dying worker (retried);
+    # ``crash_prompts`` raise EngineCrashed, like a dying worker (retried);
+    # ``bug_prompts`` raise a plain RuntimeError, like a bug in an executor (final);
     # ``clock``/``latency_s`` advance a FakeClock per job, so durations and ETAs are known;
     # ``progress_thread`` reports progress from another thread, like the real GPU thread.
     crash_prompts: set[str] = field(default_factory=set)
+    bug_prompts: set[str] = field(default_factory=set)
     clock: FakeClock | None = None
     latency_s: float = 0.0
     progress_thread: bool = False
@@ -79,7 +81,9 @@ class FakeExecutor:
         if spec.prompt in self.fail_prompts:
             raise GenerationFailed("The fake GPU refused this prompt.")
         if spec.prompt in self.crash_prompts:
-            raise RuntimeError("the fake GPU worker died")
+            raise EngineCrashed("the fake GPU worker died")
+        if spec.prompt in self.bug_prompts:
+            raise RuntimeError("a bug in the fake executor")
         if self.clock is not None:
             self.clock.advance(self.latency_s)
         if self.steps_reported and self.progress_thread:

@@ -28,6 +28,7 @@ from adapters.discord.views import ForgetButton, GalleryButton, JobButton, Resty
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.domain import Delivered, Job, Platform
+from bot.i18n import Message
 from bot.ports import BotApi, Clock
 
 _log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ class DiscordAdapter:
         await self._finish(job, "done", link=message.jump_url)
         return Delivered(message_id=str(message.id), channel_id=str(message.channel.id))
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, reason: Message | str) -> None:
         if await self._finish(job, "failed", reason=reason):
             return
         # No live interaction (restart, long queue): tell the requester in the channel.
@@ -217,7 +218,7 @@ class DiscordAdapter:
 
     # ----------------------------------------------------------------- helpers
 
-    async def _finish(self, job: Job, key: str, **values: str) -> bool:
+    async def _finish(self, job: Job, key: str, **values: object) -> bool:
         """Show the final word in the ephemeral reply, if there is one; True if it was shown."""
         tracked = self.handlers.tracked.pop(job.id, None)
         if tracked is None:

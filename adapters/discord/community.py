@@ -22,10 +22,11 @@ from adapters.discord import community_format as cfmt
 from adapters.discord import format as fmt
 from adapters.discord.texts import say
 from adapters.discord.views import forget_view, gallery_view, showcase_view
-from bot.domain import Job, JobAction, Language, Platform, SettingsChange, ShareTicket
+from bot.domain import DeriveKind, Job, JobAction, Language, Platform, SettingsChange, ShareTicket
 from bot.errors import BadRequest, NotAllowed, NotFound, TurbobotError
 from bot.i18n import t
 from bot.ports import BotApi
+from bot.validation import NO_STYLE
 
 if TYPE_CHECKING:
     from adapters.discord.handlers import Handlers
@@ -54,7 +55,9 @@ SETTING_FIELDS = {
 
 
 def is_server_admin(interaction: discord.Interaction[Any]) -> bool:
-    """Manage Server (what /settings asks of members by default) or Administrator."""
+    """Discord's one "admin" for the core: Manage Server (what the admin commands ask of
+    members by default) or Administrator. It gates every admin action alike: deleting
+    others' images, settings, blocks and the audit log."""
     perms = interaction.permissions
     return perms.administrator or perms.manage_guild
 
@@ -172,7 +175,7 @@ class Community:
 
     async def remix(self, interaction: discord.Interaction[Any], job_id: int) -> None:
         self.h.check_accepting(interaction)
-        ticket = await self.core.remix(self.h.requester(interaction), job_id)
+        ticket = await self.core.derive(self.h.requester(interaction), job_id, DeriveKind.REMIX)
         await self.h.queued(interaction, ticket)
 
     async def on_reaction(
@@ -199,16 +202,11 @@ class Community:
             )
 
     async def remix_credit(self, job: Job) -> str | None:
-        """ "remix of #N by NAME" when the job derives from somebody else's image."""
-        if job.parent_job_id is None:
+        """ "remix of #N by NAME" when the core credits somebody else's image."""
+        credit = await self.core.credit_for(job)
+        if credit is None:
             return None
-        try:
-            parent = await self.core.job_for(job.requester, job.parent_job_id, JobAction.VIEW)
-        except TurbobotError:
-            return None  # the original was forgotten (or unreadable): post without credit
-        if parent.requester.user_key == job.requester.user_key:
-            return None  # your own reroll or variation
-        return cfmt.remix_credit(parent, await self.server_language(job.requester.server_id))
+        return cfmt.remix_credit(credit, await self.server_language(job.requester.server_id))
 
     async def server_language(self, server_id: str | None) -> Language:
         """The reply language a server chose (English outside a server)."""
@@ -340,7 +338,7 @@ def settings_change(**options: Any) -> SettingsChange:
         if value is None:
             continue
         field = SETTING_FIELDS[name]
-        if name == "default_style" and str(value).strip().lower() in NO_VALUE:
+        if name == "default_style" and str(value).strip().lower() in NO_STYLE:
             clear.add(field)
         elif name in {"allowed_styles", "banned_words"}:
             values[field] = comma_list(str(value))

@@ -10,7 +10,7 @@ import discord
 
 from adapters.discord import format as fmt
 from adapters.discord.texts import say
-from bot.domain import AuditEntry, GalleryItem, Job, Language, ServerSettings, ShareTicket
+from bot.domain import AuditEntry, Credit, GalleryItem, Job, Language, ServerSettings, ShareTicket
 from bot.i18n import t
 
 GALLERY_PAGE_SIZE = 5
@@ -46,9 +46,9 @@ def showcase_caption(ticket: ShareTicket, lang: Language | str = Language.EN) ->
     return f"**{discord.utils.escape_markdown(prompt)}**\n{credit} · {details(job, lang)}"
 
 
-def remix_credit(parent: Job, lang: Language | str = Language.EN) -> str:
-    name = plain_name(parent.requester.display_name)
-    return t("discord.remix_credit", lang, job=parent.id, name=name)
+def remix_credit(credit: Credit, lang: Language | str = Language.EN) -> str:
+    name = plain_name(credit.name)
+    return t("discord.remix_credit", lang, job=credit.job_id, name=name)
 
 
 def gallery_text(

@@ -23,11 +23,11 @@ import discord
 from discord import app_commands
 
 from adapters.discord import format as fmt
-from adapters.discord.community import Community
+from adapters.discord.community import Community, is_server_admin
 from adapters.discord.texts import help_text, is_chinese, say
 from adapters.discord.views import Action, cancel_view, restyle_view, result_view
 from bot.domain import (
-    MAX_SEED,
+    DeriveKind,
     GenerateRequest,
     Job,
     JobAction,
@@ -44,7 +44,6 @@ _log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 1.0  # no request storms: at most one progress edit per second per job
 TOKEN_LIFETIME_S = 14 * 60.0  # interaction tokens die at 15 min; stop editing a little before
-VARIATION_SPREAD = 64  # a variation's seed is this close to its parent's
 FINISHED_MEMORY = 512  # results remembered for a /imagine whose reply was not yet sent
 MAX_ATTACHMENTS = 10  # Discord's cap on files per message
 
@@ -79,11 +78,6 @@ def channel_is_nsfw(channel: object) -> bool:
         discord.Thread,
     )
     return isinstance(channel, nsfw_kinds) and channel.is_nsfw()
-
-
-def is_admin(interaction: discord.Interaction[Any]) -> bool:
-    perms = interaction.permissions
-    return perms.administrator or perms.manage_messages
 
 
 class Handlers:
@@ -271,10 +265,12 @@ class Handlers:
             match action:
                 case Action.REROLL:
                     self.check_accepting(interaction)
-                    await self.queued(interaction, await self.core.derive(who, job_id))
+                    ticket = await self.core.derive(who, job_id, DeriveKind.REROLL)
+                    await self.queued(interaction, ticket)
                 case Action.VARY:
                     self.check_accepting(interaction)
-                    await self._vary(interaction, who, job_id)
+                    ticket = await self.core.derive(who, job_id, DeriveKind.VARY)
+                    await self.queued(interaction, ticket)
                 case Action.RESTYLE:
                     styles = self.core.styles()
                     await self.answer(
@@ -303,7 +299,7 @@ class Handlers:
             self.check_accepting(interaction)
             # Same seed, other style: the user sees what the style changes, nothing else.
             who = requester(interaction)
-            ticket = await self.core.derive(who, job_id, style=style, keep_seed=True)
+            ticket = await self.core.derive(who, job_id, DeriveKind.RESTYLE, style=style)
             await self.queued(interaction, ticket)
 
     async def on_gallery_page(
@@ -314,18 +310,10 @@ class Handlers:
     async def on_forget(self, interaction: discord.Interaction[Any], user_id: int) -> None:
         await self.community.forget_confirmed(interaction, user_id)
 
-    async def _vary(
-        self, interaction: discord.Interaction[Any], who: Requester, job_id: int
-    ) -> None:
-        parent = await self.core.job_for(who, job_id, JobAction.DERIVE)
-        # A nearby seed; random so that clicking twice does not repeat the same image.
-        seed = (parent.spec.seed + self.rng.randint(1, VARIATION_SPREAD)) % (MAX_SEED + 1)
-        await self.queued(interaction, await self.core.derive(who, job_id, seed=seed))
-
     async def _delete(
         self, interaction: discord.Interaction[Any], who: Requester, job_id: int
     ) -> None:
-        await self.core.delete(who, job_id, is_admin=is_admin(interaction))
+        await self.core.delete(who, job_id, is_admin=is_server_admin(interaction))
         if interaction.message is not None:
             with contextlib.suppress(discord.NotFound):
                 await interaction.message.delete()

@@ -62,11 +62,12 @@ from adapters.telegram.keyboards import (
 )
 from adapters.telegram.updates import Ctx, Handler, Ignored
 from adapters.telegram.webhook import Webhook, webhook_from
+from bot import i18n
 from bot.commands import parse_imagine_args, split_command
 from bot.config import Settings
 from bot.domain import (
-    MAX_SEED,
     Delivered,
+    DeriveKind,
     Job,
     JobAction,
     JobState,
@@ -78,6 +79,7 @@ from bot.domain import (
 from bot.errors import NotAllowed, NotFound, TurbobotError
 from bot.i18n import language_of, t
 from bot.ports import BotApi
+from bot.validation import NO_STYLE
 
 log = logging.getLogger(__name__)
 
@@ -446,7 +448,7 @@ class TelegramAdapter:
         requester = tg.requester(update)
         _, rest = split_command(message.text or "")
         if rest:
-            name = None if rest.lower() in {"none", "off", "clear"} else rest
+            name = None if rest.strip().lower() in NO_STYLE else rest
             await self._core.set_default_style(requester, name)
             await message.reply_text(texts.style_set(name, await self._lang(update)))
             return
@@ -533,14 +535,13 @@ class TelegramAdapter:
         await query.answer(texts.shorten(answer, texts.CALLBACK_ANSWER_LIMIT) if answer else None)
 
     async def _on_reroll(self, update: Update, callback: Callback) -> str:
-        ticket = await self._core.derive(tg.requester(update), callback.int_arg(0))
+        ticket = await self._core.derive(
+            tg.requester(update), callback.int_arg(0), DeriveKind.REROLL
+        )
         return await self._queued_from_button(update, ticket)
 
     async def _on_variation(self, update: Update, callback: Callback) -> str:
-        requester = tg.requester(update)
-        job = await self._core.job_for(requester, callback.int_arg(0), JobAction.DERIVE)
-        seed = (job.spec.seed + 1) % (MAX_SEED + 1)  # a neighbour of the liked image
-        ticket = await self._core.derive(requester, job.id, seed=seed)
+        ticket = await self._core.derive(tg.requester(update), callback.int_arg(0), DeriveKind.VARY)
         return await self._queued_from_button(update, ticket)
 
     async def _on_restyle(self, update: Update, callback: Callback) -> str | None:
@@ -570,7 +571,9 @@ class TelegramAdapter:
         style = resolve_style(callback.args[1], self._core.styles())
         if style is None:
             return t("telegram.style_gone", lang)
-        ticket = await self._core.derive(tg.requester(update), callback.int_arg(0), style=style)
+        ticket = await self._core.derive(
+            tg.requester(update), callback.int_arg(0), DeriveKind.RESTYLE, style=style
+        )
         # The picker message becomes the new job's status message.
         message = tg.message(update)
         sent_at = self._monotonic()
@@ -741,7 +744,7 @@ class TelegramAdapter:
             )
         return sent
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, reason: i18n.Message | str) -> None:
         text = texts.failed(job, reason, await self._job_lang(job))
         status = self._finish(job.id)
         if status is not None:

@@ -32,7 +32,16 @@ from adapters.telegram.keyboards import (
 )
 from adapters.telegram.texts import CAPTION_LIMIT
 from bot.commands import split_command
-from bot.domain import Job, JobAction, Language, Platform, Requester, SettingsChange, Ticket
+from bot.domain import (
+    DeriveKind,
+    Job,
+    JobAction,
+    Language,
+    Platform,
+    Requester,
+    SettingsChange,
+    Ticket,
+)
 from bot.errors import BadRequest, NotAllowed, NotFound
 from bot.ports import BotApi, GalleryPeriod, GallerySort
 
@@ -299,43 +308,30 @@ class Community:
         message = tg.message(update)
         data = encode(Action.VOTE, share_id)
         shown = shown_score(message.reply_markup, data)
-        score, liked = await self._toggle_vote(tg.requester(update), share_id, shown)
-        if score != shown:
+        # The core knows whether this user had liked it; the button only shows the score.
+        result = await self._core.toggle_vote(tg.requester(update), share_id)
+        if result.score != shown:
             await message.edit_reply_markup(
-                reply_markup=with_score(message.reply_markup, data, score)
+                reply_markup=with_score(message.reply_markup, data, result.score)
             )
         lang = await self.lang(update)
-        return ct.say(lang, "voted" if liked else "unvoted", score=score)
-
-    async def _toggle_vote(self, voter: Requester, share_id: int, shown: int) -> tuple[int, bool]:
-        """Like, or take back an earlier like: (new score, liked now).
-
-        The core keeps one vote per user; whether this user had liked is read off the score
-        the button showed against the score without their vote.
-        """
-        without = await self._core.vote(voter, share_id, 0)
-        if shown > without:
-            return without, False
-        return await self._core.vote(voter, share_id, 1), True
+        return ct.say(lang, "voted" if result.my_vote > 0 else "unvoted", score=result.score)
 
     async def _on_remix(self, update: Update, callback: Callback) -> str:
-        ticket = await self._core.remix(tg.requester(update), callback.int_arg(0))
+        ticket = await self._core.derive(
+            tg.requester(update), callback.int_arg(0), DeriveKind.REMIX
+        )
         message = tg.message(update)
         await self._post_status(ticket, message.chat_id, message.message_id)
         return f"#{ticket.job.id}"
 
     async def remix_credit(self, job: Job) -> str | None:
         """ "remix of #N by NAME" for a job made from someone else's image (None otherwise)."""
-        if job.parent_job_id is None:
+        credit = await self._core.credit_for(job)
+        if credit is None:
             return None
-        try:
-            original = await self._core.job_for(job.requester, job.parent_job_id, JobAction.VIEW)
-        except NotFound:  # the original's author used /forget
-            return None
-        if original.requester.user_key == job.requester.user_key:
-            return None  # a reroll or variation of one's own image
         lang = await self.server_lang(job.requester.server_id)
-        return ct.remix_credit(lang, original)
+        return ct.remix_credit(lang, credit)
 
     async def share_options(self, job: Job) -> tuple[bool, bool]:
         """(offer the showcase button, offer sharing into other chats) for a result."""
@@ -345,19 +341,13 @@ class Community:
         return True, settings.allow_external_share
 
     async def shareable(self, requester: Requester, jobs: list[Job]) -> list[Job]:
-        """The jobs this user may share into any chat (inline mode): none when they opted out
-        of sharing, and none from groups that keep their images inside."""
-        if not jobs or (await self._core.privacy(requester)).share_opt_out:
-            return []
-        allowed: dict[str, bool] = {}
+        """The jobs this user may share into any chat (inline mode): the core decides."""
         kept = []
         for job in jobs:
-            server = job.requester.server_id
-            if server is not None and server not in allowed:
-                settings = await self._core.server_settings(Platform.TELEGRAM, server)
-                allowed[server] = settings.allow_external_share
-            if server is None or allowed[server]:
-                kept.append(job)
+            try:
+                kept.append(await self._core.job_for(requester, job.id, JobAction.SHARE_OUTSIDE))
+            except (NotFound, NotAllowed):
+                continue
         return kept
 
     # ----- /gallery -----

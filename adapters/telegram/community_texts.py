@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from adapters.telegram.texts import MESSAGE_LIMIT, details_line, shorten, utf16_len
 from bot.domain import (
     AuditEntry,
+    Credit,
     GalleryItem,
-    Job,
     Language,
     ServerSettings,
     ShareTicket,
@@ -75,8 +75,8 @@ def showcase_caption(lang: str, ticket: ShareTicket, limit: int) -> str:
     return f"{head}{shorten(ticket.job.spec.prompt, max(budget, 1))}\n{details}"
 
 
-def remix_credit(lang: str, original: Job) -> str:
-    return say(lang, "remix_of", job=original.id, name=original.requester.display_name)
+def remix_credit(lang: str, credit: Credit) -> str:
+    return say(lang, "remix_of", job=credit.job_id, name=credit.name)
 
 
 def gallery_title(lang: str, sort: str, period: str, page: int) -> str:

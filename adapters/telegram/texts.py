@@ -11,7 +11,7 @@ import math
 import unicodedata
 
 from bot.domain import Job, JobState, Language, StyleInfo, Ticket
-from bot.i18n import language_of, t
+from bot.i18n import Message, language_of, t
 
 Lang = Language | str | None  # a Language, or a Telegram language_code such as "zh-hans"
 
@@ -148,7 +148,7 @@ def generating(job: Job, step: int, total: int, lang: Lang = Language.EN) -> str
     return t("telegram.generating", lang, job=job.id, step=step, total=total)
 
 
-def failed(job: Job, reason: str, lang: Lang = Language.EN) -> str:
+def failed(job: Job, reason: Message | str, lang: Lang = Language.EN) -> str:
     return shorten(t("telegram.failed", lang, job=job.id, reason=reason), MESSAGE_LIMIT)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bot.access import HIDDEN_PROMPT
-from bot.domain import JobAction, Platform, Requester, SettingsChange
+from bot.domain import DeriveKind, JobAction, Platform, Requester, SettingsChange
 from bot.errors import NotAllowed, NotFound, RateLimited, TurbobotError
 from bot.service import SHOW_LIMITS, Core
 from tests.core.conftest import OpenCore, request, user
@@ -34,12 +34,11 @@ async def posted(core: Core, who: Requester, prompt: str) -> int:
 async def derive(core: Core, who: Requester, job_id: int, how: str) -> str:
     """Reroll, variation or restyle, as the adapters ask for them; the new prompt."""
     if how == "reroll":
-        ticket = await core.derive(who, job_id)
+        ticket = await core.derive(who, job_id, DeriveKind.REROLL)
     elif how == "variation":
-        parent = await core.job_for(who, job_id, JobAction.DERIVE)
-        ticket = await core.derive(who, job_id, seed=parent.spec.seed + 1)
+        ticket = await core.derive(who, job_id, DeriveKind.VARY)
     else:
-        ticket = await core.derive(who, job_id, style="ink", keep_seed=True)
+        ticket = await core.derive(who, job_id, DeriveKind.RESTYLE, style="ink")
     return ticket.job.spec.prompt
 
 
@@ -64,7 +63,7 @@ async def test_nobody_outside_the_server_reaches_a_job(
             with pytest.raises(NotFound):
                 await derive(core, stranger, job_id, how)
         with pytest.raises(NotFound):
-            await core.remix(stranger, job_id)
+            await core.derive(stranger, job_id, DeriveKind.REMIX)
 
 
 async def test_a_private_chat_job_is_its_owners_alone(open_test_core: OpenCore) -> None:
@@ -75,7 +74,7 @@ async def test_a_private_chat_job_is_its_owners_alone(open_test_core: OpenCore) 
                 with pytest.raises(NotFound):
                     await core.job_for(who, job_id, action)
             with pytest.raises(NotFound):
-                await core.derive(who, job_id)
+                await core.derive(who, job_id, DeriveKind.REROLL)
         for action in JobAction:
             assert (await core.job_for(DAN, job_id, action)).spec.prompt == "dan's secret garden"
 
@@ -88,9 +87,11 @@ async def test_same_server_members_may_see_and_derive(open_test_core: OpenCore) 
         for how in DERIVES:
             assert await derive(core, BOB, job_id, how) == "ada's lighthouse"
         with pytest.raises(NotAllowed, match="Only shared images"):
-            await core.remix(BOB, job_id)  # remix needs a share, as before
+            await core.derive(BOB, job_id, DeriveKind.REMIX)  # remix needs a share, as before
         await share(core, ADA, job_id)
-        assert (await core.remix(BOB, job_id)).job.spec.prompt == "ada's lighthouse"
+        assert (
+            await core.derive(BOB, job_id, DeriveKind.REMIX)
+        ).job.spec.prompt == "ada's lighthouse"
 
 
 async def test_an_opted_out_owner_offers_nothing_to_others(open_test_core: OpenCore) -> None:
@@ -103,7 +104,7 @@ async def test_an_opted_out_owner_offers_nothing_to_others(open_test_core: OpenC
             with pytest.raises(NotAllowed, match="keeps their images private"):
                 await derive(core, BOB, job_id, how)
         with pytest.raises(NotAllowed):
-            await core.remix(BOB, job_id)
+            await core.derive(BOB, job_id, DeriveKind.REMIX)
         for action in (JobAction.SHOW, JobAction.DETAILS, JobAction.DERIVE, JobAction.REMIX):
             with pytest.raises(NotAllowed):
                 await core.job_for(BOB, job_id, action)
@@ -125,11 +126,11 @@ async def test_hidden_details_never_reach_the_deriver(
         with pytest.raises(NotAllowed, match="hides the prompt"):
             await core.job_for(BOB, job_id, JobAction.DETAILS)
         shown = await core.job_for(BOB, job_id, JobAction.SHOW)
-        remix = await core.remix(BOB, job_id)
-        reroll = await core.derive(BOB, job_id)
+        remix = await core.derive(BOB, job_id, DeriveKind.REMIX)
+        reroll = await core.derive(BOB, job_id, DeriveKind.REROLL)
         await core.wait_until_idle(BOB.user_key)
         # Deriving from his own remix does not uncover it either.
-        again = await core.derive(BOB, remix.job.id, keep_seed=True)
+        again = await core.derive(BOB, remix.job.id, DeriveKind.RESTYLE)
         await core.wait_until_idle(BOB.user_key)
         seen = [
             shown,
@@ -188,8 +189,8 @@ async def test_out_of_range_ids_are_not_found(open_test_core: OpenCore, job_id: 
         calls = [
             core.job_for(ADA, job_id, JobAction.SHOW),
             core.job(job_id),
-            core.derive(ADA, job_id),
-            core.remix(ADA, job_id),
+            core.derive(ADA, job_id, DeriveKind.REROLL),
+            core.derive(ADA, job_id, DeriveKind.REMIX),
             core.cancel(ADA, job_id),
             core.delete(ADA, job_id),
             core.share(ADA, job_id),
@@ -209,7 +210,7 @@ async def test_a_shared_image_is_reachable_from_its_showcase_chat(open_test_core
         with pytest.raises(NotFound):  # not shared yet
             await core.job_for(in_showcase, job_id, JobAction.VIEW)
         await share(core, ADA, job_id)
-        remix = await core.remix(in_showcase, job_id)
+        remix = await core.derive(in_showcase, job_id, DeriveKind.REMIX)
         with pytest.raises(NotFound):  # same chat id, other platform: another chat
-            await core.remix(elsewhere, job_id)
+            await core.derive(elsewhere, job_id, DeriveKind.REMIX)
     assert remix.job.parent_job_id == job_id

@@ -17,6 +17,7 @@ import pytest
 
 from bot.community import BLOCKED, NO_SHOWCASE
 from bot.domain import (
+    DeriveKind,
     GenerationSpec,
     Job,
     JobState,
@@ -261,7 +262,9 @@ async def test_banned_words_block_submit_derive_without_naming_the_word(
                 await core.submit(request(alice, prompt))
             refused.append(str(err.value))
         with pytest.raises(BadPrompt):
-            await core.derive(alice, original)  # the old prompt meets today's word list
+            await core.derive(
+                alice, original, DeriveKind.REROLL
+            )  # the old prompt meets today's word list
         fine = await core.submit(request(alice, "a flake of snow by the lakeside"))
         elsewhere = await core.submit(request(member("alice", server="g2"), "a calm lake"))
     assert refused == [str(BLOCKED_MESSAGE)] * 4
@@ -301,8 +304,8 @@ async def test_blocked_user_is_refused_everything_in_that_server_only(
         await core.set_blocked(admin(), "alice", True, is_admin=True)
         attempts: list[Callable[[], Awaitable[object]]] = [
             lambda: core.submit(request(alice)),
-            lambda: core.derive(alice, mine),
-            lambda: core.remix(alice, bobs),
+            lambda: core.derive(alice, mine, DeriveKind.REROLL),
+            lambda: core.derive(alice, bobs, DeriveKind.REMIX),
             lambda: core.share(alice, mine),
         ]
         for attempt in attempts:
@@ -473,10 +476,10 @@ async def test_remix_copies_prompt_style_seed_and_credits_the_original(
         original = await posted(core, alice, "a paper crane", style="ink", seed=77)
         private = await posted(core, alice, "not shared")
         await core.share(alice, original)
-        ticket = await core.remix(bob, original)
-        own = await core.remix(alice, private)
+        ticket = await core.derive(bob, original, DeriveKind.REMIX)
+        own = await core.derive(alice, private, DeriveKind.REMIX)
         with pytest.raises(NotAllowed, match="shared"):
-            await core.remix(bob, private)
+            await core.derive(bob, private, DeriveKind.REMIX)
         credited = await core.job(ticket.job.parent_job_id or 0)
     spec = ticket.job.spec
     assert (spec.prompt, spec.style, spec.seed) == ("a paper crane", "ink", 77)
@@ -503,11 +506,11 @@ async def test_opt_out_is_honoured_in_gallery_share_and_remix(open_test_core: Op
         with pytest.raises(NotAllowed, match="/privacy"):
             await core.share(alice, job_id)
         with pytest.raises(NotAllowed, match="private"):
-            await core.remix(bob, job_id)
+            await core.derive(bob, job_id, DeriveKind.REMIX)
         with pytest.raises(NotFound):
             await core.vote(bob, share, 1)
         by_message = await core.share_by_message(Platform.DISCORD, "post-1")
-        own_remix = await core.remix(alice, job_id)
+        own_remix = await core.derive(alice, job_id, DeriveKind.REMIX)
         back = await core.set_privacy(alice, share_opt_out=False)
         stored = await core.privacy(alice)
     assert len(before) == 1
@@ -552,7 +555,7 @@ async def test_forget_leaves_nothing_in_the_database_or_on_disk(
         await core.vote(bob, share.share_id, 1)
         bobs_share = await core.share(bob, await posted(core, bob, "bob's own"))
         await core.vote(zed, bobs_share.share_id, 1)
-        remix = await core.remix(bob, first)
+        remix = await core.derive(bob, first, DeriveKind.REMIX)
         await core.wait_until_idle(bob.user_key)
         await core.set_blocked(admin(), "zed-forget-me", True, is_admin=True)
         await core.set_blocked(admin(), "zed-forget-me", False, is_admin=True)

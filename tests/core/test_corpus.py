@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.domain import GenerateRequest, JobAction, JobState, Platform, Requester
+from bot.domain import DeriveKind, GenerateRequest, JobAction, JobState, Platform, Requester
 from bot.errors import TurbobotError
 from bot.service import Core
 from tests.core.conftest import OpenCore, request
@@ -64,8 +64,8 @@ async def by_job_id(core: Core, job_id: int) -> None:
     who = someone()
     actions: list[Callable[[], Awaitable[object]]] = [
         *(lambda a=a: core.job_for(who, job_id, a) for a in JobAction),
-        lambda: core.derive(who, job_id),
-        lambda: core.remix(who, job_id),
+        lambda: core.derive(who, job_id, DeriveKind.REROLL),
+        lambda: core.derive(who, job_id, DeriveKind.REMIX),
         lambda: core.cancel(who, job_id),
         lambda: core.delete(who, job_id),
         lambda: core.share(who, job_id),

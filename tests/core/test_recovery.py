@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from bot.domain import GenerationSpec, Job, JobState
-from bot.service import DB_NAME, image_relative_path
-from bot.store import open_store, write_atomic
+from bot.image_files import image_relative_path, write_atomic
+from bot.service import DB_NAME
+from bot.store import open_store
 from tests.core.conftest import OpenCore, request, user
 from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier, tiny_jpeg
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain import Delivered, Job, JobState
+from bot.domain import Delivered, DeriveKind, Job, JobState
 from bot.errors import (
     NotAllowed,
     NotFound,
@@ -21,8 +21,8 @@ from bot.errors import (
     StorageError,
     UnknownStyle,
 )
+from bot.image_files import write_atomic
 from bot.service import DB_NAME
-from bot.store import write_atomic
 from tests.core.conftest import OpenCore, request, user
 from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier, is_jpeg
 
@@ -283,6 +283,25 @@ async def test_executor_crash_is_retried_up_to_the_attempt_cap(
     assert "after 3 attempts" in n.failures[0][1]
 
 
+async def test_only_an_engine_crash_is_retried_a_refusal_or_a_bug_is_final(
+    open_test_core: OpenCore, executor: FakeExecutor
+) -> None:
+    # The policy is the exception's type (EngineCrashed), not whether it has a __cause__.
+    executor.fail_prompts = {"refused"}
+    executor.bug_prompts = {"bug"}
+    executor.crash_prompts = {"crash"}
+    n = RecordingNotifier()
+    alice = user()
+    async with open_test_core(notifiers=(n,), TURBOBOT_MAX_ATTEMPTS=3) as core:
+        ids = [(await core.submit(request(alice, p))).job.id for p in ("refused", "bug", "crash")]
+        await core.wait_until_idle(alice.user_key)
+        jobs = [await core.job(i) for i in ids]
+    assert [j.attempts for j in jobs] == [1, 1, 3]
+    assert all(j.state is JobState.FAILED for j in jobs)
+    assert "fake GPU refused" in (jobs[0].error or "")
+    assert "RuntimeError" in (jobs[1].error or "")
+
+
 async def test_full_disk_keeps_the_job_and_retries(
     open_test_core: OpenCore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -377,12 +396,12 @@ async def test_derive_copies_settings_and_records_the_parent(open_test_core: Ope
     async with open_test_core() as core:
         first = await core.submit(request(alice, "a lighthouse", seed=5, steps=3, aspect="16:9"))
         await core.wait_until_idle(alice.user_key)
-        reroll = await core.derive(bob, first.job.id)
-        same = await core.derive(bob, first.job.id, keep_seed=True, style="ink")
+        reroll = await core.derive(bob, first.job.id, DeriveKind.REROLL)
+        same = await core.derive(bob, first.job.id, DeriveKind.RESTYLE, style="ink")
         with pytest.raises(UnknownStyle):
-            await core.derive(bob, first.job.id, style="nope")
+            await core.derive(bob, first.job.id, DeriveKind.RESTYLE, style="nope")
         with pytest.raises(NotFound):
-            await core.derive(bob, 999)
+            await core.derive(bob, 999, DeriveKind.REROLL)
         await core.wait_until_idle(bob.user_key)
     for ticket in (reroll, same):
         assert ticket.job.parent_job_id == first.job.id

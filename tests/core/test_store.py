@@ -11,16 +11,14 @@ import pytest
 
 from bot.domain import GenerationSpec, Job, JobState, Timings
 from bot.errors import StorageError
+from bot.image_files import write_atomic
 from bot.store import (
     MIGRATIONS_DIR,
     connect,
-    discard_prepared,
     migrate,
     migrations,
     open_store,
-    prepare_image,
     storage_error,
-    write_atomic,
 )
 from tests.core.conftest import user
 
@@ -120,29 +118,12 @@ def test_write_atomic_leaves_no_partial_file(tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == ["1.jpg"]
 
 
-def test_a_prepared_image_is_filled_through_its_temporary_file(tmp_path: Path) -> None:
-    target = tmp_path / "images" / "2026" / "01" / "1.jpg"
-    prepare_image(target)
-    assert [p.name for p in target.parent.iterdir()] == [".1.jpg.tmp"]
-    write_atomic(target, b"\xff\xd8data")
-    assert target.read_bytes() == b"\xff\xd8data"
-    assert [p.name for p in target.parent.iterdir()] == ["1.jpg"]
-
-
-def test_a_discarded_preparation_leaves_nothing(tmp_path: Path) -> None:
-    target = tmp_path / "images" / "1.jpg"
-    prepare_image(target)
-    discard_prepared(target)
-    discard_prepared(target)  # twice is fine: nothing to remove
-    assert list(target.parent.iterdir()) == []
-
-
-def test_preparing_is_best_effort_and_the_write_reports_the_problem(tmp_path: Path) -> None:
+def test_a_failed_write_reports_the_problem_and_leaves_nothing(tmp_path: Path) -> None:
     blocker = tmp_path / "images"
     blocker.write_bytes(b"")  # a file where the folder should be
-    prepare_image(blocker / "1.jpg")
-    with pytest.raises(OSError, match="Not a directory"):
+    with pytest.raises(OSError, match=r"(Not a directory|File exists)"):
         write_atomic(blocker / "1.jpg", b"\xff\xd8data")
+    assert [p.name for p in tmp_path.iterdir()] == ["images"]
 
 
 def test_storage_errors_say_what_happened() -> None:

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from bot.domain import ASPECTS, MAX_PROMPT_CHARS, Generated, GenerationSpec
-from bot.errors import BadPrompt, BadRequest, GenerationFailed, UnknownStyle
+from bot.errors import BadPrompt, BadRequest, EngineCrashed, GenerationFailed, UnknownStyle
 from engine.executors import LocalExecutor
 from engine.pipeline import Engine, render, render_size
 from tests.engine.conftest import TEST_SIDE, no_progress, spec
@@ -199,13 +199,16 @@ async def test_oom_twice_fails_clearly_and_keeps_serving(engine: Engine) -> None
     assert size_of(g.jpeg) == (TEST_SIDE, TEST_SIDE)
 
 
-async def test_unexpected_error_becomes_generation_failed(engine: Engine) -> None:
+async def test_an_engine_crash_is_engine_crashed_not_final(engine: Engine) -> None:
+    # It was a GenerationFailed (final) locally, while the worker pool retried it: one policy
+    # now, carried by the exception's type.
     def broken(engine: Engine, s: GenerationSpec, on_progress: object) -> object:
         raise RuntimeError("boom")
 
     executor = LocalExecutor(engine, jpeg_quality=95, render_fn=broken)  # type: ignore[arg-type]
     try:
-        with pytest.raises(GenerationFailed, match="could not be generated"):
+        with pytest.raises(EngineCrashed, match="could not be generated") as caught:
             await executor.generate(1, spec(), no_progress)
+        assert not isinstance(caught.value, GenerationFailed)
     finally:
         await executor.aclose()

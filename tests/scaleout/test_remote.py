@@ -141,7 +141,7 @@ async def test_an_engine_refusal_is_final_but_an_engine_crash_is_retried(
         with pytest.raises(GenerationFailed, match="fake GPU refused"):
             await executor.generate(1, refused, no_progress)
         # Not GenerationFailed: the core retries this on another worker, up to its cap.
-        with pytest.raises(WorkerLost, match="RuntimeError"):
+        with pytest.raises(WorkerLost, match="fake GPU worker died"):
             await executor.generate(2, crash, no_progress)
 
 

@@ -13,6 +13,7 @@ import pytest
 from adapters.telegram import TelegramAdapter
 from adapters.telegram.adapter import TelegramStartError
 from adapters.telegram.texts import utf16_len
+from bot.derive import VARIATION_SPREAD
 from bot.domain import JobState, Platform, Requester
 from bot.i18n import t
 from bot.service import open_core
@@ -147,12 +148,13 @@ async def test_reroll_button_posts_a_new_photo_and_is_answered(bot: Harness) -> 
     assert child.spec.seed != 1
 
 
-async def test_variation_uses_the_neighbouring_seed(bot: Harness) -> None:
+async def test_variation_uses_the_cores_nearby_seed(bot: Harness) -> None:
+    # The core's one rule (bot.derive), not Telegram's old "+1".
     first = await imagine(bot, "/imagine a harbour --seed 41")
     await press(bot, "tb:var:1", sent_message(first), "q-var")
     await bot.api.wait_for("sendPhoto", 2)
     await bot.core.wait_until_idle(USER_KEY)
-    assert (await bot.core.job(2)).spec.seed == 42
+    assert 1 <= (await bot.core.job(2)).spec.seed - 41 <= VARIATION_SPREAD
 
 
 async def test_original_file_sends_the_untouched_jpeg(bot: Harness) -> None:
