@@ -427,3 +427,13 @@ async def test_nsfw_styles_only_in_age_restricted_channels(
         await _edited(fake, allowed, "Queued")
         await _settle(fake, bot, 1)
         assert [spec.style for _, spec in executor.calls] == ["spicy"]
+
+
+async def test_a_chinese_server_gets_core_errors_in_chinese(fake: FakeDiscord, bot: Bot) -> None:
+    """Issue 16: the core's errors were English in every server."""
+    await _set(fake, language="zh")
+    log = await fake.slash("imagine", {"prompt": "a cat", "style": "vaporwave"})
+    texts = await _edited(fake, log, "未知风格")
+    assert texts[-1].startswith("未知风格 'vaporwave'。可用风格：")  # noqa: RUF001
+    assert "watercolor" in texts[-1]
+    assert bot.executor.calls == []
