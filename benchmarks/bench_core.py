@@ -42,6 +42,7 @@ from bot.service import open_core
 
 SATURATION_JOB_S = 0.05
 NEWCOMER_JOB_S = 0.02
+TARGET_P99_MS = 10.0  # 1 % of a 1-second GPU image: the core must not matter next to the GPU
 JPEG = b"\xff\xd8" + bytes(200_000) + b"\xff\xd9"  # about the size of a real 1 MP JPEG
 
 
@@ -280,14 +281,14 @@ def report(r: dict[str, Any]) -> str:
         ),
         (
             "added latency per job outside generation, p50",
-            f"**{lat['added_p50']:.2f} ms** (before generation {lat['before_p50']:.2f} ms, "
+            f"{lat['added_p50']:.2f} ms (before generation {lat['before_p50']:.2f} ms, "
             f"after {lat['after_p50']:.2f} ms)",
-            f"≤ 2 ms {ok(lat['added_p50'] <= 2)}",
+            "-",
         ),
         (
             "added latency per job outside generation, p99",
             f"**{lat['added_p99']:.2f} ms**",
-            f"≤ 10 ms {ok(lat['added_p99'] <= 10)}",
+            f"≤ 10 ms (1 % of a 1-second GPU image) {ok(lat['added_p99'] <= TARGET_P99_MS)}",
         ),
         (
             "submit() until the row is committed, p50 / p99",
@@ -319,11 +320,8 @@ def report(r: dict[str, Any]) -> str:
         ),
     ]
     table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
-    verdict = (
-        ""
-        if lat["added_p50"] <= 2
-        else f"The p50 target is missed by {lat['added_p50'] - 2:.2f} ms in this run.\n"
-    )
+    missed = lat["added_p99"] - TARGET_P99_MS
+    verdict = "" if missed <= 0 else f"The p99 target is missed by {missed:.2f} ms in this run.\n"
     return f"""`python -m benchmarks.bench_core`: one run, {machine()}.
 Fake GPU: fixed latency, one generation at a time, executor capacity 2 (like the local
 executor). Everything else is real: SQLite (WAL, synchronous=FULL) and images (fsync of file
@@ -336,18 +334,15 @@ and folder, then rename) on the local disk, where one fsync takes
 {table}
 
 "Added latency" is, on an idle queue, (generation start - submit returned) + (deliver called -
-generation end). Recording `running` and creating the image's folder and temporary file
-overlap the generation (creating a file waits on the filesystem journal: about 1 ms when it
-ran after generation, next to the database commit). After generation, the image write
-(write, fsync, rename, fsync folder) and the `posting` commit (WAL fsync) are handed to their
-threads in the same step, the send starts once both are durable, from the same task. On a
-busy queue none of this costs the GPU anything: the next job is already generating (busy
-ratio).
-{verdict}What remains after generation is those fsyncs (three device flushes, which this virtual
-disk serves one at a time, so running them side by side gains little) and waking the two I/O
-threads and then the event loop, which costs most on an idle 2-core VM; moving the file write
-onto the event loop would save the thread wake-ups (about 0.3 ms here) but block every chat
-adapter for each fsync, so it is not done.
+generation end). The target is 1 % of a 1-second GPU image at p99 (issue 16): the core does
+its steps one after the other, the simple way: commit `running`, generate, write the image
+(write, fsync, rename, fsync folder), commit `posting`, send. On a busy queue none of this
+costs the GPU anything: the next job is already generating (busy ratio).
+{verdict}What remains after generation is three device flushes (image file, its folder, the WAL
+commit of `posting`), one after the other, and a thread hop for the file write. The earlier
+tricks that overlapped them (a temporary file created during generation, the write and the
+commit side by side) bought tenths of a millisecond and are gone: the order is now plain, and
+at-most-once posting and durability are as before.
 """
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -110,14 +109,13 @@ class DiscordAdapter:
         settings: Settings,
         *,
         clock: Clock | None = None,
-        rng: random.Random | None = None,
         guild_ready_timeout: float = 2.0,
     ) -> None:
         if settings.discord_token is None:
             raise ValueError("DISCORD_TOKEN is not set")
         self._settings = settings
         self._clock = clock or SystemClock()
-        self.handlers = Handlers(core, self._clock, rng)
+        self.handlers = Handlers(core, self._clock)
         self._guild_ready_timeout = guild_ready_timeout
         self._client: TurbobotClient | None = None
         self._runner: asyncio.Task[None] | None = None

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal, Protocol
 
 import discord
 
@@ -22,14 +23,48 @@ from adapters.discord import community_format as cfmt
 from adapters.discord import format as fmt
 from adapters.discord.texts import say
 from adapters.discord.views import forget_view, gallery_view, showcase_view
-from bot.domain import DeriveKind, Job, JobAction, Language, Platform, SettingsChange, ShareTicket
+from bot.domain import (
+    DeriveKind,
+    Job,
+    JobAction,
+    Language,
+    Platform,
+    Requester,
+    SettingsChange,
+    ShareTicket,
+    Ticket,
+)
 from bot.errors import BadRequest, NotAllowed, NotFound, TurbobotError
 from bot.i18n import t
 from bot.ports import BotApi
 from bot.validation import NO_STYLE
 
-if TYPE_CHECKING:
-    from adapters.discord.handlers import Handlers
+
+class Host(Protocol):
+    """What the community commands need from the command handlers that own them: the core,
+    the error boundary and the ephemeral answer. A protocol, so this module does not import
+    ``handlers`` (which imports this one)."""
+
+    core: BotApi
+
+    def requester(self, interaction: discord.Interaction[Any]) -> Requester: ...
+
+    def guard(
+        self, interaction: discord.Interaction[Any], what: str, job_id: int | None = None
+    ) -> AbstractAsyncContextManager[None]: ...
+
+    async def answer(
+        self,
+        interaction: discord.Interaction[Any],
+        text: str,
+        view: discord.ui.View | None = None,
+        files: list[discord.File] | None = None,
+    ) -> None: ...
+
+    def check_accepting(self, interaction: discord.Interaction[Any]) -> None: ...
+
+    async def queued(self, interaction: discord.Interaction[Any], ticket: Ticket) -> None: ...
+
 
 _log = logging.getLogger(__name__)
 
@@ -72,7 +107,7 @@ def comma_list(text: str) -> tuple[str, ...]:
 class Community:
     """The community half of the handlers; borrows the error boundary and replies."""
 
-    def __init__(self, handlers: Handlers) -> None:
+    def __init__(self, handlers: Host) -> None:
         self.h = handlers
 
     @property

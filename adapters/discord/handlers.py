@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import io
 import logging
-import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -85,10 +84,9 @@ class Handlers:
 
     requester = staticmethod(requester)
 
-    def __init__(self, core: BotApi, clock: Clock, rng: random.Random | None = None) -> None:
+    def __init__(self, core: BotApi, clock: Clock) -> None:
         self.core = core
         self.clock = clock
-        self.rng = rng or random.Random()
         self.accepting = True
         self.tracked: dict[int, Tracked] = {}
         # Text for jobs that finished before their /imagine got to say "queued" (fast GPUs).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +74,7 @@ async def running_bot(
     adapter: DiscordAdapter | None = None
     try:
         async with open_core(settings, executor, clock, drain_timeout_s=drain_timeout_s) as core:
-            adapter = DiscordAdapter(
-                core, settings, clock=clock, rng=random.Random(1), guild_ready_timeout=0.05
-            )
+            adapter = DiscordAdapter(core, settings, clock=clock, guild_ready_timeout=0.05)
             core.register(adapter)
             await adapter.start()
             try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -158,7 +157,6 @@ async def slow_bot(tmp_path: Path, fake: FakeDiscord) -> AsyncIterator[SlowSubmi
             slow,  # type: ignore[arg-type]
             settings,
             clock=FakeClock(),
-            rng=random.Random(1),
             guild_ready_timeout=0.05,
         )
         core.register(adapter)

@@ -1,0 +1,395 @@
+"""The same scenarios on Discord and on Telegram must end in the same core outcome (issue 16).
+
+Each scenario plays users through a platform *driver* (real discord.py / python-telegram-bot
+over loopback against the fake platform servers, the real core on SQLite) and reports what the
+core then says. The table runs every scenario on both drivers and compares the outcomes with
+one expectation: a rule that lived in one adapter (Telegram's "+1" variation seed, Discord's
+``manage_messages`` admin for deleting, Telegram's vote guessed from the number on the button)
+makes the two platforms disagree, and fails here.
+
+Users: ``ada`` makes the images, ``bob`` is a member of the same server, ``mod`` can moderate
+messages but is no server admin (Discord ``manage_messages``; on Telegram a plain member),
+``root`` is the server's admin (Discord ``manage_guild``; Telegram chat administrator).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from adapters.discord.format import requester_of
+from bot.derive import VARIATION_SPREAD
+from bot.domain import Credit, JobAction, JobState, Platform, Requester
+from bot.errors import NotAllowed, NotFound
+from bot.service import Core
+from tests.discord.conftest import make_settings as discord_settings
+from tests.discord.conftest import running_bot as discord_bot
+from tests.discord.fake_discord import (
+    ALICE,
+    BOB,
+    CAROL,
+    CHANNEL_ID,
+    GUILD_ID,
+    MEMBER_PERMISSIONS,
+    SHOWCASE_ID,
+    FakeDiscord,
+)
+from tests.fakes import FakeClock, FakeExecutor
+from tests.telegram.conftest import running_bot as telegram_bot
+from tests.telegram.fake_botapi import FakeBotApi, callback_query, command_message, sent_message
+from tests.telegram.fake_botapi import user as tg_user
+
+WAIT_S = 10.0
+
+
+class Driver(Protocol):
+    core: Core
+
+    def requester(self, who: str) -> Requester: ...
+
+    async def imagine(self, who: str, prompt: str) -> int: ...
+
+    async def press(self, who: str, action: str, job_id: int) -> None: ...
+
+    async def share(self, job_id: int) -> int: ...
+
+    async def vote(self, who: str, share_id: int) -> None: ...
+
+    async def settings(self, who: str, *, share_outside: bool) -> None: ...
+
+
+async def settle(driver: Driver) -> None:
+    async with asyncio.timeout(WAIT_S):
+        for who in ("ada", "bob", "mod", "root"):
+            await driver.core.wait_until_idle(driver.requester(who).user_key)
+
+
+# ----- Telegram -----
+GROUP = -100555
+SHOWCASE = -100777
+TG_USERS = {
+    "ada": tg_user(42, first_name="Ada"),
+    "bob": tg_user(43, first_name="Bob"),
+    "mod": tg_user(44, first_name="Mod"),
+    "root": tg_user(1, first_name="Root"),
+}
+TG_ACTIONS = {"reroll": "reroll", "vary": "var", "delete": "del", "remix": "remix"}
+
+
+class TelegramDriver:
+    def __init__(self, harness: Any) -> None:
+        self.h = harness
+        self.core: Core = harness.core
+        self.api: FakeBotApi = harness.api
+        self.results: dict[int, Any] = {}  # job id → the message with its buttons
+        self.posts: dict[int, Any] = {}  # job id / share id → its showcase post
+        self._queries = 0
+        self.api.set_member(GROUP, TG_USERS["root"]["id"], "administrator")
+        self.api.set_member(SHOWCASE, TG_USERS["root"]["id"], "administrator")
+
+    def requester(self, who: str) -> Requester:
+        sender = TG_USERS[who]
+        return Requester(
+            Platform.TELEGRAM, str(sender["id"]), sender["first_name"], str(GROUP), str(GROUP)
+        )
+
+    async def _say(self, who: str, text: str) -> None:
+        before = len(self.api.calls_of("sendMessage"))
+        await self.api.push(command_message(text, from_user=TG_USERS[who], chat_id=GROUP))
+        await self.api.wait_for("sendMessage", before + 1, within=WAIT_S)
+
+    async def _press(self, who: str, data: str, message: Any) -> None:
+        self._queries += 1
+        query = f"q-{self._queries}"
+        await self.api.push(callback_query(data, message, from_user=TG_USERS[who], query_id=query))
+        await self.api.wait_for(
+            "answerCallbackQuery",
+            where=lambda c: c.params["callback_query_id"] == query,
+            within=WAIT_S,
+        )
+
+    async def imagine(self, who: str, prompt: str) -> int:
+        before = len(self.api.calls_of("sendPhoto"))
+        message = command_message(f"/imagine {prompt}", from_user=TG_USERS[who], chat_id=GROUP)
+        await self.api.push(message)
+        photo = (await self.api.wait_for("sendPhoto", before + 1, within=WAIT_S))[before]
+        job_id = self.h.executor.calls[-1][0]
+        self.results[job_id] = sent_message(photo)
+        await settle(self)
+        return int(job_id)
+
+    async def press(self, who: str, action: str, job_id: int) -> None:
+        message = self.posts[job_id] if action == "remix" else self.results[job_id]
+        await self._press(who, f"tb:{TG_ACTIONS[action]}:{job_id}", message)
+        await settle(self)
+        for job in await self.core.history(self.requester(who), limit=5):
+            if job.id not in self.results and job.state is JobState.POSTED:
+                photo = self.api.calls_of("sendPhoto")[-1]
+                self.results[job.id] = sent_message(photo)
+
+    async def share(self, job_id: int) -> int:
+        await self._say("root", f"/settings set showcase {SHOWCASE}")
+        before = len(self.api.calls_of("sendPhoto"))
+        await self._press("ada", f"tb:share:{job_id}", self.results[job_id])
+        post = (await self.api.wait_for("sendPhoto", before + 1, within=WAIT_S))[before]
+        self.posts[job_id] = sent_message(post)
+        share_id = (await self.core.share(self.requester("ada"), job_id)).share_id
+        self.posts[-share_id] = sent_message(post)  # the post as first sent: a stale button
+        return share_id
+
+    async def vote(self, who: str, share_id: int) -> None:
+        await self._press(who, f"tb:vote:{share_id}", self.posts[-share_id])
+
+    async def settings(self, who: str, *, share_outside: bool) -> None:
+        await self._say(who, f"/settings set share_outside {'on' if share_outside else 'off'}")
+
+
+# ----- Discord -----
+ROOT = 900_000_000_000_000_304
+DC_USERS = {"ada": ALICE, "bob": BOB, "mod": CAROL, "root": ROOT}
+NAMES = {ALICE: "Ada", BOB: "Bob", CAROL: "Mod", ROOT: "Root"}
+MANAGE_MESSAGES = str(int(MEMBER_PERMISSIONS) | (1 << 13))  # moderates messages, no admin
+MANAGE_GUILD = str(int(MEMBER_PERMISSIONS) | (1 << 5))  # "Manage Server": the admin
+DC_ACTIONS = {"reroll": "reroll", "vary": "vary", "delete": "delete", "remix": "remix"}
+
+
+def dc_permissions(who: str) -> str:
+    return {"mod": MANAGE_MESSAGES, "root": MANAGE_GUILD}.get(who, MEMBER_PERMISSIONS)
+
+
+class DiscordDriver:
+    def __init__(self, fake: FakeDiscord, bot: Any) -> None:
+        self.fake = fake
+        self.bot = bot
+        self.core: Core = bot.core
+        self.results: dict[int, int] = {}  # job id → message id
+        self.posts: dict[int, int] = {}  # job id / share id → showcase message id
+        self.starred: set[tuple[str, int]] = set()
+        fake.display_names.update(NAMES)
+
+    def requester(self, who: str) -> Requester:
+        uid = DC_USERS[who]
+        return requester_of(uid, NAMES[uid], CHANNEL_ID, GUILD_ID)
+
+    async def _posted(self, job_id: int) -> int:
+        """The message carrying job ``job_id``'s image, in whichever channel it was made."""
+
+        def carrying() -> list[Any]:
+            messages = [m for m in self.fake.messages.values() if m["attachments"]]
+            return [m for m in messages if f"#{job_id} ·" in m["content"]]
+
+        await self.fake.wait_for(lambda: bool(carrying()), within=WAIT_S)
+        return int(carrying()[0]["id"])
+
+    async def imagine(self, who: str, prompt: str) -> int:
+        calls = len(self.bot.executor.calls)
+        await self.fake.slash("imagine", {"prompt": prompt}, user=DC_USERS[who])
+        await self.fake.wait_for(lambda: len(self.bot.executor.calls) > calls, within=WAIT_S)
+        job_id = int(self.bot.executor.calls[-1][0])
+        self.results[job_id] = await self._posted(job_id)
+        await settle(self)
+        return job_id
+
+    async def press(self, who: str, action: str, job_id: int) -> None:
+        message = self.posts[job_id] if action == "remix" else self.results[job_id]
+        log = await self.fake.click(
+            message,
+            f"tb:{DC_ACTIONS[action]}:{job_id}",
+            user=DC_USERS[who],
+            permissions=dc_permissions(who),
+        )
+        await self.fake.wait_for(lambda: bool(log.texts()), within=WAIT_S)
+        await settle(self)
+        for job in await self.core.history(self.requester(who), limit=5):
+            if job.id not in self.results and job.state is JobState.POSTED:
+                self.results[job.id] = await self._posted(job.id)
+
+    async def share(self, job_id: int) -> int:
+        await self.settings_raw("root", showcase_channel=SHOWCASE_ID)
+        before = len(self.fake.channel_messages(SHOWCASE_ID))
+        log = await self.fake.click(self.results[job_id], f"tb:share:{job_id}", user=ALICE)
+        await self.fake.wait_for(
+            lambda: len(self.fake.channel_messages(SHOWCASE_ID)) > before, within=WAIT_S
+        )
+        await self.fake.wait_for(lambda: bool(log.edits), within=WAIT_S)
+        post = int(self.fake.channel_messages(SHOWCASE_ID)[-1]["id"])
+        self.posts[job_id] = post
+        share_id = (await self.core.share(self.requester("ada"), job_id)).share_id
+        self.posts[-share_id] = post
+        return share_id
+
+    async def vote(self, who: str, share_id: int) -> None:
+        # On Discord a vote is the ⭐ reaction: pressing again takes it off.
+        key = (who, share_id)
+        added = key not in self.starred
+        self.starred ^= {key}
+        before = await self._score(share_id)
+        await self.fake.react(self.posts[-share_id], "⭐", user=DC_USERS[who], added=added)
+        want = before + (1 if added else -1)
+        for _ in range(int(WAIT_S * 100)):  # the reaction reaches the core through the gateway
+            if await self._score(share_id) == want:
+                return
+            await asyncio.sleep(0.01)
+        raise TimeoutError(f"the score of share {share_id} never became {want}")
+
+    async def _score(self, share_id: int) -> int:
+        items = await self.core.gallery(Platform.DISCORD, str(GUILD_ID))
+        return next(i.score for i in items if i.share_id == share_id)
+
+    async def settings_raw(self, who: str, **options: object) -> None:
+        log = await self.fake.slash(
+            "settings", options, sub="set", user=DC_USERS[who], permissions=dc_permissions(who)
+        )
+        await self.fake.wait_for(lambda: bool(log.texts()), within=WAIT_S)
+        await asyncio.sleep(0)
+
+    async def settings(self, who: str, *, share_outside: bool) -> None:
+        await self.settings_raw(who, share_outside=share_outside)
+
+
+# ----- the scenarios: each returns the core's outcome -----
+async def variations(d: Driver) -> object:
+    parent = await d.imagine("ada", "a harbour at dawn")
+    await d.press("ada", "vary", parent)
+    await d.press("ada", "vary", parent)
+    seed = (await d.core.job(parent)).spec.seed
+    children = [j for j in await d.core.history(d.requester("ada")) if j.parent_job_id]
+    steps = sorted(j.spec.seed - seed for j in children)
+    return {
+        "children": len(children),
+        "near": all(1 <= s <= VARIATION_SPREAD for s in steps),
+        "distinct": len(set(steps)) == len(steps),
+    }
+
+
+async def rerolls_by_others(d: Driver) -> object:
+    parent = await d.imagine("ada", "a quiet street")
+    await d.press("bob", "reroll", parent)
+    [child] = await d.core.history(d.requester("bob"))
+    return {"parent": child.parent_job_id == parent, "state": str(child.state)}
+
+
+async def remix_credit(d: Driver) -> object:
+    original = await d.imagine("ada", "a paper crane")
+    await d.share(original)
+    await d.press("bob", "remix", original)
+    [remix] = await d.core.history(d.requester("bob"))
+    credit = await d.core.credit_for(remix)
+    own = await d.imagine("bob", "bob's own")
+    await d.press("bob", "reroll", own)
+    reroll = (await d.core.history(d.requester("bob")))[0]
+    return {
+        "credit": credit == Credit(original, "Ada"),
+        "same_seed": remix.spec.seed == (await d.core.job(original)).spec.seed,
+        "own_reroll_credit": await d.core.credit_for(reroll),
+    }
+
+
+async def vote_toggle(d: Driver) -> object:
+    share_id = await d.share(await d.imagine("ada", "a star"))
+    await d.vote("bob", share_id)
+    first = await d.core.toggle_vote(d.requester("mod"), share_id)  # mod likes it too
+    await d.vote("bob", share_id)  # bob takes his like back
+    bob_now = await d.core.toggle_vote(d.requester("bob"), share_id)  # and likes it again
+    return {"after_mod": first.score, "bob_again": (bob_now.score, bob_now.my_vote)}
+
+
+async def delete_needs_the_admin(d: Driver) -> object:
+    job_id = await d.imagine("ada", "something rude")
+    await d.press("mod", "delete", job_id)
+    kept = d.core.image_file(await d.core.job(job_id)) is not None
+    await d.press("root", "delete", job_id)
+    gone = d.core.image_file(await d.core.job(job_id)) is None
+    return {"mod_refused": kept, "admin_deleted": gone}
+
+
+async def settings_need_the_admin(d: Driver) -> object:
+    job_id = await d.imagine("ada", "a lake")
+    server = d.requester("ada").server_id
+    assert server is not None
+    await d.settings("mod", share_outside=False)
+    by_mod = await d.core.server_settings(d.requester("ada").platform, server)
+    await d.settings("root", share_outside=False)
+    by_root = await d.core.server_settings(d.requester("ada").platform, server)
+    try:
+        await d.core.job_for(d.requester("ada"), job_id, JobAction.SHARE_OUTSIDE)
+        outside = "allowed"
+    except NotAllowed:
+        outside = "refused"
+    try:
+        await d.core.job_for(d.requester("bob"), job_id, JobAction.SHARE_OUTSIDE)
+        others = "allowed"
+    except NotFound:
+        others = "not found"
+    return {
+        "mod_changed": not by_mod.allow_external_share,
+        "root_changed": not by_root.allow_external_share,
+        "ada_outside": outside,
+        "bob_outside": others,
+    }
+
+
+SCENARIOS: dict[str, tuple[Callable[[Driver], Awaitable[object]], object]] = {
+    "variations": (variations, {"children": 2, "near": True, "distinct": True}),
+    "reroll by another member": (rerolls_by_others, {"parent": True, "state": "posted"}),
+    "remix credit": (
+        remix_credit,
+        {"credit": True, "same_seed": True, "own_reroll_credit": None},
+    ),
+    "vote toggle and my vote": (vote_toggle, {"after_mod": 2, "bob_again": (2, 1)}),
+    "delete needs the admin": (
+        delete_needs_the_admin,
+        {"mod_refused": True, "admin_deleted": True},
+    ),
+    "settings need the admin": (
+        settings_need_the_admin,
+        {
+            "mod_changed": False,
+            "root_changed": True,
+            "ada_outside": "refused",
+            "bob_outside": "not found",
+        },
+    ),
+}
+
+
+@asynccontextmanager
+async def telegram(tmp_path: Path) -> AsyncIterator[Driver]:
+    async with FakeBotApi() as api, telegram_bot(api, tmp_path) as harness:
+        yield TelegramDriver(harness)
+
+
+@asynccontextmanager
+async def discord(tmp_path: Path) -> AsyncIterator[Driver]:
+    async with FakeDiscord() as fake:
+        settings = discord_settings(tmp_path / "data", fake)
+        async with discord_bot(settings, FakeExecutor(), FakeClock()) as bot:
+            yield DiscordDriver(fake, bot)
+
+
+PLATFORMS = {"telegram": telegram, "discord": discord}
+
+
+@pytest.mark.parametrize("platform", list(PLATFORMS))
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+async def test_the_same_scenario_ends_the_same_on_both_platforms(
+    platform: str, scenario: str, tmp_path: Path
+) -> None:
+    play, expected = SCENARIOS[scenario]
+    async with PLATFORMS[platform](tmp_path) as driver:
+        outcome = await play(driver)
+    assert outcome == expected
+
+
+@pytest.fixture(autouse=True)
+def _restore_discord_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    import discord as discord_py
+
+    monkeypatch.setattr(discord_py.http.Route, "BASE", discord_py.http.Route.BASE)
+    gateway = discord_py.gateway.DiscordWebSocket
+    monkeypatch.setattr(gateway, "DEFAULT_GATEWAY", gateway.DEFAULT_GATEWAY)
