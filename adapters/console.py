@@ -15,10 +15,11 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
-from bot.commands import HELP_TEXT, parse_imagine_args, split_command
+from bot.commands import help_text, parse_imagine_args, split_command
 from bot.config import Settings
 from bot.domain import Delivered, Job, JobState, Platform, Requester
 from bot.errors import TurbobotError
+from bot.i18n import Message, t
 from bot.ports import CoreApi
 
 _log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class ConsoleAdapter:
             target=self._read_lines, args=(loop,), name="console-stdin", daemon=True
         ).start()
         self._task = loop.create_task(self._serve())
-        self._say("turbobot console: type a prompt, or /help. End of input (Ctrl-D) quits.")
+        self._say(t("console.welcome"))
 
     async def stop_intake(self) -> None:
         self._taking = False
@@ -80,14 +81,14 @@ class ConsoleAdapter:
     # --- Notifier --------------------------------------------------------------------------
 
     async def progress(self, job: Job, step: int, total: int) -> None:
-        self._say(f"#{job.id} step {step}/{total}")
+        self._say(t("console.step", job=job.id, step=step, total=total))
 
     async def deliver(self, job: Job, jpeg_path: str) -> Delivered:
-        self._say(f"#{job.id} done (seed {job.spec.seed}): {jpeg_path}")
+        self._say(t("console.done", job=job.id, seed=job.spec.seed, path=jpeg_path))
         return Delivered(message_id=f"console-{job.id}", channel_id=job.requester.channel_id)
 
-    async def failed(self, job: Job, reason: str) -> None:
-        self._say(f"#{job.id} failed: {reason}")
+    async def failed(self, job: Job, reason: Message | str) -> None:
+        self._say(t("console.failed", job=job.id, reason=reason))
 
     async def delete_message(self, channel_id: str, message_id: str) -> None:
         """Nothing to delete: what was printed stays printed."""
@@ -116,7 +117,7 @@ class ConsoleAdapter:
         if self._wait_idle is None:
             return
         if await self._core.queue_of(self._me):
-            self._say("end of input: waiting for your images to finish ...")
+            self._say(t("console.draining"))
         await self._wait_idle(self._me.user_key)
 
     async def handle_line(self, line: str) -> None:
@@ -125,12 +126,12 @@ class ConsoleAdapter:
         try:
             await self._dispatch(name, rest)
         except TurbobotError as err:
-            self._say(str(err))
+            self._say(err.render())
         except Exception:
             # One bad line must not end the input task: the process would never see the end
             # of input, and so never exit.
             _log.exception("console command /%s failed", name)
-            self._say("Something went wrong with that command; the bot keeps running.")
+            self._say(t("console.went_wrong"))
 
     async def _dispatch(self, name: str, rest: str) -> None:
         if name in {"", "imagine"}:
@@ -144,56 +145,77 @@ class ConsoleAdapter:
         elif name == "cancel":
             await self._cancel(rest)
         elif name in {"help", "start"}:
-            self._say(HELP_TEXT)
+            self._say(help_text())
         else:
-            self._say(f"Unknown command /{name}. Type /help for the list.")
+            self._say(t("console.unknown_command", name=name))
 
     async def _imagine(self, text: str) -> None:
         if not self._taking:
-            self._say("The bot is shutting down and takes no new images.")
+            self._say(t("console.shutting_down"))
             return
         args = parse_imagine_args(text)
         ticket = await self._core.submit(args.to_request(self._me))
         job = ticket.job
+        spec = job.spec
+        key = "console.queued_style" if spec.style else "console.queued"
         self._say(
-            f"#{job.id} queued: position {ticket.position}, about {ticket.eta_s:.0f} s "
-            f"(seed {job.spec.seed}, {job.spec.steps} steps, {job.spec.aspect}"
-            f"{', style ' + job.spec.style if job.spec.style else ''})"
+            t(
+                key,
+                job=job.id,
+                position=ticket.position,
+                eta=f"{ticket.eta_s:.0f}",
+                seed=spec.seed,
+                steps=spec.steps,
+                aspect=spec.aspect,
+                style=spec.style,
+            )
         )
 
     async def _style(self, name: str) -> None:
         if name:
             await self._core.set_default_style(self._me, name)
             current = await self._core.default_style(self._me)
-            self._say(f"Default style: {current or 'none'}")
+            self._say(t("console.default_style", style=current or t("console.none")))
             return
         current = await self._core.default_style(self._me)
         styles = self._core.styles()
         if not styles:
-            self._say("No styles are installed.")
+            self._say(t("console.no_styles"))
             return
         for style in styles:
             mark = "*" if style.name == current else " "
             self._say(f"{mark} {style.name:<16} {style.display_name} - {style.description}")
-        self._say("Set your default with /style <name>; /style none clears it.")
+        self._say(t("console.style_hint"))
 
     async def _history(self) -> None:
         jobs = await self._core.history(self._me, limit=10)
         if not jobs:
-            self._say("No images yet.")
+            self._say(t("console.no_images"))
         for job in jobs:
             path = self._core.image_file(job)
             where = str(path) if path else (job.error or str(job.state))
+            prompt = repr(job.spec.prompt[:50])
+            state = f"{job.state:<9}"
+            seed = job.spec.seed
             self._say(
-                f"#{job.id} {job.state:<9} seed {job.spec.seed} {job.spec.prompt[:50]!r} {where}"
+                t(
+                    "console.history_line",
+                    job=job.id,
+                    state=state,
+                    seed=seed,
+                    prompt=prompt,
+                    where=where,
+                )
             )
 
     async def _queue(self) -> None:
         waiting = await self._core.queue_of(self._me)
         if not waiting:
-            self._say("Nothing waiting.")
+            self._say(t("console.nothing_waiting"))
         for job, position in waiting:
-            where = "running" if position == 0 else f"position {position}"
+            where = (
+                t("console.running") if position == 0 else t("console.position", position=position)
+            )
             self._say(f"#{job.id} {where}: {job.spec.prompt[:60]!r}")
 
     async def _cancel(self, arg: str) -> None:
@@ -201,18 +223,18 @@ class ConsoleAdapter:
             try:
                 job_id = int(arg.lstrip("#"))
             except ValueError:
-                self._say(f"/cancel takes a job number, like /cancel 12 (not {arg!r}).")
+                self._say(t("console.cancel_usage", arg=repr(arg)))
                 return
         else:
             queued = [
                 j for j, _ in await self._core.queue_of(self._me) if j.state is JobState.QUEUED
             ]
             if not queued:
-                self._say("Nothing waiting to cancel.")
+                self._say(t("console.nothing_to_cancel"))
                 return
             job_id = queued[-1].id
         job = await self._core.cancel(self._me, job_id)
-        self._say(f"#{job.id} cancelled.")
+        self._say(t("console.cancelled", job=job.id))
 
     def _say(self, text: str) -> None:
         print(text, file=self._stdout, flush=True)

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from bot.errors import QueueFull, RateLimited
+from bot.i18n import Message, msg
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,30 +57,32 @@ def take_token(bucket: Bucket, now: float, limits: Limits) -> Bucket:
     if current.tokens >= 1.0:
         return Bucket(current.tokens - 1.0, now)
     wait = (1.0 - current.tokens) * 60.0 / limits.rate_per_minute
-    raise RateLimited(
-        f"You are going a bit fast: you can queue again in {_seconds(wait)}.", retry_after=wait
-    )
+    raise RateLimited(msg("core.rate_limited", wait=wait_text(wait)), retry_after=wait)
 
 
 def check_caps(pending: Pending, limits: Limits, eta_s: float) -> None:
     """:class:`QueueFull` when a cap is reached; ``eta_s`` is when the next job should finish."""
-    when = f"about {_seconds(eta_s)}" if eta_s > 0 else "a moment"
+    when = msg("core.when_about", wait=wait_text(eta_s)) if eta_s > 0 else msg("core.when_moment")
     if pending.user >= limits.max_pending_per_user:
         raise QueueFull(
-            f"You already have {pending.user} images waiting (the limit is "
-            f"{limits.max_pending_per_user}); you can queue again when one is done, in {when}."
+            msg("core.user_cap", count=pending.user, limit=limits.max_pending_per_user, when=when)
         )
     if pending.server >= limits.max_pending_per_server:
         raise QueueFull(
-            f"This server already has {pending.server} images waiting (the limit is "
-            f"{limits.max_pending_per_server}); try again in {when}."
+            msg(
+                "core.server_cap",
+                count=pending.server,
+                limit=limits.max_pending_per_server,
+                when=when,
+            )
         )
     if pending.total >= limits.max_queue:
-        raise QueueFull(f"The queue is full ({pending.total} images waiting); try again in {when}.")
+        raise QueueFull(msg("core.queue_full", count=pending.total, when=when))
 
 
-def _seconds(seconds: float) -> str:
+def wait_text(seconds: float) -> Message:
+    """A wait for a user: "5 s" or "3 min", in their language."""
     whole = max(1, math.ceil(seconds))
     if whole < 120:
-        return f"{whole} s"
-    return f"{math.ceil(whole / 60)} min"
+        return msg("core.seconds", n=whole)
+    return msg("core.minutes", n=math.ceil(whole / 60))

@@ -12,8 +12,17 @@ import math
 import re
 from dataclasses import dataclass
 
-from bot.domain import ASPECTS, MAX_SEED, MAX_STEPS, MIN_STEPS, GenerateRequest, Requester
+from bot.domain import (
+    ASPECTS,
+    MAX_SEED,
+    MAX_STEPS,
+    MIN_STEPS,
+    GenerateRequest,
+    Language,
+    Requester,
+)
 from bot.errors import BadRequest
+from bot.i18n import Message, msg, t
 
 _OPTION_PREFIXES = ("--", "\u2014", "\u2013")  # "--", em dash, en dash (phone autocorrect)
 _QUOTES = "\"'\u201c\u201d\u2018\u2019\u00ab\u00bb\u300c\u300d"
@@ -33,20 +42,17 @@ _OPTIONS = {
 }
 _MULTI_WORD = frozenset({"negative_prompt"})  # takes every word up to the next option
 
-HELP_TEXT = f"""\
-Commands:
-  /imagine <prompt> [options]   make an image (plain text without a slash does the same)
-      --style S     a style from /style (or "none")
-      --seed N      0 to {MAX_SEED}; the same seed and prompt give the same image
-      --steps N     {MIN_STEPS} to {MAX_STEPS} denoising steps (default 4)
-      --aspect A    {", ".join(ASPECTS)}
-      --cfg X       1 to 10; above 1 enables --no (slower)
-      --no TEXT     what to keep out of the image (needs --cfg above 1)
-  /style [name]   list styles, or set your default style ("/style none" clears it)
-  /history        your recent images
-  /queue          your waiting jobs
-  /cancel [id]    cancel a waiting job (the newest one without an id)
-  /help           this text"""
+
+def help_text(lang: Language | str = Language.EN) -> str:
+    """The console's command list (in the catalogue as ``console.help``)."""
+    return t(
+        "console.help",
+        lang,
+        max_seed=MAX_SEED,
+        min_steps=MIN_STEPS,
+        max_steps=MAX_STEPS,
+        aspects=", ".join(ASPECTS),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +133,9 @@ def _take_option(
     field = _OPTIONS.get(option)
     if field is None:
         known = ", ".join(f"--{name}" for name in _OPTIONS if name not in {"ar", "negative"})
-        raise BadRequest(f"Unknown option --{option}. Options are: {known}.")
+        raise BadRequest(msg("core.unknown_option", option=option, known=known))
     if field in values:
-        raise BadRequest(f"--{option} is given twice; give it once.")
+        raise BadRequest(msg("core.option_twice", option=option))
     inline = token.split("=", 1)[1] if "=" in token else None
     words: list[str] = [] if not inline else [inline]
     j = i + 1
@@ -142,7 +148,7 @@ def _take_option(
         j += 1
     value = " ".join(words).strip(_QUOTES).strip()
     if not value:
-        raise BadRequest(f"--{option} needs a value, e.g. {_example(field)}.")
+        raise BadRequest(msg("core.option_needs_value", option=option, example=_example(field)))
     values[field] = value
     return j
 
@@ -151,21 +157,25 @@ def _build(prompt: str, values: dict[str, str]) -> ImagineArgs:
     return ImagineArgs(
         prompt=prompt.strip(),
         style=values.get("style"),
-        seed=_int("seed", values.get("seed"), f"a whole number from 0 to {MAX_SEED}"),
-        steps=_int("steps", values.get("steps"), f"a whole number from {MIN_STEPS} to {MAX_STEPS}"),
+        seed=_int("seed", values.get("seed"), msg("core.want.int_range", low=0, high=MAX_SEED)),
+        steps=_int(
+            "steps", values.get("steps"), msg("core.want.int_range", low=MIN_STEPS, high=MAX_STEPS)
+        ),
         aspect=values.get("aspect"),
         cfg=_float("cfg", values.get("cfg")),
         negative_prompt=values.get("negative_prompt"),
     )
 
 
-def _int(option: str, raw: str | None, wanted: str) -> int | None:
+def _int(option: str, raw: str | None, wanted: Message) -> int | None:
     if raw is None:
         return None
     try:
         return int(raw.replace(",", ""))
     except ValueError:
-        raise BadRequest(f"--{option} must be {wanted}, not {raw!r}.") from None
+        raise BadRequest(
+            msg("core.option_type", option=option, wanted=wanted, raw=repr(raw))
+        ) from None
 
 
 def _float(option: str, raw: str | None) -> float | None:
@@ -176,7 +186,7 @@ def _float(option: str, raw: str | None) -> float | None:
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        raise BadRequest(f"--{option} must be a number from 1 to 10, not {raw!r}.")
+        raise BadRequest(msg("core.option_cfg", option=option, raw=repr(raw)))
     return value
 
 

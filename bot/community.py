@@ -36,21 +36,19 @@ from bot.domain import (
     VoteResult,
 )
 from bot.errors import BadRequest, NotAllowed, NotFound, UnknownStyle
+from bot.i18n import msg
 from bot.lru import LruDict
 from bot.ports import Clock, GalleryPeriod, GallerySort
 from bot.store import Store, job_from_row
 from bot.validation import NO_STYLE
 
-ADMINS_ONLY = "Only this server's admins can do that."
-BLOCKED = "You are blocked from using this bot in this server."
-NO_SERVER = "That only works in a server or group, not in a private chat."
-NO_SHOWCASE = "This server has no showcase channel; an admin can set one with /settings."
+ADMINS_ONLY = msg("core.admins_only")
+BLOCKED = msg("core.blocked")
+NO_SERVER = msg("core.no_server")
+NO_SHOWCASE = msg("core.no_showcase")
 OPTED_OUT = texts.YOU_OPTED_OUT
 FORGOTTEN = "(forgotten user)"
-FORGET_BUSY = (
-    "Some of your images are still being made; wait for them (or cancel them), "
-    "then use /forget again."
-)
+FORGET_BUSY = msg("core.forget_busy")
 MAX_RATE_PER_MINUTE = 600.0
 MAX_GALLERY_PAGE = 50
 _PERIOD_S: dict[str, float] = {"week": 7 * 86400.0, "month": 30 * 86400.0, "all": math.inf}
@@ -114,15 +112,10 @@ def check_spec(
         return
     info = next((s for s in styles if s.name == spec.style), None)
     if server and server.allowed_styles and spec.style not in server.allowed_styles:
-        raise BadRequest(
-            f"The style {spec.style!r} is not allowed in this server. "
-            f"Allowed styles: {', '.join(server.allowed_styles)}."
-        )
+        allowed = ", ".join(server.allowed_styles)
+        raise BadRequest(msg("core.style_not_allowed", style=repr(spec.style), allowed=allowed))
     if info is not None and info.nsfw and not requester.channel_nsfw:
-        raise NotAllowed(
-            f"The style {spec.style!r} is marked not safe for work: it can only be used in an "
-            "age-restricted channel."
-        )
+        raise NotAllowed(msg("core.style_nsfw", style=repr(spec.style)))
 
 
 def _require_admin(actor: Requester, is_admin: bool) -> str:
@@ -144,10 +137,12 @@ def _check_style_name(name: str, known: list[str]) -> str:
 
 
 def _check_positive(value: float, what: str, ceiling: float) -> None:
+    """``what`` is the catalogue key naming the setting."""
+    """``what`` is the catalogue key naming the setting."""
     if not (value > 0 and math.isfinite(value)):
-        raise BadRequest(f"The {what} must be a positive number, not {value:g}.")
+        raise BadRequest(msg("core.must_be_positive", what=msg(what), value=f"{value:g}"))
     if value > ceiling:
-        raise BadRequest(f"The {what} can be at most {ceiling:g}.")
+        raise BadRequest(msg("core.at_most", what=msg(what), ceiling=f"{ceiling:g}"))
 
 
 def _changed_values(change: SettingsChange, known: list[str], operator: Limits) -> dict[str, Any]:
@@ -164,20 +159,20 @@ def _changed_values(change: SettingsChange, known: list[str], operator: Limits) 
             else _check_style_name(change.default_style, known)
         )
     if change.rate_per_minute is not None:
-        _check_positive(change.rate_per_minute, "rate per minute", MAX_RATE_PER_MINUTE)
+        _check_positive(change.rate_per_minute, "core.what.rate", MAX_RATE_PER_MINUTE)
         values["rate_per_minute"] = min(change.rate_per_minute, operator.rate_per_minute)
     if change.rate_burst is not None:
-        _check_positive(change.rate_burst, "burst", 1000)
+        _check_positive(change.rate_burst, "core.what.burst", 1000)
         values["rate_burst"] = min(int(change.rate_burst), operator.burst)
     if change.max_pending_per_user is not None:
-        _check_positive(change.max_pending_per_user, "pending images per user", 1000)
+        _check_positive(change.max_pending_per_user, "core.what.pending", 1000)
         values["max_pending_per_user"] = min(
             int(change.max_pending_per_user), operator.max_pending_per_user
         )
     if change.showcase_channel_id is not None:
         channel = change.showcase_channel_id.strip()
         if not channel:
-            raise BadRequest("The showcase channel is empty; clear it instead.")
+            raise BadRequest(msg("core.showcase_empty"))
         values["showcase_channel_id"] = channel
     if change.banned_words is not None:
         values["banned_words"] = moderation.check_words(change.banned_words)
@@ -188,7 +183,9 @@ def _changed_values(change: SettingsChange, known: list[str], operator: Limits) 
             values["language"] = Language(change.language)
         except ValueError:
             choices = ", ".join(Language)
-            raise BadRequest(f"Unknown language {change.language!r}; use {choices}.") from None
+            raise BadRequest(
+                msg("core.unknown_language", language=repr(change.language), known=choices)
+            ) from None
     return values
 
 
@@ -198,11 +195,11 @@ def apply_change(
     """``current`` with ``change`` applied, or BadRequest saying which value is wrong."""
     unknown = change.clear - set(SETTINGS_FIELDS)
     if unknown:
-        raise BadRequest(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
+        raise BadRequest(msg("core.unknown_settings", names=", ".join(sorted(unknown))))
     values = _changed_values(change, known, operator)
     both = change.clear & set(values)
     if both:
-        raise BadRequest(f"Cannot both set and clear: {', '.join(sorted(both))}.")
+        raise BadRequest(msg("core.set_and_clear", names=", ".join(sorted(both))))
     defaults = ServerSettings(current.platform, current.server_id)
     values.update({name: getattr(defaults, name) for name in change.clear})
     updated = replace(current, **values)
@@ -211,9 +208,7 @@ def apply_change(
         and updated.allowed_styles
         and updated.default_style not in updated.allowed_styles
     ):
-        raise BadRequest(
-            f"The default style {updated.default_style!r} is not among the allowed styles."
-        )
+        raise BadRequest(msg("core.default_not_allowed", style=repr(updated.default_style)))
     return updated
 
 
@@ -459,13 +454,13 @@ class Community:
 
     async def share(self, requester: Requester, job: Job) -> ShareTicket:
         if job.requester.user_key != requester.user_key:
-            raise NotAllowed("Only the person who made an image can share it.")
+            raise NotAllowed(msg("core.share_not_owner"))
         server_key = job.requester.server_key
         if server_key is None or job.requester.server_id is None:
-            raise BadRequest("Only images made in a server or group can go to its showcase.")
+            raise BadRequest(msg("core.share_needs_server"))
         await self.check_not_blocked(requester, server_key)
         if job.state is not JobState.POSTED:
-            raise BadRequest(f"Image #{job.id} is not finished yet; share it once it is posted.")
+            raise BadRequest(msg("core.share_not_finished", job=job.id))
         privacy = await self.privacy(requester)
         if privacy.share_opt_out:
             raise NotAllowed(OPTED_OUT)
@@ -509,7 +504,7 @@ class Community:
     async def record_share(self, share_id: int, message_id: str) -> None:
         rows = await self._store.query("SELECT id FROM shares WHERE id = ?", (share_id,))
         if not rows:
-            raise NotFound(f"There is no shared image #{share_id}.")
+            raise NotFound(msg("core.no_such_share", share=share_id))
         await self._store.write_one(
             "UPDATE shares SET message_id = ? WHERE id = ?",
             [message_id, share_id],
@@ -525,13 +520,13 @@ class Community:
 
     async def vote(self, voter: Requester, share_id: int, value: int) -> int:
         if value not in (-1, 0, 1):
-            raise BadRequest("A vote is 1 (up), -1 (down) or 0 (take your vote back).")
+            raise BadRequest(msg("core.bad_vote"))
         rows = await self._store.query(
             f"SELECT s.user_key, s.platform {_VISIBLE_SHARES} AND s.id = ?",
             (share_id,),
         )
         if not rows or rows[0]["platform"] != str(voter.platform):
-            raise NotFound(f"There is no shared image #{share_id}.")
+            raise NotFound(msg("core.no_such_share", share=share_id))
         # Votes for your own image are ignored: the score is what others think.
         if rows[0]["user_key"] != voter.user_key:
             if value == 0:
@@ -570,7 +565,7 @@ class Community:
         offset: int = 0,
     ) -> list[GalleryItem]:
         if sort not in ("recent", "top") or period not in _PERIOD_S:
-            raise BadRequest("Show the gallery by recent or top, for a week, month or all.")
+            raise BadRequest(msg("core.bad_gallery"))
         since = self._clock.now() - _PERIOD_S[period]
         order = "score DESC, " if sort == "top" else ""
         rows = await self._store.query(

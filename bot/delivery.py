@@ -19,6 +19,7 @@ from bot import access, texts
 from bot.board import Board
 from bot.domain import Job, JobState, Platform
 from bot.errors import StorageError, TurbobotError
+from bot.i18n import Message
 from bot.image_files import ImageFiles
 from bot.metrics import Metrics
 from bot.ports import Clock, Notifier, ProgressCallback
@@ -62,7 +63,7 @@ class _Parked:
     """A message for a platform whose adapter is not registered yet (e.g. during recovery)."""
 
     job: Job
-    failure: str | None  # None: deliver the image
+    failure: Message | str | None  # None: deliver the image
 
 
 class Delivery:
@@ -197,12 +198,14 @@ class Delivery:
 
     # --- failures --------------------------------------------------------------------------
 
-    async def fail(self, job: Job, reason: str, kind: str) -> None:
-        """Record ``job`` as failed and tell its user why."""
-        failed = replace(job, state=JobState.FAILED, error=reason, finished_at=self._clock.now())
+    async def fail(self, job: Job, reason: Message | str, kind: str) -> None:
+        """Record ``job`` as failed and tell its user why (in their chat's language: the
+        record keeps the English text, the notifier gets the message)."""
+        error = str(reason)
+        failed = replace(job, state=JobState.FAILED, error=error, finished_at=self._clock.now())
         try:
             await self._store.update_job(
-                job.id, state=JobState.FAILED, error=reason, finished_at=failed.finished_at
+                job.id, state=JobState.FAILED, error=error, finished_at=failed.finished_at
             )
         except StorageError as err:
             log.error("job #%d failed, unrecorded: %s (%s)", job.id, err, reason)  # noqa: TRY400
@@ -213,7 +216,7 @@ class Delivery:
         self._board.finish(failed)
         await self._tell_failed(failed, reason)
 
-    async def _tell_failed(self, job: Job, reason: str) -> None:
+    async def _tell_failed(self, job: Job, reason: Message | str) -> None:
         await self._drain_progress(job.id)
         notifier = self._notifiers.get(job.requester.platform)
         if notifier is None:

@@ -23,6 +23,7 @@ from bot.delivery import Delivery
 from bot.domain import Generated, Job, JobState
 from bot.errors import EngineCrashed, StorageError, TurbobotError
 from bot.fairqueue import FairQueue
+from bot.i18n import Message
 from bot.image_files import ImageFiles
 from bot.metrics import Metrics
 from bot.ports import Clock, Executor
@@ -247,7 +248,7 @@ class Dispatcher:
         self._wake.set()
 
 
-def _failure_text(err: Exception) -> str:
+def _failure_text(err: Exception) -> Message | str:
     if isinstance(err, TurbobotError):
-        return str(err)
+        return err.message
     return texts.engine_error(type(err).__name__)

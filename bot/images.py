@@ -16,6 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bot.domain import ASPECTS, INPUT_FORMATS, MAX_INPUT_BYTES, MAX_INPUT_PIXELS, Aspect
 from bot.errors import BadRequest
+from bot.i18n import Message, msg
 
 MIN_INPUT_SIDE = 64  # smaller images carry too little to start a 1 MP picture from
 _FORMATS = "JPEG, PNG or WebP"  # INPUT_FORMATS, as people write them
@@ -42,11 +43,10 @@ def read_image(
 def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     """Upright RGB pixels of a JPEG, PNG or WebP file, or a BadRequest saying why not."""
     if len(data) > max_bytes:
-        raise BadRequest(
-            f"The image is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB."
-        )
+        size, limit = f"{len(data) / 2**20:.1f}", f"{max_bytes / 2**20:.0f}"
+        raise BadRequest(msg("core.image_too_large", size=size, limit=limit))
     if not data:
-        raise BadRequest("The image file is empty.")
+        raise BadRequest(msg("core.image_empty"))
     try:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that: make it an error too.
@@ -61,22 +61,21 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadRequest(_too_many_pixels(max_pixels)) from None
     except UnidentifiedImageError:
-        raise BadRequest(f"That file is not a supported image; send {_FORMATS}.") from None
+        raise BadRequest(msg("core.image_format", formats=_FORMATS)) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise BadRequest(f"The image could not be read (it may be damaged): {exc}.") from None
+        raise BadRequest(msg("core.image_unreadable", error=str(exc))) from None
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise BadRequest(_too_many_pixels(max_pixels))
     if min(width, height) < MIN_INPUT_SIDE:
-        raise BadRequest(
-            f"The image is {width}x{height}; each side must be at least {MIN_INPUT_SIDE} pixels."
-        )
+        size = f"{width}x{height}"
+        raise BadRequest(msg("core.image_too_small", size=size, side=MIN_INPUT_SIDE))
 
 
-def _too_many_pixels(max_pixels: int) -> str:
-    return f"The image has too many pixels; the limit is {max_pixels / 1e6:.0f} megapixels."
+def _too_many_pixels(max_pixels: int) -> Message:
+    return msg("core.image_too_many_pixels", limit=f"{max_pixels / 1e6:.0f}")
 
 
 def _upright_rgb(img: Image.Image) -> Image.Image:

@@ -14,7 +14,14 @@ from collections import Counter
 from collections.abc import Callable
 
 from bot import texts
-from bot.admission import Bucket, Limits, Pending, check_caps, full_bucket, take_token
+from bot.admission import (
+    Bucket,
+    Limits,
+    Pending,
+    check_caps,
+    full_bucket,
+    take_token,
+)
 from bot.community import Community, server_limits
 from bot.domain import GenerationSpec, Job, JobState, Requester, ServerSettings
 from bot.errors import ShuttingDown

@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable
 from confusable_homoglyphs import confusables
 
 from bot.errors import BadPrompt, BadRequest
+from bot.i18n import msg
 
-BLOCKED_MESSAGE = "This prompt was blocked by this server's word filter."
+BLOCKED_MESSAGE = msg("core.prompt_blocked")
 MAX_WORD_CHARS = 64
 MAX_WORDS = 200
 
@@ -158,9 +159,9 @@ def check_word(raw: str) -> str:
     """A banned word as stored (folded), or BadRequest saying what is wrong with it."""
     word = " ".join(fold(raw).split())
     if not word.replace("*", "").strip():
-        raise BadRequest(f"{raw!r} is not a usable banned word: it needs at least one letter.")
+        raise BadRequest(msg("core.banned_word_empty", word=repr(raw)))
     if len(word) > MAX_WORD_CHARS:
-        raise BadRequest(f"A banned word may be at most {MAX_WORD_CHARS} characters long.")
+        raise BadRequest(msg("core.banned_word_long", limit=MAX_WORD_CHARS))
     return word
 
 
@@ -168,7 +169,7 @@ def check_words(raw: Iterable[str]) -> tuple[str, ...]:
     """Folded, de-duplicated banned words in their given order."""
     words = tuple(dict.fromkeys(check_word(w) for w in raw if w.strip()))
     if len(words) > MAX_WORDS:
-        raise BadRequest(f"A server may ban at most {MAX_WORDS} words, not {len(words)}.")
+        raise BadRequest(msg("core.banned_words_many", limit=MAX_WORDS, count=len(words)))
     return words
 
 

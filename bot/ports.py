@@ -31,6 +31,7 @@ from bot.domain import (
     UserPrivacy,
     VoteResult,
 )
+from bot.i18n import Message
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``(step, total)`` after each denoising step, from whatever thread runs the work."""
@@ -94,8 +95,11 @@ class Notifier(Protocol):
         """Post the finished image (absolute path) to ``job.requester.channel_id``."""
         ...
 
-    async def failed(self, job: Job, reason: str) -> None:
-        """Tell the requester, in plain words, that the job failed or could not be delivered."""
+    async def failed(self, job: Job, reason: Message | str) -> None:
+        """Tell the requester, in plain words, that the job failed or could not be delivered.
+
+        ``reason`` is a catalogue message to show in the chat's language (a plain ``str`` is
+        shown as it is)."""
         ...
 
     async def delete_message(self, channel_id: str, message_id: str) -> None:

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot import access, community, texts
-from bot.admission import Limits, full_bucket, take_token
+from bot.admission import Limits, full_bucket, take_token, wait_text
 from bot.board import Board
 from bot.clock import SystemClock
 from bot.community import Community
@@ -356,7 +356,7 @@ class Core:
         try:
             spent = take_token(bucket, self._clock.now(), SHOW_LIMITS)
         except RateLimited as err:
-            wait = str(err).rsplit(" in ", 1)[-1].rstrip(".")
+            wait = wait_text(err.retry_after)
             raise RateLimited(texts.showing_too_fast(wait), err.retry_after) from None
         await self._store.save_bucket(key, spent)
 

@@ -28,6 +28,7 @@ import aiosqlite
 from bot.admission import Bucket
 from bot.domain import GenerationSpec, Job, JobState, Platform, Requester, Timings
 from bot.errors import StorageError
+from bot.i18n import msg
 
 # The ``migrations`` package ships the .sql files as package data (an installed wheel has them).
 MIGRATIONS_DIR = Path(str(importlib.resources.files("migrations")))
@@ -39,17 +40,13 @@ log = logging.getLogger(__name__)
 def storage_error(err: BaseException, what: str) -> StorageError:
     """A clear message for the operator (and the user) from a low-level error."""
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        return StorageError(
-            f"The disk is full: could not {what}. Free some space; nothing is lost."
-        )
+        return StorageError(msg("core.disk_full", what=what))
     text = str(err)
     if "locked" in text or "busy" in text:
-        return StorageError(f"The database is busy (locked by another program): could not {what}.")
+        return StorageError(msg("core.database_busy", what=what))
     if "full" in text:
-        return StorageError(
-            f"The disk is full: could not {what}. Free some space; nothing is lost."
-        )
-    return StorageError(f"Storage error: could not {what} ({text}).")
+        return StorageError(msg("core.disk_full", what=what))
+    return StorageError(msg("core.storage_error", what=what, error=text))
 
 
 def migrations(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, str]]:
@@ -77,11 +74,7 @@ async def migrate(
     known = migrations(directory)
     if current > len(known):
         # Written by a newer turbobot: this code would misread (or damage) what it cannot see.
-        raise StorageError(
-            f"The database has schema version {current}, but this turbobot knows versions up "
-            f"to {len(known)}: it was made by a newer turbobot. Run that version, or restore "
-            "a backup made before the upgrade."
-        )
+        raise StorageError(msg("core.schema_too_new", version=current, known=len(known)))
     for version, sql in known:
         if version <= current or (upto is not None and version > upto):
             continue

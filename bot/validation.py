@@ -31,6 +31,7 @@ from bot.domain import (
     StepRange,
 )
 from bot.errors import BadPrompt, BadRequest, NotFound, UnknownStyle
+from bot.i18n import msg
 
 # Words that mean "no style" (for one image, a user's default, a server's default), the one
 # set every adapter uses.
@@ -126,7 +127,7 @@ MAX_ID = 2**63 - 1  # SQLite's largest integer; job and share ids are far below 
 def check_job_id(job_id: int) -> int:
     """A job (or share) id from a user: beyond SQLite's integers it names nothing."""
     if not 1 <= job_id <= MAX_ID:
-        raise NotFound(f"There is no job #{job_id}.")
+        raise NotFound(msg("core.no_such_job", job=job_id))
     return job_id
 
 
@@ -143,14 +144,14 @@ def is_blank(text: str) -> bool:
     )
 
 
-def check_prompt(raw: str, *, what: str = "prompt") -> str:
+def check_prompt(raw: str, *, what: str = "core.what.prompt") -> str:
+    """``what`` is the catalogue key naming the field (the prompt or the negative prompt)."""
     prompt = normalise_prompt(raw)
     if is_blank(prompt):
-        raise BadPrompt(f"Please describe the image: the {what} is empty.")
+        raise BadPrompt(msg("core.prompt_empty", what=msg(what)))
     if len(prompt) > MAX_PROMPT_CHARS:
         raise BadPrompt(
-            f"The {what} is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}. "
-            "Please shorten it."
+            msg("core.prompt_too_long", what=msg(what), length=len(prompt), limit=MAX_PROMPT_CHARS)
         )
     return prompt
 
@@ -159,7 +160,7 @@ def resolve_aspect(raw: str | None) -> tuple[int, int]:
     name = DEFAULT_ASPECT if raw is None else raw.strip().replace("x", ":").replace("/", ":")
     aspect = ASPECTS.get(name)
     if aspect is None:
-        raise BadRequest(f"Unknown aspect {raw!r}. Choose one of: {', '.join(ASPECTS)}.")
+        raise BadRequest(msg("core.unknown_aspect", aspect=repr(raw), known=", ".join(ASPECTS)))
     return aspect.width, aspect.height
 
 
@@ -167,7 +168,7 @@ def check_steps(steps: int | None, limits: StepRange = TURBO_STEPS) -> int:
     if steps is None:
         return limits.default
     if not limits.low <= steps <= limits.high:
-        raise BadRequest(f"Steps must be from {limits.low} to {limits.high}, not {steps}.")
+        raise BadRequest(msg("core.steps_range", low=limits.low, high=limits.high, value=steps))
     return steps
 
 
@@ -177,22 +178,21 @@ def check_seed(seed: int | None, rng: random.Random) -> int:
 
 def check_seed_range(seed: int) -> int:
     if not 0 <= seed <= MAX_SEED:
-        raise BadRequest(f"The seed must be from 0 to {MAX_SEED}, not {seed}.")
+        raise BadRequest(msg("core.seed_range", high=MAX_SEED, value=seed))
     return seed
 
 
 def check_cfg(cfg: float | None, negative: str | None) -> tuple[float, str | None]:
     value = MIN_CFG if cfg is None else cfg
     if not MIN_CFG <= value <= MAX_CFG:
-        raise BadRequest(f"CFG must be from {MIN_CFG:g} to {MAX_CFG:g}, not {value:g}.")
+        raise BadRequest(
+            msg("core.cfg_range", low=f"{MIN_CFG:g}", high=f"{MAX_CFG:g}", value=f"{value:g}")
+        )
     if negative is None:
         return value, None
     if value <= MIN_CFG:
-        raise BadRequest(
-            "A negative prompt (--no) only works with CFG above 1, e.g. --cfg 4 "
-            "(it makes each image about twice as slow)."
-        )
-    return value, check_prompt(negative, what="negative prompt")
+        raise BadRequest(msg("core.negative_needs_cfg"))
+    return value, check_prompt(negative, what="core.what.negative_prompt")
 
 
 def resolve_style(requested: str | None, default: str | None, known: list[str]) -> str | None:
@@ -242,26 +242,22 @@ def check_spec(spec: GenerationSpec, steps: StepRange = TURBO_STEPS) -> None:
     check_seed_range(spec.seed)
     check_cfg(spec.cfg, spec.negative_prompt)
     if spec.aspect not in ASPECTS:
-        raise BadRequest(
-            f"{spec.width}x{spec.height} is not a supported size; use one of {', '.join(ASPECTS)}."
-        )
+        size = f"{spec.width}x{spec.height}"
+        raise BadRequest(msg("core.unsupported_size", size=size, known=", ".join(ASPECTS)))
     check_images(spec.n)
     check_image_input(spec)
 
 
 def check_images(n: int) -> int:
     if not MIN_IMAGES <= n <= MAX_IMAGES:
-        raise BadRequest(
-            f"The number of images must be from {MIN_IMAGES} to {MAX_IMAGES}, not {n}."
-        )
+        raise BadRequest(msg("core.images_range", low=MIN_IMAGES, high=MAX_IMAGES, value=n))
     return n
 
 
 def check_strength(strength: float) -> float:
     if not MIN_STRENGTH <= strength <= MAX_STRENGTH:
-        raise BadRequest(
-            f"Strength must be from {MIN_STRENGTH:g} to {MAX_STRENGTH:g}, not {strength:g}."
-        )
+        low, high, value = f"{MIN_STRENGTH:g}", f"{MAX_STRENGTH:g}", f"{strength:g}"
+        raise BadRequest(msg("core.strength_range", low=low, high=high, value=value))
     return strength
 
 
@@ -269,12 +265,12 @@ def check_image_input(spec: GenerationSpec) -> None:
     """img2img kinds name an image inside the data dir; text-to-image names none."""
     if not spec.kind.needs_image:
         if spec.init_image is not None or spec.strength is not None:
-            raise BadRequest("An input image and a strength only go with an image job.")
+            raise BadRequest(msg("core.image_options_without_image"))
         return
     if spec.strength is not None:
         check_strength(spec.strength)
     path = PurePosixPath(spec.init_image or "")
     if not spec.init_image or path.is_absolute() or ".." in path.parts or "\\" in spec.init_image:
-        raise BadRequest("This job needs an input image (a file inside the data folder).")
+        raise BadRequest(msg("core.image_needed"))
     if spec.kind is JobKind.UPSCALE and spec.n != 1:
-        raise BadRequest("An upscale makes one image at a time.")
+        raise BadRequest(msg("core.upscale_one_image"))

@@ -11,6 +11,7 @@ from PIL import Image
 
 from bot.domain import Delivered, Generated, GenerationSpec, Job, Platform, StyleInfo, Timings
 from bot.errors import EngineCrashed, GenerationFailed
+from bot.i18n import Message
 from bot.ports import ProgressCallback
 
 
@@ -133,8 +134,8 @@ class RecordingNotifier:
         self.delivered_jobs.append(job)
         return Delivered(message_id=f"m{job.id}", channel_id=job.requester.channel_id)
 
-    async def failed(self, job: Job, reason: str) -> None:
-        self.failures.append((job.id, reason))
+    async def failed(self, job: Job, reason: Message | str) -> None:
+        self.failures.append((job.id, str(reason)))  # the English text, as the tests read it
 
     async def delete_message(self, channel_id: str, message_id: str) -> None:
         self.deleted.append((channel_id, message_id))

@@ -23,8 +23,8 @@ import pytest
 
 from adapters.console import CONSOLE_USER, ConsoleAdapter
 from adapters.discord.texts import say
-from adapters.telegram.texts import SOMETHING_WRONG
 from bot.domain import Platform, Requester
+from bot.i18n import t
 from bot.service import open_core
 from tests.core.conftest import make_settings as core_settings
 from tests.discord.conftest import make_settings as discord_settings
@@ -126,7 +126,7 @@ async def telegram_case(bot: Any, case: Case, uid: int) -> list[str]:
     replies = await api.wait_for("sendMessage", where=mine, within=WAIT_S)
     text = str(replies[0].params["text"])
     problems = []
-    if text == SOMETHING_WRONG or text.startswith("Queued"):
+    if text == t("telegram.something_wrong") or text.startswith("Queued"):
         problems.append(f"answered {text[:80]!r}")
     if api.calls_of("sendPhoto") and any(mine(c) for c in api.calls_of("sendPhoto")):
         problems.append("made an image")

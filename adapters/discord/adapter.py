@@ -27,6 +27,7 @@ from adapters.discord.views import ForgetButton, GalleryButton, JobButton, Resty
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.domain import Delivered, Job, Platform
+from bot.i18n import Message
 from bot.ports import BotApi, Clock
 
 _log = logging.getLogger(__name__)
@@ -206,17 +207,19 @@ class DiscordAdapter:
         )
         credit = await self.handlers.community.remix_credit(job)
         limit = self._upload_limit(job)
-        message = await post_result(channel, job, Path(jpeg_path), limit, credit=credit)
+        lang = await self.handlers.community.server_language(job.requester.server_id)
+        message = await post_result(channel, job, Path(jpeg_path), limit, credit=credit, lang=lang)
         await self._finish(job, "done", link=message.jump_url)
         return Delivered(message_id=str(message.id), channel_id=str(message.channel.id))
 
-    async def failed(self, job: Job, reason: str) -> None:
+    async def failed(self, job: Job, reason: Message | str) -> None:
         if await self._finish(job, "failed", reason=reason):
             return
         # No live interaction (restart, long queue): tell the requester in the channel.
         channel = self.client.get_partial_messageable(int(job.requester.channel_id))
         mention = discord.AllowedMentions(users=[discord.Object(int(job.requester.user_id))])
-        text = f"<@{job.requester.user_id}> #{job.id} · " + say("en-US", "failed", reason=reason)
+        lang = await self.handlers.community.server_language(job.requester.server_id)
+        text = f"<@{job.requester.user_id}> #{job.id} · " + say(lang, "failed", reason=reason)
         await channel.send(fmt.fit_text(text), allowed_mentions=mention)
 
     async def delete_message(self, channel_id: str, message_id: str) -> None:
@@ -227,7 +230,7 @@ class DiscordAdapter:
 
     # ----------------------------------------------------------------- helpers
 
-    async def _finish(self, job: Job, key: str, **values: str) -> bool:
+    async def _finish(self, job: Job, key: str, **values: object) -> bool:
         """Show the final word in the ephemeral reply, if there is one; True if it was shown."""
         tracked = self.handlers.tracked.pop(job.id, None)
         if tracked is None:

@@ -1,7 +1,8 @@
 """The application commands, as Discord shows them; each one hands over to ``Handlers``.
 
-Texts are ``locale_str`` so :class:`adapters.discord.texts.Translator` can give Discord the
-Chinese versions when the tree is synced. Styles are an autocomplete (a choice list is cut at
+Texts are catalogue keys (a ``locale_str`` with a ``key``), so
+:class:`adapters.discord.texts.Translator` can give Discord the Chinese versions when the tree
+is synced. Styles are an autocomplete (a choice list is cut at
 25); aspects are fixed choices. Admin commands carry ``default_member_permissions`` (Manage
 Server) so Discord hides them from members; the handlers check again, since a server's admins
 can open any command to everybody.
@@ -13,9 +14,9 @@ from typing import Any
 
 import discord
 from discord import app_commands
-from discord.app_commands import locale_str as _
 
 from adapters.discord.handlers import Handlers
+from adapters.discord.texts import command_text as _
 from adapters.discord.views import GALLERY_PERIODS, GALLERY_SORTS
 from bot.domain import ASPECTS, MAX_SEED, MAX_STEPS, MIN_STEPS
 
@@ -42,13 +43,13 @@ def register(tree: app_commands.CommandTree[Any], h: Handlers) -> None:
 
 
 def _imagine(h: Handlers) -> app_commands.Command[Any, ..., None]:
-    @app_commands.command(name="imagine", description=_("Make an image from a prompt"))
+    @app_commands.command(name="imagine", description=_("discord.cmd.imagine"))
     @app_commands.describe(
-        prompt=_("What to draw"),
-        style=_("A style (type to search)"),
-        aspect=_("Picture shape"),
-        seed=_("Random seed (same seed, same image)"),
-        steps=_("Denoising steps (more is slower)"),
+        prompt=_("discord.opt.prompt"),
+        style=_("discord.opt.style"),
+        aspect=_("discord.opt.aspect"),
+        seed=_("discord.opt.seed"),
+        steps=_("discord.opt.steps"),
     )
     @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
     async def imagine(  # noqa: PLR0917 (discord.py reads the options from this signature)
@@ -66,14 +67,14 @@ def _imagine(h: Handlers) -> app_commands.Command[Any, ..., None]:
 
 
 def _style_group(h: Handlers) -> app_commands.Group:
-    group = app_commands.Group(name="style", description=_("Styles"))
+    group = app_commands.Group(name="style", description=_("discord.cmd.style"))
 
-    @group.command(name="list", description=_("List the installed styles"))
+    @group.command(name="list", description=_("discord.cmd.style_list"))
     async def style_list(interaction: Interaction) -> None:
         await h.style_list(interaction)
 
-    @group.command(name="set", description=_("Set your default style (leave empty to clear)"))
-    @app_commands.describe(style=_("A style (type to search)"))
+    @group.command(name="set", description=_("discord.cmd.style_set"))
+    @app_commands.describe(style=_("discord.opt.style"))
     async def style_set(interaction: Interaction, style: str | None = None) -> None:
         await h.style_set(interaction, style)
 
@@ -82,7 +83,7 @@ def _style_group(h: Handlers) -> app_commands.Group:
 
 
 def _simple(h: Handlers) -> app_commands.Command[Any, ..., None]:
-    @app_commands.command(name="queue", description=_("Your jobs in the queue"))
+    @app_commands.command(name="queue", description=_("discord.cmd.queue"))
     async def queue(interaction: Interaction) -> None:
         await h.queue(interaction)
 
@@ -90,8 +91,8 @@ def _simple(h: Handlers) -> app_commands.Command[Any, ..., None]:
 
 
 def _history(h: Handlers) -> app_commands.Command[Any, ..., None]:
-    @app_commands.command(name="history", description=_("Your recent images"))
-    @app_commands.describe(page=_("Page number"))
+    @app_commands.command(name="history", description=_("discord.cmd.history"))
+    @app_commands.describe(page=_("discord.opt.page"))
     async def history(interaction: Interaction, page: app_commands.Range[int, 1, 1000] = 1) -> None:
         await h.history(interaction, page)
 
@@ -99,8 +100,8 @@ def _history(h: Handlers) -> app_commands.Command[Any, ..., None]:
 
 
 def _show(h: Handlers) -> app_commands.Command[Any, ..., None]:
-    @app_commands.command(name="show", description=_("Post an earlier image again"))
-    @app_commands.describe(job=_("Job number"))
+    @app_commands.command(name="show", description=_("discord.cmd.show"))
+    @app_commands.describe(job=_("discord.opt.job"))
     async def show(interaction: Interaction, job: app_commands.Range[int, 1]) -> None:
         await h.show(interaction, job)
 
@@ -108,7 +109,7 @@ def _show(h: Handlers) -> app_commands.Command[Any, ..., None]:
 
 
 def _help(h: Handlers) -> app_commands.Command[Any, ..., None]:
-    @app_commands.command(name="help", description=_("How to use the bot"))
+    @app_commands.command(name="help", description=_("discord.cmd.help"))
     async def help_(interaction: Interaction) -> None:
         await h.help(interaction)
 
@@ -118,27 +119,27 @@ def _help(h: Handlers) -> app_commands.Command[Any, ..., None]:
 def _settings_group(h: Handlers) -> app_commands.Group:
     group = app_commands.Group(
         name="settings",
-        description=_("Server settings (admins)"),
+        description=_("discord.cmd.settings"),
         default_permissions=ADMIN,
         guild_only=True,
     )
 
-    @group.command(name="show", description=_("Show this server's settings"))
+    @group.command(name="show", description=_("discord.cmd.settings_show"))
     async def show(interaction: Interaction) -> None:
         await h.community.settings_show(interaction)
 
-    @group.command(name="set", description=_("Change this server's settings"))
+    @group.command(name="set", description=_("discord.cmd.settings_set"))
     @app_commands.describe(
-        default_style=_("Default style for this server"),
-        allowed_styles=_("Allowed styles, comma-separated (all = every style)"),
-        rate_per_minute=_("Images per minute per user"),
-        rate_burst=_("Images a user may ask for at once"),
-        pending_cap=_("Waiting jobs per user"),
-        showcase_channel=_("Channel where shared images are posted"),
-        banned_words=_("Banned words, comma-separated (none = no words)"),
-        share_outside=_("May results be shared outside this server"),
-        language=_("Language of the bot's replies"),
-        reset=_("Settings to reset, comma-separated"),
+        default_style=_("discord.opt.default_style"),
+        allowed_styles=_("discord.opt.allowed_styles"),
+        rate_per_minute=_("discord.opt.rate_per_minute"),
+        rate_burst=_("discord.opt.rate_burst"),
+        pending_cap=_("discord.opt.pending_cap"),
+        showcase_channel=_("discord.opt.showcase_channel"),
+        banned_words=_("discord.opt.banned_words"),
+        share_outside=_("discord.opt.share_outside"),
+        language=_("discord.opt.language"),
+        reset=_("discord.opt.reset"),
     )
     @app_commands.choices(language=LANGUAGES)
     async def set_(  # noqa: PLR0917 (discord.py reads the options from this signature)
@@ -173,8 +174,8 @@ def _settings_group(h: Handlers) -> app_commands.Group:
 
 
 def _gallery(h: Handlers) -> app_commands.Command[Any, ..., None]:
-    @app_commands.command(name="gallery", description=_("The server's shared images"))
-    @app_commands.describe(sort=_("Order"), period=_("Time span"))
+    @app_commands.command(name="gallery", description=_("discord.cmd.gallery"))
+    @app_commands.describe(sort=_("discord.opt.sort"), period=_("discord.opt.period"))
     @app_commands.choices(
         sort=[app_commands.Choice(name=s, value=s) for s in GALLERY_SORTS],
         period=[app_commands.Choice(name=p, value=p) for p in GALLERY_PERIODS],
@@ -187,10 +188,10 @@ def _gallery(h: Handlers) -> app_commands.Command[Any, ..., None]:
 
 
 def _privacy(h: Handlers) -> app_commands.Command[Any, ..., None]:
-    @app_commands.command(name="privacy", description=_("Your privacy settings"))
+    @app_commands.command(name="privacy", description=_("discord.cmd.privacy"))
     @app_commands.describe(
-        share_opt_out=_("Never show my images in the showcase or gallery"),
-        hide_details=_("Hide my prompt, style and seed when shared"),
+        share_opt_out=_("discord.opt.share_opt_out"),
+        hide_details=_("discord.opt.hide_details"),
     )
     async def privacy(
         interaction: Interaction,
@@ -203,7 +204,7 @@ def _privacy(h: Handlers) -> app_commands.Command[Any, ..., None]:
 
 
 def _forget(h: Handlers) -> app_commands.Command[Any, ..., None]:
-    @app_commands.command(name="forget", description=_("Delete everything the bot keeps about you"))
+    @app_commands.command(name="forget", description=_("discord.cmd.forget"))
     async def forget(interaction: Interaction) -> None:
         await h.community.forget(interaction)
 
@@ -211,23 +212,21 @@ def _forget(h: Handlers) -> app_commands.Command[Any, ..., None]:
 
 
 def _moderation(h: Handlers) -> list[app_commands.Command[Any, ..., None]]:
-    @app_commands.command(
-        name="block", description=_("Block a user from the bot in this server (admins)")
-    )
-    @app_commands.describe(user=_("The user"))
+    @app_commands.command(name="block", description=_("discord.cmd.block"))
+    @app_commands.describe(user=_("discord.opt.user"))
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     async def block(interaction: Interaction, user: discord.User) -> None:
         await h.community.block(interaction, user, blocked=True)
 
-    @app_commands.command(name="unblock", description=_("Unblock a user (admins)"))
-    @app_commands.describe(user=_("The user"))
+    @app_commands.command(name="unblock", description=_("discord.cmd.unblock"))
+    @app_commands.describe(user=_("discord.opt.user"))
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     async def unblock(interaction: Interaction, user: discord.User) -> None:
         await h.community.block(interaction, user, blocked=False)
 
-    @app_commands.command(name="audit", description=_("Moderation log of this server (admins)"))
+    @app_commands.command(name="audit", description=_("discord.cmd.audit"))
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     async def audit(interaction: Interaction) -> None:

@@ -35,6 +35,7 @@ from bot.domain import (
     Ticket,
 )
 from bot.errors import BadRequest, NotAllowed, NotFound, TurbobotError
+from bot.i18n import t
 from bot.ports import BotApi
 from bot.validation import NO_STYLE
 
@@ -133,21 +134,21 @@ class Community:
             await self._require_admin(interaction)
             settings = await self.core.server_settings(Platform.DISCORD, str(interaction.guild_id))
             title = say(cfmt.locale_of(settings.language), "settings_title")
-            text = cfmt.settings_text(settings, show_banned=True)
+            text = cfmt.settings_text(settings, show_banned=True, lang=settings.language)
             await self.h.answer(interaction, f"{title}\n{text}")
 
     async def settings_set(self, interaction: discord.Interaction[Any], **options: Any) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self.h.guard(interaction, "settings set"):
             if interaction.guild_id is None:
-                raise NotAllowed("Server settings exist in a server only.")
+                raise NotAllowed(say(interaction.locale, "server_only_settings"))
             change = settings_change(**options)
             who = self.h.requester(interaction)
             settings = await self.core.update_server_settings(
                 who, change, is_admin=is_server_admin(interaction)
             )
             locale = cfmt.locale_of(settings.language)
-            text = cfmt.settings_text(settings, show_banned=True)
+            text = cfmt.settings_text(settings, show_banned=True, lang=settings.language)
             await self.h.answer(interaction, f"{say(locale, 'settings_saved')}\n{text}")
 
     # ----------------------------------------------------------------- share, remix, votes
@@ -186,7 +187,7 @@ class Community:
             str(interaction.message.id) if interaction.message else None
         )
         if message_id is None:
-            raise NotFound(f"Job #{job_id} was not posted.")
+            raise NotFound(say(interaction.locale, "not_posted", job=job_id))
         return fmt.message_link(job.requester.server_id, job.requester.channel_id, message_id)
 
     async def _post_showcase(
@@ -194,16 +195,16 @@ class Community:
     ) -> discord.Message:
         path = self.core.image_file(ticket.job)
         if path is None:
-            raise NotFound(f"Job #{ticket.job.id} has no image (deleted?).")
+            raise NotFound(say(interaction.locale, "no_image_deleted", job=ticket.job.id))
         client: discord.Client = interaction.client
         channel = client.get_partial_messageable(
             int(ticket.channel_id), guild_id=interaction.guild_id
         )
         file = discord.File(path, filename=f"turbobot-{ticket.job.id}.jpg")
         return await channel.send(
-            fmt.fit_text(cfmt.showcase_caption(ticket)),
+            fmt.fit_text(cfmt.showcase_caption(ticket, await self.locale(interaction))),
             file=file,
-            view=showcase_view(ticket.job.id),
+            view=showcase_view(ticket.job.id, await self.locale(interaction)),
             allowed_mentions=discord.AllowedMentions.none(),
         )
 
@@ -238,7 +239,15 @@ class Community:
     async def remix_credit(self, job: Job) -> str | None:
         """ "remix of #N by NAME" when the core credits somebody else's image."""
         credit = await self.core.credit_for(job)
-        return None if credit is None else cfmt.remix_credit(credit)
+        if credit is None:
+            return None
+        return cfmt.remix_credit(credit, await self.server_language(job.requester.server_id))
+
+    async def server_language(self, server_id: str | None) -> Language:
+        """The reply language a server chose (English outside a server)."""
+        if server_id is None:
+            return Language.EN
+        return (await self.core.server_settings(Platform.DISCORD, server_id)).language
 
     # ----------------------------------------------------------------- /gallery
 
@@ -260,7 +269,7 @@ class Community:
         self, interaction: discord.Interaction[Any], sort: str, period: str, page: int
     ) -> tuple[str, discord.ui.View | None]:
         if interaction.guild_id is None:
-            raise NotAllowed("The gallery is a server's; use it in a server.")
+            raise NotAllowed(say(interaction.locale, "server_only_gallery"))
         server = str(interaction.guild_id)
         size = cfmt.GALLERY_PAGE_SIZE
         # One more than a page, to know whether there is a next one.
@@ -312,7 +321,7 @@ class Community:
     async def forget(self, interaction: discord.Interaction[Any]) -> None:
         async with self.h.guard(interaction, "forget"):
             locale = await self.locale(interaction)
-            view = forget_view(interaction.user.id)
+            view = forget_view(interaction.user.id, locale)
             await self.h.answer(interaction, say(locale, "forget_confirm"), view)
 
     async def forget_confirmed(self, interaction: discord.Interaction[Any], user_id: int) -> None:
@@ -356,7 +365,9 @@ def settings_change(**options: Any) -> SettingsChange:
     clear: set[str] = set()
     for name in _text_list(options.pop("reset", None)):
         if name not in SETTING_FIELDS:
-            raise BadRequest(f"Unknown setting {name!r}; known: {', '.join(SETTING_FIELDS)}.")
+            raise BadRequest(
+                t("discord.unknown_setting", name=name, known=", ".join(SETTING_FIELDS))
+            )
         clear.add(SETTING_FIELDS[name])
     for name, value in options.items():
         if value is None:

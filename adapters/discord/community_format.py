@@ -11,6 +11,7 @@ import discord
 from adapters.discord import format as fmt
 from adapters.discord.texts import say
 from bot.domain import AuditEntry, Credit, GalleryItem, Job, Language, ServerSettings, ShareTicket
+from bot.i18n import t
 
 GALLERY_PAGE_SIZE = 5
 GALLERY_PROMPT_CHARS = 80
@@ -18,7 +19,9 @@ GALLERY_PROMPT_CHARS = 80
 
 def plain_name(name: str) -> str:
     """A display name as literal text: no markdown, no mentions."""
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(name)) or "someone"
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(name)) or t(
+        "discord.someone"
+    )
 
 
 def locale_of(language: Language) -> str:
@@ -26,23 +29,26 @@ def locale_of(language: Language) -> str:
     return "zh-CN" if language is Language.ZH else "en-US"
 
 
-def details(job: Job) -> str:
+def details(job: Job, lang: Language | str = Language.EN) -> str:
     spec = job.spec
-    return f"style {spec.style or 'none'} · seed {spec.seed} · {spec.steps} steps"
+    style = spec.style or t("discord.style_none", lang)
+    return t("discord.showcase.details", lang, style=style, seed=spec.seed, steps=spec.steps)
 
 
-def showcase_caption(ticket: ShareTicket) -> str:
+def showcase_caption(ticket: ShareTicket, lang: Language | str = Language.EN) -> str:
     """The text of a showcase post: credit, and the prompt and settings unless hidden."""
     job = ticket.job
-    credit = f"-# Shared by {plain_name(ticket.credit_name)} · #{job.id}"
+    shared_by = t("discord.showcase.credit", lang, name=plain_name(ticket.credit_name), job=job.id)
+    credit = f"-# {shared_by}"
     if not ticket.show_details:
         return credit
     prompt = fmt.shorten(job.spec.prompt, fmt.CAPTION_PROMPT_CHARS)
-    return f"**{discord.utils.escape_markdown(prompt)}**\n{credit} · {details(job)}"
+    return f"**{discord.utils.escape_markdown(prompt)}**\n{credit} · {details(job, lang)}"
 
 
-def remix_credit(credit: Credit) -> str:
-    return f"remix of #{credit.job_id} by {plain_name(credit.name)}"
+def remix_credit(credit: Credit, lang: Language | str = Language.EN) -> str:
+    name = plain_name(credit.name)
+    return t("discord.remix_credit", lang, job=credit.job_id, name=name)
 
 
 def gallery_text(
@@ -61,7 +67,7 @@ def gallery_text(
         what = (
             f"**{fmt.shorten(item.job.spec.prompt, GALLERY_PROMPT_CHARS)}**"
             if item.show_details
-            else "*details hidden*"
+            else say(locale, "details_hidden")
         )
         link = link_of.get(item.share_id)
         tail = f" · {link}" if link else ""
@@ -72,31 +78,36 @@ def gallery_text(
     return fmt.shorten_lines(lines)
 
 
-def _value(value: object) -> str:
+def _value(value: object, lang: Language | str) -> str:
     if value is None:
-        return "default"
+        return t("discord.setting.default", lang)
     if isinstance(value, tuple):
-        return ", ".join(str(v) for v in value) if value else "all"
+        return ", ".join(str(v) for v in value) if value else t("discord.setting.all", lang)
     return str(value)
 
 
-def settings_text(settings: ServerSettings, *, show_banned: bool) -> str:
+def settings_text(
+    settings: ServerSettings, *, show_banned: bool, lang: Language | str = Language.EN
+) -> str:
     """The settings as an admin reads them back (banned words only for admins)."""
     channel = settings.showcase_channel_id
-    lines = [
-        f"Default style: {_value(settings.default_style)}",
-        f"Allowed styles: {_value(settings.allowed_styles)}",
-        f"Images per minute per user: {_value(settings.rate_per_minute)}",
-        f"Burst: {_value(settings.rate_burst)}",
-        f"Waiting jobs per user: {_value(settings.max_pending_per_user)}",
-        f"Showcase channel: {f'<#{channel}>' if channel else 'none'}",
-        f"Share outside this server: {'yes' if settings.allow_external_share else 'no'}",
-        f"Language: {settings.language}",
+    none = t("discord.setting.none", lang)
+    rows = [
+        ("default_style", _value(settings.default_style, lang)),
+        ("allowed_styles", _value(settings.allowed_styles, lang)),
+        ("rate", _value(settings.rate_per_minute, lang)),
+        ("burst", _value(settings.rate_burst, lang)),
+        ("pending", _value(settings.max_pending_per_user, lang)),
+        ("showcase", f"<#{channel}>" if channel else none),
+        (
+            "share_outside",
+            t("discord.yes" if settings.allow_external_share else "discord.no", lang),
+        ),
+        ("language", str(settings.language)),
     ]
     if show_banned:
-        words = ", ".join(f"`{w}`" for w in settings.banned_words) or "none"
-        lines.append(f"Banned words: {words}")
-    return fmt.shorten_lines(lines)
+        rows.append(("banned", ", ".join(f"`{w}`" for w in settings.banned_words) or none))
+    return fmt.shorten_lines([t(f"discord.setting.{k}", lang, value=v) for k, v in rows])
 
 
 def audit_text(entries: list[AuditEntry], locale: str) -> str:

@@ -6,7 +6,10 @@ import math
 
 import discord
 
-from bot.domain import Job, Platform, Requester, StyleInfo
+from bot.domain import Job, Language, Platform, Requester, StyleInfo, Timings
+from bot.i18n import t
+
+Lang = Language | str  # a Language, or a Discord locale such as "zh-CN"
 
 CAPTION_PROMPT_CHARS = 300  # the caption is a summary; /show and Info give the full prompt
 AUTOCOMPLETE_LIMIT = 25  # Discord's cap on autocomplete results
@@ -50,7 +53,7 @@ def seconds(job: Job) -> float | None:
     return job.finished_at - job.started_at
 
 
-def caption(job: Job, credit: str | None = None) -> str:
+def caption(job: Job, credit: str | None = None, lang: Lang = Language.EN) -> str:
     """The text posted with an image: who asked, the prompt, and the settings to reproduce it.
 
     ``credit`` names the original of a remix (plain text: it must not ping its author).
@@ -58,9 +61,9 @@ def caption(job: Job, credit: str | None = None) -> str:
     spec = job.spec
     took = seconds(job)
     parts = [
-        f"style {spec.style or 'none'}",
-        f"seed {spec.seed}",
-        f"{spec.steps} steps",
+        t("discord.caption.style", lang, style=spec.style or t("discord.style_none", lang)),
+        t("discord.caption.seed", lang, seed=spec.seed),
+        t("discord.caption.steps", lang, steps=spec.steps),
         spec.aspect,
     ]
     if took is not None:
@@ -72,29 +75,46 @@ def caption(job: Job, credit: str | None = None) -> str:
     return fit_text(f"{head}\n-# #{job.id} · " + " · ".join(parts))
 
 
-def info_text(job: Job) -> str:
+def info_text(job: Job, lang: Lang = Language.EN) -> str:
     """Everything about a job, for the Info button and /show."""
     spec = job.spec
     lines = [
-        f"**Job #{job.id}** ({job.state})",
-        f"Prompt: {literal(shorten(spec.prompt, 1200))}",
-        f"Style: {spec.style or 'none'} · seed {spec.seed} · {spec.steps} steps · "
-        f"{spec.width}x{spec.height} · cfg {spec.cfg:g}",
+        t("discord.info.title", lang, job=job.id, state=job.state),
+        t("discord.info.prompt", lang, prompt=literal(shorten(spec.prompt, 1200))),
+        t(
+            "discord.info.settings",
+            lang,
+            style=spec.style or t("discord.style_none", lang),
+            seed=spec.seed,
+            steps=spec.steps,
+            width=spec.width,
+            height=spec.height,
+            cfg=f"{spec.cfg:g}",
+        ),
     ]
     if spec.negative_prompt:
-        lines.append(f"Negative: {literal(shorten(spec.negative_prompt, 300))}")
+        negative = literal(shorten(spec.negative_prompt, 300))
+        lines.append(t("discord.info.negative", lang, negative=negative))
     if job.parent_job_id is not None:
-        lines.append(f"Derived from #{job.parent_job_id}")
+        lines.append(t("discord.info.parent", lang, job=job.parent_job_id))
     if job.timings is not None:
-        t = job.timings
-        lines.append(
-            f"Timings: text {t.text_encode_ms:.0f} ms · denoise {t.denoise_ms:.0f} ms · "
-            f"decode {t.decode_ms:.0f} ms · jpeg {t.jpeg_ms:.0f} ms · total {t.total_ms:.0f} ms"
-        )
+        lines.append(_timings_line(job.timings, lang))
     took = seconds(job)
     if took is not None:
-        lines.append(f"Run time: {took:.1f} s (attempts: {job.attempts})")
+        lines.append(t("discord.info.run_time", lang, seconds=f"{took:.1f}", attempts=job.attempts))
     return shorten_lines(lines)
+
+
+def _timings_line(tm: Timings, lang: Lang) -> str:
+    return t(
+        "discord.info.timings",
+        lang,
+        text=f"{tm.text_encode_ms:.0f}",
+        denoise=f"{tm.denoise_ms:.0f}",
+        decode=f"{tm.decode_ms:.0f}",
+        jpeg=f"{tm.jpeg_ms:.0f}",
+        total=f"{tm.total_ms:.0f}",
+    )
 
 
 def shorten_lines(lines: list[str]) -> str:
@@ -125,7 +145,13 @@ def styles_text(
     """One line per style; ``note`` (e.g. which previews are attached) goes first so a long
     list cut at Discord's 2000 characters never cuts it."""
     if not styles:
-        return "No styles are installed."
+        return t("discord.no_styles", Language.ZH if chinese else Language.EN)
+    return _style_lines(styles, default, chinese, note)
+
+
+def _style_lines(
+    styles: list[StyleInfo], default: str | None, chinese: bool, note: str | None
+) -> str:
     lines = [] if note is None else [note]
     for s in styles:
         label = s.display_name_zh if chinese and s.display_name_zh else s.display_name
@@ -134,23 +160,35 @@ def styles_text(
     return shorten_lines(lines)
 
 
-def history_text(jobs: list[Job], page: int) -> str:
-    lines = [f"**Your images, page {page}**"]
+def history_text(jobs: list[Job], page: int, lang: Lang = Language.EN) -> str:
+    lines = [t("discord.history.title", lang, page=page)]
     for job in jobs:
         spec = job.spec
         lines.append(
-            f"`#{job.id}` {job.state} · {literal(shorten(spec.prompt, 60))} · "
-            f"{spec.style or 'no style'} · seed {spec.seed} · {spec.steps} steps"
+            t(
+                "discord.history.line",
+                lang,
+                job=job.id,
+                state=job.state,
+                prompt=literal(shorten(spec.prompt, 60)),
+                style=spec.style or t("discord.no_style", lang),
+                seed=spec.seed,
+                steps=spec.steps,
+            )
         )
     if len(jobs) == HISTORY_PAGE_SIZE:
-        lines.append(f"-# More: /history page:{page + 1} · re-post one: /show job:<number>")
+        lines.append(t("discord.history.more", lang, page=page + 1))
     return shorten_lines(lines)
 
 
-def queue_text(entries: list[tuple[Job, int]]) -> str:
-    lines = ["**Your jobs**"]
+def queue_text(entries: list[tuple[Job, int]], lang: Lang = Language.EN) -> str:
+    lines = [t("discord.queue.title", lang)]
     for job, position in entries:
-        where = "running now" if position == 0 else f"position {position}"
+        where = (
+            t("discord.queue.running", lang)
+            if position == 0
+            else t("discord.queue.position", lang, position=position)
+        )
         lines.append(f"`#{job.id}` {where} · {literal(shorten(job.spec.prompt, 80))}")
     return shorten_lines(lines)
 

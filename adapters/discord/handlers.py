@@ -25,7 +25,16 @@ from adapters.discord import format as fmt
 from adapters.discord.community import Community, is_server_admin
 from adapters.discord.texts import help_text, is_chinese, say
 from adapters.discord.views import Action, cancel_view, restyle_view, result_view
-from bot.domain import DeriveKind, GenerateRequest, Job, JobAction, Requester, StyleInfo, Ticket
+from bot.domain import (
+    DeriveKind,
+    GenerateRequest,
+    Job,
+    JobAction,
+    Language,
+    Requester,
+    StyleInfo,
+    Ticket,
+)
 from bot.errors import NotAllowed, NotFound, ShuttingDown, TurbobotError
 from bot.ports import BotApi, Clock
 from bot.validation import NO_STYLE
@@ -86,6 +95,13 @@ class Handlers:
 
     # ----------------------------------------------------------------- error boundary
 
+    async def error_language(self, interaction: discord.Interaction[Any]) -> str:
+        """Core errors follow the server's language (the user's locale when unreadable)."""
+        try:
+            return await self.community.locale(interaction)
+        except TurbobotError:
+            return str(interaction.locale)
+
     @contextlib.asynccontextmanager
     async def guard(
         self, interaction: discord.Interaction[Any], what: str, job_id: int | None = None
@@ -93,7 +109,7 @@ class Handlers:
         try:
             yield
         except TurbobotError as err:
-            await self.answer(interaction, str(err))
+            await self.answer(interaction, err.render(await self.error_language(interaction)))
         except Exception:
             # Context for whoever reads the log; never the token or the interaction payload.
             _log.exception(
@@ -190,7 +206,7 @@ class Handlers:
             if not jobs:
                 await self.answer(interaction, say(interaction.locale, "no_history"))
                 return
-            await self.answer(interaction, fmt.history_text(jobs, page))
+            await self.answer(interaction, fmt.history_text(jobs, page, str(interaction.locale)))
 
     async def queue(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "queue"):
@@ -199,8 +215,8 @@ class Handlers:
                 await self.answer(interaction, say(interaction.locale, "no_jobs"))
                 return
             waiting = [job.id for job, position in entries if position > 0]
-            view = cancel_view(waiting) if waiting else None
-            await self.answer(interaction, fmt.queue_text(entries), view)
+            view = cancel_view(waiting, str(interaction.locale)) if waiting else None
+            await self.answer(interaction, fmt.queue_text(entries, str(interaction.locale)), view)
 
     async def show(self, interaction: discord.Interaction[Any], job_id: int) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -209,11 +225,13 @@ class Handlers:
             job = await self.core.job_for(requester(interaction), job_id, JobAction.SHOW)
             path = self.core.image_file(job)
             if path is None:
-                raise NotFound(f"Job #{job_id} has no image (not finished, or deleted).")
+                raise NotFound(say(interaction.locale, "no_image", job=job_id))
             channel = self._channel(interaction)
             credit = await self.community.remix_credit(job)
             limit = self._upload_limit(interaction)
-            message = await post_result(channel, job, path, limit, credit=credit)
+            message = await post_result(
+                channel, job, path, limit, credit=credit, lang=str(interaction.locale)
+            )
             await self.answer(interaction, message.jump_url)
 
     async def help(self, interaction: discord.Interaction[Any]) -> None:
@@ -254,7 +272,9 @@ class Handlers:
                 case Action.RESTYLE:
                     styles = self.core.styles()
                     await self.answer(
-                        interaction, f"Restyle #{job_id}:", restyle_view(job_id, styles)
+                        interaction,
+                        say(interaction.locale, "restyle_title", job=job_id),
+                        restyle_view(job_id, styles, str(interaction.locale)),
                     )
                 case Action.SHARE:
                     await self.community.share(interaction, job_id)
@@ -264,7 +284,7 @@ class Handlers:
                     await self._delete(interaction, who, job_id)
                 case Action.INFO:
                     job = await self.core.job_for(who, job_id, JobAction.DETAILS)
-                    await self.answer(interaction, fmt.info_text(job))
+                    await self.answer(interaction, fmt.info_text(job, str(interaction.locale)))
                 case Action.CANCEL:
                     job = await self.core.cancel(who, job_id)
                     await self.answer(interaction, say(interaction.locale, "cancelled", job=job.id))
@@ -344,7 +364,7 @@ class Handlers:
 
     def _channel(self, interaction: discord.Interaction[Any]) -> discord.PartialMessageable:
         if interaction.channel_id is None:
-            raise NotAllowed("This command works in a channel only.")
+            raise NotAllowed(say(interaction.locale, "channel_only"))
         client: discord.Client = interaction.client
         return client.get_partial_messageable(interaction.channel_id, guild_id=interaction.guild_id)
 
@@ -389,6 +409,7 @@ async def post_result(
     limit: int,
     *,
     credit: str | None = None,
+    lang: Language | str = Language.EN,
 ) -> discord.Message:
     """An ordinary channel message with the image, caption, mention and buttons.
 
@@ -401,7 +422,7 @@ async def post_result(
     if size > limit:
         mib, cap = fmt.too_big(size, limit)
         text = say(
-            "en-US",
+            lang,
             "too_big",
             mention=f"<@{job.requester.user_id}>",
             job=job.id,
@@ -409,9 +430,12 @@ async def post_result(
             limit=cap,
         )
         return await channel.send(
-            fmt.fit_text(text), allowed_mentions=mention, view=result_view(job.id)
+            fmt.fit_text(text), allowed_mentions=mention, view=result_view(job.id, lang)
         )
     file = discord.File(path, filename=f"turbobot-{job.id}.jpg")
     return await channel.send(
-        fmt.caption(job, credit), file=file, view=result_view(job.id), allowed_mentions=mention
+        fmt.caption(job, credit, lang),
+        file=file,
+        view=result_view(job.id, lang),
+        allowed_mentions=mention,
     )

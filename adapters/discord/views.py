@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 
-from bot.domain import StyleInfo
+from bot.domain import Language, StyleInfo
+from bot.i18n import t
 
 if TYPE_CHECKING:
     from discord.ui import Item
@@ -42,15 +43,17 @@ RESULT_ACTIONS = (
 )
 SELECT_LIMIT = 25  # options in one select menu
 
+Lang = Language | str
+# label (a catalogue key), emoji, colour
 _LOOK: dict[Action, tuple[str, str, discord.ButtonStyle]] = {
-    Action.REROLL: ("Reroll", "🎲", discord.ButtonStyle.primary),
-    Action.VARY: ("Variations", "🔀", discord.ButtonStyle.secondary),
-    Action.RESTYLE: ("Restyle", "🎨", discord.ButtonStyle.secondary),
-    Action.SHARE: ("Share", "🔗", discord.ButtonStyle.secondary),
-    Action.REMIX: ("Remix", "🧬", discord.ButtonStyle.secondary),
-    Action.DELETE: ("Delete", "🗑️", discord.ButtonStyle.danger),
-    Action.INFO: ("Info", "ℹ️", discord.ButtonStyle.secondary),  # noqa: RUF001 (an emoji)
-    Action.CANCEL: ("Cancel", "✖️", discord.ButtonStyle.danger),
+    Action.REROLL: ("button.reroll", "🎲", discord.ButtonStyle.primary),
+    Action.VARY: ("button.variations", "🔀", discord.ButtonStyle.secondary),
+    Action.RESTYLE: ("button.restyle", "🎨", discord.ButtonStyle.secondary),
+    Action.SHARE: ("button.share", "🔗", discord.ButtonStyle.secondary),
+    Action.REMIX: ("button.remix", "🧬", discord.ButtonStyle.secondary),
+    Action.DELETE: ("button.delete", "🗑️", discord.ButtonStyle.danger),
+    Action.INFO: ("button.info", "ℹ️", discord.ButtonStyle.secondary),  # noqa: RUF001 (an emoji)
+    Action.CANCEL: ("button.cancel", "✖️", discord.ButtonStyle.danger),
 }
 
 
@@ -86,13 +89,13 @@ class JobButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     template=rf"tb:(?P<action>{'|'.join(Action)}):(?P<job>[0-9]{{1,18}})",
 ):
-    def __init__(self, action: Action, job_id: int) -> None:
+    def __init__(self, action: Action, job_id: int, lang: Lang = Language.EN) -> None:
         label, emoji, style = _LOOK[action]
         self.action = action
         self.job_id = job_id
         super().__init__(
             discord.ui.Button(
-                label=label, emoji=emoji, style=style, custom_id=f"tb:{action}:{job_id}"
+                label=t(label, lang), emoji=emoji, style=style, custom_id=f"tb:{action}:{job_id}"
             )
         )
 
@@ -114,17 +117,20 @@ class RestyleSelect(
     discord.ui.DynamicItem[discord.ui.Select[discord.ui.View]],
     template=r"tb:style:(?P<job>[0-9]{1,18})",
 ):
-    def __init__(self, job_id: int, styles: list[StyleInfo] | None = None) -> None:
+    def __init__(
+        self, job_id: int, styles: list[StyleInfo] | None = None, lang: Lang = Language.EN
+    ) -> None:
         self.job_id = job_id
         options = [
             discord.SelectOption(label=s.display_name[:100], value=s.name, description=s.name)
             for s in (styles or [])[:SELECT_LIMIT]
         ]
+        none = discord.SelectOption(label=t("button.none", lang), value="none")
         super().__init__(
             discord.ui.Select(
                 custom_id=f"tb:style:{job_id}",
-                placeholder="Pick a style",
-                options=options or [discord.SelectOption(label="none", value="none")],
+                placeholder=t("button.pick_style", lang),
+                options=options or [none],
             )
         )
 
@@ -145,33 +151,33 @@ class RestyleSelect(
             await _handler(interaction).on_restyle(interaction, self.job_id, str(values[0]))
 
 
-def result_view(job_id: int) -> discord.ui.View:
+def result_view(job_id: int, lang: Lang = Language.EN) -> discord.ui.View:
     """The buttons under a posted image."""
     view = discord.ui.View(timeout=None)
     for action in RESULT_ACTIONS:
-        view.add_item(JobButton(action, job_id))
+        view.add_item(JobButton(action, job_id, lang))
     return view
 
 
-def cancel_view(job_ids: list[int]) -> discord.ui.View:
+def cancel_view(job_ids: list[int], lang: Lang = Language.EN) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     for job_id in job_ids[:SELECT_LIMIT]:
-        button = JobButton(Action.CANCEL, job_id)
-        button.item.label = f"Cancel #{job_id}"
+        button = JobButton(Action.CANCEL, job_id, lang)
+        button.item.label = t("button.cancel_job", lang, job=job_id)
         view.add_item(button)
     return view
 
 
-def restyle_view(job_id: int, styles: list[StyleInfo]) -> discord.ui.View:
+def restyle_view(job_id: int, styles: list[StyleInfo], lang: Lang = Language.EN) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(RestyleSelect(job_id, styles))
+    view.add_item(RestyleSelect(job_id, styles, lang))
     return view
 
 
-def showcase_view(job_id: int) -> discord.ui.View:
+def showcase_view(job_id: int, lang: Lang = Language.EN) -> discord.ui.View:
     """Under a showcase post: anyone may remix it (votes are reactions, not buttons)."""
     view = discord.ui.View(timeout=None)
-    view.add_item(JobButton(Action.REMIX, job_id))
+    view.add_item(JobButton(Action.REMIX, job_id, lang))
     return view
 
 
@@ -189,7 +195,7 @@ class GalleryButton(
         self.page = page
         super().__init__(
             discord.ui.Button(
-                label=label or f"Page {page}",
+                label=label or t("button.page", page=page),
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"tb:gal:{sort}:{period}:{page}",
             )
@@ -225,11 +231,11 @@ class ForgetButton(
 ):
     """The /forget confirmation; the id names the user so nobody else can press it."""
 
-    def __init__(self, user_id: int) -> None:
+    def __init__(self, user_id: int, lang: Lang = Language.EN) -> None:
         self.user_id = user_id
         super().__init__(
             discord.ui.Button(
-                label="Delete everything",
+                label=t("button.forget", lang),
                 emoji="🗑️",
                 style=discord.ButtonStyle.danger,
                 custom_id=f"tb:forget:{user_id}",
@@ -250,7 +256,7 @@ class ForgetButton(
         await _handler(interaction).on_forget(interaction, self.user_id)
 
 
-def forget_view(user_id: int) -> discord.ui.View:
+def forget_view(user_id: int, lang: Lang = Language.EN) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(ForgetButton(user_id))
+    view.add_item(ForgetButton(user_id, lang))
     return view

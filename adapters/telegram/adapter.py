@@ -62,6 +62,7 @@ from adapters.telegram.keyboards import (
 )
 from adapters.telegram.updates import Ctx, Handler, Ignored
 from adapters.telegram.webhook import Webhook, webhook_from
+from bot import i18n
 from bot.commands import parse_imagine_args, split_command
 from bot.config import Settings
 from bot.domain import (
@@ -70,11 +71,13 @@ from bot.domain import (
     Job,
     JobAction,
     JobState,
+    Language,
     Platform,
     Requester,
     Ticket,
 )
 from bot.errors import NotAllowed, NotFound, TurbobotError
+from bot.i18n import language_of, t
 from bot.ports import BotApi
 from bot.validation import NO_STYLE
 
@@ -371,18 +374,13 @@ class TelegramAdapter:
 
     async def _publish_commands(self) -> None:
         bot = self._app.bot
-        await bot.set_my_commands([BotCommand(n, d) for n, d in texts.COMMANDS_EN])
-        await bot.set_my_commands(
-            [BotCommand(n, d) for n, d in texts.COMMANDS_ZH], language_code="zh"
-        )
         # A scope's menu replaces the default one: admins get every command.
         admins = BotCommandScopeAllChatAdministrators()
-        for language, everyone, extra in (
-            (None, texts.COMMANDS_EN, texts.ADMIN_COMMANDS_EN),
-            ("zh", texts.COMMANDS_ZH, texts.ADMIN_COMMANDS_ZH),
-        ):
-            menu = [BotCommand(n, d) for n, d in (*everyone, *extra)]
-            await bot.set_my_commands(menu, scope=admins, language_code=language)
+        for lang, code in ((Language.EN, None), (Language.ZH, "zh")):
+            everyone = [BotCommand(n, d) for n, d in texts.menu(texts.COMMANDS, lang)]
+            extra = [BotCommand(n, d) for n, d in texts.menu(texts.ADMIN_COMMANDS, lang)]
+            await bot.set_my_commands(everyone, language_code=code)
+            await bot.set_my_commands([*everyone, *extra], scope=admins, language_code=code)
 
     def _add_handlers(self) -> None:
         commands: dict[str, Handler] = {
@@ -413,7 +411,7 @@ class TelegramAdapter:
             except Ignored:
                 return
             except TurbobotError as err:
-                await self._tell(update, str(err))
+                await self._tell(update, err.render(await self._error_lang(update)))
             except Exception:
                 user = update.effective_user
                 chat = update.effective_chat
@@ -424,18 +422,29 @@ class TelegramAdapter:
                     user.id if user else None,
                     chat.id if chat else None,
                 )
-                await self._tell(update, texts.SOMETHING_WRONG)
+                await self._tell(update, t("telegram.something_wrong", tg.language(update)))
 
         return guarded
 
     def _gated(self, handler: Handler) -> Handler:
         async def gated(update: Update, context: Ctx) -> None:
             if not self._intake_open:
-                await self._tell(update, texts.INTAKE_CLOSED)
+                await self._tell(update, t("telegram.intake_closed", tg.language(update)))
                 return
             await handler(update, context)
 
         return gated
+
+    async def _error_lang(self, update: Update) -> str:
+        """Core errors follow the chat's language (the user's own when that is unreadable)."""
+        try:
+            return await self._lang(update)
+        except TurbobotError:
+            return str(language_of(tg.language(update)))
+
+    async def _lang(self, update: Update) -> str:
+        """The language to answer in: the group's setting, in private the user's own."""
+        return await self._community.lang(update)
 
     async def _tell(self, update: Update, text: str) -> None:
         """Answer whatever the user did with ``text`` (an alert for a button press)."""
@@ -452,7 +461,7 @@ class TelegramAdapter:
         message = tg.message(update)
         _, rest = split_command(message.text or "")
         if not rest:
-            await message.reply_text(texts.IMAGINE_USAGE)
+            await message.reply_text(t("telegram.imagine_usage", await self._lang(update)))
             return
         args = parse_imagine_args(rest)
         ticket = await self._core.submit(args.to_request(tg.requester(update)))
@@ -465,28 +474,29 @@ class TelegramAdapter:
         if rest:
             name = None if rest.strip().lower() in NO_STYLE else rest
             await self._core.set_default_style(requester, name)
-            await message.reply_text(texts.style_set(name))
+            await message.reply_text(texts.style_set(name, await self._lang(update)))
             return
         styles = self._core.styles()
         if not styles:
-            await message.reply_text(texts.no_styles())
+            await message.reply_text(texts.no_styles(await self._lang(update)))
             return
         current = await self._core.default_style(requester)
         await message.reply_text(
-            texts.style_picker(current, 0, page_count(styles)),
+            texts.style_picker(current, 0, page_count(styles), await self._lang(update)),
             reply_markup=style_keyboard(styles, 0, tg.language(update)),
         )
 
     async def _history(self, update: Update, context: Ctx) -> None:
         jobs = await self._core.history(tg.requester(update), limit=10)
-        await tg.message(update).reply_text(texts.history(jobs))
+        await tg.message(update).reply_text(texts.history(jobs, await self._lang(update)))
 
     async def _queue(self, update: Update, context: Ctx) -> None:
         entries = await self._core.queue_of(tg.requester(update))
         eta = {job.id: self._core.eta_for_position(pos) for job, pos in entries}
         waiting = [job.id for job, pos in entries if pos > 0]
+        lang = await self._lang(update)
         await tg.message(update).reply_text(
-            texts.queue(entries, eta), reply_markup=cancel_keyboard(waiting)
+            texts.queue(entries, eta, lang), reply_markup=cancel_keyboard(waiting, lang)
         )
 
     async def _cancel(self, update: Update, context: Ctx) -> None:
@@ -496,17 +506,17 @@ class TelegramAdapter:
         if rest:
             match = _JOB_REF.fullmatch(rest)
             if match is None:
-                await message.reply_text("Usage: /cancel 42 (a job number from /queue)")
+                await message.reply_text(t("telegram.cancel_usage", await self._lang(update)))
                 return
             job_id = int(match.group(1))
         else:
             waiting = [job.id for job, pos in await self._core.queue_of(requester) if pos > 0]
             if not waiting:
-                await message.reply_text("You have no waiting jobs to cancel.")
+                await message.reply_text(t("telegram.nothing_to_cancel", await self._lang(update)))
                 return
             job_id = max(waiting)  # the newest, as in the console
         await self._core.cancel(requester, job_id)
-        await message.reply_text(f"Cancelled #{job_id}.")
+        await message.reply_text(t("telegram.cancelled", await self._lang(update), job=job_id))
 
     async def _show(self, update: Update, context: Ctx) -> None:
         """``/show 42``: post an earlier image again (Telegram has no other way to fetch one,
@@ -515,13 +525,13 @@ class TelegramAdapter:
         _, rest = split_command(message.text or "")
         match = _JOB_REF.fullmatch(rest.strip())
         if match is None:
-            await message.reply_text(texts.SHOW_USAGE)
+            await message.reply_text(t("telegram.show_usage", await self._lang(update)))
             return
         # Who may re-post it (and how often) is the core's rule.
         job = await self._core.job_for(tg.requester(update), int(match.group(1)), JobAction.SHOW)
         path = self._core.image_file(job)
         if path is None:
-            raise NotFound(texts.no_image(job.id))
+            raise NotFound(texts.no_image(job.id, await self._lang(update)))
         ref = self._file_ref(job)  # Telegram's copy when there is one: no re-upload
         image = ref if ref is not None else await asyncio.to_thread(path.read_bytes)
         await self._send_result(job, message.chat_id, image, message.message_id)
@@ -537,15 +547,15 @@ class TelegramAdapter:
             raise Ignored
         callback = decode(query.data)
         if callback is None:
-            await query.answer(texts.STALE_BUTTON)
+            await query.answer(t("telegram.stale_button", tg.language(update)))
             return
         if not self._intake_open:
-            await query.answer(texts.INTAKE_CLOSED, show_alert=True)
+            await query.answer(t("telegram.intake_closed", tg.language(update)), show_alert=True)
             return
         try:
             answer = await self._buttons[callback.action](update, callback)
         except (ValueError, IndexError):  # malformed data: a forged or very old button
-            answer = texts.STALE_BUTTON
+            answer = t("telegram.stale_button", tg.language(update))
         await query.answer(texts.shorten(answer, texts.CALLBACK_ANSWER_LIMIT) if answer else None)
 
     async def _on_reroll(self, update: Update, callback: Callback) -> str:
@@ -562,10 +572,10 @@ class TelegramAdapter:
         job_id = callback.int_arg(0)
         styles = self._core.styles()
         if not styles:
-            return texts.no_styles()
+            return texts.no_styles(await self._lang(update))
         message = tg.message(update)
         await message.reply_text(
-            texts.restyle_picker(job_id, 0, page_count(styles)),
+            texts.restyle_picker(job_id, 0, page_count(styles), await self._lang(update)),
             reply_markup=style_keyboard(styles, 0, tg.language(update), job_id=job_id),
         )
         return None
@@ -576,30 +586,31 @@ class TelegramAdapter:
         page = min(page, page_count(styles) - 1)
         await self._edit_picker(
             update,
-            texts.restyle_picker(job_id, page, page_count(styles)),
+            texts.restyle_picker(job_id, page, page_count(styles), await self._lang(update)),
             style_keyboard(styles, page, tg.language(update), job_id=job_id),
         )
 
     async def _on_restyle_pick(self, update: Update, callback: Callback) -> str:
+        lang = await self._lang(update)
         style = resolve_style(callback.args[1], self._core.styles())
         if style is None:
-            return "That style is no longer installed."
+            return t("telegram.style_gone", lang)
         ticket = await self._core.derive(
             tg.requester(update), callback.int_arg(0), DeriveKind.RESTYLE, style=style
         )
         # The picker message becomes the new job's status message.
         message = tg.message(update)
         sent_at = self._monotonic()
-        await message.edit_text(texts.queued(ticket))
+        await message.edit_text(texts.queued(ticket, lang))
         await self._adopt_status(ticket.job.id, message.chat_id, message.message_id, sent_at)
-        return texts.queued(ticket)
+        return texts.queued(ticket, lang)
 
     async def _on_original(self, update: Update, callback: Callback) -> str | None:
         # Who may fetch it (and how often) is the core's rule.
         job = await self._core.job_for(tg.requester(update), callback.int_arg(0), JobAction.SHOW)
         path = self._core.image_file(job)
         if path is None:
-            return "The original file of this image is no longer available."
+            return t("telegram.original_gone", await self._lang(update))
         message = tg.message(update)
         await self._app.bot.send_document(
             message.chat_id,
@@ -624,11 +635,11 @@ class TelegramAdapter:
         except TelegramError:
             # Telegram refuses to delete messages older than 48 hours: drop the buttons instead.
             await message.edit_reply_markup(reply_markup=None)
-        return "Deleted."
+        return t("telegram.deleted", await self._lang(update))
 
     async def _on_cancel_button(self, update: Update, callback: Callback) -> str:
         job = await self._core.cancel(tg.requester(update), callback.int_arg(0))
-        return f"Cancelled #{job.id}."
+        return t("telegram.cancelled", await self._lang(update), job=job.id)
 
     async def _on_style_page(self, update: Update, callback: Callback) -> None:
         styles = self._core.styles()
@@ -636,14 +647,14 @@ class TelegramAdapter:
         current = await self._core.default_style(tg.requester(update))
         await self._edit_picker(
             update,
-            texts.style_picker(current, page, page_count(styles)),
+            texts.style_picker(current, page, page_count(styles), await self._lang(update)),
             style_keyboard(styles, page, tg.language(update)),
         )
 
     async def _on_style_pick(self, update: Update, callback: Callback) -> str:
         style = resolve_style(callback.args[0], self._core.styles())
         if style is None:
-            return "That style is no longer installed."
+            return t("telegram.style_gone", await self._lang(update))
         return await self._set_style(update, style)
 
     async def _on_style_clear(self, update: Update, callback: Callback) -> str:
@@ -651,8 +662,9 @@ class TelegramAdapter:
 
     async def _set_style(self, update: Update, style: str | None) -> str:
         await self._core.set_default_style(tg.requester(update), style)
-        await tg.message(update).edit_text(texts.style_set(style))
-        return texts.style_set(style)
+        text = texts.style_set(style, await self._lang(update))
+        await tg.message(update).edit_text(text)
+        return text
 
     async def _edit_picker(self, update: Update, text: str, keyboard: InlineKeyboardMarkup) -> None:
         await tg.message(update).edit_text(text, reply_markup=keyboard)
@@ -660,7 +672,7 @@ class TelegramAdapter:
     async def _queued_from_button(self, update: Update, ticket: Ticket) -> str:
         message = tg.message(update)
         await self._post_status(ticket, message.chat_id, message.message_id)
-        return texts.queued(ticket)
+        return texts.queued(ticket, await self._lang(update))
 
     # ----- inline mode -----
     async def _inline(self, update: Update, context: Ctx) -> None:
@@ -709,7 +721,7 @@ class TelegramAdapter:
         status.edited_at = now
         try:
             await self._app.bot.edit_message_text(
-                texts.generating(job, step, total),
+                texts.generating(job, step, total, await self._job_lang(job)),
                 chat_id=status.chat_id,
                 message_id=status.message_id,
             )
@@ -730,9 +742,10 @@ class TelegramAdapter:
         self, job: Job, chat_id: int, image: bytes | str, reply_to: str | int | None
     ) -> Message:
         """The image (bytes, or Telegram's ``file_id`` of it) with its caption and buttons."""
-        caption = texts.caption(job, await self._community.remix_credit(job))
+        lang = await self._job_lang(job)
+        caption = texts.caption(job, await self._community.remix_credit(job), lang)
         showcase, outside = await self._community.share_options(job)
-        keyboard = result_keyboard(job, showcase=showcase, share_outside=outside)
+        keyboard = result_keyboard(job, showcase=showcase, share_outside=outside, lang=lang)
         name, reply = f"turbobot-{job.id}.jpg", tg.reply_to(reply_to)
         sent: Message
         if isinstance(image, bytes) and len(image) > PHOTO_LIMIT_BYTES:
@@ -755,8 +768,8 @@ class TelegramAdapter:
             )
         return sent
 
-    async def failed(self, job: Job, reason: str) -> None:
-        text = texts.failed(job, reason)
+    async def failed(self, job: Job, reason: i18n.Message | str) -> None:
+        text = texts.failed(job, reason, await self._job_lang(job))
         status = self._finish(job.id)
         if status is not None:
             try:
@@ -782,8 +795,9 @@ class TelegramAdapter:
         if ticket.job.id in self._finished:
             return  # already delivered (an idle GPU is fast): no stale "queued" message
         sent_at = self._monotonic()
+        text = texts.queued(ticket, await self._job_lang(ticket.job))
         sent = await self._app.bot.send_message(
-            chat_id, texts.queued(ticket), reply_parameters=tg.reply_to(reply_to)
+            chat_id, text, reply_parameters=tg.reply_to(reply_to)
         )
         await self._adopt_status(ticket.job.id, chat_id, sent.message_id, sent_at)
 
@@ -795,6 +809,10 @@ class TelegramAdapter:
         self._status.put(job_id, _Status(chat_id, message_id, sent_at))
         if job_id in self._finished:
             await self._clear_status(job_id)
+
+    async def _job_lang(self, job: Job) -> str:
+        """The language of the chat a job was asked in (its group's setting)."""
+        return await self._community.server_lang(job.requester.server_id)
 
     def _finish(self, job_id: int) -> _Status | None:
         self._finished.put(job_id, True)

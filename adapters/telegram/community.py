@@ -74,21 +74,21 @@ def _switch(lang: str, key: str, value: str) -> bool:
         return True
     if word in _OFF:
         return False
-    raise _bad(lang, key, "on or off")
+    raise _bad(lang, key, ct.say(lang, "want_on_off"))
 
 
 def _float(lang: str, key: str, value: str, _chat: str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise _bad(lang, key, "a number") from None
+        raise _bad(lang, key, ct.say(lang, "want_number")) from None
 
 
 def _int(lang: str, key: str, value: str, _chat: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise _bad(lang, key, "a whole number") from None
+        raise _bad(lang, key, ct.say(lang, "want_whole_number")) from None
 
 
 def _text(_lang: str, _key: str, value: str, _chat: str) -> str:
@@ -106,7 +106,7 @@ def _styles(lang: str, key: str, value: str, chat: str) -> tuple[str, ...]:
 def _chat(lang: str, key: str, value: str, chat: str) -> str:
     target = chat if value.lower() == "here" else value
     if not _CHAT_ID.fullmatch(target):
-        raise _bad(lang, key, "a chat id (like -1001234567890), @channel, here or none")
+        raise _bad(lang, key, ct.say(lang, "want_chat"))
     return target
 
 
@@ -118,7 +118,7 @@ def _language(lang: str, key: str, value: str, _chat: str) -> Language:
     try:
         return Language(value.lower())
     except ValueError:
-        raise _bad(lang, key, "en or zh") from None
+        raise _bad(lang, key, ct.say(lang, "want_language")) from None
 
 
 # /settings key -> (SettingsChange field, parser of the typed value). Parsing only: the core
@@ -290,7 +290,7 @@ class Community:
         if ref is None:  # posted as a document, or before file ids were kept: upload once
             path = self._core.image_file(job)
             if path is None:
-                raise NotFound("The file of this image is no longer available.")
+                raise NotFound(ct.say(lang, "file_gone"))
             photo: str | bytes = await asyncio.to_thread(path.read_bytes)
         else:
             photo = ref  # Telegram's cached copy: no re-upload

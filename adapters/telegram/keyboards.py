@@ -14,8 +14,9 @@ from enum import StrEnum
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from adapters.telegram.texts import style_label
-from bot.domain import Job, StyleInfo
+from adapters.telegram.texts import Lang, style_label
+from bot.domain import Job, Language, StyleInfo
+from bot.i18n import t
 
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit
 PREFIX = "tb"
@@ -109,8 +110,12 @@ def resolve_style(token: str, styles: list[StyleInfo]) -> str | None:
     return None
 
 
+def _label(emoji: str, key: str, lang: Lang) -> str:
+    return f"{emoji} {t(key, lang)}"
+
+
 def result_keyboard(
-    job: Job, *, showcase: bool = False, share_outside: bool = True
+    job: Job, *, showcase: bool = False, share_outside: bool = True, lang: Lang = Language.EN
 ) -> InlineKeyboardMarkup:
     """The buttons under a delivered image.
 
@@ -118,25 +123,26 @@ def result_keyboard(
     (the group forbids it) drops the inline "share into any chat" button.
     """
     jid = job.id
+
+    def button(emoji: str, key: str, action: Action) -> InlineKeyboardButton:
+        return InlineKeyboardButton(_label(emoji, key, lang), callback_data=encode(action, jid))
+
     second = []
     if showcase:
-        second.append(InlineKeyboardButton("🏆 Showcase", callback_data=encode(Action.SHARE, jid)))
+        second.append(button("🏆", "button.showcase", Action.SHARE))
     if share_outside:
-        second.append(InlineKeyboardButton("📤 Share", switch_inline_query=f"#{jid}"))
+        share = _label("📤", "button.share", lang)
+        second.append(InlineKeyboardButton(share, switch_inline_query=f"#{jid}"))
     second += [
-        InlineKeyboardButton("🖼 Original", callback_data=encode(Action.ORIGINAL, jid)),
-        InlineKeyboardButton("🗑 Delete", callback_data=encode(Action.DELETE, jid)),
+        button("🖼", "button.original", Action.ORIGINAL),
+        button("🗑", "button.delete", Action.DELETE),
     ]
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton("🎲 Reroll", callback_data=encode(Action.REROLL, jid)),
-                InlineKeyboardButton("🔀 Variations", callback_data=encode(Action.VARIATION, jid)),
-                InlineKeyboardButton("🎨 Restyle", callback_data=encode(Action.RESTYLE, jid)),
-            ],
-            second,
-        ]
-    )
+    first = [
+        button("🎲", "button.reroll", Action.REROLL),
+        button("🔀", "button.variations", Action.VARIATION),
+        button("🎨", "button.restyle", Action.RESTYLE),
+    ]
+    return InlineKeyboardMarkup([first, second])
 
 
 def showcase_keyboard(share_id: int, job_id: int, score: int, remix: str) -> InlineKeyboardMarkup:
@@ -223,12 +229,12 @@ class _PageData:
         return encode(Action.RESTYLE_PICK, self.job_id, token)
 
 
-def _nav_row(page: int, pages: int, to_page: _PageData) -> list[InlineKeyboardButton]:
+def _nav_row(page: int, pages: int, to_page: _PageData, lang: Lang) -> list[InlineKeyboardButton]:
     row = []
     if page > 0:
-        row.append(InlineKeyboardButton("◀ Back", callback_data=to_page(page - 1)))
+        row.append(InlineKeyboardButton(t("button.back", lang), callback_data=to_page(page - 1)))
     if page + 1 < pages:
-        row.append(InlineKeyboardButton("More ▶", callback_data=to_page(page + 1)))
+        row.append(InlineKeyboardButton(t("button.more", lang), callback_data=to_page(page + 1)))
     return row
 
 
@@ -250,20 +256,25 @@ def style_keyboard(
         for s in _page_slice(styles, page)
     ]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-    nav = _nav_row(page, page_count(styles), data)
+    nav = _nav_row(page, page_count(styles), data, language_code)
     if nav:
         rows.append(nav)
     if job_id is None:
-        rows.append([InlineKeyboardButton("No style", callback_data=encode(Action.STYLE_CLEAR))])
+        no_style = t("button.no_style", language_code)
+        rows.append([InlineKeyboardButton(no_style, callback_data=encode(Action.STYLE_CLEAR))])
     return InlineKeyboardMarkup(rows)
 
 
-def cancel_keyboard(job_ids: list[int]) -> InlineKeyboardMarkup | None:
+def cancel_keyboard(job_ids: list[int], lang: Lang = Language.EN) -> InlineKeyboardMarkup | None:
     if not job_ids:
         return None
     return InlineKeyboardMarkup(
         [
-            [InlineKeyboardButton(f"Cancel #{j}", callback_data=encode(Action.CANCEL, j))]
+            [
+                InlineKeyboardButton(
+                    t("button.cancel_job", lang, job=j), callback_data=encode(Action.CANCEL, j)
+                )
+            ]
             for j in job_ids[:20]
         ]
     )

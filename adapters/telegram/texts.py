@@ -5,15 +5,15 @@ limit here is checked with :func:`utf16_len`, and text is shortened only between
 characters — never inside a surrogate pair, a combining sequence or a ZWJ emoji.
 """
 
-# Chinese texts use full-width punctuation on purpose; ruff takes it for confusables.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 import math
 import unicodedata
 
-from bot.domain import Job, JobState, StyleInfo, Ticket
+from bot.domain import Job, JobState, Language, StyleInfo, Ticket
+from bot.i18n import Message, language_of, t
+
+Lang = Language | str | None  # a Language, or a Telegram language_code such as "zh-hans"
 
 CAPTION_LIMIT = 1024
 MESSAGE_LIMIT = 4096
@@ -21,97 +21,35 @@ CALLBACK_ANSWER_LIMIT = 200
 ELLIPSIS = "\u2026"
 _ZWJ = "\u200d"
 
-COMMANDS_EN: tuple[tuple[str, str], ...] = (
-    ("imagine", "Make an image: /imagine <prompt> [--style S --seed N --aspect 16:9]"),
-    ("style", "Choose your default style"),
-    ("history", "Your recent images"),
-    ("queue", "Your waiting jobs"),
-    ("cancel", "Cancel a waiting job: /cancel [id]"),
-    ("show", "Post an earlier image again: /show <id>"),
-    ("gallery", "This group's shared images: /gallery [top] [week|month]"),
-    ("privacy", "Sharing and privacy: /privacy [optout on|off] [hide on|off]"),
-    ("forget", "Delete all your images and data"),
-    ("help", "How to use this bot"),
-    ("start", "Start"),
+# The command menus, in this order; their descriptions are ``telegram.cmd.<name>``.
+COMMANDS = (
+    "imagine",
+    "style",
+    "history",
+    "queue",
+    "cancel",
+    "show",
+    "gallery",
+    "privacy",
+    "forget",
+    "help",
+    "start",
 )
 # Group admins see these too (Telegram's "all chat administrators" command scope).
-ADMIN_COMMANDS_EN: tuple[tuple[str, str], ...] = (
-    ("settings", "Group settings: /settings [set <key> <value>]"),
-    ("block", "Block a user from the bot here (reply to their message)"),
-    ("unblock", "Unblock a user (reply to their message)"),
-    ("audit", "Moderation log of this group"),
-)
-COMMANDS_ZH: tuple[tuple[str, str], ...] = (
-    ("imagine", "生成图片：/imagine <描述> [--style 风格 --seed 数字 --aspect 16:9]"),
-    ("style", "选择默认风格"),
-    ("history", "最近的图片"),
-    ("queue", "排队中的任务"),
-    ("cancel", "取消排队任务：/cancel [编号]"),
-    ("show", "再次发布之前的图片：/show <编号>"),
-    ("gallery", "本群分享的图片：/gallery [top] [week|month]"),
-    ("privacy", "分享与隐私：/privacy [optout on|off] [hide on|off]"),
-    ("forget", "删除你的所有图片和数据"),
-    ("help", "使用说明"),
-    ("start", "开始"),
-)
-ADMIN_COMMANDS_ZH: tuple[tuple[str, str], ...] = (
-    ("settings", "群设置：/settings [set <项> <值>]"),
-    ("block", "禁止某用户在本群使用机器人（回复其消息）"),
-    ("unblock", "解除禁止（回复其消息）"),
-    ("audit", "本群的管理日志"),
-)
+ADMIN_COMMANDS = ("settings", "block", "unblock", "audit")
 
-HELP_EN = """\
-Send /imagine followed by a description, e.g.
-/imagine a red fox in fresh snow, golden hour --aspect 16:9
 
-Options: --style S, --seed N (same seed + prompt = same image), --steps 1-8, \
---aspect 1:1 | 16:9 | 9:16 | 4:3 | 3:4 | 3:2 | 2:3
-Under each image: Reroll (new seed), Variations, Restyle, Share (inline, any chat), \
-Original file (uncompressed JPEG), Delete.
-
-/style — your default style
-/history — your recent images
-/queue — your waiting jobs, /cancel [id] to cancel
-/show <id> — post an earlier image again (ids are in /history)
-In groups: 🏆 Showcase posts an image to the group's showcase, where 👍 counts likes and \
-Remix starts from it; /gallery [top] [week|month] lists them.
-/privacy — opt out of sharing or hide your prompts; /forget — delete all your data
-Group admins: /settings, /block, /unblock (reply to a message), /audit
-In any chat, type @{bot} and a word of a prompt to share one of your images."""
-
-HELP_ZH = """\
-发送 /imagine 加上描述，例如：
-/imagine 雪地里的红狐狸，黄昏光线 --aspect 16:9
-
-选项：--style 风格，--seed 数字（相同种子和描述得到相同图片），--steps 1-8，\
---aspect 1:1 | 16:9 | 9:16 | 4:3 | 3:4 | 3:2 | 2:3
-图片下方按钮：重新生成、变体、换风格、分享（任意聊天）、原图（无压缩 JPEG）、删除。
-
-/style — 默认风格
-/history — 最近的图片
-/queue — 排队中的任务，/cancel [编号] 取消
-/show <编号> — 再次发布之前的图片（编号见 /history）
-群组中：🏆 展示 把图片发到本群的展示频道，👍 点赞，改编 以它为起点；\
-/gallery [top] [week|month] 查看。
-/privacy — 退出分享或隐藏描述；/forget — 删除你的全部数据
-群管理员：/settings、/block、/unblock（回复消息）、/audit
-在任意聊天中输入 @{bot} 加上描述中的词，即可分享你的图片。"""
-
-INTAKE_CLOSED = "The bot is restarting and takes no new requests right now. Try again in a minute."
-SOMETHING_WRONG = "Something went wrong on our side. It has been logged; please try again."
-STALE_BUTTON = "This button is no longer valid."
-SHOW_USAGE = "Usage: /show 42 (a job number from /history)"
-IMAGINE_USAGE = "Usage: /imagine <prompt> [--style S] [--seed N] [--steps N] [--aspect 16:9]"
+def menu(names: tuple[str, ...], lang: Lang) -> list[tuple[str, str]]:
+    """(command, description) pairs for ``set_my_commands`` in ``lang``."""
+    return [(name, t(f"telegram.cmd.{name}", lang)) for name in names]
 
 
 def is_chinese(language_code: str | None) -> bool:
-    return bool(language_code) and str(language_code).lower().startswith("zh")
+    return language_of(language_code) is Language.ZH
 
 
 def help_text(language_code: str | None, bot_username: str) -> str:
-    template = HELP_ZH if is_chinese(language_code) else HELP_EN
-    return template.format(bot=bot_username)
+    return t("telegram.help", language_code, bot=bot_username)
 
 
 # ----- UTF-16 aware shortening -----
@@ -173,92 +111,109 @@ def _odd_run(text: str, end: int) -> bool:
 
 
 # ----- captions and status lines -----
-def details_line(job: Job) -> str:
+def details_line(job: Job, lang: Lang = Language.EN) -> str:
     spec = job.spec
-    parts = [spec.style or "no style", f"seed {spec.seed}", f"{spec.steps} steps", spec.aspect]
+    parts = [
+        spec.style or t("telegram.no_style", lang),
+        t("telegram.seed", lang, seed=spec.seed),
+        t("telegram.steps", lang, steps=spec.steps),
+        spec.aspect,
+    ]
     if job.timings is not None and job.timings.total_ms > 0:
         parts.append(f"{job.timings.total_ms / 1000:.1f} s")
     parts.append(f"#{job.id}")
     return " · ".join(parts)
 
 
-def caption(job: Job, credit: str | None = None) -> str:
+def caption(job: Job, credit: str | None = None, lang: Lang = Language.EN) -> str:
     """Prompt (shortened as needed) and the settings, within Telegram's 1024-unit caption;
     ``credit`` (a remix's "remix of #N by NAME") goes last."""
-    details = details_line(job) if credit is None else f"{details_line(job)}\n{credit}"
+    details = details_line(job, lang) if credit is None else f"{details_line(job, lang)}\n{credit}"
     budget = CAPTION_LIMIT - utf16_len(details) - 1
     return f"{shorten(job.spec.prompt, budget)}\n{details}"
 
 
-def duration(seconds: float) -> str:
+def duration(seconds: float, lang: Lang = Language.EN) -> str:
     if seconds < 90:
-        return f"{max(1, math.ceil(seconds))} s"
-    return f"{math.ceil(seconds / 60)} min"
+        return t("telegram.seconds", lang, n=max(1, math.ceil(seconds)))
+    return t("telegram.minutes", lang, n=math.ceil(seconds / 60))
 
 
-def queued(ticket: Ticket) -> str:
-    return (
-        f"Queued #{ticket.job.id}: position {ticket.position}, "
-        f"about {duration(ticket.eta_s)} until it starts."
+def queued(ticket: Ticket, lang: Lang = Language.EN) -> str:
+    eta = duration(ticket.eta_s, lang)
+    return t("telegram.queued", lang, job=ticket.job.id, position=ticket.position, eta=eta)
+
+
+def generating(job: Job, step: int, total: int, lang: Lang = Language.EN) -> str:
+    return t("telegram.generating", lang, job=job.id, step=step, total=total)
+
+
+def failed(job: Job, reason: Message | str, lang: Lang = Language.EN) -> str:
+    return shorten(t("telegram.failed", lang, job=job.id, reason=reason), MESSAGE_LIMIT)
+
+
+def job_line(job: Job, lang: Lang = Language.EN) -> str:
+    prompt = shorten(" ".join(job.spec.prompt.split()), 60)
+    style = job.spec.style or t("telegram.no_style", lang)
+    return t(
+        "telegram.job_line",
+        lang,
+        job=job.id,
+        state=job.state,
+        style=style,
+        seed=job.spec.seed,
+        prompt=prompt,
     )
 
 
-def generating(job: Job, step: int, total: int) -> str:
-    return f"Generating #{job.id}: step {step} of {total}\u2026"
-
-
-def failed(job: Job, reason: str) -> str:
-    return shorten(f"Image #{job.id} failed: {reason}", MESSAGE_LIMIT)
-
-
-def job_line(job: Job) -> str:
-    prompt = shorten(" ".join(job.spec.prompt.split()), 60)
-    style = job.spec.style or "no style"
-    return f"#{job.id} · {job.state} · {style} · seed {job.spec.seed} — {prompt}"
-
-
-def history(jobs: list[Job]) -> str:
+def history(jobs: list[Job], lang: Lang = Language.EN) -> str:
     if not jobs:
-        return "You have no images yet. Try /imagine a lighthouse in a storm"
-    return shorten("Your recent images:\n" + "\n".join(job_line(j) for j in jobs), MESSAGE_LIMIT)
+        return t("telegram.history_empty", lang)
+    lines = "\n".join(job_line(j, lang) for j in jobs)
+    return shorten(f"{t('telegram.history_title', lang)}\n{lines}", MESSAGE_LIMIT)
 
 
-def queue(entries: list[tuple[Job, int]], eta: dict[int, float]) -> str:
+def queue(entries: list[tuple[Job, int]], eta: dict[int, float], lang: Lang = Language.EN) -> str:
     if not entries:
-        return "You have no jobs waiting."
+        return t("telegram.queue_empty", lang)
     lines = []
     for job, position in entries:
         where = (
-            "running now"
+            t("telegram.queue_running", lang)
             if position == 0 or job.state == JobState.RUNNING
-            else f"position {position}, about {duration(eta.get(job.id, 0.0))}"
+            else t(
+                "telegram.queue_position",
+                lang,
+                position=position,
+                eta=duration(eta.get(job.id, 0.0), lang),
+            )
         )
         lines.append(f"#{job.id} — {where} — {shorten(job.spec.prompt, 40)}")
-    return shorten("Your jobs:\n" + "\n".join(lines), MESSAGE_LIMIT)
+    return shorten(t("telegram.queue_title", lang) + "\n" + "\n".join(lines), MESSAGE_LIMIT)
 
 
 def style_label(style: StyleInfo, language_code: str | None) -> str:
     return style.display_name_zh if is_chinese(language_code) else style.display_name
 
 
-def style_picker(current: str | None, page: int, pages: int) -> str:
-    now = current or "none"
-    return f"Choose your default style (page {page + 1} of {pages}). Now: {now}."
+def style_picker(current: str | None, page: int, pages: int, lang: Lang = Language.EN) -> str:
+    now = current or t("telegram.style_none", lang)
+    return t("telegram.style_picker", lang, page=page + 1, pages=pages, now=now)
 
 
-def restyle_picker(job_id: int, page: int, pages: int) -> str:
-    return f"Restyle #{job_id}: choose a style (page {page + 1} of {pages})."
+def restyle_picker(job_id: int, page: int, pages: int, lang: Lang = Language.EN) -> str:
+    return t("telegram.restyle_picker", lang, job=job_id, page=page + 1, pages=pages)
 
 
-def style_set(style: str | None) -> str:
+def style_set(style: str | None, lang: Lang = Language.EN) -> str:
     if style is None:
-        return "Your default style is cleared: images use no style unless you pass --style."
-    return f"Your default style is now {style}."
+        return t("telegram.style_cleared", lang)
+    return t("telegram.style_set", lang, style=style)
 
 
-def no_image(job_id: int) -> str:
-    return f"Job #{job_id} has no image (not finished, or deleted)."
+def no_image(job_id: int, lang: Lang = Language.EN) -> str:
+    return t("telegram.no_image", lang, job=job_id)
 
 
-def no_styles() -> str:
-    return "No styles are installed."
+def no_styles(lang: Lang = Language.EN) -> str:
+    return t("telegram.no_styles", lang)

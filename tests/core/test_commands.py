@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import HELP_TEXT, ImagineArgs, parse_imagine_args, split_command
+from bot.commands import ImagineArgs, help_text, parse_imagine_args, split_command
 from bot.domain import GenerateRequest
 from bot.errors import BadRequest
 from tests.core.conftest import user
@@ -77,4 +77,4 @@ def test_to_request_and_help() -> None:
     request = parse_imagine_args("a cat --seed 3").to_request(who, parent_job_id=7)
     assert request == GenerateRequest(who, "a cat", seed=3, parent_job_id=7)
     for command in ("/imagine", "/style", "/history", "/queue", "/cancel", "/help", "--aspect"):
-        assert command in HELP_TEXT
+        assert command in help_text()

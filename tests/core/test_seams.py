@@ -128,9 +128,9 @@ async def test_a_prompt_of_hangul_fillers_is_empty(open_test_core: OpenCore, fil
 async def test_operator_banned_words_apply_in_private_chats(open_test_core: OpenCore) -> None:
     private = Requester(Platform.TELEGRAM, "42", "Ada", "42")  # no server: a private chat
     async with open_test_core(TURBOBOT_BANNED_WORDS="grumbleweed") as core:
-        with pytest.raises(BadPrompt, match=BLOCKED_MESSAGE):
+        with pytest.raises(BadPrompt, match=str(BLOCKED_MESSAGE)):
             await core.submit(request(private, "a Grumbleweed field"))
-        with pytest.raises(BadPrompt, match=BLOCKED_MESSAGE):
+        with pytest.raises(BadPrompt, match=str(BLOCKED_MESSAGE)):
             await core.submit(request(user("alice", server="guild-1"), "grumbleweed"))
 
 

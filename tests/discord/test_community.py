@@ -310,7 +310,7 @@ async def test_settings_set_and_show_back_to_the_admin(fake: FakeDiscord, bot: B
     settings = await bot.core.server_settings(Platform.DISCORD, SERVER)
     assert (settings.default_style, settings.banned_words, settings.language) == (None, (), "zh")
     shown = await fake.slash("settings", sub="show", permissions=MANAGE_GUILD_PERMISSIONS)
-    assert (await _edited(fake, shown, "服务器设置"))[-1].endswith("Banned words: none")
+    assert (await _edited(fake, shown, "服务器设置"))[-1].endswith("禁用词：无")  # noqa: RUF001
     # Replies follow the server's language, whatever the user's client locale.
     privacy = await fake.slash("privacy", locale="en-US")
     assert "分享时显示细节" in (await _edited(fake, privacy, "。"))[-1]
@@ -427,3 +427,13 @@ async def test_nsfw_styles_only_in_age_restricted_channels(
         await _edited(fake, allowed, "Queued")
         await _settle(fake, bot, 1)
         assert [spec.style for _, spec in executor.calls] == ["spicy"]
+
+
+async def test_a_chinese_server_gets_core_errors_in_chinese(fake: FakeDiscord, bot: Bot) -> None:
+    """Issue 16: the core's errors were English in every server."""
+    await _set(fake, language="zh")
+    log = await fake.slash("imagine", {"prompt": "a cat", "style": "vaporwave"})
+    texts = await _edited(fake, log, "未知风格")
+    assert texts[-1].startswith("未知风格 'vaporwave'。可用风格：")  # noqa: RUF001
+    assert "watercolor" in texts[-1]
+    assert bot.executor.calls == []

@@ -12,9 +12,10 @@ import pytest
 
 from adapters.telegram import TelegramAdapter
 from adapters.telegram.adapter import TelegramStartError
-from adapters.telegram.texts import IMAGINE_USAGE, INTAKE_CLOSED, SOMETHING_WRONG, utf16_len
+from adapters.telegram.texts import utf16_len
 from bot.derive import VARIATION_SPREAD
 from bot.domain import JobState, Platform, Requester
+from bot.i18n import t
 from bot.service import open_core
 from tests.fakes import FakeClock, FakeExecutor
 from tests.telegram.conftest import TOKEN, Harness, make_settings, running_bot
@@ -219,7 +220,7 @@ async def test_flood_429_on_send_photo_waits_and_delivers_once(bot: Harness) -> 
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        ("/imagine", IMAGINE_USAGE),
+        ("/imagine", t("telegram.imagine_usage")),
         ("/imagine --seed 5", "prompt"),
         ("/imagine \u200b\u200b", "prompt"),
         ("/imagine a cat --style nope", "Unknown style 'nope'"),
@@ -232,7 +233,7 @@ async def test_bad_input_gets_a_clear_reply_and_queues_nothing(
 ) -> None:
     answer = await reply_to(bot, command)
     assert expected.lower() in answer.lower()
-    assert answer != SOMETHING_WRONG
+    assert answer != t("telegram.something_wrong")
     assert utf16_len(answer) <= 4096
     assert await bot.core.history(Requester(Platform.TELEGRAM, "42", "Ada", "42")) == []
 
@@ -347,7 +348,7 @@ async def test_buttons_and_inline_sharing_work_after_a_restart(
 
 async def test_after_stop_intake_commands_get_a_polite_refusal(bot: Harness) -> None:
     await bot.adapter.stop_intake()
-    assert await reply_to(bot, "/imagine a cat") == INTAKE_CLOSED
+    assert await reply_to(bot, "/imagine a cat") == t("telegram.intake_closed")
     assert bot.executor.calls == []
 
 

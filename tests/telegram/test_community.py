@@ -13,6 +13,7 @@ from adapters.telegram.community import gallery_view, message_link, settings_cha
 from adapters.telegram.keyboards import result_keyboard, showcase_keyboard, with_score
 from bot.domain import GenerationSpec, Job, JobState, Language, Platform, Requester
 from bot.errors import BadRequest
+from bot.i18n import t
 from tests.telegram.conftest import Harness
 from tests.telegram.fake_botapi import (
     JSON,
@@ -109,6 +110,23 @@ async def test_admin_sets_and_sees_settings_in_the_group_language(bot: Harness) 
     assert saved.language is Language.ZH
     # Replies follow the group's language from now on, for everyone.
     assert await say(bot, "/gallery", ADA) == ct.say("zh", "gallery_empty")
+
+
+async def test_a_chinese_group_gets_core_errors_buttons_and_status_in_chinese(
+    bot: Harness,
+) -> None:
+    """Issue 16: the core's errors were English everywhere, and so were the buttons."""
+    bot.api.set_member(GROUP, ADMIN["id"], "creator")
+    await say(bot, "/settings set language zh", ADMIN)
+    # A core error (validation), rendered in the group's language; English stays in str(err).
+    refused = await say(bot, "/imagine a cat --steps 99", ADA)
+    assert refused == "步数必须在 1 到 8 之间，而不是 99。"  # noqa: RUF001
+    assert "Unknown style" not in await say(bot, "/imagine a cat --style nope", ADA)
+    photo = await imagine(bot, "/imagine a red fox")
+    labels = [b["text"] for r in photo.params["reply_markup"]["inline_keyboard"] for b in r]
+    assert "🎲 重新生成" in labels
+    assert "🗑 删除" in labels
+    assert "种子" in photo.params["caption"]
 
 
 async def test_bad_settings_get_a_clear_answer(bot: Harness) -> None:
@@ -358,9 +376,9 @@ def _all_bytes(root: Path) -> bytes:
 
 
 # ----- pure parts -----
-def test_every_text_exists_in_both_languages() -> None:
-    languages = ct.keys()
-    assert languages["en"] == languages["zh"]
+def test_group_language_picks_the_catalogue_language() -> None:
+    assert ct.say(ct.lang_of("zh-hans"), "groups_only") == t("telegram.groups_only", "zh")
+    assert ct.say(ct.lang_of("de"), "groups_only") == "This command works in groups only."
 
 
 def test_settings_change_parsing() -> None:

@@ -10,15 +10,9 @@ import pytest
 from telegram.request import HTTPXRequest
 
 from adapters.telegram import community_texts as ct
-from adapters.telegram.texts import (
-    CAPTION_LIMIT,
-    MESSAGE_LIMIT,
-    SHOW_USAGE,
-    SOMETHING_WRONG,
-    STALE_BUTTON,
-    utf16_len,
-)
+from adapters.telegram.texts import CAPTION_LIMIT, MESSAGE_LIMIT, utf16_len
 from bot.domain import MAX_PROMPT_CHARS
+from bot.i18n import t
 from tests.telegram.conftest import Harness, make_settings, running_bot
 from tests.telegram.fake_botapi import (
     BOT_USER,
@@ -175,7 +169,7 @@ async def test_forged_numbers_in_buttons_get_a_clear_answer(
 ) -> None:
     message = sent_message(await imagine(bot, "/imagine a quiet lake", ADA))
     answer = await press(bot, data, message, ADA, "q-forged")
-    assert answer == STALE_BUTTON
+    assert answer == t("telegram.stale_button")
     no_trouble(bot.api, caplog)
 
 
@@ -197,8 +191,9 @@ async def test_show_posts_an_earlier_image_again(bot: Harness) -> None:
     assert again.params["caption"] == first.params["caption"]
     assert again.params["chat_id"] == str(ADA["id"])
 
-    assert await private_reply(bot, "/show") == SHOW_USAGE
-    assert await private_reply(bot, "/show 123456789012345678901234567890") == SHOW_USAGE
+    usage = t("telegram.show_usage")
+    assert await private_reply(bot, "/show") == usage
+    assert await private_reply(bot, "/show 123456789012345678901234567890") == usage
     assert "no job #99" in (await private_reply(bot, "/show 99")).lower()
 
 
@@ -268,5 +263,5 @@ async def test_operator_banned_words_apply_in_private_chats(
     async with running_bot(api, tmp_path, settings=settings) as bot:
         answer = await private_reply(bot, "/imagine a GRUMBLEWEED field")
         assert answer == BLOCKED_PROMPT
-        assert answer != SOMETHING_WRONG
+        assert answer != t("telegram.something_wrong")
         assert bot.executor.calls == []

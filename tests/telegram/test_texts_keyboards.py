@@ -141,9 +141,11 @@ def test_style_keyboard_pages_and_localises() -> None:
     last = style_keyboard(styles, 2, "zh-hans")
     labels = [b.text for row in last.inline_keyboard for b in row]
     assert labels[:3] == ["风格16", "风格17", "风格18"]
-    assert "◀ Back" in labels
-    assert "More ▶" not in labels
-    assert "No style" in labels
+    assert "◀ 上一页" in labels  # the buttons follow the user's language too
+    assert "更多 ▶" not in labels
+    assert "不用风格" in labels
+    english = [b.text for row in style_keyboard(styles, 0, "en").inline_keyboard for b in row]
+    assert english[-2:] == ["More ▶", "No style"]
 
 
 # ----- configuration -----
