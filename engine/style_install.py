@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config import Settings
-from engine.loading import EngineUnavailable, model_source
+from engine.loading import ensure_demo_loras, meta_transformer
 from engine.styles import (
     MANIFEST,
     TURBO_DIR,
@@ -27,7 +27,6 @@ from engine.styles import (
     read_style,
     style_dir,
 )
-from engine.tiny import ensure_tiny_loras
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +89,6 @@ def install_style(lora_dir: Path, source: Path, new: NewStyle, linears: LinearSh
 
 def configured_linears(settings: Settings) -> LinearShapes:
     """The transformer's Linear shapes from the configured model's config (meta tensors only)."""
-    from accelerate import init_empty_weights
-    from diffusers import QwenImageTransformer2DModel
-
-    source = model_source(settings)
-    try:
-        config = QwenImageTransformer2DModel.load_config(
-            source, subfolder="transformer", local_files_only=True
-        )
-    except (OSError, ValueError) as exc:
-        raise EngineUnavailable(
-            f"Model {source!r} not found locally ({type(exc).__name__})."
-        ) from exc
-    with init_empty_weights():
-        skeleton = QwenImageTransformer2DModel.from_config(config)  # type: ignore[no-untyped-call]
-        linears = linear_shapes(skeleton)
-    if settings.is_tiny:
-        ensure_tiny_loras(settings.resolved_lora_dir, linears)
+    linears = linear_shapes(meta_transformer(settings))
+    ensure_demo_loras(settings, linears)
     return linears
