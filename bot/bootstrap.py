@@ -25,7 +25,7 @@ from bot.lifecycle import install_reload_signal, install_stop_signals, setup_log
 from bot.metrics import Metrics, serve_metrics
 from bot.ports import ChatAdapter, Executor
 from bot.preflight import preflight
-from bot.service import Core, open_core
+from bot.service import Core, open_core, rescan_styles
 
 log = logging.getLogger("turbobot")
 
@@ -125,7 +125,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         )
         status.stage = "loading the model"
         executor, pool_stats = await _open_executor(stack, settings)
-        install_reload_signal(lambda: rescan_styles(executor))
+        install_reload_signal(lambda: sighup_rescan(executor))
         core = await stack.enter_async_context(open_core(settings, executor, metrics=metrics))
         status.attach_engine(lambda: core.healthy, pool_stats)
         adapters = build_adapters(settings, core, stop.set)
@@ -139,18 +139,18 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
     return 0
 
 
-async def rescan_styles(executor: Executor) -> None:
+async def sighup_rescan(executor: Executor) -> None:
     """SIGHUP: pick up added, changed or removed style folders; the model stays loaded.
 
     systemd's reload protocol: RELOADING=1 (with the monotonic time) first, READY=1 when done.
     """
     notify_systemd(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
     try:
-        styles = await executor.rescan_styles()
+        changes = await rescan_styles(executor)
     except Exception:
         log.exception("style rescan failed; the styles in use stay as they were")
     else:
-        log.info("styles rescanned: %s", ", ".join(s.name for s in styles) or "none")
+        log.info("styles rescanned: %s", ", ".join(changes.styles) or "none")
     finally:
         notify_systemd("READY=1")
 

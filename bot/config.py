@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.domain import BASE_STEPS, TURBO_STEPS, StepRange
+from bot.domain import BASE_STEPS, TURBO_STEPS, Platform, StepRange
 
 MemoryProfile = Literal["auto", "full", "balanced", "low", "cpu"]
 
@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     discord_api_base_url: str | None = Field(default=None, alias="DISCORD_API_BASE_URL")
     discord_gateway_url: str | None = Field(default=None, alias="DISCORD_GATEWAY_URL")
     discord_guild_ids: str = Field(default="", alias="DISCORD_GUILD_IDS")
+    # Who may run operator commands (``/styles rescan``): "discord:123,telegram:456"; empty: nobody.
+    operator_ids: str = Field(default="", alias="TURBOBOT_OPERATOR_IDS")
     telegram_token: SecretStr | None = Field(default=None, alias="TELEGRAM_TOKEN")
     telegram_api_base_url: str | None = Field(default=None, alias="TELEGRAM_API_BASE_URL")
     telegram_webhook_url: str | None = Field(default=None, alias="TELEGRAM_WEBHOOK_URL")
@@ -122,6 +124,18 @@ class Settings(BaseSettings):
                 )
         return v
 
+    @field_validator("operator_ids")
+    @classmethod
+    def _operator_ids(cls, v: str) -> str:
+        for part in _split(v):
+            platform, _, user_id = part.partition(":")
+            if platform.strip().lower() not in _OPERATOR_PLATFORMS or not user_id.strip().isdigit():
+                raise ValueError(
+                    f"{part!r} is not an operator: write platform:user-id pairs such as "
+                    "discord:123456789012345678,telegram:123456789, comma-separated"
+                )
+        return v
+
     @property
     def is_tiny(self) -> bool:
         return self.model.strip().lower() == "tiny"
@@ -157,6 +171,12 @@ class Settings(BaseSettings):
         return [int(x) for x in _split(self.discord_guild_ids)]
 
     @property
+    def operators(self) -> frozenset[tuple[Platform, str]]:
+        """(platform, user id) of each operator, from ``TURBOBOT_OPERATOR_IDS``."""
+        pairs = (part.partition(":") for part in _split(self.operator_ids))
+        return frozenset((Platform(p.strip().lower()), u.strip()) for p, _, u in pairs)
+
+    @property
     def wants_console(self) -> bool:
         """The console chat runs when asked, or when no platform token is set."""
         if self.console is not None:
@@ -164,6 +184,7 @@ class Settings(BaseSettings):
         return self.discord_token is None and self.telegram_token is None
 
 
+_OPERATOR_PLATFORMS = (Platform.DISCORD.value, Platform.TELEGRAM.value)
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 

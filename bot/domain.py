@@ -338,6 +338,15 @@ class StyleInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class StyleChanges:
+    """What a style rescan changed: names added and removed, and every style now offered."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    styles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Delivered:
     """Where a result was posted, for later lookup, reroll and sharing."""
 

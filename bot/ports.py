@@ -26,6 +26,8 @@ from bot.domain import (
     ServerSettings,
     SettingsChange,
     ShareTicket,
+    StepRange,
+    StyleChanges,
     StyleInfo,
     Ticket,
     UserPrivacy,
@@ -163,6 +165,15 @@ class CoreApi(Protocol):
         ...
 
     def styles(self) -> list[StyleInfo]: ...
+
+    @property
+    def step_range(self) -> StepRange:
+        """The steps a request may ask for: Turbo's, or the base model's (base mode)."""
+        ...
+
+    async def rescan_styles(self, requester: Requester) -> StyleChanges:
+        """Re-read the style folders (operators only, else NotAllowed); the model stays loaded."""
+        ...
 
     async def set_default_style(self, requester: Requester, style: str | None) -> None:
         """The requester's own default style (None clears it); UnknownStyle if not installed."""

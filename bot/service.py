@@ -49,6 +49,8 @@ from bot.domain import (
     ServerSettings,
     SettingsChange,
     ShareTicket,
+    StepRange,
+    StyleChanges,
     StyleInfo,
     Ticket,
     UserPrivacy,
@@ -108,6 +110,7 @@ class Core:
         self._rng = rng or random.Random()
         self._banned_words = settings.operator_banned_words
         self._steps = settings.step_range  # Turbo's 1-8, or the base model's range
+        self._operators = settings.operators
         self.metrics = metrics or Metrics()
         limits = Limits(
             rate_per_minute=settings.rate_per_minute,
@@ -389,6 +392,16 @@ class Core:
     def styles(self) -> list[StyleInfo]:
         return self._executor.styles()
 
+    @property
+    def step_range(self) -> StepRange:
+        return self._steps
+
+    async def rescan_styles(self, requester: Requester) -> StyleChanges:
+        """Operators only (``TURBOBOT_OPERATOR_IDS``): the same rescan as ``SIGHUP``."""
+        if (requester.platform, requester.user_id) not in self._operators:
+            raise NotAllowed(texts.OPERATORS_ONLY)
+        return await rescan_styles(self._executor)
+
     async def set_default_style(self, requester: Requester, style: str | None) -> None:
         requester, style = clean_requester(requester), sanitise_optional(style)
         known = [s.name for s in self._executor.styles()]
@@ -548,6 +561,17 @@ MAX_OFFSET = 1_000_000  # far beyond any history; keeps a forged page number ins
 def page_window(limit: int, offset: int) -> tuple[int, int]:
     """``limit`` and ``offset`` from a user's page, clamped to what a page can be."""
     return max(0, min(limit, MAX_PAGE_ROWS)), max(0, min(offset, MAX_OFFSET))
+
+
+async def rescan_styles(executor: Executor) -> StyleChanges:
+    """The one style rescan (``SIGHUP`` and ``/styles rescan``): the model stays loaded."""
+    before = {s.name for s in executor.styles()}
+    after = [s.name for s in await executor.rescan_styles()]
+    return StyleChanges(
+        added=tuple(n for n in after if n not in before),
+        removed=tuple(sorted(before - set(after))),
+        styles=tuple(after),
+    )
 
 
 @contextlib.asynccontextmanager

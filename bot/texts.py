@@ -7,11 +7,13 @@ admission carry their own message at the raise site (see ``bot.errors``).
 
 from __future__ import annotations
 
+from bot.domain import StyleChanges
 from bot.i18n import Message, msg
 
 SHUTTING_DOWN = msg("core.shutting_down")
 IMAGE_MISSING = msg("core.image_missing")
 NOT_OWNER_DELETE = msg("core.not_owner_delete")
+OPERATORS_ONLY = msg("core.operators_only")
 
 
 def no_such_job(job_id: int) -> Message:
@@ -64,3 +66,17 @@ def showing_too_fast(wait: Message | str) -> Message:
 
 def bad_number(what: str, low: int, high: int) -> Message:
     return msg("core.bad_number", what=what, low=low, high=high)
+
+
+def styles_rescanned(changes: StyleChanges) -> Message:
+    """The answer to ``/styles rescan``; an empty list shows as a dash."""
+
+    def names(items: tuple[str, ...]) -> str:
+        return ", ".join(items) or "-"
+
+    return msg(
+        "core.styles_rescanned",
+        added=names(changes.added),
+        removed=names(changes.removed),
+        styles=names(changes.styles),
+    )

@@ -72,6 +72,9 @@ class FakeExecutor:
     clock: FakeClock | None = None
     latency_s: float = 0.0
     progress_thread: bool = False
+    # ``on_disk``: the styles a rescan finds (None: the same as now); ``rescans`` counts them.
+    on_disk: list[StyleInfo] | None = None
+    rescans: int = 0
 
     async def generate(
         self, job_id: int, spec: GenerationSpec, on_progress: ProgressCallback
@@ -99,6 +102,9 @@ class FakeExecutor:
         return list(self.style_list)
 
     async def rescan_styles(self) -> list[StyleInfo]:
+        self.rescans += 1
+        if self.on_disk is not None:
+            self.style_list = list(self.on_disk)
         return self.styles()
 
     async def aclose(self) -> None:

@@ -10,7 +10,7 @@ can open any command to everybody.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import discord
 from discord import app_commands
@@ -18,7 +18,7 @@ from discord import app_commands
 from adapters.discord.handlers import Handlers
 from adapters.discord.texts import command_text as _
 from adapters.discord.views import GALLERY_PERIODS, GALLERY_SORTS
-from bot.domain import ASPECTS, MAX_SEED, MAX_STEPS, MIN_STEPS
+from bot.domain import ASPECTS, MAX_SEED, StepRange
 
 ADMIN = discord.Permissions(manage_guild=True)
 LANGUAGES = [
@@ -33,6 +33,7 @@ def register(tree: app_commands.CommandTree[Any], h: Handlers) -> None:
     """Add every command to ``tree`` (called from the client's ``setup_hook``)."""
     tree.add_command(_imagine(h))
     tree.add_command(_style_group(h))
+    tree.add_command(_styles_admin(h))
     tree.add_command(_simple(h))
     tree.add_command(_history(h))
     tree.add_command(_show(h))
@@ -43,27 +44,49 @@ def register(tree: app_commands.CommandTree[Any], h: Handlers) -> None:
 
 
 def _imagine(h: Handlers) -> app_commands.Command[Any, ..., None]:
-    @app_commands.command(name="imagine", description=_("discord.cmd.imagine"))
-    @app_commands.describe(
-        prompt=_("discord.opt.prompt"),
-        style=_("discord.opt.style"),
-        aspect=_("discord.opt.aspect"),
-        seed=_("discord.opt.seed"),
-        steps=_("discord.opt.steps"),
-    )
-    @app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])
     async def imagine(  # noqa: PLR0917 (discord.py reads the options from this signature)
         interaction: Interaction,
         prompt: str,
         style: str | None = None,
         aspect: str | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
-        steps: app_commands.Range[int, MIN_STEPS, MAX_STEPS] | None = None,
+        steps: int | None = None,
     ) -> None:
         await h.imagine(interaction, prompt, style=style, aspect=aspect, seed=seed, steps=steps)
 
-    imagine.autocomplete("style")(h.style_autocomplete)
-    return imagine
+    # The steps Discord lets users pick are the core's (Turbo's 1-8, or base mode's range).
+    imagine.__annotations__["steps"] = Optional[steps_option(h.core.step_range)]  # noqa: UP045
+    imagine = app_commands.describe(
+        prompt=_("discord.opt.prompt"),
+        style=_("discord.opt.style"),
+        aspect=_("discord.opt.aspect"),
+        seed=_("discord.opt.seed"),
+        steps=_("discord.opt.steps"),
+    )(imagine)
+    imagine = app_commands.choices(
+        aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS]
+    )(imagine)
+    command = app_commands.command(name="imagine", description=_("discord.cmd.imagine"))(imagine)
+    command.autocomplete("style")(h.style_autocomplete)
+    return command
+
+
+def steps_option(steps: StepRange) -> Any:
+    """The ``steps`` option's type: an integer limited to the core's step range."""
+    return app_commands.Range[int, steps.low, steps.high]
+
+
+def _styles_admin(h: Handlers) -> app_commands.Group:
+    # Operators only: hidden from members by default, and the core checks the operator list.
+    group = app_commands.Group(
+        name="styles", description=_("discord.cmd.styles"), default_permissions=ADMIN
+    )
+
+    @group.command(name="rescan", description=_("discord.cmd.styles_rescan"))
+    async def rescan(interaction: Interaction) -> None:
+        await h.styles_rescan(interaction)
+
+    return group
 
 
 def _style_group(h: Handlers) -> app_commands.Group:

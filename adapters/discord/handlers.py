@@ -37,6 +37,7 @@ from bot.domain import (
 )
 from bot.errors import NotAllowed, NotFound, ShuttingDown, TurbobotError
 from bot.ports import BotApi, Clock
+from bot.texts import styles_rescanned
 from bot.validation import NO_STYLE
 
 _log = logging.getLogger(__name__)
@@ -237,6 +238,14 @@ class Handlers:
     async def help(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "help"):
             await self.answer(interaction, help_text(interaction.locale))
+
+    async def styles_rescan(self, interaction: discord.Interaction[Any]) -> None:
+        async with self.guard(interaction, "styles rescan"):
+            # A rescan reads every style file: acknowledge within Discord's 3 s first.
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            changes = await self.core.rescan_styles(requester(interaction))
+            lang = await self.error_language(interaction)
+            await self.answer(interaction, styles_rescanned(changes).render(lang))
 
     async def style_autocomplete(
         self, interaction: discord.Interaction[Any], current: str

@@ -79,6 +79,7 @@ from bot.domain import (
 from bot.errors import NotAllowed, NotFound, TurbobotError
 from bot.i18n import language_of, t
 from bot.ports import BotApi
+from bot.texts import styles_rescanned
 from bot.validation import NO_STYLE
 
 log = logging.getLogger(__name__)
@@ -386,6 +387,7 @@ class TelegramAdapter:
         commands: dict[str, Handler] = {
             "imagine": self._imagine,
             "style": self._style,
+            "styles": self._styles,
             "history": self._history,
             "queue": self._queue,
             "cancel": self._cancel,
@@ -485,6 +487,17 @@ class TelegramAdapter:
             texts.style_picker(current, 0, page_count(styles), await self._lang(update)),
             reply_markup=style_keyboard(styles, 0, tg.language(update)),
         )
+
+    async def _styles(self, update: Update, context: Ctx) -> None:
+        """``/styles rescan``: operators only (the core checks ``TURBOBOT_OPERATOR_IDS``)."""
+        message = tg.message(update)
+        _, rest = split_command(message.text or "")
+        lang = await self._lang(update)
+        if rest.strip().lower() != "rescan":
+            await message.reply_text(t("telegram.styles_usage", lang))
+            return
+        changes = await self._core.rescan_styles(tg.requester(update))
+        await message.reply_text(styles_rescanned(changes).render(lang))
 
     async def _history(self, update: Update, context: Ctx) -> None:
         jobs = await self._core.history(tg.requester(update), limit=10)

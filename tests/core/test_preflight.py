@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from bot.config import find_env_file
-from bot.domain import BASE_STEPS, TURBO_STEPS
+from bot.domain import BASE_STEPS, TURBO_STEPS, Platform
 from bot.preflight import check_settings, load_settings, resolve_turbo, verify_tokens
 from tests.discord.fake_discord import FakeDiscord
 from tests.telegram.fake_botapi import FakeBotApi
@@ -70,6 +70,22 @@ def test_guild_ids_parse() -> None:
     settings, problems = load_settings(None, DISCORD_GUILD_IDS=" 123 , 456,")
     assert problems == []
     assert settings.guild_ids == [123, 456]
+
+
+def test_operator_ids_parse_and_empty_means_nobody() -> None:
+    settings, problems = load_settings(
+        None, TURBOBOT_OPERATOR_IDS=" discord:123 , Telegram:456,"
+    )
+    assert problems == []
+    assert settings.operators == {(Platform.DISCORD, "123"), (Platform.TELEGRAM, "456")}
+    assert load_settings(None)[0].operators == frozenset()
+
+
+@pytest.mark.parametrize("value", ["123", "discord:me", "irc:5", "console:1", "discord:"])
+def test_a_bad_operator_id_is_one_clear_problem(value: str) -> None:
+    _, problems = load_settings(None, TURBOBOT_OPERATOR_IDS=f"telegram:1,{value}")
+    assert [str(p).partition(": ")[0] for p in problems] == [f"TURBOBOT_OPERATOR_IDS=telegram:1,{value}"]
+    assert "is not an operator" in problems[0].message
 
 
 def found(environ: dict[str, str]) -> Path | None:

@@ -67,7 +67,7 @@ async def test_commands_are_registered_with_chinese_localisations(
 ) -> None:
     assert fake.registered_names() == [
         *("audit", "block", "forget", "gallery", "help", "history", "imagine", "privacy"),
-        *("queue", "settings", "show", "style", "unblock"),
+        *("queue", "settings", "show", "style", "styles", "unblock"),
     ]
     (imagine,) = [c for c in fake.commands[None] if c["name"] == "imagine"]
     assert imagine["description_localizations"] == {"zh-CN": "根据提示词生成图片"}
