@@ -54,7 +54,8 @@ def _imagine(h: Handlers) -> app_commands.Command[Any, ..., None]:
     ) -> None:
         await h.imagine(interaction, prompt, style=style, aspect=aspect, seed=seed, steps=steps)
 
-    # The steps Discord lets users pick are the core's (Turbo's 1-8, or base mode's range).
+    # The steps Discord lets users pick are the core's (Turbo's 1-8, or base mode's range),
+    # so the annotation is set here, before discord.py reads the signature.
     imagine.__annotations__["steps"] = Optional[steps_option(h.core.step_range)]  # noqa: UP045
     imagine = app_commands.describe(
         prompt=_("discord.opt.prompt"),
@@ -63,10 +64,12 @@ def _imagine(h: Handlers) -> app_commands.Command[Any, ..., None]:
         seed=_("discord.opt.seed"),
         steps=_("discord.opt.steps"),
     )(imagine)
-    imagine = app_commands.choices(
-        aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS]
+    imagine = app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])(
+        imagine
+    )
+    command: app_commands.Command[Any, ..., None] = app_commands.command(
+        name="imagine", description=_("discord.cmd.imagine")
     )(imagine)
-    command = app_commands.command(name="imagine", description=_("discord.cmd.imagine"))(imagine)
     command.autocomplete("style")(h.style_autocomplete)
     return command
 

@@ -73,9 +73,7 @@ def test_guild_ids_parse() -> None:
 
 
 def test_operator_ids_parse_and_empty_means_nobody() -> None:
-    settings, problems = load_settings(
-        None, TURBOBOT_OPERATOR_IDS=" discord:123 , Telegram:456,"
-    )
+    settings, problems = load_settings(None, TURBOBOT_OPERATOR_IDS=" discord:123 , Telegram:456,")
     assert problems == []
     assert settings.operators == {(Platform.DISCORD, "123"), (Platform.TELEGRAM, "456")}
     assert load_settings(None)[0].operators == frozenset()
@@ -84,7 +82,9 @@ def test_operator_ids_parse_and_empty_means_nobody() -> None:
 @pytest.mark.parametrize("value", ["123", "discord:me", "irc:5", "console:1", "discord:"])
 def test_a_bad_operator_id_is_one_clear_problem(value: str) -> None:
     _, problems = load_settings(None, TURBOBOT_OPERATOR_IDS=f"telegram:1,{value}")
-    assert [str(p).partition(": ")[0] for p in problems] == [f"TURBOBOT_OPERATOR_IDS=telegram:1,{value}"]
+    assert [str(p).partition(": ")[0] for p in problems] == [
+        f"TURBOBOT_OPERATOR_IDS=telegram:1,{value}"
+    ]
     assert "is not an operator" in problems[0].message
 
 
