@@ -240,7 +240,7 @@ class Handlers:
             await self.answer(interaction, help_text(interaction.locale))
 
     async def styles_rescan(self, interaction: discord.Interaction[Any]) -> None:
-        async with self.guard(interaction, "styles rescan"):
+        async with self.guard(interaction, "styles-rescan"):
             # A rescan reads every style file: acknowledge within Discord's 3 s first.
             await interaction.response.defer(ephemeral=True, thinking=True)
             changes = await self.core.rescan_styles(requester(interaction))

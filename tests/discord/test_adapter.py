@@ -21,7 +21,7 @@ from adapters.discord import DiscordAdapter
 from adapters.discord.format import requester_of
 from adapters.discord.texts import say
 from bot.config import Settings
-from bot.domain import Generated, GenerationSpec, Platform, StyleInfo
+from bot.domain import TURBO_STEPS, Generated, GenerationSpec, Platform, StyleInfo
 from tests.discord.conftest import Bot, make_settings, running_bot
 from tests.discord.fake_discord import (
     ALICE,
@@ -338,6 +338,8 @@ async def test_image_over_the_upload_limit_is_explained(
 
 class _BrokenCore:
     """A core whose style listing breaks in an unexpected way (not a TurbobotError)."""
+
+    step_range = TURBO_STEPS  # read when the commands are registered
 
     def styles(self) -> list[StyleInfo]:
         raise RuntimeError("disk on fire")
