@@ -192,6 +192,9 @@ class Dispatcher:
         that says ``posting`` always has its file, and the send starts only once both are
         durable. A crash after the commit leaves a row that says "posting": reported, never
         sent twice (see :mod:`bot.recovery`)."""
+        # One turn of the loop first: the next job, which this one's end released, starts on the
+        # executor before the file write's thread wakes and competes with it for the CPU.
+        await asyncio.sleep(0)
         now = self._clock.now()
         has_adapter = self._delivery.has_notifier(job.requester.platform)
         state = JobState.POSTING if has_adapter else JobState.GENERATED
