@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from adapters.discord.texts import say
 from bot.domain import Platform, Requester
 from bot.i18n import t
 from bot.service import open_core
+from tests.bad_inputs import Case, load_cases
 from tests.core.conftest import make_settings as core_settings
 from tests.discord.conftest import make_settings as discord_settings
 from tests.discord.conftest import running_bot as discord_bot
@@ -34,29 +33,14 @@ from tests.fakes import FakeClock, FakeExecutor
 from tests.telegram.conftest import running_bot as telegram_bot
 from tests.telegram.fake_botapi import BOT_USER, FakeBotApi, callback_query, command_message, user
 
-CORPUS = Path(__file__).parent / "corpus" / "bad_inputs.json"
 # Kinds that end in a job when the row expects "ok"; the others (ids, pages) only answer.
 JOB_KINDS = {"prompt", "negative", "display_name", "style", "seed", "steps", "cfg", "aspect"}
 WAIT_S = 10.0
 
 
-@dataclass(frozen=True)
-class Case:
-    id: str
-    kind: str
-    value: str
-    expect: str
-
-    @property
-    def makes_job(self) -> bool:
-        return self.expect == "ok" and self.kind in JOB_KINDS
-
-
-def load_cases() -> list[Case]:
-    rows = json.loads(CORPUS.read_text(encoding="utf-8"))["cases"]
-    return [
-        Case(r["id"], r["kind"], r["value"] * int(r.get("repeat", 1)), r["expect"]) for r in rows
-    ]
+def makes_job(case: Case) -> bool:
+    """The row ends in a queued job (the others are refused, or only answered)."""
+    return case.expect == "ok" and case.kind in JOB_KINDS
 
 
 CASES = load_cases()
@@ -120,7 +104,7 @@ async def telegram_case(bot: Any, case: Case, uid: int) -> list[str]:
         return []
     sender = user(uid, first_name=case.value if case.kind == "display_name" else "Ada")
     await api.push(command_message(telegram_command(case), from_user=sender))
-    if case.makes_job:
+    if makes_job(case):
         await api.wait_for("sendPhoto", where=mine, within=WAIT_S)
         return []
     replies = await api.wait_for("sendMessage", where=mine, within=WAIT_S)
@@ -194,7 +178,7 @@ async def test_every_corpus_row_on_the_console(
             problems = trouble(caplog, since)
             if not said:
                 problems.append("no answer")
-            elif queued != case.makes_job:
+            elif queued != makes_job(case):
                 problems.append(f"answered {said[0][:80]!r}")
             if problems:
                 failures[case.id] = problems
@@ -233,7 +217,7 @@ async def discord_case(fake: FakeDiscord, bot: Any, case: Case, uid: int) -> lis
         log = await fake.slash(command[0], command[1], user=uid)
     except Unsendable:
         return []  # Discord refuses the value itself, with its own message
-    if case.makes_job:
+    if makes_job(case):
         await fake.wait_for(lambda: len(fake.posted_with_files()) > posts, within=WAIT_S)
         return []
     await fake.wait_for(lambda: bool(log.texts()), within=WAIT_S)

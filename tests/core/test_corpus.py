@@ -7,39 +7,20 @@ data, custom ids ...) are run by the adapters' corpus tests.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bot.domain import DeriveKind, GenerateRequest, JobAction, JobState, Platform, Requester
 from bot.errors import TurbobotError
 from bot.service import Core
+from tests.bad_inputs import Case, load_cases
 from tests.core.conftest import OpenCore, request
 from tests.fakes import RecordingNotifier
 
-CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "bad_inputs.json"
 SERVER = "g1"
 PAGE_SIZE = 10
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    kind: str
-    value: str
-    expect: str
-
-
-def load_cases() -> list[Case]:
-    rows: list[dict[str, Any]] = json.loads(CORPUS.read_text(encoding="utf-8"))["cases"]
-    return [
-        Case(r["id"], r["kind"], r["value"] * int(r.get("repeat", 1)), r["expect"]) for r in rows
-    ]
 
 
 def someone(name: str = "Ada") -> Requester:
