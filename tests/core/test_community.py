@@ -37,6 +37,7 @@ from bot.errors import (
     RateLimited,
     UnknownStyle,
 )
+from bot.i18n import msg
 from bot.moderation import BLOCKED_MESSAGE
 from bot.ports import BotApi
 from bot.service import DB_NAME, Core, open_core
@@ -633,7 +634,7 @@ async def test_community_works_on_a_database_upgraded_from(tmp_path: Path, start
             "INSERT INTO shares (job_id, platform, server_key, user_key, channel_id, shared_at) "
             "VALUES (1, 'discord', 'discord:g1', 'discord:u', 'show', 0)",
             [],
-            "share",
+            msg("core.op.share"),
         )
         rows = await store.query("SELECT job_id FROM shares")
     assert [r["job_id"] for r in rows] == [1]

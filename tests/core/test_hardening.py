@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import bot.store
+import bot.store.jobs
 from adapters.console import ConsoleAdapter
 from bot.domain import Job, Platform, Requester, SettingsChange
 from bot.errors import RateLimited, StorageError, UnknownStyle
@@ -59,14 +59,14 @@ async def test_a_failing_group_commit_resolves_every_waiter(
 ) -> None:
     """Any exception in the batch (not only a StorageError) fails its submits, frees their
     pending slots and gives their rate tokens back; the next batch commits normally."""
-    real_row = bot.store.job_row
+    real_row = bot.store.jobs.job_row
 
     def job_row(job: Job) -> tuple[object, ...]:
         if job.spec.prompt == "boom":
             raise ValueError("an error nobody expected")
         return real_row(job)
 
-    monkeypatch.setattr(bot.store, "job_row", job_row)
+    monkeypatch.setattr(bot.store.jobs, "job_row", job_row)
     people = [user(f"u{i}", server=SERVER) for i in range(5)]
     async with open_test_core(TURBOBOT_RATE_BURST=1, TURBOBOT_MAX_PENDING_PER_USER=1) as core:
         async with asyncio.timeout(HANG_S):

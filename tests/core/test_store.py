@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import errno
+import re
 import shutil
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from bot.domain import GenerationSpec, Job, JobState, Timings
+from bot.domain import GenerationSpec, Job, JobState, Language, SettingsChange, Timings
 from bot.errors import StorageError
+from bot.i18n import msg
 from bot.image_files import write_atomic
+from bot.service import DB_NAME, Core
 from bot.store import (
     MIGRATIONS_DIR,
     connect,
@@ -20,7 +24,7 @@ from bot.store import (
     open_store,
     storage_error,
 )
-from tests.core.conftest import user
+from tests.core.conftest import OpenCore, request, user
 
 LATEST = len(migrations())
 
@@ -127,8 +131,8 @@ def test_a_failed_write_reports_the_problem_and_leaves_nothing(tmp_path: Path) -
 
 
 def test_storage_errors_say_what_happened() -> None:
-    full = storage_error(OSError(errno.ENOSPC, "No space left"), "save the image")
-    locked = storage_error(sqlite3.OperationalError("database is locked"), "queue the job")
+    full = storage_error(OSError(errno.ENOSPC, "No space left"), msg("core.op.save_image"))
+    locked = storage_error(sqlite3.OperationalError("database is locked"), msg("core.op.queue_job"))
     assert isinstance(full, StorageError)
     assert isinstance(locked, StorageError)
     assert str(full) == (
@@ -144,3 +148,56 @@ async def test_unreadable_database_is_a_storage_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="could not"):
         async with open_store(path):
             pass
+
+
+# --- the operation a storage error names is in the user's language ----------------------------
+
+ENGLISH_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def _locked_elsewhere(path: Path) -> sqlite3.Connection:
+    """Another program holding the write lock (the user's operation then finds it busy)."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+WRITES: dict[str, Callable[[Core], Awaitable[object]]] = {
+    "default style": lambda core: core.set_default_style(user("alice"), None),
+    "privacy": lambda core: core.set_privacy(user("alice", server="g1"), hide_details=True),
+    "settings": lambda core: core.update_server_settings(
+        user("root", server="g1"), SettingsChange(language="zh"), is_admin=True
+    ),
+    "block": lambda core: core.set_blocked(user("root", server="g1"), "bob", True, is_admin=True),
+    "queue": lambda core: core.submit(request(user("alice"))),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(WRITES))
+async def test_a_busy_database_names_the_operation_in_chinese(
+    open_test_core: OpenCore, tmp_path: Path, operation: str
+) -> None:
+    """Before: the operation was an English literal inside the Chinese sentence
+    (the Chinese sentence ended in "save your privacy choices")."""
+    async with open_test_core(busy_timeout_ms=0) as core:
+        other = _locked_elsewhere(tmp_path / "data" / DB_NAME)
+        try:
+            with pytest.raises(StorageError) as caught:
+                await WRITES[operation](core)
+        finally:
+            other.rollback()
+            other.close()
+    assert caught.value.key == "core.database_busy"
+    zh = caught.value.render(Language.ZH)
+    assert not ENGLISH_WORD.search(zh), zh
+    assert "could not" in caught.value.render(Language.EN)
+
+
+def test_a_failed_group_commit_and_a_closing_database_speak_chinese() -> None:
+    """The two failures the group commit makes itself (not from an SQLite error)."""
+    closing = StorageError(msg("core.database_closing"))
+    other = StorageError(
+        msg("core.storage_error", what=msg("core.op.queue_job"), error="ValueError")
+    )
+    for err in (closing, other):
+        assert not ENGLISH_WORD.search(err.render(Language.ZH).replace("ValueError", ""))

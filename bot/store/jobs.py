@@ -1,26 +1,20 @@
-"""Durable state in SQLite (jobs, rate buckets, preferences) and images on disk.
+"""The jobs table (a job's row, its states, history, recovery) and each user's rate bucket and
+default style.
 
-One writer connection (aiosqlite), WAL, ``synchronous=FULL`` (NORMAL may lose a committed
-transaction on power loss), ``BEGIN IMMEDIATE`` so a write never fails half-way on a lock
-upgrade. New jobs are group-committed: submits that arrive while a commit is in flight share
-the next one, so durable enqueue is not limited to one fsync per job. Errors of the database
-or the disk become :class:`bot.errors.StorageError` with a message an operator can act on.
+New jobs are group-committed: submits that arrive while a commit is in flight share the next
+one, so durable enqueue is not limited to one fsync per job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import hashlib
-import importlib.resources
 import json
 import logging
-import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -29,67 +23,9 @@ from bot.admission import Bucket
 from bot.domain import GenerationSpec, Job, JobState, Platform, Requester, Timings
 from bot.errors import StorageError
 from bot.i18n import msg
-
-# The ``migrations`` package ships the .sql files as package data (an installed wheel has them).
-MIGRATIONS_DIR = Path(str(importlib.resources.files("migrations")))
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+from bot.store.connection import Database
 
 log = logging.getLogger(__name__)
-
-
-def storage_error(err: BaseException, what: str) -> StorageError:
-    """A clear message for the operator (and the user) from a low-level error."""
-    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        return StorageError(msg("core.disk_full", what=what))
-    text = str(err)
-    if "locked" in text or "busy" in text:
-        return StorageError(msg("core.database_busy", what=what))
-    if "full" in text:
-        return StorageError(msg("core.disk_full", what=what))
-    return StorageError(msg("core.storage_error", what=what, error=text))
-
-
-def migrations(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, str]]:
-    """``(version, sql)`` in order; versions must be 1, 2, 3 ... without gaps."""
-    found = []
-    for path in directory.iterdir():
-        match = _MIGRATION_NAME.match(path.name)
-        if match:
-            found.append((int(match.group(1)), path.read_text(encoding="utf-8")))
-    found.sort()
-    if [v for v, _ in found] != list(range(1, len(found) + 1)):
-        raise RuntimeError(
-            f"Migrations in {directory} must be numbered 0001, 0002, ... without gaps"
-        )
-    return found
-
-
-async def migrate(
-    db: aiosqlite.Connection, upto: int | None = None, directory: Path = MIGRATIONS_DIR
-) -> int:
-    """Apply every migration newer than ``PRAGMA user_version``, each in one transaction."""
-    async with db.execute("PRAGMA user_version") as cur:
-        row = await cur.fetchone()
-    current = int(row[0]) if row else 0
-    known = migrations(directory)
-    if current > len(known):
-        # Written by a newer turbobot: this code would misread (or damage) what it cannot see.
-        raise StorageError(msg("core.schema_too_new", version=current, known=len(known)))
-    for version, sql in known:
-        if version <= current or (upto is not None and version > upto):
-            continue
-        # executescript commits first and then runs the text as is, so the transaction and the
-        # version bump live inside the script: a failing statement rolls all of it back.
-        try:
-            await db.executescript(
-                f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
-            )
-        except sqlite3.Error:
-            if db.in_transaction:
-                await db.rollback()
-            raise
-        current = version
-    return current
 
 
 _JOB_COLUMNS = (
@@ -232,15 +168,14 @@ def _fail_waiters(batch: list[_PendingInsert], err: StorageError) -> None:
             p.done.set_exception(err)
 
 
-class Store:
-    """All database access. Construct with :func:`open_store`."""
+class JobStore(Database):
+    """Jobs, rate buckets and default styles over the one connection."""
 
     def __init__(self, db: aiosqlite.Connection, next_id: int) -> None:
-        self._db = db
+        super().__init__(db)
         self._next_id = next_id
         self._pending: list[_PendingInsert] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
 
     # --- writing -------------------------------------------------------------------------
 
@@ -267,7 +202,7 @@ class Store:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                async with self.transaction("queue the job"):
+                async with self.transaction(msg("core.op.queue_job")):
                     await self._db.executemany(_INSERT_JOB, [job_row(p.job) for p in batch])
                     buckets = [
                         (bucket_key(p.bucket_key), p.bucket.tokens, p.bucket.updated_at)
@@ -282,36 +217,19 @@ class Store:
                 # Anything else (a value SQLite cannot bind, a bug) must not kill this task with
                 # its waiters unresolved: every submit in the batch would hang, holding its slot.
                 log.exception("group commit failed")
+                what = msg("core.op.queue_job")
                 failure = StorageError(
-                    f"Storage error: could not queue the job ({type(err).__name__})."
+                    msg("core.storage_error", what=what, error=type(err).__name__)
                 )
                 failure.__cause__ = err
                 _fail_waiters(batch, failure)
             except BaseException:  # cancelled: the waiters hear of it too, then it propagates
-                _fail_waiters(batch, StorageError("Storage error: the database is closing."))
+                _fail_waiters(batch, StorageError(msg("core.database_closing")))
                 raise
             else:
                 for p in batch:
                     if not p.done.done():
                         p.done.set_result(None)
-
-    @contextlib.asynccontextmanager
-    async def transaction(self, what: str) -> AsyncIterator[aiosqlite.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` under the one-writer lock; errors → StorageError."""
-        async with self._lock:
-            try:
-                await self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as err:
-                raise storage_error(err, what) from err
-            try:
-                yield self._db
-                await self._db.execute("COMMIT")
-            except BaseException as err:
-                with contextlib.suppress(sqlite3.Error):
-                    await self._db.execute("ROLLBACK")
-                if isinstance(err, sqlite3.Error):
-                    raise storage_error(err, what) from err
-                raise
 
     async def update_job(self, job_id: int, **fields: Any) -> None:
         unknown = set(fields) - _UPDATABLE
@@ -322,27 +240,15 @@ class Store:
             values[list(fields).index("timings")] = timings_to_json(fields["timings"])
         assignments = ", ".join(f"{name} = ?" for name in fields)
         sql = f"UPDATE jobs SET {assignments} WHERE id = ?"  # noqa: S608 (names whitelisted)
-        await self.write_one(sql, [*values, job_id], f"update job #{job_id}")
-
-    async def write_one(self, sql: str, params: list[Any], what: str) -> None:
-        """One statement in autocommit mode: its own transaction, one trip to the DB thread.
-
-        Under the writer lock, so it never lands inside a group commit's open transaction.
-        A single write statement takes the write lock directly (no read-then-upgrade).
-        """
-        async with self._lock:
-            try:
-                await self._db.execute(sql, params)
-            except sqlite3.Error as err:
-                raise storage_error(err, what) from err
+        await self.write_one(sql, [*values, job_id], msg("core.op.update_job", job=job_id))
 
     async def save_bucket(self, user_key: str, bucket: Bucket) -> None:
-        async with self.transaction("save a rate limit") as db:
+        async with self.transaction(msg("core.op.save_rate_limit")) as db:
             key = bucket_key(user_key)
             await db.execute(_UPSERT_BUCKET, (key, bucket.tokens, bucket.updated_at))
 
     async def set_default_style(self, user_key: str, style: str | None) -> None:
-        async with self.transaction("save your default style") as db:
+        async with self.transaction(msg("core.op.save_default_style")) as db:
             await db.execute(
                 "INSERT INTO user_prefs (user_key, default_style) VALUES (?, ?) "
                 "ON CONFLICT (user_key) DO UPDATE SET default_style = excluded.default_style",
@@ -351,42 +257,22 @@ class Store:
 
     # --- reading -------------------------------------------------------------------------
 
-    async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        try:
-            async with self._db.execute(sql, tuple(params)) as cur:
-                return list(await cur.fetchall())
-        except sqlite3.Error as err:
-            raise storage_error(err, "read the database") from err
-
-    async def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        """Rows of one read (for :mod:`bot.community`); errors become StorageError."""
-        return await self._rows(sql, params)
-
-    async def checkpoint(self) -> None:
-        """Copy the WAL into the database file and truncate it (after ``/forget``: with
-        ``secure_delete`` the old pages are zeroed, and no copy of them remains in the WAL)."""
-        async with self._lock:
-            try:
-                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as err:
-                raise storage_error(err, "checkpoint the database") from err
-
     async def get_job(self, job_id: int) -> Job | None:
-        rows = await self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        rows = await self.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return job_from_row(rows[0]) if rows else None
 
     async def is_deleted(self, job_id: int) -> bool:
-        rows = await self._rows("SELECT deleted_at FROM jobs WHERE id = ?", (job_id,))
+        rows = await self.query("SELECT deleted_at FROM jobs WHERE id = ?", (job_id,))
         return bool(rows) and rows[0]["deleted_at"] is not None
 
     async def jobs_in_states(self, states: Iterable[JobState]) -> list[Job]:
         names = [str(s) for s in states]
         marks = ", ".join("?" * len(names))
-        rows = await self._rows(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", names)  # noqa: S608
+        rows = await self.query(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", names)  # noqa: S608
         return [job_from_row(r) for r in rows]
 
     async def history(self, user_key: str, limit: int, offset: int) -> list[Job]:
-        rows = await self._rows(
+        rows = await self.query(
             "SELECT * FROM jobs WHERE user_key = ? AND deleted_at IS NULL "
             "ORDER BY id DESC LIMIT ? OFFSET ?",
             (user_key, limit, offset),
@@ -394,7 +280,7 @@ class Store:
         return [job_from_row(r) for r in rows]
 
     async def server_history(self, server_key: str, limit: int, offset: int) -> list[Job]:
-        rows = await self._rows(
+        rows = await self.query(
             "SELECT * FROM jobs WHERE server_key = ? AND deleted_at IS NULL "
             "ORDER BY id DESC LIMIT ? OFFSET ?",
             (server_key, limit, offset),
@@ -402,11 +288,11 @@ class Store:
         return [job_from_row(r) for r in rows]
 
     async def file_ref(self, job_id: int) -> str | None:
-        rows = await self._rows("SELECT file_ref FROM jobs WHERE id = ?", (job_id,))
+        rows = await self.query("SELECT file_ref FROM jobs WHERE id = ?", (job_id,))
         return rows[0]["file_ref"] if rows else None
 
     async def bucket(self, user_key: str) -> Bucket | None:
-        rows = await self._rows(
+        rows = await self.query(
             "SELECT tokens, updated_at FROM rate_buckets WHERE user_key = ?",
             (bucket_key(user_key),),
         )
@@ -414,7 +300,7 @@ class Store:
 
     async def user_state(self, user_key: str) -> tuple[Bucket | None, str | None]:
         """A user's rate bucket and default style in one read (the submit path needs both)."""
-        rows = await self._rows(
+        rows = await self.query(
             "SELECT b.tokens, b.updated_at, p.default_style FROM (SELECT ? AS k, ? AS h) AS u "
             "LEFT JOIN rate_buckets AS b ON b.user_key = u.h "
             "LEFT JOIN user_prefs AS p ON p.user_key = u.k",
@@ -425,56 +311,21 @@ class Store:
         return bucket, row["default_style"]
 
     async def default_style(self, user_key: str) -> str | None:
-        rows = await self._rows(
+        rows = await self.query(
             "SELECT default_style FROM user_prefs WHERE user_key = ?", (user_key,)
         )
         return rows[0]["default_style"] if rows else None
+
+    async def max_job_id(self) -> int:
+        rows = await self.query("SELECT coalesce(max(id), 0) AS top FROM jobs")
+        return int(rows[0]["top"])
+
+    def start_ids_after(self, last: int) -> None:
+        """Called once on opening: new ids continue after the highest stored one."""
+        self._next_id = last + 1
 
     async def close(self) -> None:
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await self._flusher
-        await self._db.close()
-
-
-async def connect(path: Path, *, busy_timeout_ms: int = 5000) -> aiosqlite.Connection:
-    """A connection with the durability settings; autocommit, transactions are explicit."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = await aiosqlite.connect(path, isolation_level=None)
-    db.row_factory = sqlite3.Row
-    try:
-        await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        await db.execute("PRAGMA journal_mode = WAL")
-        await db.execute("PRAGMA synchronous = FULL")
-        await db.execute("PRAGMA foreign_keys = ON")
-        # Deleted rows are overwritten with zeros, so /forget leaves no readable trace.
-        await db.execute("PRAGMA secure_delete = ON")
-    except BaseException:
-        # A file that is not a database fails here: close, or its thread keeps the process alive.
-        await db.close()
-        raise
-    return db
-
-
-@contextlib.asynccontextmanager
-async def open_store(path: Path, *, busy_timeout_ms: int = 5000) -> AsyncIterator[Store]:
-    """Open (creating and migrating) the database at ``path``; close it on exit."""
-    try:
-        db = await connect(path, busy_timeout_ms=busy_timeout_ms)
-    except (sqlite3.Error, OSError) as err:
-        raise storage_error(err, f"open the database {path}") from err
-    try:
-        try:
-            await migrate(db)
-            async with db.execute("SELECT coalesce(max(id), 0) FROM jobs") as cur:
-                row = await cur.fetchone()
-        except sqlite3.Error as err:
-            raise storage_error(err, f"upgrade the database {path}") from err
-        store = Store(db, next_id=int(row[0]) + 1 if row else 1)
-    except BaseException:
-        await db.close()
-        raise
-    try:
-        yield store
-    finally:
-        await store.close()
+        await super().close()
