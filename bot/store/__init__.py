@@ -1,7 +1,8 @@
 """Durable state in SQLite: every SQL statement of the bot lives in this package.
 
 - :mod:`bot.store.connection`: opening, durability settings, migrations, the writer lock.
-- :mod:`bot.store.jobs`: job rows (queue, posting, history), rate buckets, default styles.
+- :mod:`bot.store.jobs`: jobs (queue, posting, history), rate buckets, default styles;
+  :mod:`bot.store.job_rows`: a job as a row and back.
 - :mod:`bot.store.servers`: server settings, blocks, the audit log, privacy choices.
 - :mod:`bot.store.community`: shares, votes, the gallery, forgetting a user.
 
@@ -27,7 +28,8 @@ from bot.store.connection import (
     open_migrated,
     storage_error,
 )
-from bot.store.jobs import JobStore, bucket_key, job_from_row, job_row
+from bot.store.job_rows import job_from_row, job_row
+from bot.store.jobs import JobStore, bucket_key
 from bot.store.servers import AuditNote, ServerTables
 
 __all__ = [

@@ -15,7 +15,7 @@ import aiosqlite
 from bot.domain import GalleryItem, JobState, Platform
 from bot.i18n import msg
 from bot.store.connection import Database
-from bot.store.jobs import job_from_row
+from bot.store.job_rows import job_from_row
 from bot.store.servers import showcase_posts
 
 # A share is visible while its job is not deleted and its owner has not opted out.
