@@ -17,7 +17,8 @@ class Privacy:
         self._store = store
 
     async def privacy(self, requester: Requester) -> UserPrivacy:
-        return await self._store.servers.privacy(requester.user_key) or UserPrivacy()
+        found = await self._store.servers.privacy(requester.user_key)
+        return UserPrivacy() if found is None else found
 
     async def set_privacy(
         self,
