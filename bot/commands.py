@@ -13,9 +13,9 @@ command (console, Telegram).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-import dataclasses
 from dataclasses import dataclass, replace
 
 from bot.domain import (

@@ -208,7 +208,7 @@ def resolve_style(requested: str | None, default: str | None, known: list[str]) 
     return name
 
 
-def validate(  # noqa: PLR0913 (every limit is the operator's, passed in)
+def validate(
     request: GenerateRequest,
     *,
     known_styles: list[str],

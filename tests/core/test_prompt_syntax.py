@@ -60,8 +60,7 @@ async def submit(core: Any, prompt: str, **options: Any) -> GenerationSpec | str
     try:
         ticket = await core.submit(GenerateRequest(user(), prompt, **options))
     except TurbobotError as err:
-        assert err.key is not None, f"an error without a catalogue key: {err}"
-        return err.key
+        return err.key or f"an error without a catalogue key: {err}"
     spec: GenerationSpec = ticket.job.spec
     return spec
 
