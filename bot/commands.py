@@ -52,6 +52,7 @@ _OPTIONS = {
     "n": "n",
     "strength": "strength",
 }
+OPTION_NAMES = tuple(_OPTIONS)  # every spelling a user may type (the README lists them)
 _MULTI_WORD = frozenset({"negative_prompt"})  # takes every word up to the next option
 _FIELDS = ("style", "seed", "steps", "aspect", "cfg", "negative_prompt", "n", "strength")
 # Past this length no parse can leave a prompt (and a negative prompt) inside their limits:
