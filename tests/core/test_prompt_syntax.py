@@ -132,3 +132,11 @@ async def test_the_conflict_names_both_values(open_test_core: OpenCore) -> None:
     assert "9:16" in text
     assert "16:9" in text
     assert "--ar" in err.value.render("zh")
+
+
+async def test_a_huge_prompt_is_refused_as_too_long_without_being_parsed(
+    open_test_core: OpenCore,
+) -> None:
+    # Options cannot bring a prompt of megabytes under the limit: it is refused as it is.
+    async with open_test_core() as core:
+        assert await submit(core, "word " * 200_000 + "--seed 5") == "core.prompt_too_long"
