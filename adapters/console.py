@@ -15,9 +15,9 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
-from bot.commands import help_text, parse_imagine_args, split_command
+from bot.commands import help_text, split_command
 from bot.config import Settings
-from bot.domain import Delivered, Job, JobState, Platform, Requester
+from bot.domain import Delivered, GenerateRequest, Job, JobState, Platform, Requester
 from bot.errors import TurbobotError
 from bot.i18n import Message, t
 from bot.ports import CoreApi
@@ -153,8 +153,8 @@ class ConsoleAdapter:
         if not self._taking:
             self._say(t("console.shutting_down"))
             return
-        args = parse_imagine_args(text)
-        ticket = await self._core.submit(args.to_request(self._me))
+        # The core parses the options typed in the prompt (the same on every platform).
+        ticket = await self._core.submit(GenerateRequest(self._me, text))
         job = ticket.job
         spec = job.spec
         key = "console.queued_style" if spec.style else "console.queued"

@@ -1,25 +1,35 @@
-"""The text-command grammar shared by the console and Telegram (Discord has typed options).
+"""The one prompt syntax: options typed inside any prompt, on every platform.
 
-``/imagine a cat on a roof --style ink --seed 42`` → :class:`ImagineArgs`. Options may appear
-anywhere; everything else is the prompt, kept as typed (quotes, emoji, line breaks). There is
-no shell quoting on purpose: chat users type apostrophes and smart quotes, and ``shlex`` would
-reject half of them. Phones turn ``--`` into an em or en dash, so those start options too.
+``a cat on a roof --style ink --seed 42`` → :class:`ImagineArgs`. Options may appear anywhere;
+everything else is the prompt, kept as typed (quotes, emoji, line breaks). There is no shell
+quoting on purpose: chat users type apostrophes and smart quotes, and ``shlex`` would reject
+half of them. Phones turn ``--`` into an em or en dash, so those start options too.
+
+The core applies it to every :class:`GenerateRequest` it validates
+(:func:`merge_prompt_options`), so a Discord prompt, a Telegram message, a console line and a
+remix's edited prompt are read alike. :func:`split_command` finds the command word of a text
+command (console, Telegram).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.domain import (
     ASPECTS,
+    MAX_IMAGES,
+    MAX_PROMPT_CHARS,
     MAX_SEED,
     MAX_STEPS,
+    MAX_STRENGTH,
+    MIN_IMAGES,
     MIN_STEPS,
+    MIN_STRENGTH,
     GenerateRequest,
     Language,
-    Requester,
 )
 from bot.errors import BadRequest
 from bot.i18n import Message, msg, t
@@ -39,8 +49,15 @@ _OPTIONS = {
     "cfg": "cfg",
     "no": "negative_prompt",
     "negative": "negative_prompt",
+    "n": "n",
+    "strength": "strength",
 }
+OPTION_NAMES = tuple(_OPTIONS)  # every spelling a user may type (the README lists them)
 _MULTI_WORD = frozenset({"negative_prompt"})  # takes every word up to the next option
+_FIELDS = ("style", "seed", "steps", "aspect", "cfg", "negative_prompt", "n", "strength")
+# Past this length no parse can leave a prompt (and a negative prompt) inside their limits:
+# the prompt is left as it is, to be refused as too long, without tokenising megabytes.
+_PARSE_LIMIT = 4 * MAX_PROMPT_CHARS
 
 
 def help_text(lang: Language | str = Language.EN) -> str:
@@ -52,12 +69,19 @@ def help_text(lang: Language | str = Language.EN) -> str:
         min_steps=MIN_STEPS,
         max_steps=MAX_STEPS,
         aspects=", ".join(ASPECTS),
+        max_images=MAX_IMAGES,
+        min_strength=f"{MIN_STRENGTH:g}",
+        max_strength=f"{MAX_STRENGTH:g}",
     )
 
 
 @dataclass(frozen=True, slots=True)
 class ImagineArgs:
-    """An ``/imagine`` command parsed into types; ``None`` means "not given" (core fills it)."""
+    """A prompt's options parsed into types; ``None`` means "not typed" (core fills it).
+
+    ``names`` maps each field given to the option name as typed (``ar`` or ``aspect``), so an
+    error can quote the user.
+    """
 
     prompt: str
     style: str | None = None
@@ -66,19 +90,44 @@ class ImagineArgs:
     aspect: str | None = None
     cfg: float | None = None
     negative_prompt: str | None = None
+    n: int | None = None
+    strength: float | None = None
+    names: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
-    def to_request(self, requester: Requester, parent_job_id: int | None = None) -> GenerateRequest:
-        return GenerateRequest(
-            requester=requester,
-            prompt=self.prompt,
-            style=self.style,
-            seed=self.seed,
-            steps=self.steps,
-            aspect=self.aspect,
-            cfg=self.cfg,
-            negative_prompt=self.negative_prompt,
-            parent_job_id=parent_job_id,
-        )
+
+def merge_prompt_options(request: GenerateRequest) -> GenerateRequest:
+    """``request`` with the options typed in its prompt taken out into its fields.
+
+    The rule for a value given both ways (a platform's typed option and the same option in the
+    prompt): the same value is fine; two different values are an error naming both, since
+    guessing which one the user meant would make an image they did not ask for.
+    """
+    if len(request.prompt) > _PARSE_LIMIT:
+        return request
+    args = parse_imagine_args(request.prompt)
+    changes: dict[str, object] = {"prompt": args.prompt}
+    for name in _FIELDS:
+        typed = getattr(args, name)
+        if typed is None:
+            continue
+        given = getattr(request, name)
+        if given is not None and not _same(given, typed):
+            option = args.names[name]
+            raise BadRequest(
+                msg("core.option_conflict", option=option, given=_show(given), typed=_show(typed))
+            )
+        changes[name] = typed
+    return replace(request, **changes)  # type: ignore[arg-type]
+
+
+def _same(given: object, typed: object) -> bool:
+    if isinstance(given, str) and isinstance(typed, str):
+        return given.strip().casefold() == typed.strip().casefold()
+    return given == typed
+
+
+def _show(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else repr(value)
 
 
 def split_command(line: str) -> tuple[str, str]:
@@ -94,6 +143,7 @@ def split_command(line: str) -> tuple[str, str]:
 def parse_imagine_args(text: str) -> ImagineArgs:
     """Parse the text after ``/imagine``. Raises :class:`BadRequest` with a message for the user."""
     values: dict[str, str] = {}
+    names: dict[str, str] = {}
     prompt_runs: list[tuple[int, int]] = []
     tokens = list(_TOKEN.finditer(text))
     i = 0
@@ -111,9 +161,10 @@ def parse_imagine_args(text: str) -> ImagineArgs:
             i += 1
             continue
         i = _take_option(option, token, tokens, i, values)
+        names[_OPTIONS[option]] = option
         after_option = True
     prompt = " ".join(text[start:end] for start, end in prompt_runs)
-    return _build(prompt, values)
+    return replace(_build(prompt, values), names=names)
 
 
 def _option_name(token: str) -> str | None:
@@ -164,6 +215,8 @@ def _build(prompt: str, values: dict[str, str]) -> ImagineArgs:
         aspect=values.get("aspect"),
         cfg=_float("cfg", values.get("cfg")),
         negative_prompt=values.get("negative_prompt"),
+        n=_int("n", values.get("n"), msg("core.want.int_range", low=MIN_IMAGES, high=MAX_IMAGES)),
+        strength=_strength(values.get("strength")),
     )
 
 
@@ -190,6 +243,20 @@ def _float(option: str, raw: str | None) -> float | None:
     return value
 
 
+def _strength(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw.replace(",", "."))
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        low, high = f"{MIN_STRENGTH:g}", f"{MAX_STRENGTH:g}"
+        wanted = msg("core.want.number_range", low=low, high=high)
+        raise BadRequest(msg("core.option_type", option="strength", wanted=wanted, raw=repr(raw)))
+    return value
+
+
 def _example(field: str) -> str:
     return {
         "style": "--style ink",
@@ -198,4 +265,6 @@ def _example(field: str) -> str:
         "aspect": "--aspect 16:9",
         "cfg": "--cfg 4",
         "negative_prompt": "--no blurry, text",
+        "n": "--n 4",
+        "strength": "--strength 0.5",
     }[field]

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.domain import BASE_STEPS, TURBO_STEPS, Platform, StepRange
+from bot.domain import BASE_STEPS, MAX_IMAGES, TURBO_STEPS, Platform, StepRange
 
 MemoryProfile = Literal["auto", "full", "balanced", "low", "cpu"]
 
@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     max_pending_per_server: int = Field(default=50, ge=1, alias="TURBOBOT_MAX_PENDING_PER_SERVER")
     max_queue: int = Field(default=500, ge=1, alias="TURBOBOT_MAX_QUEUE")
     max_attempts: int = Field(default=3, ge=1, le=10, alias="TURBOBOT_MAX_ATTEMPTS")
+    # Images one prompt may ask for (``--n``); each image counts against the limits.
+    max_images: int = Field(default=MAX_IMAGES, ge=1, le=MAX_IMAGES, alias="TURBOBOT_MAX_IMAGES")
 
     # --- moderation (issue 6) ---
     # Operator word list, comma-separated; every server's own banned words are added to it.

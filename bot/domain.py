@@ -146,6 +146,8 @@ class GenerateRequest:
     cfg: float | None = None
     negative_prompt: str | None = None
     parent_job_id: int | None = None  # reroll / variation / remix of this job
+    n: int | None = None  # images for this prompt (1..the operator's cap); None: one
+    strength: float | None = None  # img2img only: how far from the input image
 
 
 class JobKind(StrEnum):

@@ -111,6 +111,7 @@ class Core:
         self._rng = rng or random.Random()
         self._banned_words = settings.operator_banned_words
         self._steps = settings.step_range  # Turbo's 1-8, or the base model's range
+        self._max_images = settings.max_images
         self._operators = settings.operators
         self.metrics = metrics or Metrics()
         limits = Limits(
@@ -231,6 +232,7 @@ class Core:
             default_style=default,
             rng=self._rng,
             steps=self._steps,
+            max_images=self._max_images,
         )
         self._check_rules(who, spec, server, styles)
         return await self._enqueue(who, spec, request.parent_job_id, server)
@@ -269,6 +271,8 @@ class Core:
             default_style=None,
             rng=self._rng,
             steps=self._steps,
+            max_images=self._max_images,
+            options_in_prompt=False,  # the parent's prompt was parsed when it was submitted
         )
         self._check_rules(requester, checked, server, styles)
         return await self._enqueue(requester, checked, parent.id, server, seen.details_hidden)

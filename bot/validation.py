@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import replace
 from pathlib import PurePosixPath
 
+from bot.commands import merge_prompt_options
 from bot.domain import (
     ASPECTS,
     DEFAULT_ASPECT,
@@ -214,8 +215,19 @@ def validate(
     default_style: str | None,
     rng: random.Random,
     steps: StepRange = TURBO_STEPS,
+    max_images: int = MAX_IMAGES,
+    options_in_prompt: bool = True,
+    has_image: bool = False,
 ) -> GenerationSpec:
-    """A complete spec for the engine, or a :class:`BadRequest` saying what to fix."""
+    """A complete spec for the engine, or a :class:`BadRequest` saying what to fix.
+
+    Options typed inside the prompt are read first (:mod:`bot.commands`), so every platform
+    gets the same syntax. ``options_in_prompt=False`` is for a prompt that was parsed when it
+    was first submitted (a reroll of a stored job). ``has_image``: the request comes with an
+    input image, the only case where a strength means something.
+    """
+    if options_in_prompt:
+        request = merge_prompt_options(request)
     prompt = check_prompt(request.prompt)
     width, height = resolve_aspect(request.aspect)
     cfg, negative = check_cfg(request.cfg, request.negative_prompt)
@@ -228,6 +240,8 @@ def validate(
         height=height,
         cfg=cfg,
         negative_prompt=negative,
+        n=check_images(MIN_IMAGES if request.n is None else request.n, max_images),
+        strength=check_requested_strength(request.strength, has_image=has_image),
     )
 
 
@@ -248,10 +262,21 @@ def check_spec(spec: GenerationSpec, steps: StepRange = TURBO_STEPS) -> None:
     check_image_input(spec)
 
 
-def check_images(n: int) -> int:
-    if not MIN_IMAGES <= n <= MAX_IMAGES:
-        raise BadRequest(msg("core.images_range", low=MIN_IMAGES, high=MAX_IMAGES, value=n))
+def check_images(n: int, high: int = MAX_IMAGES) -> int:
+    """``high``: the operator's cap (``TURBOBOT_MAX_IMAGES``), at most MAX_IMAGES."""
+    if not MIN_IMAGES <= n <= high:
+        raise BadRequest(msg("core.images_range", low=MIN_IMAGES, high=high, value=n))
     return n
+
+
+def check_requested_strength(strength: float | None, *, has_image: bool) -> float | None:
+    """A user's strength: only with an input image (said first: without one, any value is
+    wrong), then inside its range."""
+    if strength is None:
+        return None
+    if not has_image:
+        raise BadRequest(msg("core.strength_needs_image"))
+    return check_strength(strength)
 
 
 def check_strength(strength: float) -> float:

@@ -34,7 +34,7 @@ from tests.telegram.conftest import running_bot as telegram_bot
 from tests.telegram.fake_botapi import BOT_USER, FakeBotApi, callback_query, command_message, user
 
 # Kinds that end in a job when the row expects "ok"; the others (ids, pages) only answer.
-JOB_KINDS = {"prompt", "negative", "display_name", "style", "seed", "steps", "cfg", "aspect"}
+JOB_KINDS = {"prompt", "negative", "display_name", "style", "seed", "steps", "cfg", "aspect", "n"}
 WAIT_S = 10.0
 
 
@@ -64,6 +64,7 @@ def trouble(caplog: pytest.LogCaptureFixture, since: int) -> list[str]:
 def telegram_command(case: Case) -> str:
     """The message a Telegram user sends for this row."""
     option = {"style": "--style", "seed": "--seed", "steps": "--steps", "aspect": "--aspect"}
+    option |= {"n": "--n", "strength": "--strength"}
     match case.kind:
         case "prompt":
             return f"/imagine {case.value}"
@@ -189,13 +190,17 @@ async def test_every_corpus_row_on_the_console(
 # ----- Discord -----
 def discord_command(case: Case) -> tuple[str, dict[str, Any]] | None:
     """The slash command and options a Discord user sends for this row (None: Discord has no
-    way to type it, e.g. no cfg option)."""
+    way to type it). What has no option of its own is typed in the prompt, as on Telegram."""
     fox: dict[str, Any] = {"prompt": "a fox"}
     commands: dict[str, tuple[str, dict[str, Any]]] = {
         "prompt": ("imagine", {"prompt": case.value}),
         "display_name": ("imagine", fox),
         "style": ("imagine", {**fox, "style": case.value}),
         "aspect": ("imagine", {**fox, "aspect": case.value}),
+        "negative": ("imagine", {**fox, "cfg": 4.0, "negative": case.value}),
+        "cfg": ("imagine", {"prompt": f"a fox --cfg {case.value}"}),
+        "n": ("imagine", {"prompt": f"a fox --n {case.value}"}),
+        "strength": ("imagine", {"prompt": f"a fox --strength {case.value}"}),
     }
     numbers = {"seed": ("imagine", "seed"), "steps": ("imagine", "steps")}
     numbers |= {"job_id": ("show", "job"), "page": ("history", "page")}

@@ -7,6 +7,7 @@ from pathlib import Path
 import discord
 
 from bot import models
+from bot.commands import OPTION_NAMES
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -30,3 +31,8 @@ def test_invite_permissions_are_the_minimum_the_adapter_uses() -> None:
 def test_model_and_turbo_names_match_the_downloader() -> None:
     for name in (models.BASE_MODEL_REPO, models.TURBO_LORA_REPO, models.TURBO_LORA_FILE):
         assert f"`{name}`" in README
+
+
+def test_every_prompt_option_is_in_the_command_section() -> None:
+    for name in OPTION_NAMES:
+        assert f"`--{name} " in README, name

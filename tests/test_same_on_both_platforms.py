@@ -15,18 +15,32 @@ messages but is no server admin (Discord ``manage_messages``; on Telegram a plai
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
+from adapters.console import CONSOLE_USER, ConsoleAdapter
 from adapters.discord.format import requester_of
+from adapters.discord.handlers import ImagineOptions
 from bot.derive import VARIATION_SPREAD
-from bot.domain import Credit, JobAction, JobState, Platform, Requester
-from bot.errors import NotAllowed, NotFound
-from bot.service import Core
+from bot.domain import (
+    Credit,
+    GenerateRequest,
+    GenerationSpec,
+    JobAction,
+    JobState,
+    Platform,
+    Requester,
+)
+from bot.errors import NotAllowed, NotFound, TurbobotError
+from bot.service import Core, open_core
+from tests.core.conftest import make_settings as core_settings
+from tests.core.test_prompt_syntax import SYNTAX, outcome
 from tests.discord.conftest import make_settings as discord_settings
 from tests.discord.conftest import running_bot as discord_bot
 from tests.discord.fake_discord import (
@@ -384,6 +398,155 @@ async def test_the_same_scenario_ends_the_same_on_both_platforms(
     async with PLATFORMS[platform](tmp_path) as driver:
         outcome = await play(driver)
     assert outcome == expected
+
+
+# ----- one prompt syntax (issue 13): the core's table, typed on every platform -----
+@dataclass(frozen=True)
+class Attempt:
+    spec: GenerationSpec | None  # the job the core queued, if any
+    reply: str  # the last thing the user was told
+
+
+Attempter = Callable[[int, str], Awaitable[Attempt]]
+
+
+async def newest_spec(
+    core: Core, executor: FakeExecutor, who: Requester, known: int = 0
+) -> GenerationSpec | None:
+    """The spec the engine was given for ``who``'s newest job (newer than job ``known``)."""
+    async with asyncio.timeout(WAIT_S):
+        await core.wait_until_idle(who.user_key)
+    jobs = await core.history(who, limit=1)
+    if not jobs or jobs[0].id <= known:
+        return None
+    return dict(executor.calls)[jobs[0].id]
+
+
+@asynccontextmanager
+async def telegram_attempts(tmp_path: Path) -> AsyncIterator[tuple[Core, Attempter]]:
+    async with FakeBotApi() as api, telegram_bot(api, tmp_path) as harness:
+
+        async def attempt(n: int, prompt: str) -> Attempt:
+            sender = tg_user(7000 + n)  # one user per row: no rate limit in the way
+            chat = str(sender["id"])
+            mine = lambda c: str(c.params.get("chat_id")) == chat  # noqa: E731
+            await api.push(command_message(f"/imagine {prompt}", from_user=sender))
+            replies = await api.wait_for("sendMessage", where=mine, within=WAIT_S)
+            who = Requester(Platform.TELEGRAM, chat, "Ada", chat)
+            spec = await newest_spec(harness.core, harness.executor, who)
+            return Attempt(spec, str(replies[0].params["text"]))
+
+        yield harness.core, attempt
+
+
+async def discord_attempt(
+    fake: FakeDiscord, bot: Any, n: int, prompt: str, options: dict[str, Any] | None = None
+) -> Attempt:
+    uid = 900_000_000_000_020_000 + n
+    log = await fake.slash("imagine", {"prompt": prompt, **(options or {})}, user=uid)
+    await fake.wait_for(lambda: bool(log.texts()), within=WAIT_S)
+    spec = await newest_spec(bot.core, bot.executor, requester_of(uid, "Ada", CHANNEL_ID, GUILD_ID))
+    return Attempt(spec, log.texts()[-1])
+
+
+@asynccontextmanager
+async def discord_attempts(tmp_path: Path) -> AsyncIterator[tuple[Core, Attempter]]:
+    async with FakeDiscord() as fake:
+        settings = discord_settings(tmp_path / "data", fake)
+        async with discord_bot(settings, FakeExecutor(), FakeClock()) as bot:
+            yield bot.core, lambda n, prompt: discord_attempt(fake, bot, n, prompt)
+
+
+@asynccontextmanager
+async def console_attempts(tmp_path: Path) -> AsyncIterator[tuple[Core, Attempter]]:
+    out = io.StringIO()
+    settings = core_settings(tmp_path / "data")
+    executor = FakeExecutor()
+    async with open_core(settings, executor, FakeClock()) as core:
+        console = ConsoleAdapter(core, settings, on_end_of_input=lambda: None, stdout=out)
+        core.register(console)
+
+        async def attempt(n: int, prompt: str) -> Attempt:
+            before = len(out.getvalue().splitlines())
+            known = max((job_id for job_id, _ in executor.calls), default=0)
+            await console.handle_line(f"/imagine {prompt}")
+            spec = await newest_spec(core, executor, CONSOLE_USER, known)
+            return Attempt(spec, "\n".join(out.getvalue().splitlines()[before:]))
+
+        try:
+            yield core, attempt
+        finally:
+            await console.aclose()
+
+
+SYNTAX_PLATFORMS = {
+    "telegram": telegram_attempts,
+    "discord": discord_attempts,
+    "console": console_attempts,
+}
+
+
+async def core_says(core: Core, prompt: str) -> TurbobotError | None:
+    """What the core itself answers to ``prompt`` (a user of no platform's adapter)."""
+    try:
+        await core.submit(GenerateRequest(Requester(Platform.CONSOLE, "ref", "Ref", "ref"), prompt))
+    except TurbobotError as err:
+        return err
+    return None
+
+
+def seen(
+    attempt: Attempt, expected: dict[str, object] | str, error: TurbobotError | None
+) -> object:
+    """The row as this platform played it, in the table's terms."""
+    if isinstance(expected, dict):
+        return attempt.spec and outcome(attempt.spec, expected)
+    if error is None or attempt.spec is not None:
+        return f"made a job: {attempt.spec}"
+    # The same words as the core's error, not a platform's own message.
+    return error.key if error.render() in attempt.reply else f"told {attempt.reply!r}"
+
+
+@pytest.mark.parametrize("platform", list(SYNTAX_PLATFORMS))
+async def test_options_typed_in_a_prompt_read_alike_on_every_platform(
+    platform: str, tmp_path: Path
+) -> None:
+    async with SYNTAX_PLATFORMS[platform](tmp_path) as (core, attempt):
+        got = {}
+        for n, (typed, expected) in enumerate(SYNTAX):
+            error = None if isinstance(expected, dict) else await core_says(core, typed)
+            got[typed] = seen(await attempt(n, typed), expected, error)
+    assert got == dict(SYNTAX)
+
+
+DISCORD_OPTIONS: list[tuple[str, dict[str, Any], dict[str, object] | str]] = [
+    ("a cat --ar 16:9", {"aspect": "9:16"}, "core.option_conflict"),
+    ("a cat --ar 16:9", {"aspect": "16:9"}, {"prompt": "a cat", "aspect": "16:9"}),
+    ("a portrait --cfg 3", {"negative": "hands"}, {"cfg": 3.0, "negative_prompt": "hands"}),
+    ("a cat", {"cfg": 2.5, "negative": "text", "n": 3}, {"cfg": 2.5, "n": 3}),
+    ("a cat", {"negative": "text"}, "core.negative_needs_cfg"),
+]
+
+
+async def test_discord_options_and_the_prompt_follow_the_core_rule(tmp_path: Path) -> None:
+    """Discord's typed options meet the prompt's: one rule, the core's (tests/core)."""
+    async with FakeDiscord() as fake:
+        settings = discord_settings(tmp_path / "data", fake)
+        async with discord_bot(settings, FakeExecutor(), FakeClock()) as bot:
+            got = {}
+            for n, (typed, options, expected) in enumerate(DISCORD_OPTIONS):
+                result = await discord_attempt(fake, bot, n, typed, options)
+                error = None
+                if isinstance(expected, str):
+                    request = ImagineOptions(**options).request(
+                        Requester(Platform.CONSOLE, "ref", "Ref", "ref"), typed
+                    )
+                    try:
+                        await bot.core.submit(request)
+                    except TurbobotError as err:
+                        error = err
+                got[n] = seen(result, expected, error)
+    assert got == {n: row[2] for n, row in enumerate(DISCORD_OPTIONS)}
 
 
 @pytest.fixture(autouse=True)

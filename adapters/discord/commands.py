@@ -15,10 +15,10 @@ from typing import Any, Optional
 import discord
 from discord import app_commands
 
-from adapters.discord.handlers import Handlers
+from adapters.discord.handlers import Handlers, ImagineOptions
 from adapters.discord.texts import command_text as _
 from adapters.discord.views import GALLERY_PERIODS, GALLERY_SORTS
-from bot.domain import ASPECTS, MAX_SEED, StepRange
+from bot.domain import ASPECTS, MAX_CFG, MAX_IMAGES, MAX_SEED, MIN_CFG, MIN_IMAGES, StepRange
 
 ADMIN = discord.Permissions(manage_guild=True)
 LANGUAGES = [
@@ -51,8 +51,15 @@ def _imagine(h: Handlers) -> app_commands.Command[Any, ..., None]:
         aspect: str | None = None,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         steps: int | None = None,
+        negative: str | None = None,
+        cfg: app_commands.Range[float, MIN_CFG, MAX_CFG] | None = None,
+        n: app_commands.Range[int, MIN_IMAGES, MAX_IMAGES] | None = None,
     ) -> None:
-        await h.imagine(interaction, prompt, style=style, aspect=aspect, seed=seed, steps=steps)
+        # The prompt goes to the core as typed: it parses "--ar 16:9" and the like itself.
+        options = ImagineOptions(
+            style=style, aspect=aspect, seed=seed, steps=steps, negative=negative, cfg=cfg, n=n
+        )
+        await h.imagine(interaction, prompt, options)
 
     # The steps Discord lets users pick are the core's (Turbo's 1-8, or base mode's range),
     # so the annotation is set here, before discord.py reads the signature.
@@ -63,6 +70,9 @@ def _imagine(h: Handlers) -> app_commands.Command[Any, ..., None]:
         aspect=_("discord.opt.aspect"),
         seed=_("discord.opt.seed"),
         steps=_("discord.opt.steps"),
+        negative=_("discord.opt.negative"),
+        cfg=_("discord.opt.cfg"),
+        n=_("discord.opt.n"),
     )(imagine)
     imagine = app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])(
         imagine

@@ -48,6 +48,32 @@ FINISHED_MEMORY = 512  # results remembered for a /imagine whose reply was not y
 MAX_ATTACHMENTS = 10  # Discord's cap on files per message
 
 
+@dataclass(frozen=True, slots=True)
+class ImagineOptions:
+    """The typed options of ``/imagine``; the core checks them (and the prompt's own)."""
+
+    style: str | None = None
+    aspect: str | None = None
+    seed: int | None = None
+    steps: int | None = None
+    negative: str | None = None
+    cfg: float | None = None
+    n: int | None = None
+
+    def request(self, who: Requester, prompt: str) -> GenerateRequest:
+        return GenerateRequest(
+            who,
+            prompt,
+            style=self.style,
+            seed=self.seed,
+            steps=self.steps,
+            aspect=self.aspect,
+            cfg=self.cfg,
+            negative_prompt=self.negative,
+            n=self.n,
+        )
+
+
 @dataclass
 class Tracked:
     """An interaction whose ephemeral reply shows one job's progress."""
@@ -153,22 +179,13 @@ class Handlers:
     # ----------------------------------------------------------------- commands
 
     async def imagine(
-        self,
-        interaction: discord.Interaction[Any],
-        prompt: str,
-        *,
-        style: str | None,
-        aspect: str | None,
-        seed: int | None,
-        steps: int | None,
+        self, interaction: discord.Interaction[Any], prompt: str, options: ImagineOptions
     ) -> None:
         # Acknowledge before anything else: the core may take a moment (SQLite commit).
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self.guard(interaction, "imagine"):
             self.check_accepting(interaction)
-            request = GenerateRequest(
-                requester(interaction), prompt, style=style, seed=seed, steps=steps, aspect=aspect
-            )
+            request = options.request(requester(interaction), prompt)
             await self.queued(interaction, await self.core.submit(request))
 
     async def style_list(self, interaction: discord.Interaction[Any]) -> None:

@@ -63,11 +63,12 @@ from adapters.telegram.keyboards import (
 from adapters.telegram.updates import Ctx, Handler, Ignored
 from adapters.telegram.webhook import Webhook, webhook_from
 from bot import i18n
-from bot.commands import parse_imagine_args, split_command
+from bot.commands import split_command
 from bot.config import Settings
 from bot.domain import (
     Delivered,
     DeriveKind,
+    GenerateRequest,
     Job,
     JobAction,
     JobState,
@@ -465,8 +466,8 @@ class TelegramAdapter:
         if not rest:
             await message.reply_text(t("telegram.imagine_usage", await self._lang(update)))
             return
-        args = parse_imagine_args(rest)
-        ticket = await self._core.submit(args.to_request(tg.requester(update)))
+        # The core parses the options typed in the prompt (the same on every platform).
+        ticket = await self._core.submit(GenerateRequest(tg.requester(update), rest))
         await self._post_status(ticket, message.chat_id, message.message_id)
 
     async def _style(self, update: Update, context: Ctx) -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import ImagineArgs, help_text, parse_imagine_args, split_command
+from bot.commands import (
+    ImagineArgs,
+    help_text,
+    merge_prompt_options,
+    parse_imagine_args,
+    split_command,
+)
 from bot.domain import GenerateRequest
 from bot.errors import BadRequest
 from tests.core.conftest import user
@@ -64,6 +70,9 @@ def test_a_bare_double_dash_or_number_is_prompt_text() -> None:
         ("a cat --size 5", "Unknown option --size. Options are: --style, --seed"),
         ("a cat --seed", "--seed needs a value, e.g. --seed 42"),
         ("a cat --seed 1 --seed 2", "--seed is given twice"),
+        ("a cat --n 1.5", "--n must be a whole number from 1 to 4, not '1.5'"),
+        ("a cat --strength x", "--strength must be a number from 0.05 to 1, not 'x'"),
+        ("a cat --strength inf", "--strength must be a number from 0.05 to 1"),
     ],
 )
 def test_bad_options_say_what_to_fix(text: str, message: str) -> None:
@@ -72,9 +81,29 @@ def test_bad_options_say_what_to_fix(text: str, message: str) -> None:
     assert message in str(err.value)
 
 
-def test_to_request_and_help() -> None:
+def test_images_and_strength_options() -> None:
+    args = parse_imagine_args("a cat --n 3 --strength 0,4")
+    assert (args.prompt, args.n, args.strength) == ("a cat", 3, 0.4)
+
+
+def test_the_option_names_as_typed_are_kept() -> None:
+    assert parse_imagine_args("a cat --AR 16:9 --no x").names == {
+        "aspect": "ar",
+        "negative_prompt": "no",
+    }
+
+
+def test_merge_takes_the_options_out_of_the_prompt() -> None:
     who = user()
-    request = parse_imagine_args("a cat --seed 3").to_request(who, parent_job_id=7)
-    assert request == GenerateRequest(who, "a cat", seed=3, parent_job_id=7)
+    merged = merge_prompt_options(GenerateRequest(who, "a cat --seed 3 --n 2", parent_job_id=7))
+    assert merged == GenerateRequest(who, "a cat", seed=3, n=2, parent_job_id=7)
+    plain = GenerateRequest(who, "a cat", seed=5)
+    assert merge_prompt_options(plain) == plain
+
+
+def test_help() -> None:
+    text = help_text()
     for command in ("/imagine", "/style", "/history", "/queue", "/cancel", "/help", "--aspect"):
-        assert command in help_text()
+        assert command in text
+    assert "--n N         1 to 4 images" in text
+    assert "--strength X  0.05 to 1" in text

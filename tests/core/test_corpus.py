@@ -37,6 +37,9 @@ SUBMITS: dict[str, Callable[[str], GenerateRequest]] = {
     "steps": lambda v: request(someone(), "a fox", steps=int(v)),
     "cfg": lambda v: request(someone(), "a fox", cfg=float(v)),
     "aspect": lambda v: request(someone(), "a fox", aspect=v),
+    # Typed in the prompt, as on every platform (no platform has a strength option).
+    "n": lambda v: request(someone(), f"a fox --n {v}"),
+    "strength": lambda v: request(someone(), f"a fox --strength {v}"),
 }
 
 

@@ -77,3 +77,57 @@ def test_style_default_override_and_none() -> None:
     assert check(default="ink", style="Watercolor").style == "watercolor"  # type: ignore[attr-defined]
     assert check(default="ink", style="none").style is None  # type: ignore[attr-defined]
     assert check(default="removed-style").style is None  # type: ignore[attr-defined]
+
+
+def test_images_per_prompt_default_and_operator_cap() -> None:
+    assert check().n == 1  # type: ignore[attr-defined]
+    request = GenerateRequest(user(), "a cat", n=3)
+    spec = validate(request, known_styles=STYLES, default_style=None, rng=random.Random(1))
+    assert spec.n == 3
+    with pytest.raises(BadRequest, match="number of images must be from 1 to 2, not 3"):
+        validate(
+            request, known_styles=STYLES, default_style=None, rng=random.Random(1), max_images=2
+        )
+
+
+@pytest.mark.parametrize(
+    ("strength", "has_image", "outcome"),
+    [
+        (0.5, True, 0.5),
+        (0.05, True, 0.05),
+        (1.0, True, 1.0),
+        (0.01, True, "core.strength_range"),
+        (1.5, True, "core.strength_range"),
+        (0.5, False, "core.strength_needs_image"),
+        (None, False, None),
+    ],
+)
+def test_strength_only_with_an_input_image(
+    strength: float | None, has_image: bool, outcome: object
+) -> None:
+    request = GenerateRequest(user(), "a cat", strength=strength)
+    try:
+        spec = validate(
+            request,
+            known_styles=STYLES,
+            default_style=None,
+            rng=random.Random(1),
+            has_image=has_image,
+        )
+        got: object = spec.strength
+    except BadRequest as err:
+        got = err.key
+    assert got == outcome
+
+
+def test_a_stored_prompt_is_not_parsed_again() -> None:
+    # A reroll of a job whose prompt (from before the one syntax) still holds "--ar 16:9".
+    request = GenerateRequest(user(), "a cat --ar 16:9", aspect="1:1")
+    spec = validate(
+        request,
+        known_styles=STYLES,
+        default_style=None,
+        rng=random.Random(1),
+        options_in_prompt=False,
+    )
+    assert (spec.prompt, spec.aspect) == ("a cat --ar 16:9", "1:1")

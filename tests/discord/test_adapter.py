@@ -76,6 +76,12 @@ async def test_commands_are_registered_with_chinese_localisations(
     assert "choices" not in options["style"]  # a choice list would be cut at 25 styles
     assert [c["value"] for c in options["aspect"]["choices"]][:2] == ["1:1", "16:9"]
     assert options["steps"]["max_value"] == 8
+    # The negative prompt, CFG and images per prompt (issue 13), localised like the others.
+    assert (options["negative"]["type"], options["cfg"]["type"], options["n"]["type"]) == (3, 10, 4)
+    assert (options["cfg"]["min_value"], options["cfg"]["max_value"]) == (1, 10)
+    assert (options["n"]["min_value"], options["n"]["max_value"]) == (1, 4)
+    for name in ("negative", "cfg", "n"):
+        assert options[name]["description_localizations"]["zh-CN"], name
 
 
 async def test_commands_sync_to_configured_guilds(tmp_path: Path, fake: FakeDiscord) -> None:
