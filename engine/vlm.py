@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from bot.errors import BadRequest
+from bot.i18n import msg
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -258,17 +259,28 @@ class GeneratedText:
 
 def check_limits(max_new_tokens: int, time_limit_s: float) -> None:
     if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
-        raise BadRequest(f"max_new_tokens must be 1..{MAX_NEW_TOKENS} (got {max_new_tokens}).")
+        raise BadRequest(msg("engine.max_new_tokens", high=MAX_NEW_TOKENS, value=max_new_tokens))
     if not 0 < time_limit_s <= MAX_TIME_LIMIT_S:
-        raise BadRequest(f"The time limit must be 0..{MAX_TIME_LIMIT_S:g} s (got {time_limit_s}).")
+        raise BadRequest(
+            msg("engine.time_limit", high=f"{MAX_TIME_LIMIT_S:g}", value=f"{time_limit_s:g}")
+        )
+
+
+FEATURE_NAMES = {
+    "describe": msg("engine.feature.describe"),
+    "enhance": msg("engine.feature.enhance"),
+    "safety": msg("engine.feature.safety"),
+}
 
 
 def require(engine: Engine, feature: Feature) -> None:
-    """Refuse a feature the availability check said no to, with its reason."""
+    """Refuse a feature the availability check said no to. The reason names files and settings:
+    it goes to the log (and ``turbobot doctor``), the user is told who can see it."""
     features = engine.vlm
     if features is None or not features.available(feature):
         why = features.why.get(feature, "") if features else "the VLM check did not run"
-        raise BadRequest(f"{feature.capitalize()} is not available on this bot: {why}.")
+        log.info("VLM %s refused: %s", feature, why)
+        raise BadRequest(msg("engine.feature_unavailable", feature=FEATURE_NAMES[feature]))
 
 
 # ---------------------------------------------------------------- prompts
@@ -377,7 +389,7 @@ def safety_check(
     require(engine, "safety")
     policy = " ".join(policy.split())
     if not 0 < len(policy) <= MAX_POLICY_CHARS:
-        raise BadRequest(f"The safety policy must be 1..{MAX_POLICY_CHARS} characters.")
+        raise BadRequest(msg("engine.policy_length", high=MAX_POLICY_CHARS))
     vision = image_inputs(engine, image)
     ids = chat_ids(engine, SAFETY_ASK.format(policy=policy), image_tokens=vision.tokens)
     safe_id, unsafe_id = answer_ids(engine.pipe.tokenizer)
@@ -409,7 +421,7 @@ class VisionInputs:
 def image_inputs(engine: Engine, image: Image.Image) -> VisionInputs:
     processor = engine.vlm_processor
     if processor is None:
-        raise BadRequest("Image features are not available on this bot (no image processor).")
+        raise BadRequest(msg("engine.no_image_processor"))
     out = processor(images=[image.convert("RGB")], return_tensors="pt")
     grid = out["image_grid_thw"]
     merge = int(engine.pipe.text_encoder.config.vision_config.spatial_merge_size)

@@ -25,7 +25,7 @@ from bot.domain import Language
 from bot.i18n import Message, catalogue, language_of, po_path, t
 
 ROOT = Path(__file__).resolve().parent.parent
-SCANNED = ("adapters", "bot")
+SCANNED = ("adapters", "bot", "engine")
 
 # Calls whose text arguments a chat user reads.
 SINKS = frozenset({
@@ -34,7 +34,7 @@ SINKS = frozenset({
     "InlineKeyboardButton", "Button", "SelectOption", "BotCommand", "Choice",
 })  # fmt: skip
 SINK_KEYWORDS = frozenset({"content", "text", "caption", "label", "placeholder", "description"})
-USER_ERRORS = frozenset(
+CORE_ERRORS = frozenset(
     name
     for name, cls in inspect.getmembers(errors, inspect.isclass)
     if issubclass(cls, errors.TurbobotError)
@@ -178,6 +178,22 @@ def _sources() -> Iterator[tuple[str, str]]:
         files = [ROOT / top] if top.endswith(".py") else sorted((ROOT / top).rglob("*.py"))
         for file in files:
             yield file.relative_to(ROOT).as_posix(), file.read_text(encoding="utf-8")
+
+
+def _extended_errors() -> frozenset[str]:
+    """Errors declared outside ``bot.errors`` that extend one a user reads (the worker pool's
+    ``WorkerLost`` is an ``EngineCrashed``). Those extending only ``TurbobotError`` (a model that
+    will not load, a bad ``turbo.toml``) stop the bot at start-up: for the operator, in English."""
+    user = CORE_ERRORS - {"TurbobotError"}
+    return frozenset(
+        node.name
+        for _, source in _sources()
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ClassDef) and {_name(b) for b in node.bases} & user
+    )
+
+
+USER_ERRORS = CORE_ERRORS | _extended_errors()
 
 
 # ----- the scan -----
