@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import re
 import string
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from babel.messages.pofile import read_po
 
 from bot import errors
 from bot.domain import Language
-from bot.i18n import Message, catalogue, language_of, po_path, t
+from bot.i18n import Message, catalogue, from_wire, language_of, msg, po_path, t, to_wire
 
 ROOT = Path(__file__).resolve().parent.parent
 SCANNED = ("adapters", "bot", "engine")
@@ -232,6 +233,32 @@ def test_the_scan_lets_keys_logs_and_internal_errors_pass(snippet: str) -> None:
     assert scan(snippet, "adapters/telegram/example.py") == []
 
 
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        'raise GenerationFailed("The GPU ran out of memory.")',
+        'raise EngineCrashed(f"The image could not be generated ({kind}).")',
+        'raise BadRequest(f"max_new_tokens must be 1..{high}")',
+        'raise WorkerLost(f"the GPU worker running this image {why}")',  # an EngineCrashed
+    ],
+)
+def test_the_scan_catches_english_in_an_engine_failure(snippet: str) -> None:
+    assert scan(snippet, "engine/example.py")
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        'raise GenerationFailed(msg("engine.out_of_memory"))',
+        'log.warning("CUDA out of memory; freeing memory and retrying once")',
+        'raise EngineUnavailable(f"Model {source!r} not found locally")',  # the operator's
+        'raise RuntimeError("the tokenizer starts safe and unsafe alike")',
+    ],
+)
+def test_the_scan_lets_engine_keys_logs_and_operator_errors_pass(snippet: str) -> None:
+    assert scan(snippet, "engine/example.py") == []
+
+
 # ----- the catalogue -----
 def _po(lang: Language) -> dict[str, str]:
     with po_path(lang).open("rb") as f:
@@ -285,3 +312,33 @@ def test_t_fills_in_and_falls_back() -> None:
 def test_language_of(code: str, lang: str) -> None:
     assert language_of(code) == lang
     assert language_of(None) is Language.EN
+
+
+# ----- over the wire -----
+@pytest.mark.parametrize(
+    "message",
+    [
+        msg("engine.worker_gave_up", why="aborted"),
+        msg("engine.feature_unavailable", feature=msg("engine.feature.describe")),
+        "a text that was never in the catalogue",
+    ],
+)
+def test_a_message_crosses_json_and_keeps_its_key(message: Message | str) -> None:
+    back = from_wire(json.loads(json.dumps(to_wire(message))))
+    assert back == message
+    if isinstance(message, Message):
+        assert isinstance(back, Message)
+        assert back.render("zh") == message.render("zh") != message.render("en")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"key": "engine.from_a_newer_worker", "params": {}, "text": "Old words."},
+        {"key": "engine.worker_gave_up", "params": {}, "text": "Old words."},  # a field missing
+        {"key": 5, "params": {}, "text": "Old words."},
+        {"key": "engine.worker_gave_up", "params": ["why"], "text": "Old words."},
+    ],
+)
+def test_what_this_catalogue_cannot_render_arrives_as_its_english_text(data: object) -> None:
+    assert from_wire(data) == "Old words."
