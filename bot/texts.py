@@ -7,7 +7,10 @@ admission carry their own message at the raise site (see ``bot.errors``).
 
 from __future__ import annotations
 
-from bot.domain import StyleChanges
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from bot.domain import JobState, StyleChanges
 from bot.i18n import Message, msg
 
 SHUTTING_DOWN = msg("core.shutting_down")
@@ -24,8 +27,24 @@ def not_yours_to_cancel(job_id: int) -> Message:
     return msg("core.not_yours_to_cancel", job=job_id)
 
 
-def cannot_cancel(job_id: int, state: str) -> Message:
-    return msg("core.cannot_cancel", job=job_id, state=state)
+# A job's state as users read it (/history, /show, Info), never the enum's English value.
+STATE_WORDS: Mapping[JobState, Message] = MappingProxyType({
+    JobState.QUEUED: msg("state.queued"),
+    JobState.RUNNING: msg("state.running"),
+    JobState.GENERATED: msg("state.generated"),
+    JobState.POSTING: msg("state.posting"),
+    JobState.POSTED: msg("state.posted"),
+    JobState.FAILED: msg("state.failed"),
+    JobState.CANCELLED: msg("state.cancelled"),
+})  # fmt: skip
+
+
+def state_word(state: JobState) -> Message:
+    return STATE_WORDS[state]
+
+
+def cannot_cancel(job_id: int, state: JobState) -> Message:
+    return msg("core.cannot_cancel", job=job_id, state=state_word(state))
 
 
 def not_finished(job_id: int) -> Message:

@@ -8,6 +8,7 @@ import discord
 
 from bot.domain import Job, Language, Platform, Requester, StyleInfo, Timings
 from bot.i18n import t
+from bot.texts import state_word
 
 Lang = Language | str  # a Language, or a Discord locale such as "zh-CN"
 
@@ -79,7 +80,7 @@ def info_text(job: Job, lang: Lang = Language.EN) -> str:
     """Everything about a job, for the Info button and /show."""
     spec = job.spec
     lines = [
-        t("discord.info.title", lang, job=job.id, state=job.state),
+        t("discord.info.title", lang, job=job.id, state=state_word(job.state)),
         t("discord.info.prompt", lang, prompt=literal(shorten(spec.prompt, 1200))),
         t(
             "discord.info.settings",
@@ -169,7 +170,7 @@ def history_text(jobs: list[Job], page: int, lang: Lang = Language.EN) -> str:
                 "discord.history.line",
                 lang,
                 job=job.id,
-                state=job.state,
+                state=state_word(job.state),
                 prompt=literal(shorten(spec.prompt, 60)),
                 style=spec.style or t("discord.no_style", lang),
                 seed=spec.seed,

@@ -12,6 +12,7 @@ import unicodedata
 
 from bot.domain import Job, JobState, Language, StyleInfo, Ticket
 from bot.i18n import Message, language_of, t
+from bot.texts import state_word
 
 Lang = Language | str | None  # a Language, or a Telegram language_code such as "zh-hans"
 
@@ -159,7 +160,7 @@ def job_line(job: Job, lang: Lang = Language.EN) -> str:
         "telegram.job_line",
         lang,
         job=job.id,
-        state=job.state,
+        state=state_word(job.state),
         style=style,
         seed=job.spec.seed,
         prompt=prompt,
