@@ -323,7 +323,7 @@ class Community:
         assert actor.server_id is not None  # noqa: S101 (checked by _require_admin)
         before = await self.server_settings(actor.platform, actor.server_id)
         after = apply_change(before, change, known, self._operator)
-        async with self._store.transaction("save the server settings") as db:
+        async with self._store.transaction(msg("core.doing.save_settings")) as db:
             await db.execute(_SAVE_SETTINGS, _settings_row(after))
             detail = describe_change(before, after)
             await self._audit(
@@ -353,7 +353,7 @@ class Community:
         server_key = _require_admin(actor, is_admin)
         target = Requester(actor.platform, user_id, user_id, actor.channel_id, actor.server_id)
         digest = user_hash(server_key, target.user_key)
-        async with self._store.transaction("save the block") as db:
+        async with self._store.transaction(msg("core.doing.save_block")) as db:
             if blocked:
                 await db.execute(
                     "INSERT OR IGNORE INTO blocked_users VALUES (?, ?, ?)",
@@ -372,7 +372,7 @@ class Community:
         """An admin deleted someone else's image."""
         if actor.server_key is None:
             return
-        async with self._store.transaction("write the audit log") as db:
+        async with self._store.transaction(msg("core.doing.write_audit")) as db:
             target = f"job #{job.id} of user {job.requester.user_id}"
             await self._audit(db, actor.server_key, actor, action="delete", target=target)
 
@@ -438,7 +438,7 @@ class Community:
             current.hide_details if hide_details is None else hide_details,
         )
         posts: list[tuple[str, str]] = []
-        async with self._store.transaction("save your privacy choices") as db:
+        async with self._store.transaction(msg("core.doing.save_privacy")) as db:
             await db.execute(
                 "INSERT OR REPLACE INTO user_privacy VALUES (?, ?, ?)",
                 (requester.user_key, int(new.share_opt_out), int(new.hide_details)),
@@ -467,7 +467,7 @@ class Community:
         server = await self.server_settings(job.requester.platform, job.requester.server_id)
         if server.showcase_channel_id is None:
             raise BadRequest(NO_SHOWCASE)
-        async with self._store.transaction("share the image") as db:
+        async with self._store.transaction(msg("core.doing.share")) as db:
             await db.execute(
                 "INSERT INTO shares (job_id, platform, server_key, user_key, channel_id, "
                 "shared_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
@@ -508,7 +508,7 @@ class Community:
         await self._store.write_one(
             "UPDATE shares SET message_id = ? WHERE id = ?",
             [message_id, share_id],
-            "record the showcase post",
+            msg("core.doing.record_showcase"),
         )
 
     async def share_by_message(self, platform: Platform, message_id: str) -> int | None:
@@ -535,7 +535,7 @@ class Community:
             else:
                 sql = "INSERT OR REPLACE INTO votes VALUES (?, ?, ?, ?)"
                 params = [share_id, voter.user_key, value, self._clock.now()]
-            await self._store.write_one(sql, params, "record the vote")
+            await self._store.write_one(sql, params, msg("core.doing.record_vote"))
         score = await self._store.query(
             "SELECT coalesce(sum(value), 0) AS score FROM votes WHERE share_id = ?", (share_id,)
         )
@@ -592,7 +592,7 @@ class Community:
         """
         key, final = requester.user_key, _FINAL_STATES
         mine = f"SELECT id FROM jobs WHERE user_key = ? AND state IN ({', '.join('?' * 3)})"  # noqa: S608
-        async with self._store.transaction("forget your data") as db:
+        async with self._store.transaction(msg("core.doing.forget")) as db:
             async with db.execute(
                 f"SELECT image_path FROM jobs WHERE id IN ({mine})",  # noqa: S608
                 (key, *final),

@@ -23,7 +23,7 @@ from bot.delivery import Delivery
 from bot.domain import Generated, Job, JobState
 from bot.errors import EngineCrashed, StorageError, TurbobotError
 from bot.fairqueue import FairQueue
-from bot.i18n import Message
+from bot.i18n import Message, msg
 from bot.image_files import ImageFiles
 from bot.metrics import Metrics
 from bot.ports import Clock, Executor
@@ -201,7 +201,8 @@ class Dispatcher:
         try:
             relative = await self._files.save(job.id, result.jpeg, now)
         except OSError as err:
-            await self._requeue_after_storage_error(job, storage_error(err, "save the image"))
+            failure = storage_error(err, msg("core.doing.save_image"))
+            await self._requeue_after_storage_error(job, failure)
             return
         try:
             await self._store.update_job(

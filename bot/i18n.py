@@ -98,8 +98,10 @@ def from_wire(data: object) -> Message | str:
         return str(data)
     key, params, text = data.get("key"), data.get("params"), data.get("text")
     fallback = str(text) if text is not None else str(data)
-    template = catalogue(Language.EN).get(key) if isinstance(key, str) else None
-    if template is None or not isinstance(params, dict):
+    if not isinstance(key, str) or not isinstance(params, dict):
+        return fallback
+    template = catalogue(Language.EN).get(key)
+    if template is None:
         return fallback
     if not _fields(template) <= set(params):
         return fallback

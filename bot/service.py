@@ -57,6 +57,7 @@ from bot.domain import (
     VoteResult,
 )
 from bot.errors import NotAllowed, NotFound, RateLimited, StorageError, TurbobotError
+from bot.i18n import msg
 from bot.image_files import ImageFiles, ImageWriter, write_atomic
 from bot.intake import Admission
 from bot.metrics import Metrics
@@ -375,7 +376,7 @@ class Core:
         try:
             self._files.remove(job.image_path)
         except OSError as err:
-            raise storage_error(err, f"delete the image of job #{job_id}") from err
+            raise storage_error(err, msg("core.doing.delete_image", job=job_id)) from err
         now = self._clock.now()
         await self._store.update_job(
             job_id, deleted_at=now, image_path=None, prompt="", negative_prompt=None

@@ -28,7 +28,7 @@ import aiosqlite
 from bot.admission import Bucket
 from bot.domain import GenerationSpec, Job, JobState, Platform, Requester, Timings
 from bot.errors import StorageError
-from bot.i18n import msg
+from bot.i18n import Message, msg
 
 # The ``migrations`` package ships the .sql files as package data (an installed wheel has them).
 MIGRATIONS_DIR = Path(str(importlib.resources.files("migrations")))
@@ -37,7 +37,7 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 log = logging.getLogger(__name__)
 
 
-def storage_error(err: BaseException, what: str) -> StorageError:
+def storage_error(err: BaseException, what: Message) -> StorageError:
     """A clear message for the operator (and the user) from a low-level error."""
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
         return StorageError(msg("core.disk_full", what=what))
@@ -267,7 +267,7 @@ class Store:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                async with self.transaction("queue the job"):
+                async with self.transaction(msg("core.doing.queue_job")):
                     await self._db.executemany(_INSERT_JOB, [job_row(p.job) for p in batch])
                     buckets = [
                         (bucket_key(p.bucket_key), p.bucket.tokens, p.bucket.updated_at)
@@ -283,12 +283,16 @@ class Store:
                 # its waiters unresolved: every submit in the batch would hang, holding its slot.
                 log.exception("group commit failed")
                 failure = StorageError(
-                    f"Storage error: could not queue the job ({type(err).__name__})."
+                    msg(
+                        "core.storage_error",
+                        what=msg("core.doing.queue_job"),
+                        error=type(err).__name__,
+                    )
                 )
                 failure.__cause__ = err
                 _fail_waiters(batch, failure)
             except BaseException:  # cancelled: the waiters hear of it too, then it propagates
-                _fail_waiters(batch, StorageError("Storage error: the database is closing."))
+                _fail_waiters(batch, StorageError(msg("core.database_closing")))
                 raise
             else:
                 for p in batch:
@@ -296,7 +300,7 @@ class Store:
                         p.done.set_result(None)
 
     @contextlib.asynccontextmanager
-    async def transaction(self, what: str) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self, what: Message) -> AsyncIterator[aiosqlite.Connection]:
         """``BEGIN IMMEDIATE`` … ``COMMIT`` under the one-writer lock; errors → StorageError."""
         async with self._lock:
             try:
@@ -322,9 +326,9 @@ class Store:
             values[list(fields).index("timings")] = timings_to_json(fields["timings"])
         assignments = ", ".join(f"{name} = ?" for name in fields)
         sql = f"UPDATE jobs SET {assignments} WHERE id = ?"  # noqa: S608 (names whitelisted)
-        await self.write_one(sql, [*values, job_id], f"update job #{job_id}")
+        await self.write_one(sql, [*values, job_id], msg("core.doing.update_job", job=job_id))
 
-    async def write_one(self, sql: str, params: list[Any], what: str) -> None:
+    async def write_one(self, sql: str, params: list[Any], what: Message) -> None:
         """One statement in autocommit mode: its own transaction, one trip to the DB thread.
 
         Under the writer lock, so it never lands inside a group commit's open transaction.
@@ -337,12 +341,12 @@ class Store:
                 raise storage_error(err, what) from err
 
     async def save_bucket(self, user_key: str, bucket: Bucket) -> None:
-        async with self.transaction("save a rate limit") as db:
+        async with self.transaction(msg("core.doing.save_rate_limit")) as db:
             key = bucket_key(user_key)
             await db.execute(_UPSERT_BUCKET, (key, bucket.tokens, bucket.updated_at))
 
     async def set_default_style(self, user_key: str, style: str | None) -> None:
-        async with self.transaction("save your default style") as db:
+        async with self.transaction(msg("core.doing.save_default_style")) as db:
             await db.execute(
                 "INSERT INTO user_prefs (user_key, default_style) VALUES (?, ?) "
                 "ON CONFLICT (user_key) DO UPDATE SET default_style = excluded.default_style",
@@ -356,7 +360,7 @@ class Store:
             async with self._db.execute(sql, tuple(params)) as cur:
                 return list(await cur.fetchall())
         except sqlite3.Error as err:
-            raise storage_error(err, "read the database") from err
+            raise storage_error(err, msg("core.doing.read_db")) from err
 
     async def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Rows of one read (for :mod:`bot.community`); errors become StorageError."""
@@ -369,7 +373,7 @@ class Store:
             try:
                 await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as err:
-                raise storage_error(err, "checkpoint the database") from err
+                raise storage_error(err, msg("core.doing.checkpoint_db")) from err
 
     async def get_job(self, job_id: int) -> Job | None:
         rows = await self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -462,14 +466,14 @@ async def open_store(path: Path, *, busy_timeout_ms: int = 5000) -> AsyncIterato
     try:
         db = await connect(path, busy_timeout_ms=busy_timeout_ms)
     except (sqlite3.Error, OSError) as err:
-        raise storage_error(err, f"open the database {path}") from err
+        raise storage_error(err, msg("core.doing.open_db", path=str(path))) from err
     try:
         try:
             await migrate(db)
             async with db.execute("SELECT coalesce(max(id), 0) FROM jobs") as cur:
                 row = await cur.fetchone()
         except sqlite3.Error as err:
-            raise storage_error(err, f"upgrade the database {path}") from err
+            raise storage_error(err, msg("core.doing.upgrade_db", path=str(path))) from err
         store = Store(db, next_id=int(row[0]) + 1 if row else 1)
     except BaseException:
         await db.close()

@@ -63,7 +63,7 @@ def engine_error(kind: str) -> Message:
     return msg("core.engine_error", kind=kind)
 
 
-def not_posted(why: str) -> Message:
+def not_posted(why: Message | str) -> Message:
     return msg("core.not_posted", why=why)
 
 

@@ -40,6 +40,8 @@ CORE_ERRORS = frozenset(
     for name, cls in inspect.getmembers(errors, inspect.isclass)
     if issubclass(cls, errors.TurbobotError)
 )
+# Calls whose argument at this position ends up in a storage error ("could not {what}").
+WHAT_SINKS = {"storage_error": 1, "transaction": 0, "write_one": 2}
 LOG_OBJECTS = frozenset({"log", "_log", "logger", "_logger", "logging", "warnings"})
 TWO_WORDS = re.compile(r"[A-Za-z]{2,}[,;:!?.']?\s+[A-Za-z]{2,}")
 LETTERS = re.compile(r"[A-Za-z]{2,}")
@@ -135,13 +137,23 @@ class _Scan(ast.NodeVisitor):
         owner = func.value if isinstance(func, ast.Attribute) else None
         if isinstance(owner, ast.Name) and owner.id in LOG_OBJECTS:
             self._ignore(node)
-        elif _name(func) in SINKS:
+        elif _name(func) in SINKS or _name(func) in USER_ERRORS:  # raised later, or handed on
             for arg in node.args:
                 self._suspect(arg)
             for kw in node.keywords:
                 if kw.arg in SINK_KEYWORDS:
                     self._suspect(kw.value)
+        elif _name(func) in WHAT_SINKS:
+            self._suspect_what(node, WHAT_SINKS[_name(func) or ""])
         self.generic_visit(node)
+
+    def _suspect_what(self, node: ast.Call, index: int) -> None:
+        """The words naming what could not be done ("could not {what}") are read too."""
+        if len(node.args) > index:
+            self._suspect(node.args[index])
+        for kw in node.keywords:
+            if kw.arg == "what":
+                self._suspect(kw.value)
 
     def visit_Raise(self, node: ast.Raise) -> None:
         exc = node.exc
@@ -149,7 +161,7 @@ class _Scan(ast.NodeVisitor):
         if name in USER_ERRORS and isinstance(exc, ast.Call):
             for arg in exc.args:
                 self._suspect(arg)
-        else:
+        elif name not in WHAT_SINKS:  # storage_error(...) makes a user error: visit_Call checks
             self._ignore(node)  # internal and operator errors are for logs, in English
         self.generic_visit(node)
 
@@ -240,9 +252,13 @@ def test_the_scan_lets_keys_logs_and_internal_errors_pass(snippet: str) -> None:
         'raise EngineCrashed(f"The image could not be generated ({kind}).")',
         'raise BadRequest(f"max_new_tokens must be 1..{high}")',
         'raise WorkerLost(f"the GPU worker running this image {why}")',  # an EngineCrashed
+        'failure = StorageError("Storage error: the database is closing.")',  # raised later
+        'raise storage_error(err, f"delete the image of job #{job_id}")',
+        'async with self._store.transaction("save the block") as db:\n    pass',
+        'await self.write_one(sql, params, "record the vote")',
     ],
 )
-def test_the_scan_catches_english_in_an_engine_failure(snippet: str) -> None:
+def test_the_scan_catches_english_in_engine_and_storage_failures(snippet: str) -> None:
     assert scan(snippet, "engine/example.py")
 
 
@@ -253,6 +269,7 @@ def test_the_scan_catches_english_in_an_engine_failure(snippet: str) -> None:
         'log.warning("CUDA out of memory; freeing memory and retrying once")',
         'raise EngineUnavailable(f"Model {source!r} not found locally")',  # the operator's
         'raise RuntimeError("the tokenizer starts safe and unsafe alike")',
+        'await self.write_one("UPDATE jobs SET state = ? WHERE id = ?", params, DOING)',
     ],
 )
 def test_the_scan_lets_engine_keys_logs_and_operator_errors_pass(snippet: str) -> None:
@@ -290,7 +307,7 @@ def test_chinese_is_chinese() -> None:
 def test_every_key_used_in_the_code_exists() -> None:
     used = set()
     for _, source in _sources():
-        used |= set(re.findall(r'\bt\(\s*"([a-z]+\.[a-z0-9_.]+)"', source))
+        used |= set(re.findall(r'\b(?:t|msg)\(\s*"([a-z]+\.[a-z0-9_.]+)"', source))
     assert len(used) > 50
     assert used - set(catalogue(Language.EN)) == set()
 
