@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from bot.domain import JobState, StyleChanges
-from bot.i18n import Message, msg
+from bot.domain import Job, JobState, Language, StyleChanges
+from bot.i18n import Message, msg, t
 
 SHUTTING_DOWN = msg("core.shutting_down")
 IMAGE_MISSING = msg("core.image_missing")
@@ -41,6 +41,12 @@ STATE_WORDS: Mapping[JobState, Message] = MappingProxyType({
 
 def state_word(state: JobState) -> Message:
     return STATE_WORDS[state]
+
+
+def shown_prompt(job: Job, lang: Language | str | None = Language.EN) -> str:
+    """The prompt as its readers may see it: for a job whose source hides its details, a
+    placeholder in ``lang`` (``bot.access`` has already replaced the real prompt)."""
+    return t("core.prompt_hidden", lang) if job.details_hidden else job.spec.prompt
 
 
 def cannot_cancel(job_id: int, state: JobState) -> Message:

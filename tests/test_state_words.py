@@ -9,7 +9,7 @@ import pytest
 
 from adapters.discord import format as discord_format
 from adapters.telegram import texts as telegram_texts
-from bot import texts
+from bot import access, texts
 from bot.domain import GenerationSpec, Job, JobState, Language, Platform, Requester
 from bot.i18n import t
 
@@ -58,3 +58,23 @@ def test_a_refused_cancel_names_the_state_in_the_chat_language() -> None:
     assert word(JobState.RUNNING, "zh") in refusal.render("zh")
     assert "running" not in refusal.render("zh")
     assert "is running" in refusal.render("en")
+
+
+def test_a_hidden_prompt_is_said_in_the_chat_language() -> None:
+    """A job made from an image whose author hides the details shows a placeholder, never the
+    prompt; in Chinese chats the placeholder is Chinese too."""
+    job = access.hidden(replace(JOB, state=JobState.POSTED))
+    zh = t("core.prompt_hidden", "zh")
+    shown = [
+        discord_format.caption(job, lang=Language.ZH),
+        discord_format.info_text(job, Language.ZH),
+        discord_format.history_text([job], 1, Language.ZH),
+        discord_format.queue_text([(job, 1)], Language.ZH),
+        telegram_texts.caption(job, lang=Language.ZH),
+        telegram_texts.job_line(job, Language.ZH),
+    ]
+    for text in shown:
+        assert zh in text, text
+        assert access.HIDDEN_PROMPT not in text
+        assert "a fox" not in text
+    assert access.HIDDEN_PROMPT in telegram_texts.caption(job, lang=Language.EN)
