@@ -21,6 +21,7 @@ from bot.domain import Delivered, GenerateRequest, Job, JobState, Platform, Requ
 from bot.errors import TurbobotError
 from bot.i18n import Message, t
 from bot.ports import CoreApi
+from bot.texts import state_word
 
 _log = logging.getLogger(__name__)
 
@@ -193,9 +194,9 @@ class ConsoleAdapter:
             self._say(t("console.no_images"))
         for job in jobs:
             path = self._core.image_file(job)
-            where = str(path) if path else (job.error or str(job.state))
+            where = str(path) if path else (job.error or str(state_word(job.state)))
             prompt = repr(job.spec.prompt[:50])
-            state = f"{job.state:<9}"
+            state = f"{state_word(job.state)!s:<9}"
             seed = job.spec.seed
             self._say(
                 t(

@@ -19,7 +19,7 @@ from bot import access, texts
 from bot.board import Board
 from bot.domain import Job, JobState, Platform
 from bot.errors import StorageError, TurbobotError
-from bot.i18n import Message
+from bot.i18n import Message, msg
 from bot.image_files import ImageFiles
 from bot.metrics import Metrics
 from bot.ports import Clock, Notifier, ProgressCallback
@@ -172,7 +172,7 @@ class Delivery:
             delivered = await notifier.deliver(access.outward(posting), str(path))
         except Exception as err:
             log.exception("job #%d: delivery failed", job.id)
-            why = str(err) if isinstance(err, TurbobotError) else "the chat platform refused it"
+            why = err.message if isinstance(err, TurbobotError) else msg("core.platform_refused")
             await self.fail(posting, texts.not_posted(why), kind="delivery")
             return
         posted = replace(

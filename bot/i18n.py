@@ -11,6 +11,7 @@ with the same fields.
 from __future__ import annotations
 
 import functools
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,3 +77,38 @@ class Message:
 def msg(key: str, /, **params: object) -> Message:
     """``Message(key, params)``, written the way :func:`t` is called."""
     return Message(key, params)
+
+
+# ----- over the wire (the GPU worker pool sends failures to the bot as JSON) -----
+
+
+def to_wire(message: Message | str) -> dict[str, object] | str:
+    """``message`` as JSON data: its key, its parameters (messages nested the same way) and
+    the English text, for a bot whose catalogue lacks the key (an older or newer version)."""
+    if not isinstance(message, Message):
+        return message
+    params = {k: to_wire(v) if isinstance(v, Message) else v for k, v in message.params.items()}
+    return {"key": message.key, "params": params, "text": str(message)}
+
+
+def from_wire(data: object) -> Message | str:
+    """What :func:`to_wire` made, back as a message; anything this catalogue cannot render in
+    full (an unknown key, a missing field) becomes the English text that came with it."""
+    if not isinstance(data, dict):
+        return str(data)
+    key, params, text = data.get("key"), data.get("params"), data.get("text")
+    fallback = str(text) if text is not None else str(data)
+    if not isinstance(key, str) or not isinstance(params, dict):
+        return fallback
+    template = catalogue(Language.EN).get(key)
+    if template is None:
+        return fallback
+    if not _fields(template) <= set(params):
+        return fallback
+    return Message(
+        key, {str(k): from_wire(v) if isinstance(v, dict) else v for k, v in params.items()}
+    )
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}

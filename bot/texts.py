@@ -7,8 +7,11 @@ admission carry their own message at the raise site (see ``bot.errors``).
 
 from __future__ import annotations
 
-from bot.domain import StyleChanges
-from bot.i18n import Message, msg
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from bot.domain import Job, JobState, Language, StyleChanges
+from bot.i18n import Message, msg, t
 
 SHUTTING_DOWN = msg("core.shutting_down")
 IMAGE_MISSING = msg("core.image_missing")
@@ -24,8 +27,30 @@ def not_yours_to_cancel(job_id: int) -> Message:
     return msg("core.not_yours_to_cancel", job=job_id)
 
 
-def cannot_cancel(job_id: int, state: str) -> Message:
-    return msg("core.cannot_cancel", job=job_id, state=state)
+# A job's state as users read it (/history, /show, Info), never the enum's English value.
+STATE_WORDS: Mapping[JobState, Message] = MappingProxyType({
+    JobState.QUEUED: msg("state.queued"),
+    JobState.RUNNING: msg("state.running"),
+    JobState.GENERATED: msg("state.generated"),
+    JobState.POSTING: msg("state.posting"),
+    JobState.POSTED: msg("state.posted"),
+    JobState.FAILED: msg("state.failed"),
+    JobState.CANCELLED: msg("state.cancelled"),
+})  # fmt: skip
+
+
+def state_word(state: JobState) -> Message:
+    return STATE_WORDS[state]
+
+
+def shown_prompt(job: Job, lang: Language | str | None = Language.EN) -> str:
+    """The prompt as its readers may see it: for a job whose source hides its details, a
+    placeholder in ``lang`` (``bot.access`` has already replaced the real prompt)."""
+    return t("core.prompt_hidden", lang) if job.details_hidden else job.spec.prompt
+
+
+def cannot_cancel(job_id: int, state: JobState) -> Message:
+    return msg("core.cannot_cancel", job=job_id, state=state_word(state))
 
 
 def not_finished(job_id: int) -> Message:
@@ -44,7 +69,7 @@ def engine_error(kind: str) -> Message:
     return msg("core.engine_error", kind=kind)
 
 
-def not_posted(why: str) -> Message:
+def not_posted(why: Message | str) -> Message:
     return msg("core.not_posted", why=why)
 
 

@@ -18,6 +18,7 @@ from time import perf_counter
 from bot.config import Settings, find_env_file
 from bot.domain import ASPECTS, MAX_SEED, Generated, GenerationSpec, Timings
 from bot.errors import BadRequest, TurbobotError
+from bot.i18n import msg
 from bot.preflight import load_settings
 from engine import memory
 from engine.executors import open_local_executor
@@ -208,7 +209,7 @@ def make_spec(  # noqa: PLR0917 - mirrors the CLI's arguments one to one
 ) -> GenerationSpec:
     """A spec from CLI arguments (the engine checks the rest when it runs)."""
     if aspect not in ASPECTS:
-        raise BadRequest(f"Unknown aspect {aspect!r}; use one of {', '.join(ASPECTS)}.")
+        raise BadRequest(msg("core.unknown_aspect", aspect=repr(aspect), known=", ".join(ASPECTS)))
     a = ASPECTS[aspect]
     return GenerationSpec(
         prompt=prompt,

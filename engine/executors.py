@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, TypeVar
 import torch
 from PIL import Image
 
+from bot import texts
 from bot.config import Settings
 from bot.domain import Generated, GenerationSpec, StyleInfo
 from bot.errors import BadRequest, EngineCrashed, GenerationFailed, ShuttingDown, TurbobotError
+from bot.i18n import msg
 from bot.ports import ProgressCallback
 from engine import memory
 from engine.grid import compose_grid
@@ -74,7 +76,7 @@ class LocalExecutor:
         self, job_id: int, spec: GenerationSpec, on_progress: ProgressCallback
     ) -> Generated:
         if self._closed:
-            raise ShuttingDown("The image engine is shutting down.")
+            raise ShuttingDown(texts.SHUTTING_DOWN)
         loop = asyncio.get_running_loop()
         rendered = await loop.run_in_executor(
             self._gpu, self._render_job, job_id, spec, on_progress
@@ -143,7 +145,7 @@ class LocalExecutor:
 
     async def _vlm_job(self, job_id: int, work: Callable[[], T]) -> T:
         if self._closed:
-            raise ShuttingDown("The image engine is shutting down.")
+            raise ShuttingDown(texts.SHUTTING_DOWN)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._gpu, self._run_vlm, job_id, work)
 
@@ -155,7 +157,7 @@ class LocalExecutor:
         except Exception as exc:
             log.exception("VLM job %d failed in the engine", job_id)
             raise GenerationFailed(
-                f"The text model failed ({type(exc).__name__}). Please try again."
+                msg("engine.text_model_failed", kind=type(exc).__name__)
             ) from exc
 
     def styles(self) -> list[StyleInfo]:
@@ -185,13 +187,13 @@ class LocalExecutor:
             raise
         except LoraRefused as exc:
             self._rescan()  # a style file that went bad is dropped from the list
-            raise GenerationFailed(f"Style {spec.style!r} could not be loaded: {exc}") from None
+            # What is wrong with the file is for the operator; the user learns what to do.
+            log.warning("job %d: style %r refused: %s", job_id, spec.style, exc)
+            raise GenerationFailed(msg("engine.style_broken", style=repr(spec.style))) from None
         except Exception as exc:
             log.exception("Job %d failed in the engine", job_id)
             # A crash, not a verdict on the request: the core runs it again (attempt cap).
-            raise EngineCrashed(
-                f"The image could not be generated ({type(exc).__name__}). Please try again."
-            ) from exc
+            raise EngineCrashed(msg("engine.crashed", kind=type(exc).__name__)) from exc
 
     def _after_oom(self) -> None:
         memory.empty_cache()
@@ -226,10 +228,7 @@ def run_with_oom_retry(work: Callable[[], T], after_oom: Callable[[], None]) -> 
     try:
         return work()
     except torch.cuda.OutOfMemoryError:
-        raise GenerationFailed(
-            "The GPU ran out of memory, even after a retry with a lower memory profile. "
-            "Try a smaller aspect or fewer concurrent jobs."
-        ) from None
+        raise GenerationFailed(msg("engine.out_of_memory")) from None
 
 
 def decode_image(data: bytes) -> Image.Image:
@@ -242,12 +241,16 @@ def decode_image(data: bytes) -> Image.Image:
         image = Image.open(BytesIO(data))
         if image.width * image.height > MAX_UPLOAD_PIXELS:
             raise BadRequest(
-                f"The image is too large ({image.width}x{image.height}); "
-                f"at most {MAX_UPLOAD_PIXELS // 10**6} megapixels."
+                msg(
+                    "engine.image_too_large",
+                    width=image.width,
+                    height=image.height,
+                    megapixels=MAX_UPLOAD_PIXELS // 10**6,
+                )
             )
         image.load()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError):
-        raise BadRequest("That file is not an image I can read (PNG, JPEG or WebP).") from None
+        raise BadRequest(msg("engine.not_an_image")) from None
     return image.convert("RGB")
 
 

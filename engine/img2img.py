@@ -41,6 +41,7 @@ from bot.domain import (
     JobKind,
 )
 from bot.errors import BadRequest
+from bot.i18n import msg
 from bot.images import decode
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ def read_init_image(data_dir: Path | None, relative: str, size: tuple[int, int])
     try:
         data = path.read_bytes()
     except OSError:
-        raise BadRequest("The input image is no longer available.") from None
+        raise BadRequest(msg("engine.input_gone")) from None
     image = decode(data, max_bytes=MAX_INPUT_BYTES, max_pixels=MAX_FILE_PIXELS)
     if image.size == size:
         return image
@@ -132,9 +133,9 @@ def read_init_image(data_dir: Path | None, relative: str, size: tuple[int, int])
 
 def _inside(data_dir: Path | None, relative: str) -> Path:
     if data_dir is None:
-        raise BadRequest("This engine has no data folder to read input images from.")
+        raise BadRequest(msg("engine.no_data_folder"))
     root = data_dir.resolve()
     path = (root / relative).resolve()
     if Path(relative).is_absolute() or not path.is_relative_to(root):
-        raise BadRequest("The input image must be a file inside the data folder.")
+        raise BadRequest(msg("engine.input_outside"))
     return path

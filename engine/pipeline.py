@@ -28,6 +28,7 @@ from bot.domain import (
     Timings,
 )
 from bot.errors import BadRequest, GenerationFailed, UnknownStyle
+from bot.i18n import msg
 from bot.ports import ProgressCallback
 from engine import plan
 from engine.img2img import (
@@ -211,9 +212,7 @@ def check_spec(
 def check_size(width: int, height: int) -> None:
     """Refuse sizes the pipeline would silently round down."""
     if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
-        raise BadRequest(
-            f"Width and height must be positive multiples of 16 (got {width}x{height})."
-        )
+        raise BadRequest(msg("engine.bad_size", width=width, height=height))
 
 
 def render_size(engine: Engine, spec: GenerationSpec) -> tuple[int, int]:
@@ -307,10 +306,7 @@ def decode_checked(decode: Callable[[torch.dtype], torch.Tensor]) -> torch.Tenso
     image = decode(torch.float32)
     if usable(image):
         return image
-    raise GenerationFailed(
-        "The image came out black or broken even after a full-precision retry. "
-        "Try another seed or prompt."
-    )
+    raise GenerationFailed(msg("engine.black_image"))
 
 
 def usable(image: torch.Tensor) -> bool:

@@ -38,9 +38,11 @@ from arq.jobs import Job, JobResult, JobStatus
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot import texts
 from bot.config import Settings
 from bot.domain import MAX_IMAGES, Generated, GenerationSpec, JobKind, StyleInfo, Timings
 from bot.errors import EngineCrashed, GenerationFailed, ShuttingDown
+from bot.i18n import from_wire, msg
 from bot.ports import ProgressCallback
 from bot.redis_url import parse_redis_url
 
@@ -247,7 +249,7 @@ class RemoteExecutor:
         self, job_id: int, spec: GenerationSpec, on_progress: ProgressCallback
     ) -> Generated:
         if self._closed:
-            raise ShuttingDown("The image engine is shutting down.")
+            raise ShuttingDown(texts.SHUTTING_DOWN)
         self._in_flight += 1
         arq_id: str | None = None
         try:
@@ -374,21 +376,21 @@ class RemoteExecutor:
             await self._redis.zadd(abort_jobs_ss, {arq_id: int(time.time() * 1000)})
             why = "stopped answering" if orphaned else "took too long"
             log.warning("job %s: the worker running it %s; giving it back to the core", arq_id, why)
-            raise WorkerLost(f"the GPU worker running this image {why}")
+            raise WorkerLost(msg("engine.worker_stopped" if orphaned else "engine.worker_too_slow"))
 
     async def _outcome(self, arq_id: str, info: JobResult) -> Generated:
         if not info.success:  # arq's own failure: timeout, abort, a crash in the job function
-            raise WorkerLost(f"the GPU worker gave the image up ({info.result})")
+            raise WorkerLost(msg("engine.worker_gave_up", why=str(info.result)))
         result: dict[str, Any] = info.result
         if not result["ok"]:
             if result["retry"]:
-                raise WorkerLost(str(result["error"]))
-            raise GenerationFailed(str(result["error"]))
+                raise WorkerLost(from_wire(result["error"]))
+            raise GenerationFailed(from_wire(result["error"]))
         count = int(result.get("images", 0))
         keys = [image_key(arq_id), *(image_key(arq_id, k) for k in range(count))]
         jpeg, *images = await self._redis.mget(keys)
         if jpeg is None or None in images:
-            raise WorkerLost("the finished image was lost before the bot could read it")
+            raise WorkerLost(msg("engine.result_lost"))
         return Generated(
             jpeg=jpeg,
             width=int(result["width"]),

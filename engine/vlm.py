@@ -1,26 +1,42 @@
 """The loaded Qwen2.5-VL text encoder as a vision-language model: describe, enhance, safety check.
 
-What the real Qwen-Image(-2512) ``text_encoder`` holds (details and sources in
-``/work/shared/notes/vlm-facts.md``; nothing here was run on the real 20B weights):
+What the real Qwen-Image(-2512) ``text_encoder`` holds. No weight could be downloaded here; each
+fact below is read from public code that loads that very folder (sources in brackets; summary in
+BENCHMARKS.md, "VLM"):
 
-* diffusers' ``QwenImagePipeline`` declares ``text_encoder: Qwen2_5_VLForConditionalGeneration``:
-  the full VL model class, with ``lm_head`` (untied: ``tie_word_embeddings`` is false in the real
-  config) and the 32-block vision tower (``model.visual``). ``from_pretrained`` builds every
-  module of that class whatever the files hold, and **fills a tensor missing from the files with
-  random values (a warning only)**: so a loaded ``lm_head`` proves nothing; the checkpoint's
-  tensor names must be read. :func:`inspect_model_folder` does that from the index (or the
-  safetensors headers) without loading a weight.
-* Derived, not read from the index itself: the class built on ``meta`` from the real config has
-  8,292,166,656 parameters = 16,584,333,312 bytes in bf16, which is exactly the text encoder size
-  public model listings give for ``Qwen/Qwen-Image/text_encoder`` (and the ``total_size`` of
-  Qwen2.5-VL-7B-Instruct's own index). Without ``lm_head`` it would be 15,494,338,560 bytes; so
-  the checkpoint very likely stores ``lm_head.weight`` and the ``visual.*`` tensors. The check at
-  load decides; it never assumes.
-* ``QwenImagePipeline`` (text-to-image) has no ``processor`` component; ``QwenImageEditPipeline``
-  loads a ``Qwen2VLProcessor`` from the Edit repo's ``processor/`` folder. Qwen2.5-VL's image
-  preprocessing is transformers' ``Qwen2VLImageProcessor`` with its defaults (14 px patches,
-  2x2 merge, temporal patch 2, CLIP mean/std); when no ``preprocessor_config.json`` is in the
-  model folder we build that from the text encoder's ``vision_config`` and say so.
+* ``config.json``: ``architectures: ["Qwen2_5_VLForConditionalGeneration"]``, ``model_type
+  qwen2_5_vl``, ``tie_word_embeddings: false``, vocab 152,064, hidden 3,584, 28 decoder layers;
+  ``vision_config`` depth 32, ``patch_size`` 14, ``spatial_merge_size`` 2, ``temporal_patch_size``
+  2; image/vision-start/vision-end token ids 151655/151652/151653 [modelscope/DiffSynth-Studio
+  ``diffsynth/models/qwen_image_text_encoder.py``, which copies that config and adds an untied
+  ``lm_head`` Linear(3584, 152064) beside ``Qwen2_5_VLModel``]. diffusers' ``QwenImagePipeline``
+  types the component as ``Qwen2_5_VLForConditionalGeneration`` [huggingface/diffusers
+  ``pipelines/qwenimage/pipeline_qwenimage.py``].
+* Tensor names (``model.safetensors.index.json``): the original Qwen2.5-VL layout, ``visual.*``
+  (the 32-block tower and its merger), ``model.embed_tokens`` / ``model.layers.*`` /
+  ``model.norm``, and ``lm_head.weight`` [DiffSynth-Studio
+  ``diffsynth/utils/state_dict_converters/qwen_image_text_encoder.py`` maps ``visual.`` →
+  ``model.visual.`` and ``model.`` → ``model.language_model.`` and passes every other name, i.e.
+  ``lm_head.weight``, through to that ``lm_head``; their issue #942 is about this renaming].
+  transformers 5 renames that layout on load (``conversion_mapping.py``, the
+  ``Qwen2VLForConditionalGeneration`` rules ``^visual`` → ``model.visual``), so a re-saved
+  folder has ``model.visual.*`` / ``model.language_model.*``: we accept both. Consistent with the
+  size: the class built on ``meta`` from that config has 8,292,166,656 parameters =
+  16,584,333,312 bytes in bf16, the text encoder size public listings give for
+  ``Qwen/Qwen-Image/text_encoder`` (without ``lm_head`` it would be 15,494,338,560).
+* ``from_pretrained`` builds every module of the class whatever the files hold and **fills a
+  tensor missing from the files with random values (a warning only)**: a loaded ``lm_head``
+  proves nothing, so :func:`inspect_model_folder` reads the names from the index (or the
+  safetensors headers) without loading a weight, and decides at every load.
+* Processor and tokenizer: the text-to-image repo has no ``processor/`` (the pipeline's
+  components are scheduler, vae, text_encoder, tokenizer, transformer); the Edit repos ship a
+  ``Qwen2VLProcessor`` in ``processor/`` [diffusers ``pipeline_qwenimage_edit.py``]. Qwen2.5-VL's
+  image preprocessing is transformers' ``Qwen2VLImageProcessor`` with its defaults (14 px
+  patches, 2x2 merge, temporal patch 2, CLIP mean/std), so when no ``preprocessor_config.json``
+  is in the model folder we build that from ``vision_config`` and say so. ``tokenizer/`` is a
+  ``Qwen2Tokenizer`` that knows ``<|im_start|>``/``<|im_end|>`` as tokens (the pipeline's own
+  prompt template uses them); no ``chat_template`` is needed: :func:`chat_ids` builds the chat
+  from token ids.
 
 Cost (see BENCHMARKS.md): an image of P pixels becomes ~P / 28² tokens (1024² → ~1,337) before
 the prompt; a safety check is one forward pass (prefill only, one logit row); describe/enhance
@@ -44,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from bot.errors import BadRequest
+from bot.i18n import msg
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -258,17 +275,28 @@ class GeneratedText:
 
 def check_limits(max_new_tokens: int, time_limit_s: float) -> None:
     if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
-        raise BadRequest(f"max_new_tokens must be 1..{MAX_NEW_TOKENS} (got {max_new_tokens}).")
+        raise BadRequest(msg("engine.max_new_tokens", high=MAX_NEW_TOKENS, value=max_new_tokens))
     if not 0 < time_limit_s <= MAX_TIME_LIMIT_S:
-        raise BadRequest(f"The time limit must be 0..{MAX_TIME_LIMIT_S:g} s (got {time_limit_s}).")
+        raise BadRequest(
+            msg("engine.time_limit", high=f"{MAX_TIME_LIMIT_S:g}", value=f"{time_limit_s:g}")
+        )
+
+
+FEATURE_NAMES = {
+    "describe": msg("engine.feature.describe"),
+    "enhance": msg("engine.feature.enhance"),
+    "safety": msg("engine.feature.safety"),
+}
 
 
 def require(engine: Engine, feature: Feature) -> None:
-    """Refuse a feature the availability check said no to, with its reason."""
+    """Refuse a feature the availability check said no to. The reason names files and settings:
+    it goes to the log (and ``turbobot doctor``), the user is told who can see it."""
     features = engine.vlm
     if features is None or not features.available(feature):
         why = features.why.get(feature, "") if features else "the VLM check did not run"
-        raise BadRequest(f"{feature.capitalize()} is not available on this bot: {why}.")
+        log.info("VLM %s refused: %s", feature, why)
+        raise BadRequest(msg("engine.feature_unavailable", feature=FEATURE_NAMES[feature]))
 
 
 # ---------------------------------------------------------------- prompts
@@ -377,7 +405,7 @@ def safety_check(
     require(engine, "safety")
     policy = " ".join(policy.split())
     if not 0 < len(policy) <= MAX_POLICY_CHARS:
-        raise BadRequest(f"The safety policy must be 1..{MAX_POLICY_CHARS} characters.")
+        raise BadRequest(msg("engine.policy_length", high=MAX_POLICY_CHARS))
     vision = image_inputs(engine, image)
     ids = chat_ids(engine, SAFETY_ASK.format(policy=policy), image_tokens=vision.tokens)
     safe_id, unsafe_id = answer_ids(engine.pipe.tokenizer)
@@ -409,7 +437,7 @@ class VisionInputs:
 def image_inputs(engine: Engine, image: Image.Image) -> VisionInputs:
     processor = engine.vlm_processor
     if processor is None:
-        raise BadRequest("Image features are not available on this bot (no image processor).")
+        raise BadRequest(msg("engine.no_image_processor"))
     out = processor(images=[image.convert("RGB")], return_tensors="pt")
     grid = out["image_grid_thw"]
     merge = int(engine.pipe.text_encoder.config.vision_config.spatial_merge_size)

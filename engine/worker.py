@@ -34,6 +34,7 @@ from PIL import Image
 from bot.config import Settings
 from bot.domain import Generated, GenerationSpec, StyleInfo, Timings
 from bot.errors import GenerationFailed, TurbobotError
+from bot.i18n import Message, msg, to_wire
 from bot.ports import Executor, ProgressCallback
 from engine.remote import (
     DONE,
@@ -114,13 +115,13 @@ class WorkerState:
         self.jobs_done += 1
         self.failures = 0
 
-    def failed(self, error: str, *, worker_fault: bool) -> dict[str, Any]:
+    def failed(self, error: Message | str, *, worker_fault: bool) -> dict[str, Any]:
         if worker_fault:
             self.failures += 1
             if self.failures >= self.max_failures and self.rest_until is None:
                 log.error("%d failures in a row: resting for %.0f s", self.failures, self.rest_s)
                 self.rest_until = time.monotonic() + self.rest_s
-        return {"ok": False, "error": error, "retry": worker_fault, "worker": self.id}
+        return {"ok": False, "error": to_wire(error), "retry": worker_fault, "worker": self.id}
 
 
 class _ProgressPump:
@@ -161,12 +162,12 @@ async def generate_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str
         generated = await state.executor.generate(int(payload["job_id"]), spec, pump.push)
     except GenerationFailed as exc:
         # The request cannot be made (bad style file, out of memory): final everywhere.
-        return state.failed(str(exc), worker_fault=False)
+        return state.failed(exc.message, worker_fault=False)
     except TurbobotError as exc:  # EngineCrashed, ShuttingDown: retry on another worker
-        return state.failed(str(exc), worker_fault=True)
+        return state.failed(exc.message, worker_fault=True)
     except Exception as exc:
         log.exception("job %s failed in the worker", arq_id)
-        return state.failed(f"The GPU worker failed ({type(exc).__name__}).", worker_fault=True)
+        return state.failed(msg("engine.worker_failed", kind=type(exc).__name__), worker_fault=True)
     finally:
         await pump.close()
     await redis.set(image_key(arq_id), generated.jpeg, ex=KEEP_S)

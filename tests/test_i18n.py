@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import re
 import string
 from collections.abc import Iterator
@@ -22,10 +23,10 @@ from babel.messages.pofile import read_po
 
 from bot import errors
 from bot.domain import Language
-from bot.i18n import Message, catalogue, language_of, po_path, t
+from bot.i18n import Message, catalogue, from_wire, language_of, msg, po_path, t, to_wire
 
 ROOT = Path(__file__).resolve().parent.parent
-SCANNED = ("adapters", "bot")
+SCANNED = ("adapters", "bot", "engine")
 
 # Calls whose text arguments a chat user reads.
 SINKS = frozenset({
@@ -34,11 +35,13 @@ SINKS = frozenset({
     "InlineKeyboardButton", "Button", "SelectOption", "BotCommand", "Choice",
 })  # fmt: skip
 SINK_KEYWORDS = frozenset({"content", "text", "caption", "label", "placeholder", "description"})
-USER_ERRORS = frozenset(
+CORE_ERRORS = frozenset(
     name
     for name, cls in inspect.getmembers(errors, inspect.isclass)
     if issubclass(cls, errors.TurbobotError)
 )
+# Calls whose argument at this position ends up in a storage error ("could not {what}").
+WHAT_SINKS = {"storage_error": 1, "transaction": 0, "write_one": 2}
 LOG_OBJECTS = frozenset({"log", "_log", "logger", "_logger", "logging", "warnings"})
 TWO_WORDS = re.compile(r"[A-Za-z]{2,}[,;:!?.']?\s+[A-Za-z]{2,}")
 LETTERS = re.compile(r"[A-Za-z]{2,}")
@@ -134,13 +137,23 @@ class _Scan(ast.NodeVisitor):
         owner = func.value if isinstance(func, ast.Attribute) else None
         if isinstance(owner, ast.Name) and owner.id in LOG_OBJECTS:
             self._ignore(node)
-        elif _name(func) in SINKS:
+        elif _name(func) in SINKS or _name(func) in USER_ERRORS:  # raised later, or handed on
             for arg in node.args:
                 self._suspect(arg)
             for kw in node.keywords:
                 if kw.arg in SINK_KEYWORDS:
                     self._suspect(kw.value)
+        elif _name(func) in WHAT_SINKS:
+            self._suspect_what(node, WHAT_SINKS[_name(func) or ""])
         self.generic_visit(node)
+
+    def _suspect_what(self, node: ast.Call, index: int) -> None:
+        """The words naming what could not be done ("could not {what}") are read too."""
+        if len(node.args) > index:
+            self._suspect(node.args[index])
+        for kw in node.keywords:
+            if kw.arg == "what":
+                self._suspect(kw.value)
 
     def visit_Raise(self, node: ast.Raise) -> None:
         exc = node.exc
@@ -148,7 +161,7 @@ class _Scan(ast.NodeVisitor):
         if name in USER_ERRORS and isinstance(exc, ast.Call):
             for arg in exc.args:
                 self._suspect(arg)
-        else:
+        elif name not in WHAT_SINKS:  # storage_error(...) makes a user error: visit_Call checks
             self._ignore(node)  # internal and operator errors are for logs, in English
         self.generic_visit(node)
 
@@ -178,6 +191,22 @@ def _sources() -> Iterator[tuple[str, str]]:
         files = [ROOT / top] if top.endswith(".py") else sorted((ROOT / top).rglob("*.py"))
         for file in files:
             yield file.relative_to(ROOT).as_posix(), file.read_text(encoding="utf-8")
+
+
+def _extended_errors() -> frozenset[str]:
+    """Errors declared outside ``bot.errors`` that extend one a user reads (the worker pool's
+    ``WorkerLost`` is an ``EngineCrashed``). Those extending only ``TurbobotError`` (a model that
+    will not load, a bad ``turbo.toml``) stop the bot at start-up: for the operator, in English."""
+    user = CORE_ERRORS - {"TurbobotError"}
+    return frozenset(
+        node.name
+        for _, source in _sources()
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ClassDef) and {_name(b) for b in node.bases} & user
+    )
+
+
+USER_ERRORS = CORE_ERRORS | _extended_errors()
 
 
 # ----- the scan -----
@@ -216,6 +245,37 @@ def test_the_scan_lets_keys_logs_and_internal_errors_pass(snippet: str) -> None:
     assert scan(snippet, "adapters/telegram/example.py") == []
 
 
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        'raise GenerationFailed("The GPU ran out of memory.")',
+        'raise EngineCrashed(f"The image could not be generated ({kind}).")',
+        'raise BadRequest(f"max_new_tokens must be 1..{high}")',
+        'raise WorkerLost(f"the GPU worker running this image {why}")',  # an EngineCrashed
+        'failure = StorageError("Storage error: the database is closing.")',  # raised later
+        'raise storage_error(err, f"delete the image of job #{job_id}")',
+        'async with self._store.transaction("save the block") as db:\n    pass',
+        'await self.write_one(sql, params, "record the vote")',
+    ],
+)
+def test_the_scan_catches_english_in_engine_and_storage_failures(snippet: str) -> None:
+    assert scan(snippet, "engine/example.py")
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        'raise GenerationFailed(msg("engine.out_of_memory"))',
+        'log.warning("CUDA out of memory; freeing memory and retrying once")',
+        'raise EngineUnavailable(f"Model {source!r} not found locally")',  # the operator's
+        'raise RuntimeError("the tokenizer starts safe and unsafe alike")',
+        'await self.write_one("UPDATE jobs SET state = ? WHERE id = ?", params, DOING)',
+    ],
+)
+def test_the_scan_lets_engine_keys_logs_and_operator_errors_pass(snippet: str) -> None:
+    assert scan(snippet, "engine/example.py") == []
+
+
 # ----- the catalogue -----
 def _po(lang: Language) -> dict[str, str]:
     with po_path(lang).open("rb") as f:
@@ -247,7 +307,7 @@ def test_chinese_is_chinese() -> None:
 def test_every_key_used_in_the_code_exists() -> None:
     used = set()
     for _, source in _sources():
-        used |= set(re.findall(r'\bt\(\s*"([a-z]+\.[a-z0-9_.]+)"', source))
+        used |= set(re.findall(r'\b(?:t|msg)\(\s*"([a-z]+\.[a-z0-9_.]+)"', source))
     assert len(used) > 50
     assert used - set(catalogue(Language.EN)) == set()
 
@@ -269,3 +329,33 @@ def test_t_fills_in_and_falls_back() -> None:
 def test_language_of(code: str, lang: str) -> None:
     assert language_of(code) == lang
     assert language_of(None) is Language.EN
+
+
+# ----- over the wire -----
+@pytest.mark.parametrize(
+    "message",
+    [
+        msg("engine.worker_gave_up", why="aborted"),
+        msg("engine.feature_unavailable", feature=msg("engine.feature.describe")),
+        "a text that was never in the catalogue",
+    ],
+)
+def test_a_message_crosses_json_and_keeps_its_key(message: Message | str) -> None:
+    back = from_wire(json.loads(json.dumps(to_wire(message))))
+    assert back == message
+    if isinstance(message, Message):
+        assert isinstance(back, Message)
+        assert back.render("zh") == message.render("zh") != message.render("en")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"key": "engine.from_a_newer_worker", "params": {}, "text": "Old words."},
+        {"key": "engine.worker_gave_up", "params": {}, "text": "Old words."},  # a field missing
+        {"key": 5, "params": {}, "text": "Old words."},
+        {"key": "engine.worker_gave_up", "params": ["why"], "text": "Old words."},
+    ],
+)
+def test_what_this_catalogue_cannot_render_arrives_as_its_english_text(data: object) -> None:
+    assert from_wire(data) == "Old words."

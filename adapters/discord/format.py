@@ -8,6 +8,7 @@ import discord
 
 from bot.domain import Job, Language, Platform, Requester, StyleInfo, Timings
 from bot.i18n import t
+from bot.texts import shown_prompt, state_word
 
 Lang = Language | str  # a Language, or a Discord locale such as "zh-CN"
 
@@ -70,7 +71,7 @@ def caption(job: Job, credit: str | None = None, lang: Lang = Language.EN) -> st
         parts.append(f"{took:.1f} s")
     if credit:
         parts.append(credit)
-    prompt = literal(shorten(spec.prompt, CAPTION_PROMPT_CHARS))
+    prompt = literal(shorten(shown_prompt(job, lang), CAPTION_PROMPT_CHARS))
     head = f"<@{job.requester.user_id}> **{prompt}**"
     return fit_text(f"{head}\n-# #{job.id} · " + " · ".join(parts))
 
@@ -79,8 +80,8 @@ def info_text(job: Job, lang: Lang = Language.EN) -> str:
     """Everything about a job, for the Info button and /show."""
     spec = job.spec
     lines = [
-        t("discord.info.title", lang, job=job.id, state=job.state),
-        t("discord.info.prompt", lang, prompt=literal(shorten(spec.prompt, 1200))),
+        t("discord.info.title", lang, job=job.id, state=state_word(job.state)),
+        t("discord.info.prompt", lang, prompt=literal(shorten(shown_prompt(job, lang), 1200))),
         t(
             "discord.info.settings",
             lang,
@@ -169,8 +170,8 @@ def history_text(jobs: list[Job], page: int, lang: Lang = Language.EN) -> str:
                 "discord.history.line",
                 lang,
                 job=job.id,
-                state=job.state,
-                prompt=literal(shorten(spec.prompt, 60)),
+                state=state_word(job.state),
+                prompt=literal(shorten(shown_prompt(job, lang), 60)),
                 style=spec.style or t("discord.no_style", lang),
                 seed=spec.seed,
                 steps=spec.steps,
@@ -189,7 +190,7 @@ def queue_text(entries: list[tuple[Job, int]], lang: Lang = Language.EN) -> str:
             if position == 0
             else t("discord.queue.position", lang, position=position)
         )
-        lines.append(f"`#{job.id}` {where} · {literal(shorten(job.spec.prompt, 80))}")
+        lines.append(f"`#{job.id}` {where} · {literal(shorten(shown_prompt(job, lang), 80))}")
     return shorten_lines(lines)
 
 

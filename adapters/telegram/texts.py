@@ -12,6 +12,7 @@ import unicodedata
 
 from bot.domain import Job, JobState, Language, StyleInfo, Ticket
 from bot.i18n import Message, language_of, t
+from bot.texts import shown_prompt, state_word
 
 Lang = Language | str | None  # a Language, or a Telegram language_code such as "zh-hans"
 
@@ -130,7 +131,7 @@ def caption(job: Job, credit: str | None = None, lang: Lang = Language.EN) -> st
     ``credit`` (a remix's "remix of #N by NAME") goes last."""
     details = details_line(job, lang) if credit is None else f"{details_line(job, lang)}\n{credit}"
     budget = CAPTION_LIMIT - utf16_len(details) - 1
-    return f"{shorten(job.spec.prompt, budget)}\n{details}"
+    return f"{shorten(shown_prompt(job, lang), budget)}\n{details}"
 
 
 def duration(seconds: float, lang: Lang = Language.EN) -> str:
@@ -153,13 +154,13 @@ def failed(job: Job, reason: Message | str, lang: Lang = Language.EN) -> str:
 
 
 def job_line(job: Job, lang: Lang = Language.EN) -> str:
-    prompt = shorten(" ".join(job.spec.prompt.split()), 60)
+    prompt = shorten(" ".join(shown_prompt(job, lang).split()), 60)
     style = job.spec.style or t("telegram.no_style", lang)
     return t(
         "telegram.job_line",
         lang,
         job=job.id,
-        state=job.state,
+        state=state_word(job.state),
         style=style,
         seed=job.spec.seed,
         prompt=prompt,
@@ -188,7 +189,7 @@ def queue(entries: list[tuple[Job, int]], eta: dict[int, float], lang: Lang = La
                 eta=duration(eta.get(job.id, 0.0), lang),
             )
         )
-        lines.append(f"#{job.id} — {where} — {shorten(job.spec.prompt, 40)}")
+        lines.append(f"#{job.id} — {where} — {shorten(shown_prompt(job, lang), 40)}")
     return shorten(t("telegram.queue_title", lang) + "\n" + "\n".join(lines), MESSAGE_LIMIT)
 
 

@@ -113,6 +113,50 @@ def test_a_sharded_index_is_read_without_opening_the_shards(tmp_path: Path) -> N
     assert vlm.inspect_model_folder(tmp_path).describe
 
 
+# Qwen-Image's text_encoder as published: config values and tensor names in the original
+# Qwen2.5-VL layout (``visual.*``, ``model.layers.*``, ``lm_head.weight``), see engine/vlm.py.
+QWEN_IMAGE_CONFIG = {
+    "architectures": ["Qwen2_5_VLForConditionalGeneration"],
+    "model_type": "qwen2_5_vl",
+    "tie_word_embeddings": False,
+    "vocab_size": 152064,
+    "vision_config": {"depth": 32, "patch_size": 14, "spatial_merge_size": 2,
+                      "temporal_patch_size": 2},
+}  # fmt: skip
+QWEN_IMAGE_NAMES = {
+    "model.embed_tokens.weight": "model-00001-of-00004.safetensors",
+    "model.layers.27.mlp.down_proj.weight": "model-00004-of-00004.safetensors",
+    "model.norm.weight": "model-00004-of-00004.safetensors",
+    "lm_head.weight": "model-00004-of-00004.safetensors",
+    "visual.patch_embed.proj.weight": "model-00001-of-00004.safetensors",
+    "visual.blocks.31.mlp.down_proj.weight": "model-00001-of-00004.safetensors",
+    "visual.merger.mlp.2.weight": "model-00001-of-00004.safetensors",
+}
+
+
+@pytest.mark.parametrize(
+    ("dropped", "available"),
+    [
+        ((), (True, True, True)),
+        (("lm_head.",), (False, False, False)),
+        (("visual.",), (False, True, False)),
+    ],
+)
+def test_the_published_qwen_image_layout_is_read_as_it_is(
+    tmp_path: Path, dropped: tuple[str, ...], available: tuple[bool, bool, bool]
+) -> None:
+    te = tmp_path / "text_encoder"
+    te.mkdir()
+    (te / "config.json").write_text(json.dumps(QWEN_IMAGE_CONFIG), encoding="utf-8")
+    names = {k: v for k, v in QWEN_IMAGE_NAMES.items() if not k.startswith(dropped)}
+    index = {"metadata": {"total_size": 16584333312}, "weight_map": names}
+    (te / "model.safetensors.index.json").write_text(json.dumps(index), encoding="utf-8")
+    features = vlm.inspect_model_folder(tmp_path)  # no processor/ folder, like the real repo
+    assert (features.describe, features.enhance, features.safety) == available
+    if all(available):
+        assert "transformers defaults" in features.why["describe"]
+
+
 def test_a_missing_or_odd_image_processor_is_reported(tmp_path: Path) -> None:
     te = tmp_path / "text_encoder"
     te.mkdir()
