@@ -32,7 +32,7 @@ from bot.clock import SystemClock
 from bot.community import Community
 from bot.config import Settings
 from bot.delivery import Delivery
-from bot.derive import derived_seed
+from bot.derive import Iteration, derive_spec, iteration_fields, request_fields, with_upload
 from bot.dispatch import Dispatcher
 from bot.domain import (
     AuditEntry,
@@ -58,6 +58,7 @@ from bot.domain import (
 )
 from bot.errors import NotAllowed, NotFound, RateLimited, StorageError, TurbobotError
 from bot.image_files import ImageFiles, ImageWriter, write_atomic
+from bot.images import InputImage, read_image
 from bot.intake import Admission
 from bot.metrics import Metrics
 from bot.ports import Clock, Executor, GalleryPeriod, GallerySort, Notifier
@@ -66,6 +67,7 @@ from bot.store import Store, open_store, storage_error
 from bot.validation import (
     NO_STYLE,
     check_job_id,
+    check_strength,
     clean_change,
     clean_request,
     clean_requester,
@@ -86,6 +88,7 @@ SHOW_LIMITS = Limits(
     rate_per_minute=4.0, burst=5, max_pending_per_user=1, max_pending_per_server=1, max_queue=1
 )
 _SHOW_BUCKET = "show:"  # prefix of the re-post bucket's key in rate_buckets
+MAX_LINEAGE = 50  # parents /show lists at most (a chain of remixes can be long)
 
 
 class Core:
@@ -215,9 +218,11 @@ class Core:
 
     # --- CoreApi: requests -----------------------------------------------------------------
 
-    async def submit(self, request: GenerateRequest) -> Ticket:
+    async def submit(self, request: GenerateRequest, *, image: bytes | None = None) -> Ticket:
+        """A new job: text-to-image, or (``image``: a user's file) image-to-image."""
         self._admission.check_open()
         request = clean_request(request)
+        upload = None if image is None else await asyncio.to_thread(read_image, image)
         who = request.requester
         server = await self._admission.admit(who)
         styles = self._executor.styles()
@@ -231,13 +236,27 @@ class Core:
             rng=self._rng,
             steps=self._steps,
         )
+        if upload is None:
+            spec = request_fields(spec, request.n, request.strength)
+        else:
+            spec = request_fields(spec, request.n, None)
+            stored = await self._save_input(upload)
+            spec = with_upload(spec, upload, stored, request.strength)
         self._check_rules(who, spec, server, styles)
         return await self._enqueue(who, spec, request.parent_job_id, server)
 
-    async def derive(
-        self, requester: Requester, job_id: int, kind: DeriveKind, *, style: str | None = None
+    async def derive(  # noqa: PLR0913 (the choices of a derived image, all keyword-only)
+        self,
+        requester: Requester,
+        job_id: int,
+        kind: DeriveKind,
+        *,
+        style: str | None = None,
+        image: int = 1,
+        prompt: str | None = None,
+        strength: float | None = None,
     ) -> Ticket:
-        """The one path for reroll, variations, restyle and remix (see :mod:`bot.derive`)."""
+        """The one path for every derived image (the rules: :mod:`bot.derive`)."""
         self._admission.check_open()
         requester = clean_requester(requester)
         kind = DeriveKind(kind)
@@ -247,9 +266,13 @@ class Core:
         known = [s.name for s in styles]
         style = sanitise_optional(style) if kind is DeriveKind.RESTYLE else None
         new_style = parent.spec.style if style is None else resolve_style(style, None, known)
-        spec = replace(
-            parent.spec, seed=derived_seed(kind, parent.spec.seed, self._rng), style=new_style
+        choice = Iteration(
+            index=image,
+            prompt=sanitise_optional(prompt),
+            strength=None if strength is None else check_strength(strength),
         )
+        derived = derive_spec(kind, parent, choice, self._rng, new_style)
+        spec = derived.spec
         request = GenerateRequest(
             requester=requester,
             prompt=spec.prompt,
@@ -269,8 +292,27 @@ class Core:
             rng=self._rng,
             steps=self._steps,
         )
+        checked = iteration_fields(checked, spec)
         self._check_rules(requester, checked, server, styles)
-        return await self._enqueue(requester, checked, parent.id, server, seen.details_hidden)
+        # An edited prompt is the remixer's own; a copied hidden one stays hidden.
+        hidden = seen.details_hidden and choice.prompt is None
+        if derived.picked is not None:
+            return await self._pick(requester, checked, parent.id, derived.picked, server, hidden)
+        return await self._enqueue(requester, checked, parent.id, server, hidden)
+
+    async def lineage(self, requester: Requester, job_id: int) -> list[Job]:
+        """The jobs ``job_id`` was made from, nearest first, as ``requester`` may see each
+        (a hidden prompt stays hidden); the chain stops at the first they may not see."""
+        requester = clean_requester(requester)
+        await self._access(requester, job_id, JobAction.VIEW)
+        chain = []
+        for parent_id in await self._store.parent_ids(job_id, MAX_LINEAGE):
+            try:
+                _, seen = await self._access(requester, parent_id, JobAction.VIEW)
+            except (NotFound, NotAllowed):
+                break
+            chain.append(seen)
+        return chain
 
     async def cancel(self, requester: Requester, job_id: int) -> Job:
         requester = clean_requester(requester)
@@ -373,7 +415,8 @@ class Core:
         if job_id in self._board:
             raise NotAllowed(texts.not_finished(job_id))
         try:
-            self._files.remove(job.image_path)
+            for relative in (job.image_path, *job.images):
+                self._files.remove(relative)
         except OSError as err:
             raise storage_error(err, f"delete the image of job #{job_id}") from err
         now = self._clock.now()
@@ -546,6 +589,49 @@ class Core:
         return Ticket(
             job=access.outward(job), position=position, eta_s=self.eta_for_position(position)
         )
+
+    async def _pick(  # noqa: PLR0913
+        self,
+        requester: Requester,
+        spec: GenerationSpec,
+        parent: int,
+        picked: str,
+        server: ServerSettings | None,
+        details_hidden: bool,
+    ) -> Ticket:
+        """Image ``picked`` as a job of its own, committed like any job, then its own copy of
+        the file and straight to delivery: no GPU work. If the copy fails (the parent's file
+        went), the job is queued and made again: its seed gives the same picture."""
+        job = await self._admission.reserve(
+            requester,
+            spec,
+            parent=parent,
+            server=server,
+            details_hidden=details_hidden,
+            eta_of_next=lambda: 0.0,
+        )
+        now = self._clock.now()
+        try:
+            relative = await self._files.copy(picked, job.id, now)
+            await self._store.update_job(
+                job.id, state=JobState.GENERATED, image_path=relative, finished_at=now
+            )
+        except (OSError, StorageError) as err:
+            log.warning("job #%d: picked image not copied (%s); making it again", job.id, err)
+            self._dispatcher.push(job)
+            position = self._dispatcher.queue.position(job.id)
+            return Ticket(access.outward(job), position, self.eta_for_position(position))
+        self._admission.release(job.id)
+        done = replace(job, state=JobState.GENERATED, image_path=relative, finished_at=now)
+        self._board.put(done)
+        self._delivery.schedule(done)
+        return Ticket(job=access.outward(done), position=0, eta_s=0.0)
+
+    async def _save_input(self, upload: InputImage) -> str:
+        try:
+            return await self._files.save_input(upload.image)
+        except OSError as err:
+            raise storage_error(err, "save your image") from err
 
     async def _visible_job(self, job_id: int) -> Job:
         job = await self._store.get_job(check_job_id(job_id))

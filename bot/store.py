@@ -19,14 +19,14 @@ import logging
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from bot.admission import Bucket
-from bot.domain import GenerationSpec, Job, JobState, Platform, Requester, Timings
+from bot.domain import GenerationSpec, Job, JobKind, JobState, Platform, Requester, Timings
 from bot.errors import StorageError
 from bot.i18n import msg
 
@@ -96,7 +96,7 @@ _JOB_COLUMNS = (
     "id, platform, user_id, display_name, channel_id, server_id, reply_to, user_key, server_key, "
     "prompt, style, seed, steps, width, height, cfg, negative_prompt, state, attempts, created_at, "
     "started_at, finished_at, image_path, timings, error, posted_message_id, parent_job_id, "
-    "posted_channel_id, file_ref, deleted_at, details_hidden"
+    "posted_channel_id, file_ref, deleted_at, details_hidden, n, kind, init_image, strength"
 )
 _PLACEHOLDERS = ", ".join("?" * len(_JOB_COLUMNS.split(",")))
 _INSERT_JOB = f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_PLACEHOLDERS})"  # noqa: S608 (constants)
@@ -171,6 +171,10 @@ def job_row(job: Job) -> tuple[Any, ...]:
         job.posted_file_ref,
         None,  # deleted_at
         int(job.details_hidden),
+        s.n,
+        str(s.kind),
+        s.init_image,
+        s.strength,
     )
 
 
@@ -192,6 +196,10 @@ def job_from_row(row: sqlite3.Row) -> Job:
         height=row["height"],
         cfg=row["cfg"],
         negative_prompt=row["negative_prompt"],
+        n=row["n"],
+        kind=JobKind(row["kind"]),
+        init_image=row["init_image"],
+        strength=row["strength"],
     )
     return Job(
         id=row["id"],
@@ -210,6 +218,17 @@ def job_from_row(row: sqlite3.Row) -> Job:
         posted_file_ref=row["file_ref"],
         details_hidden=bool(row["details_hidden"]),
     )
+
+
+def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``a = ?, b = ?`` and the values, for whitelisted columns only."""
+    unknown = set(fields) - _UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    values = [str(v) if isinstance(v, JobState) else v for v in fields.values()]
+    if "timings" in fields:
+        values[list(fields).index("timings")] = timings_to_json(fields["timings"])
+    return ", ".join(f"{name} = ?" for name in fields), values
 
 
 @dataclass(slots=True)
@@ -314,13 +333,7 @@ class Store:
                 raise
 
     async def update_job(self, job_id: int, **fields: Any) -> None:
-        unknown = set(fields) - _UPDATABLE
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = [str(v) if isinstance(v, JobState) else v for v in fields.values()]
-        if "timings" in fields:
-            values[list(fields).index("timings")] = timings_to_json(fields["timings"])
-        assignments = ", ".join(f"{name} = ?" for name in fields)
+        assignments, values = _assignments(fields)
         sql = f"UPDATE jobs SET {assignments} WHERE id = ?"  # noqa: S608 (names whitelisted)
         await self.write_one(sql, [*values, job_id], f"update job #{job_id}")
 
@@ -373,7 +386,8 @@ class Store:
 
     async def get_job(self, job_id: int) -> Job | None:
         rows = await self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return job_from_row(rows[0]) if rows else None
+        jobs = await self.jobs_from_rows(rows)
+        return jobs[0] if jobs else None
 
     async def is_deleted(self, job_id: int) -> bool:
         rows = await self._rows("SELECT deleted_at FROM jobs WHERE id = ?", (job_id,))
@@ -383,7 +397,7 @@ class Store:
         names = [str(s) for s in states]
         marks = ", ".join("?" * len(names))
         rows = await self._rows(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", names)  # noqa: S608
-        return [job_from_row(r) for r in rows]
+        return await self.jobs_from_rows(rows)
 
     async def history(self, user_key: str, limit: int, offset: int) -> list[Job]:
         rows = await self._rows(
@@ -391,7 +405,7 @@ class Store:
             "ORDER BY id DESC LIMIT ? OFFSET ?",
             (user_key, limit, offset),
         )
-        return [job_from_row(r) for r in rows]
+        return await self.jobs_from_rows(rows)
 
     async def server_history(self, server_key: str, limit: int, offset: int) -> list[Job]:
         rows = await self._rows(
@@ -399,7 +413,52 @@ class Store:
             "ORDER BY id DESC LIMIT ? OFFSET ?",
             (server_key, limit, offset),
         )
-        return [job_from_row(r) for r in rows]
+        return await self.jobs_from_rows(rows)
+
+    # --- iteration (issue 13): a job's several images, its parent chain --------------------
+
+    async def jobs_from_rows(self, rows: list[sqlite3.Row]) -> list[Job]:
+        """Jobs from ``jobs`` rows, each with its images (one more read, only for n > 1)."""
+        jobs = [job_from_row(r) for r in rows]
+        several = [j.id for j in jobs if j.spec.n > 1]
+        if not several:
+            return jobs
+        marks = ", ".join("?" * len(several))
+        found = await self._rows(
+            f"SELECT job_id, path FROM job_images WHERE job_id IN ({marks}) ORDER BY job_id, idx",  # noqa: S608
+            several,
+        )
+        images: dict[int, list[str]] = {}
+        for r in found:
+            images.setdefault(r["job_id"], []).append(r["path"])
+        return [replace(j, images=tuple(images.get(j.id, ()))) for j in jobs]
+
+    async def record_images(
+        self, job_id: int, images: tuple[str, ...], **fields: Any
+    ) -> None:
+        """The rows of a job's several images and its own update (``fields``, as for
+        :meth:`update_job`), in one transaction: a row never names images it has not got."""
+        assignments, values = _assignments(fields)
+        async with self.transaction(f"record the images of job #{job_id}") as db:
+            await db.execute("DELETE FROM job_images WHERE job_id = ?", (job_id,))
+            await db.executemany(
+                "INSERT INTO job_images (job_id, idx, path) VALUES (?, ?, ?)",
+                [(job_id, k, path) for k, path in enumerate(images, start=1)],
+            )
+            sql = f"UPDATE jobs SET {assignments} WHERE id = ?"  # noqa: S608 (names whitelisted)
+            await db.execute(sql, [*values, job_id])
+
+    async def parent_ids(self, job_id: int, limit: int) -> list[int]:
+        """``job_id``'s ancestors, nearest first (at most ``limit``): one recursive read."""
+        rows = await self._rows(
+            "WITH RECURSIVE chain(id, parent, depth) AS ("
+            " SELECT id, parent_job_id, 0 FROM jobs WHERE id = ?"
+            " UNION ALL SELECT j.id, j.parent_job_id, c.depth + 1 FROM jobs AS j"
+            " JOIN chain AS c ON j.id = c.parent WHERE c.depth < ?)"
+            " SELECT id FROM chain WHERE depth > 0 ORDER BY depth",
+            (job_id, limit),
+        )
+        return [r["id"] for r in rows]
 
     async def file_ref(self, job_id: int) -> str | None:
         rows = await self._rows("SELECT file_ref FROM jobs WHERE id = ?", (job_id,))
