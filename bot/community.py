@@ -598,6 +598,7 @@ class Community:
                 (key, *final),
             ) as cur:
                 paths = [r["image_path"] for r in await cur.fetchall() if r["image_path"]]
+            paths += await _iteration_files(db, mine, (key, *final))
             posts = await _showcase_posts(db, key)
             posts += await _result_posts(db, mine, (key, *final))
             await _drop_copied_prompts(db, mine, (key, *final), key)
@@ -676,3 +677,20 @@ def _gallery_item(row: sqlite3.Row) -> GalleryItem:
         credit_name=job.requester.display_name,
         show_details=not row["hide_details"],
     )
+
+
+async def _iteration_files(db: aiosqlite.Connection, mine: str, params: tuple[str, ...]) -> list[str]:
+    """The several images of the user's jobs, and the input images they uploaded that no
+    other user's job uses (an upload is stored once per picture: bot.image_files)."""
+    async with db.execute(
+        f"SELECT path FROM job_images WHERE job_id IN ({mine})", params  # noqa: S608
+    ) as cur:
+        paths = [r["path"] for r in await cur.fetchall()]
+    async with db.execute(
+        f"SELECT DISTINCT init_image FROM jobs WHERE id IN ({mine}) AND init_image LIKE 'inputs/%'"  # noqa: S608
+        f" AND init_image NOT IN (SELECT init_image FROM jobs WHERE init_image IS NOT NULL"
+        f" AND id NOT IN ({mine}))",
+        (*params, *params),
+    ) as cur:
+        paths += [r["init_image"] for r in await cur.fetchall()]
+    return paths

@@ -252,3 +252,19 @@ async def test_images_count_against_the_rate_limit_and_the_cap(open_test_core: O
             await core.submit(request(ALICE))
         assert type(caught.value).__name__ == "QueueFull"
         gate.set()
+
+
+async def test_forget_removes_every_image_and_the_users_own_inputs(core: Core) -> None:
+    several = await finished(core, (await core.submit(request(ALICE, n=2))).job.id)
+    upload = encoded(Image.new("RGB", (200, 200), (10, 200, 40)), "PNG")
+    own = await finished(core, (await core.submit(request(ALICE), image=upload)).job.id)
+    files = [*several.images, several.image_path, own.spec.init_image]
+    assert all(core._files.find(f) is not None for f in files)
+    assert await core.forget(ALICE) == 2
+    assert [f for f in files if core._files.find(f) is not None] == []
+
+
+async def test_deleting_a_job_removes_its_images(core: Core) -> None:
+    job = await finished(core, (await core.submit(request(ALICE, n=3))).job.id)
+    await core.delete(ALICE, job.id)
+    assert [f for f in job.images if core._files.find(f) is not None] == []
