@@ -679,17 +679,20 @@ def _gallery_item(row: sqlite3.Row) -> GalleryItem:
     )
 
 
-async def _iteration_files(db: aiosqlite.Connection, mine: str, params: tuple[str, ...]) -> list[str]:
+async def _iteration_files(
+    db: aiosqlite.Connection, mine: str, params: tuple[str, ...]
+) -> list[str]:
     """The several images of the user's jobs, and the input images they uploaded that no
     other user's job uses (an upload is stored once per picture: bot.image_files)."""
     async with db.execute(
-        f"SELECT path FROM job_images WHERE job_id IN ({mine})", params  # noqa: S608
+        f"SELECT path FROM job_images WHERE job_id IN ({mine})",  # noqa: S608
+        params,
     ) as cur:
         paths = [r["path"] for r in await cur.fetchall()]
     async with db.execute(
-        f"SELECT DISTINCT init_image FROM jobs WHERE id IN ({mine}) AND init_image LIKE 'inputs/%'"  # noqa: S608
-        f" AND init_image NOT IN (SELECT init_image FROM jobs WHERE init_image IS NOT NULL"
-        f" AND id NOT IN ({mine}))",
+        f"SELECT DISTINCT init_image FROM jobs WHERE id IN ({mine})"  # noqa: S608
+        " AND init_image LIKE 'inputs/%' AND init_image NOT IN (SELECT init_image FROM jobs"
+        f" WHERE init_image IS NOT NULL AND id NOT IN ({mine}))",
         (*params, *params),
     ) as cur:
         paths += [r["init_image"] for r in await cur.fetchall()]

@@ -82,7 +82,11 @@ def derive_spec(
 ) -> Derivation:
     """The spec of ``kind`` made from ``parent`` (``style``: the resolved style to use)."""
     spec = replace(parent.spec, style=style)
-    if kind in _FROM_IMAGE or kind is DeriveKind.PICK or (kind is DeriveKind.REMIX and choice.edits):
+    if (
+        kind in _FROM_IMAGE
+        or kind is DeriveKind.PICK
+        or (kind is DeriveKind.REMIX and choice.edits)
+    ):
         return _from_image(kind, parent, spec, choice, rng)
     return Derivation(replace(spec, seed=derived_seed(kind, spec.seed, rng)))
 
@@ -105,9 +109,7 @@ def _from_image(
         )
     job_kind, strength = _FROM_IMAGE[kind]
     seed = derived_seed(kind, own_seed, rng) if job_kind is JobKind.VARY else own_seed
-    return Derivation(
-        replace(one, seed=seed, kind=job_kind, init_image=image, strength=strength)
-    )
+    return Derivation(replace(one, seed=seed, kind=job_kind, init_image=image, strength=strength))
 
 
 def image_of(parent: Job, index: int) -> str:

@@ -127,7 +127,7 @@ class CoreApi(Protocol):
         """
         ...
 
-    async def derive(  # noqa: PLR0913 (the choices of a derived image, all keyword-only)
+    async def derive(
         self,
         requester: Requester,
         job_id: int,

@@ -32,7 +32,7 @@ from bot.clock import SystemClock
 from bot.community import Community
 from bot.config import Settings
 from bot.delivery import Delivery
-from bot.derive import Iteration, derive_spec, iteration_fields, request_fields, with_upload
+from bot.derive import Iteration
 from bot.dispatch import Dispatcher
 from bot.domain import (
     AuditEntry,
@@ -40,7 +40,6 @@ from bot.domain import (
     DeriveKind,
     GalleryItem,
     GenerateRequest,
-    GenerationSpec,
     Job,
     JobAction,
     JobState,
@@ -58,23 +57,20 @@ from bot.domain import (
 )
 from bot.errors import NotAllowed, NotFound, RateLimited, StorageError, TurbobotError
 from bot.image_files import ImageFiles, ImageWriter, write_atomic
-from bot.images import InputImage, read_image
 from bot.intake import Admission
 from bot.metrics import Metrics
+from bot.newjobs import NewJobs
 from bot.ports import Clock, Executor, GalleryPeriod, GallerySort, Notifier
 from bot.recovery import Recovery
 from bot.store import Store, open_store, storage_error
 from bot.validation import (
     NO_STYLE,
     check_job_id,
-    check_strength,
     clean_change,
-    clean_request,
     clean_requester,
     resolve_style,
     sanitise_optional,
     sanitise_text,
-    validate,
 )
 
 log = logging.getLogger(__name__)
@@ -148,6 +144,21 @@ class Core:
             max_attempts=settings.max_attempts,
             storage_retry_s=storage_retry_s,
         )
+        self._new = NewJobs(
+            store=store,
+            files=self._files,
+            admission=self._admission,
+            dispatcher=self._dispatcher,
+            delivery=self._delivery,
+            board=self._board,
+            executor=executor,
+            community=self._community,
+            clock=clock,
+            rng=self._rng,
+            steps=self._steps,
+            banned_words=self._banned_words,
+            access_check=self._access,
+        )
         self._recovery = Recovery(
             store,
             self._board,
@@ -220,32 +231,9 @@ class Core:
 
     async def submit(self, request: GenerateRequest, *, image: bytes | None = None) -> Ticket:
         """A new job: text-to-image, or (``image``: a user's file) image-to-image."""
-        self._admission.check_open()
-        request = clean_request(request)
-        upload = None if image is None else await asyncio.to_thread(read_image, image)
-        who = request.requester
-        server = await self._admission.admit(who)
-        styles = self._executor.styles()
-        usable = community.usable_styles(styles, server, who.channel_nsfw)
-        default = community.pick_default(await self.default_style(who), server, usable)
-        known = [s.name for s in styles]
-        spec = validate(
-            request,
-            known_styles=known,
-            default_style=default,
-            rng=self._rng,
-            steps=self._steps,
-        )
-        if upload is None:
-            spec = request_fields(spec, request.n, request.strength)
-        else:
-            spec = request_fields(spec, request.n, None)
-            stored = await self._save_input(upload)
-            spec = with_upload(spec, upload, stored, request.strength)
-        self._check_rules(who, spec, server, styles)
-        return await self._enqueue(who, spec, request.parent_job_id, server)
+        return await self._new.submit(request, image=image)
 
-    async def derive(  # noqa: PLR0913 (the choices of a derived image, all keyword-only)
+    async def derive(
         self,
         requester: Requester,
         job_id: int,
@@ -257,48 +245,8 @@ class Core:
         strength: float | None = None,
     ) -> Ticket:
         """The one path for every derived image (the rules: :mod:`bot.derive`)."""
-        self._admission.check_open()
-        requester = clean_requester(requester)
-        kind = DeriveKind(kind)
-        server = await self._admission.admit(requester)
-        parent, seen = await self._access(requester, job_id, kind.action)
-        styles = self._executor.styles()
-        known = [s.name for s in styles]
-        style = sanitise_optional(style) if kind is DeriveKind.RESTYLE else None
-        new_style = parent.spec.style if style is None else resolve_style(style, None, known)
-        choice = Iteration(
-            index=image,
-            prompt=sanitise_optional(prompt),
-            strength=None if strength is None else check_strength(strength),
-        )
-        derived = derive_spec(kind, parent, choice, self._rng, new_style)
-        spec = derived.spec
-        request = GenerateRequest(
-            requester=requester,
-            prompt=spec.prompt,
-            style=spec.style or "none",
-            seed=spec.seed,
-            steps=spec.steps,
-            aspect=spec.aspect,
-            cfg=spec.cfg,
-            negative_prompt=spec.negative_prompt,
-            parent_job_id=parent.id,
-        )
-        # The parent's settings pass validation again: limits may have changed since.
-        checked = validate(
-            request,
-            known_styles=known,
-            default_style=None,
-            rng=self._rng,
-            steps=self._steps,
-        )
-        checked = iteration_fields(checked, spec)
-        self._check_rules(requester, checked, server, styles)
-        # An edited prompt is the remixer's own; a copied hidden one stays hidden.
-        hidden = seen.details_hidden and choice.prompt is None
-        if derived.picked is not None:
-            return await self._pick(requester, checked, parent.id, derived.picked, server, hidden)
-        return await self._enqueue(requester, checked, parent.id, server, hidden)
+        wanted = Iteration(index=image, prompt=prompt, strength=strength)
+        return await self._new.derive(requester, job_id, kind, wanted, style)
 
     async def lineage(self, requester: Requester, job_id: int) -> list[Job]:
         """The jobs ``job_id`` was made from, nearest first, as ``requester`` may see each
@@ -554,84 +502,6 @@ class Core:
     ) -> list[AuditEntry]:
         actor = clean_requester(actor)
         return await self._community.audit_log(actor, is_admin=is_admin, limit=limit)
-
-    # --- admission, shared by submit and derive ---------------------------------------------
-
-    def _check_rules(
-        self,
-        requester: Requester,
-        spec: GenerationSpec,
-        server: ServerSettings | None,
-        styles: list[StyleInfo],
-    ) -> None:
-        community.check_spec(requester, spec, server, styles, self._banned_words)
-
-    async def _enqueue(
-        self,
-        requester: Requester,
-        spec: GenerationSpec,
-        parent: int | None,
-        server: ServerSettings | None = None,
-        details_hidden: bool = False,
-    ) -> Ticket:
-        queue = self._dispatcher.queue
-        job = await self._admission.reserve(
-            requester,
-            spec,
-            parent=parent,
-            server=server,
-            details_hidden=details_hidden,
-            eta_of_next=lambda: self.eta_for_position(len(queue) + 1),
-        )
-        self._dispatcher.push(job)
-        position = queue.position(job.id)
-        log.info("job #%d queued for %s at position %d", job.id, requester.user_key, position)
-        return Ticket(
-            job=access.outward(job), position=position, eta_s=self.eta_for_position(position)
-        )
-
-    async def _pick(  # noqa: PLR0913
-        self,
-        requester: Requester,
-        spec: GenerationSpec,
-        parent: int,
-        picked: str,
-        server: ServerSettings | None,
-        details_hidden: bool,
-    ) -> Ticket:
-        """Image ``picked`` as a job of its own, committed like any job, then its own copy of
-        the file and straight to delivery: no GPU work. If the copy fails (the parent's file
-        went), the job is queued and made again: its seed gives the same picture."""
-        job = await self._admission.reserve(
-            requester,
-            spec,
-            parent=parent,
-            server=server,
-            details_hidden=details_hidden,
-            eta_of_next=lambda: 0.0,
-        )
-        now = self._clock.now()
-        try:
-            relative = await self._files.copy(picked, job.id, now)
-            await self._store.update_job(
-                job.id, state=JobState.GENERATED, image_path=relative, finished_at=now
-            )
-        except (OSError, StorageError) as err:
-            log.warning("job #%d: picked image not copied (%s); making it again", job.id, err)
-            self._dispatcher.push(job)
-            position = self._dispatcher.queue.position(job.id)
-            return Ticket(access.outward(job), position, self.eta_for_position(position))
-        self._admission.release(job.id)
-        done = replace(job, state=JobState.GENERATED, image_path=relative, finished_at=now)
-        self._board.put(done)
-        self._delivery.schedule(done)
-        return Ticket(job=access.outward(done), position=0, eta_s=0.0)
-
-    async def _save_input(self, upload: InputImage) -> str:
-        try:
-            return await self._files.save_input(upload.image)
-        except OSError as err:
-            raise storage_error(err, "save your image") from err
 
     async def _visible_job(self, job_id: int) -> Job:
         job = await self._store.get_job(check_job_id(job_id))

@@ -433,9 +433,7 @@ class Store:
             images.setdefault(r["job_id"], []).append(r["path"])
         return [replace(j, images=tuple(images.get(j.id, ()))) for j in jobs]
 
-    async def record_images(
-        self, job_id: int, images: tuple[str, ...], **fields: Any
-    ) -> None:
+    async def record_images(self, job_id: int, images: tuple[str, ...], **fields: Any) -> None:
         """The rows of a job's several images and its own update (``fields``, as for
         :meth:`update_job`), in one transaction: a row never names images it has not got."""
         assignments, values = _assignments(fields)
