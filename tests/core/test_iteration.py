@@ -287,3 +287,16 @@ async def test_a_four_image_job_spends_four_tokens(open_test_core: OpenCore) -> 
         await core.submit(request(ALICE))  # the fifth token
         with pytest.raises(RateLimited):
             await core.submit(request(ALICE))
+
+
+async def test_a_job_must_fit_its_images_under_the_cap(open_test_core: OpenCore) -> None:
+    gate = asyncio.Event()
+    async with open_test_core(
+        executor=FakeExecutor(gate=gate), TURBOBOT_MAX_PENDING_PER_USER=4
+    ) as core:
+        await core.submit(request(ALICE))
+        await core.submit(request(ALICE, n=2))  # three images held
+        with pytest.raises(QueueFull):
+            await core.submit(request(ALICE, n=2))
+        await core.submit(request(ALICE))  # the fourth fits
+        gate.set()
