@@ -108,13 +108,11 @@ class NewJobs:
             rng=self._rng,
             steps=self._steps,
         )
-        if upload is None:
-            spec = request_fields(spec, request.n, request.strength)
-        else:
-            spec = request_fields(spec, request.n, None)
+        spec = request_fields(spec, request.n, request.strength if upload is None else None)
+        self._check_rules(who, spec, server, styles)
+        if upload is not None:  # stored only once the request passed every rule
             stored = await self._save_input(upload)
             spec = with_upload(spec, upload, stored, request.strength)
-        self._check_rules(who, spec, server, styles)
         return await self._enqueue(who, spec, request.parent_job_id, server)
 
     async def derive(

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot import access, community, texts
-from bot.admission import Limits, full_bucket, take_token, wait_text
+from bot.admission import Limits
 from bot.board import Board
 from bot.clock import SystemClock
 from bot.community import Community
@@ -55,9 +55,10 @@ from bot.domain import (
     UserPrivacy,
     VoteResult,
 )
-from bot.errors import NotAllowed, NotFound, RateLimited, StorageError, TurbobotError
+from bot.errors import NotAllowed, NotFound, StorageError
 from bot.image_files import ImageFiles, ImageWriter, write_atomic
 from bot.intake import Admission
+from bot.lookup import Lookup
 from bot.metrics import Metrics
 from bot.newjobs import NewJobs
 from bot.ports import Clock, Executor, GalleryPeriod, GallerySort, Notifier
@@ -79,12 +80,6 @@ DB_NAME = "turbobot.db"
 # Users whose rate bucket and default style stay in memory; the rest are read again from the
 # database when they come back (each bucket is saved with every job).
 MAX_CACHED_USERS = 10_000
-# Posting an image again (Discord /show, Telegram "Original file") costs a token of its own.
-SHOW_LIMITS = Limits(
-    rate_per_minute=4.0, burst=5, max_pending_per_user=1, max_pending_per_server=1, max_queue=1
-)
-_SHOW_BUCKET = "show:"  # prefix of the re-post bucket's key in rate_buckets
-MAX_LINEAGE = 50  # parents /show lists at most (a chain of remixes can be long)
 
 
 class Core:
@@ -144,6 +139,7 @@ class Core:
             max_attempts=settings.max_attempts,
             storage_retry_s=storage_retry_s,
         )
+        self._lookup = Lookup(store, self._board, self._community, clock)
         self._new = NewJobs(
             store=store,
             files=self._files,
@@ -157,7 +153,7 @@ class Core:
             rng=self._rng,
             steps=self._steps,
             banned_words=self._banned_words,
-            access_check=self._access,
+            access_check=self._lookup.access,
         )
         self._recovery = Recovery(
             store,
@@ -249,22 +245,12 @@ class Core:
         return await self._new.derive(requester, job_id, kind, wanted, style)
 
     async def lineage(self, requester: Requester, job_id: int) -> list[Job]:
-        """The jobs ``job_id`` was made from, nearest first, as ``requester`` may see each
-        (a hidden prompt stays hidden); the chain stops at the first they may not see."""
-        requester = clean_requester(requester)
-        await self._access(requester, job_id, JobAction.VIEW)
-        chain = []
-        for parent_id in await self._store.parent_ids(job_id, MAX_LINEAGE):
-            try:
-                _, seen = await self._access(requester, parent_id, JobAction.VIEW)
-            except (NotFound, NotAllowed):
-                break
-            chain.append(seen)
-        return chain
+        """The jobs ``job_id`` was made from, nearest first (see :mod:`bot.lookup`)."""
+        return await self._lookup.lineage(clean_requester(requester), job_id)
 
     async def cancel(self, requester: Requester, job_id: int) -> Job:
         requester = clean_requester(requester)
-        job = self._board.get(check_job_id(job_id)) or await self._visible_job(job_id)
+        job = self._board.get(check_job_id(job_id)) or await self._lookup.visible_job(job_id)
         if job.requester.user_key != requester.user_key:
             raise NotAllowed(texts.not_yours_to_cancel(job_id))
         queue = self._dispatcher.queue
@@ -315,47 +301,13 @@ class Core:
         return access.outward(job)
 
     async def job_for(self, requester: Requester, job_id: int, action: JobAction) -> Job:
-        """The job as ``requester`` may see it for ``action`` (the rule: :mod:`bot.access`).
-
-        ``SHOW`` (posting it again, sending its file) also spends a token of the requester's
-        re-post rate limit.
-        """
-        requester = clean_requester(requester)
-        _, seen = await self._access(requester, job_id, action)
-        if action is JobAction.SHOW:
-            await self._take_show_token(requester.user_key)
-        return seen
-
-    async def _access(
-        self, requester: Requester, job_id: int, action: JobAction
-    ) -> tuple[Job, Job]:
-        """(the job as stored, the job as ``requester`` may see it) or NotFound / NotAllowed."""
-        job = await self._store.get_job(check_job_id(job_id))
-        if job is None:
-            raise NotFound(texts.no_such_job(job_id))
-        job = self._board.get(job_id) or job
-        facts = access.Facts(
-            deleted=await self._store.is_deleted(job_id),
-            owner=await self._community.privacy(job.requester),
-            shared_in=await self._community.shared_in(job_id),
-            outside_allowed=action is not JobAction.SHARE_OUTSIDE
-            or await self._community.outside_allowed(job.requester),
-        )
-        return job, access.check_access(requester, job, action, facts)
-
-    async def _take_show_token(self, user_key: str) -> None:
-        key = _SHOW_BUCKET + user_key
-        bucket = await self._store.bucket(key) or full_bucket(self._clock.now(), SHOW_LIMITS)
-        try:
-            spent = take_token(bucket, self._clock.now(), SHOW_LIMITS)
-        except RateLimited as err:
-            wait = wait_text(err.retry_after)
-            raise RateLimited(texts.showing_too_fast(wait), err.retry_after) from None
-        await self._store.save_bucket(key, spent)
+        """The job as ``requester`` may see it for ``action`` (the rule: :mod:`bot.access`);
+        ``SHOW`` also spends a token of the requester's re-post rate limit."""
+        return await self._lookup.job_for(clean_requester(requester), job_id, action)
 
     async def delete(self, requester: Requester, job_id: int, *, is_admin: bool = False) -> Job:
         requester = clean_requester(requester)
-        job = await self._visible_job(job_id)
+        job = await self._lookup.visible_job(job_id)
         by_admin = job.requester.user_key != requester.user_key
         if by_admin and not (is_admin and job.requester.server_key == requester.server_key):
             # An admin's rights end at their own server's images.
@@ -420,7 +372,7 @@ class Core:
 
     async def share(self, requester: Requester, job_id: int) -> ShareTicket:
         requester = clean_requester(requester)
-        ticket = await self._community.share(requester, await self._visible_job(job_id))
+        ticket = await self._community.share(requester, await self._lookup.visible_job(job_id))
         return replace(ticket, job=access.outward(ticket.job))
 
     async def record_share(self, share_id: int, message_id: str) -> None:
@@ -437,15 +389,7 @@ class Core:
 
     async def credit_for(self, job: Job) -> Credit | None:
         """Whom a job made from somebody else's image credits (None: nobody to credit)."""
-        if job.parent_job_id is None:
-            return None
-        try:
-            parent = await self.job_for(job.requester, job.parent_job_id, JobAction.VIEW)
-        except TurbobotError:
-            return None  # the original was forgotten (or is out of reach): no credit
-        if access.is_owner(job.requester, parent):
-            return None  # a reroll or variation of one's own image
-        return Credit(job_id=parent.id, name=parent.requester.display_name)
+        return await self._lookup.credit_for(job)
 
     async def gallery(
         self,
@@ -502,12 +446,6 @@ class Core:
     ) -> list[AuditEntry]:
         actor = clean_requester(actor)
         return await self._community.audit_log(actor, is_admin=is_admin, limit=limit)
-
-    async def _visible_job(self, job_id: int) -> Job:
-        job = await self._store.get_job(check_job_id(job_id))
-        if job is None or await self._store.is_deleted(job_id):
-            raise NotFound(texts.no_such_job(job_id))
-        return job
 
 
 MAX_PAGE_ROWS = 100

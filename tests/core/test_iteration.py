@@ -14,7 +14,7 @@ from PIL import Image
 
 from bot.access import HIDDEN_PROMPT
 from bot.domain import DeriveKind, Generated, GenerationSpec, Job, JobKind, JobState
-from bot.errors import BadRequest, NotFound, QueueFull, RateLimited
+from bot.errors import BadRequest, NotFound, QueueFull, RateLimited, TurbobotError
 from bot.ports import ProgressCallback
 from bot.service import Core
 from engine.executors import LocalExecutor
@@ -300,3 +300,13 @@ async def test_a_job_must_fit_its_images_under_the_cap(open_test_core: OpenCore)
             await core.submit(request(ALICE, n=2))
         await core.submit(request(ALICE))  # the fourth fits
         gate.set()
+
+
+async def test_an_upload_refused_by_the_rules_is_not_stored(
+    open_test_core: OpenCore, tmp_path: Path
+) -> None:
+    upload = encoded(Image.new("RGB", (200, 200), (90, 90, 200)), "PNG")
+    async with open_test_core(executor=FakeExecutor(), TURBOBOT_BANNED_WORDS="dragon") as core:
+        with pytest.raises(TurbobotError):
+            await core.submit(request(ALICE, "a dragon"), image=upload)
+    assert not list((tmp_path / "data").glob("inputs/**/*.jpg"))
