@@ -51,18 +51,33 @@ def refill(bucket: Bucket, now: float, limits: Limits) -> Bucket:
     return Bucket(tokens, now)
 
 
-def take_token(bucket: Bucket, now: float, limits: Limits) -> Bucket:
-    """The bucket after spending one token, or :class:`RateLimited` with the wait."""
+def take_token(bucket: Bucket, now: float, limits: Limits, cost: int = 1) -> Bucket:
+    """The bucket after spending ``cost`` tokens (a job's images: ``GenerationSpec.cost``),
+    or :class:`RateLimited` with the wait. A cost above the burst is charged as the burst, so
+    a big job waits for a full bucket instead of never fitting."""
+    need = tokens_for(cost, limits)
     current = refill(bucket, now, limits)
-    if current.tokens >= 1.0:
-        return Bucket(current.tokens - 1.0, now)
-    wait = (1.0 - current.tokens) * 60.0 / limits.rate_per_minute
+    if current.tokens >= need:
+        return Bucket(current.tokens - need, now)
+    wait = (need - current.tokens) * 60.0 / limits.rate_per_minute
     raise RateLimited(msg("core.rate_limited", wait=wait_text(wait)), retry_after=wait)
 
 
-def check_caps(pending: Pending, limits: Limits, eta_s: float) -> None:
-    """:class:`QueueFull` when a cap is reached; ``eta_s`` is when the next job should finish."""
+def tokens_for(cost: int, limits: Limits) -> float:
+    """Tokens a job of ``cost`` images spends: one each, at most a full bucket."""
+    return float(max(1, min(cost, limits.burst)))
+
+
+def check_caps(pending: Pending, limits: Limits, eta_s: float, cost: int = 1) -> None:
+    """:class:`QueueFull` when a job of ``cost`` images does not fit under a cap (``pending``
+    counts images too); ``eta_s`` is when the next job should finish. A job alone may exceed a
+    cap, so a cap below four never makes a four-image job impossible."""
     when = msg("core.when_about", wait=wait_text(eta_s)) if eta_s > 0 else msg("core.when_moment")
+    extra = cost - 1
+    if pending.user > 0 and pending.user + extra >= limits.max_pending_per_user:
+        raise QueueFull(
+            msg("core.user_cap", count=pending.user, limit=limits.max_pending_per_user, when=when)
+        )
     if pending.user >= limits.max_pending_per_user:
         raise QueueFull(
             msg("core.user_cap", count=pending.user, limit=limits.max_pending_per_user, when=when)

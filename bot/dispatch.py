@@ -200,20 +200,28 @@ class Dispatcher:
         state = JobState.POSTING if has_adapter else JobState.GENERATED
         try:
             relative = await self._files.save(job.id, result.jpeg, now)
+            images = await self._files.save_images(job.id, result.images, now)
         except OSError as err:
             await self._requeue_after_storage_error(
                 job, storage_error(err, msg("core.op.save_image"))
             )
             return
+        fields = {"state": state, "image_path": relative, "timings": result.timings}
         try:
-            await self._store.update_job(
-                job.id, state=state, image_path=relative, timings=result.timings, finished_at=now
-            )
+            if images:  # the grid was posted; each image has its row, in the same commit
+                await self._store.record_images(job.id, images, **fields, finished_at=now)
+            else:
+                await self._store.update_job(job.id, **fields, finished_at=now)
         except StorageError as err:
             await self._requeue_after_storage_error(job, err)
             return
         done = replace(
-            job, state=state, image_path=relative, timings=result.timings, finished_at=now
+            job,
+            state=state,
+            image_path=relative,
+            timings=result.timings,
+            finished_at=now,
+            images=images,
         )
         self._durations.append(elapsed)
         self._release(job.id)

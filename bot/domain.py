@@ -7,6 +7,7 @@ these types, the engine receives a :class:`GenerationSpec`, and results come bac
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -198,6 +199,26 @@ class GenerationSpec:
     def seeds(self) -> tuple[int, ...]:
         return tuple(image_seed(self.seed, k) for k in range(self.n))
 
+    @property
+    def cost(self) -> int:
+        """What the job costs in the queue and the rate limits: one per image, an upscale
+        its pixels over the aspect's (rounded up): GPU time grows with both."""
+        if self.kind is JobKind.UPSCALE:
+            width, height = upscaled_size(self.width, self.height)
+            return self.n * math.ceil(width * height / (self.width * self.height))
+        return self.n
+
+
+def upscaled_size(width: int, height: int) -> tuple[int, int]:
+    """An upscale's size: the long side UPSCALE_LONG_SIDE, both sides multiples of 16
+    (the engine's ``engine.img2img.upscale_size`` renders exactly this)."""
+    factor = UPSCALE_LONG_SIDE / max(width, height)
+    return _down16(width * factor), _down16(height * factor)
+
+
+def _down16(x: float) -> int:
+    return max(16, round(x) // 16 * 16)
+
 
 def image_seed(seed: int, k: int) -> int:
     """The seed of image ``k`` of a job: ``seed + k``, wrapping inside 0..MAX_SEED."""
@@ -262,6 +283,15 @@ class Job:
     # Made from someone else's image whose author hides the details: the core hands adapters
     # this job with the prompt replaced (see ``bot.access``), the engine gets the real one.
     details_hidden: bool = False
+    # The ``spec.n`` images of a job of several, relative to the data dir (image_path is then
+    # the grid that was posted); empty for a one-image job, whose image is image_path.
+    images: tuple[str, ...] = ()
+
+    def image_of(self, k: int) -> str | None:
+        """Image ``k`` (1-based, as U1..U4 count) as a path relative to the data dir."""
+        if self.images:
+            return self.images[k - 1] if 1 <= k <= len(self.images) else None
+        return self.image_path if k == 1 else None
 
 
 class JobAction(StrEnum):
@@ -285,6 +315,12 @@ class DeriveKind(StrEnum):
     VARY = "vary"  # a seed close to the parent's (a random step of 1..VARIATION_SPREAD)
     RESTYLE = "restyle"  # same seed, another style: shows what the style changes
     REMIX = "remix"  # someone else's shared image (or your own) as it was, credited
+    # Iteration on image k of a job (issue 13); the seed rule and the strengths: bot.derive.
+    PICK = "pick"  # image k alone, full size, as its own job (no GPU work)
+    VARY_SUBTLE = "vary_subtle"  # img2img of image k, a fresh seed, strength VARY_SUBTLE
+    VARY_STRONG = "vary_strong"  # the same at VARY_STRONG
+    UPSCALE_SUBTLE = "upscale_subtle"  # image k larger (UPSCALE_LONG_SIDE), UPSCALE_SUBTLE
+    UPSCALE_CREATIVE = "upscale_creative"  # the same at UPSCALE_CREATIVE
 
     @property
     def action(self) -> JobAction:

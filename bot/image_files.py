@@ -8,11 +8,15 @@ and every lookup stays inside the data dir.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import logging
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +44,20 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def image_relative_path(job_id: int, now: float) -> Path:
-    """``images/YYYY/MM/<id>.jpg`` (UTC), relative to the data dir."""
+def image_relative_path(job_id: int, now: float, suffix: str = "", folder: str = "images") -> Path:
+    """``images/YYYY/MM/<id><suffix>.jpg`` (UTC), relative to the data dir."""
     stamp = time.gmtime(now)
-    return Path("images") / f"{stamp.tm_year:04d}" / f"{stamp.tm_mon:02d}" / f"{job_id}.jpg"
+    month = Path(folder) / f"{stamp.tm_year:04d}" / f"{stamp.tm_mon:02d}"
+    return month / f"{job_id}{suffix}.jpg"
+
+
+INPUT_QUALITY = 95  # an input image is stored once and read by every job made from it
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=INPUT_QUALITY)
+    return buf.getvalue()
 
 
 class ImageFiles:
@@ -67,6 +81,38 @@ class ImageFiles:
         relative = str(image_relative_path(job_id, now))
         await asyncio.to_thread(self._write, self._root / relative, jpeg)
         return relative
+
+    async def save_images(
+        self, job_id: int, images: tuple[bytes, ...], now: float
+    ) -> tuple[str, ...]:
+        """Write each of a job's several images (``<id>-<k>.jpg``, k = 1..n) durably."""
+        saved = []
+        for k, jpeg in enumerate(images, start=1):
+            relative = str(image_relative_path(job_id, now, f"-{k}"))
+            await asyncio.to_thread(self._write, self._root / relative, jpeg)
+            saved.append(relative)
+        return tuple(saved)
+
+    async def save_input(self, image: Image.Image) -> str:
+        """Store a user's input image (checked and fitted by :mod:`bot.images`) as a JPEG
+        under ``inputs/``, named by its digest: the row that names it may be committed only
+        after it is written, and re-sending the same picture stores it once. Re-encoding
+        drops whatever metadata the upload carried (location, camera)."""
+        data = await asyncio.to_thread(_jpeg, image)
+        digest = hashlib.sha256(data).hexdigest()
+        relative = f"inputs/{digest[:2]}/{digest}.jpg"
+        if self.find(relative) is None:
+            await asyncio.to_thread(self._write, self._root / relative, data)
+        return relative
+
+    async def copy(self, relative: str, job_id: int, now: float) -> str:
+        """Image ``relative`` again as job ``job_id``'s own file (a picked image outlives the
+        job it was picked from). OSError when it is gone."""
+        source = self.find(relative)
+        if source is None:
+            raise FileNotFoundError(relative)
+        data = await asyncio.to_thread(source.read_bytes)
+        return await self.save(job_id, data, now)
 
     def remove(self, relative: str | None) -> None:
         """Delete an image now (a user deleting it waits for this). OSError on failure."""

@@ -21,6 +21,7 @@ from bot.admission import (
     check_caps,
     full_bucket,
     take_token,
+    tokens_for,
 )
 from bot.community import Community, server_limits
 from bot.domain import GenerationSpec, Job, JobState, Requester, ServerSettings
@@ -50,6 +51,7 @@ class Admission:
         self._default_styles: LruDict[str, str | None] = LruDict(max_cached_users)
         self._loading: dict[str, asyncio.Task[tuple[Bucket | None, str | None]]] = {}
         self._held: dict[int, Job] = {}
+        self._held_total = 0  # images of every held job
         self._held_user: Counter[str] = Counter()
         self._held_server: Counter[str] = Counter()
 
@@ -81,11 +83,12 @@ class Admission:
         pending = Pending(
             user=self._held_user[user],
             server=self._held_server[requester.server_key] if requester.server_key else 0,
-            total=len(self._held),
+            total=self._held_total,
         )
-        check_caps(pending, limits, eta_of_next())
+        cost = spec.cost
+        check_caps(pending, limits, eta_of_next(), cost)
         now = self._clock.now()
-        spent = take_token(bucket, now, limits)
+        spent = take_token(bucket, now, limits, cost)
         job = Job(
             id=self._store.next_job_id(),
             requester=requester,
@@ -101,10 +104,11 @@ class Admission:
             await self._store.add_job(job, user, spent)
         except Exception:
             self.release(job.id)
-            # Give the token back: the user got nothing for it.
+            # Give the tokens back: the user got nothing for them.
             current = self._buckets[user]
             self._buckets[user] = Bucket(
-                min(self.limits.burst, current.tokens + 1), current.updated_at
+                min(self.limits.burst, current.tokens + tokens_for(cost, limits)),
+                current.updated_at,
             )
             raise
         return job
@@ -115,19 +119,25 @@ class Admission:
 
     def hold(self, job: Job) -> None:
         """Count ``job`` against its user's and server's caps (queued or running)."""
+        if job.id in self._held:
+            return
+        cost = job.spec.cost  # the caps count images, not jobs
         self._held[job.id] = job
-        self._held_user[job.requester.user_key] += 1
+        self._held_total += cost
+        self._held_user[job.requester.user_key] += cost
         if job.requester.server_key:
-            self._held_server[job.requester.server_key] += 1
+            self._held_server[job.requester.server_key] += cost
 
     def release(self, job_id: int) -> None:
         """The job left the queue and the executor: it no longer counts against the caps."""
         job = self._held.pop(job_id, None)
         if job is None:
             return
-        _decrement(self._held_user, job.requester.user_key)
+        cost = job.spec.cost
+        self._held_total -= cost
+        _decrement(self._held_user, job.requester.user_key, cost)
         if job.requester.server_key:
-            _decrement(self._held_server, job.requester.server_key)
+            _decrement(self._held_server, job.requester.server_key, cost)
 
     async def default_style(self, user_key: str) -> str | None:
         if user_key not in self._default_styles:
@@ -170,8 +180,8 @@ class Admission:
         self._default_styles.setdefault(user_key, style)
 
 
-def _decrement(counter: Counter[str], key: str) -> None:
-    """One less for ``key``; a key at zero goes, so the counter holds only users with jobs."""
-    counter[key] -= 1
+def _decrement(counter: Counter[str], key: str, by: int = 1) -> None:
+    """``by`` less for ``key``; a key at zero goes, so the counter holds only users with jobs."""
+    counter[key] -= by
     if counter[key] <= 0:
         del counter[key]

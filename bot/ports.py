@@ -118,18 +118,38 @@ class CoreApi(Protocol):
     fairness, defaults and history all live behind this interface, once for every platform.
     """
 
-    async def submit(self, request: GenerateRequest) -> Ticket:
-        """Validate, admit and durably queue a request; the row is committed before returning."""
+    async def submit(self, request: GenerateRequest, *, image: bytes | None = None) -> Ticket:
+        """Validate, admit and durably queue a request; the row is committed before returning.
+
+        ``image``: a user's own picture (JPEG, PNG or WebP) to start from (``JobKind.IMG2IMG``,
+        at ``request.strength``); a bad file is a BadRequest saying what to send instead.
+        ``request.n`` asks for several images (posted as one grid).
+        """
         ...
 
     async def derive(
-        self, requester: Requester, job_id: int, kind: DeriveKind, *, style: str | None = None
+        self,
+        requester: Requester,
+        job_id: int,
+        kind: DeriveKind,
+        *,
+        style: str | None = None,
+        image: int = 1,
+        prompt: str | None = None,
+        strength: float | None = None,
     ) -> Ticket:
-        """Reroll / variation / restyle / remix of an earlier job: the one path, with one
-        permission check (``kind.action``, see :mod:`bot.access`) and one seed rule
-        (:mod:`bot.derive`). The new job copies the parent's prompt and settings; ``style``
-        (restyle only) overrides the style. It records ``parent_job_id`` for the credit.
+        """A new image from an earlier job: the one path, with one permission check
+        (``kind.action``, see :mod:`bot.access`) and one rule per kind (:mod:`bot.derive`).
+        The new job copies the parent's prompt and settings; ``style`` (restyle only)
+        overrides the style. ``image`` (1-based, U1..U4) picks one of the parent's images for
+        pick, vary subtle/strong, upscale and remix; ``prompt`` and ``strength`` edit a remix.
+        A pick needs no GPU work: its ticket has position 0. It records ``parent_job_id``.
         """
+        ...
+
+    async def lineage(self, requester: Requester, job_id: int) -> list[Job]:
+        """The jobs ``job_id`` was made from, nearest first (for /show), as ``requester`` may
+        see each (:mod:`bot.access`); the chain ends at the first one they may not see."""
         ...
 
     async def cancel(self, requester: Requester, job_id: int) -> Job:

@@ -26,13 +26,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot import access, community, texts
-from bot.admission import Limits, full_bucket, take_token, wait_text
+from bot.admission import Limits
 from bot.board import Board
 from bot.clock import SystemClock
 from bot.community import Community
 from bot.config import Settings
 from bot.delivery import Delivery
-from bot.derive import derived_seed
+from bot.derive import Iteration
 from bot.dispatch import Dispatcher
 from bot.domain import (
     AuditEntry,
@@ -40,7 +40,6 @@ from bot.domain import (
     DeriveKind,
     GalleryItem,
     GenerateRequest,
-    GenerationSpec,
     Job,
     JobAction,
     JobState,
@@ -56,11 +55,13 @@ from bot.domain import (
     UserPrivacy,
     VoteResult,
 )
-from bot.errors import NotAllowed, NotFound, RateLimited, StorageError, TurbobotError
+from bot.errors import NotAllowed, NotFound, StorageError
 from bot.i18n import msg
 from bot.image_files import ImageFiles, ImageWriter, write_atomic
 from bot.intake import Admission
+from bot.lookup import Lookup
 from bot.metrics import Metrics
+from bot.newjobs import NewJobs
 from bot.ports import Clock, Executor, GalleryPeriod, GallerySort, Notifier
 from bot.recovery import Recovery
 from bot.store import Store, open_store, storage_error
@@ -68,12 +69,10 @@ from bot.validation import (
     NO_STYLE,
     check_job_id,
     clean_change,
-    clean_request,
     clean_requester,
     resolve_style,
     sanitise_optional,
     sanitise_text,
-    validate,
 )
 
 log = logging.getLogger(__name__)
@@ -82,11 +81,6 @@ DB_NAME = "turbobot.db"
 # Users whose rate bucket and default style stay in memory; the rest are read again from the
 # database when they come back (each bucket is saved with every job).
 MAX_CACHED_USERS = 10_000
-# Posting an image again (Discord /show, Telegram "Original file") costs a token of its own.
-SHOW_LIMITS = Limits(
-    rate_per_minute=4.0, burst=5, max_pending_per_user=1, max_pending_per_server=1, max_queue=1
-)
-_SHOW_BUCKET = "show:"  # prefix of the re-post bucket's key in rate_buckets
 
 
 class Core:
@@ -146,6 +140,23 @@ class Core:
             release=release,
             max_attempts=settings.max_attempts,
             storage_retry_s=storage_retry_s,
+        )
+        self._lookup = Lookup(store, self._board, self._community, clock)
+        self._new = NewJobs(
+            store=store,
+            files=self._files,
+            admission=self._admission,
+            dispatcher=self._dispatcher,
+            delivery=self._delivery,
+            board=self._board,
+            executor=executor,
+            community=self._community,
+            clock=clock,
+            rng=self._rng,
+            steps=self._steps,
+            max_images=self._max_images,
+            banned_words=self._banned_words,
+            access_check=self._lookup.access,
         )
         self._recovery = Recovery(
             store,
@@ -217,69 +228,32 @@ class Core:
 
     # --- CoreApi: requests -----------------------------------------------------------------
 
-    async def submit(self, request: GenerateRequest) -> Ticket:
-        self._admission.check_open()
-        request = clean_request(request)
-        who = request.requester
-        server = await self._admission.admit(who)
-        styles = self._executor.styles()
-        usable = community.usable_styles(styles, server, who.channel_nsfw)
-        default = community.pick_default(await self.default_style(who), server, usable)
-        known = [s.name for s in styles]
-        spec = validate(
-            request,
-            known_styles=known,
-            default_style=default,
-            rng=self._rng,
-            steps=self._steps,
-            max_images=self._max_images,
-        )
-        self._check_rules(who, spec, server, styles)
-        return await self._enqueue(who, spec, request.parent_job_id, server)
+    async def submit(self, request: GenerateRequest, *, image: bytes | None = None) -> Ticket:
+        """A new job: text-to-image, or (``image``: a user's file) image-to-image."""
+        return await self._new.submit(request, image=image)
 
     async def derive(
-        self, requester: Requester, job_id: int, kind: DeriveKind, *, style: str | None = None
+        self,
+        requester: Requester,
+        job_id: int,
+        kind: DeriveKind,
+        *,
+        style: str | None = None,
+        image: int = 1,
+        prompt: str | None = None,
+        strength: float | None = None,
     ) -> Ticket:
-        """The one path for reroll, variations, restyle and remix (see :mod:`bot.derive`)."""
-        self._admission.check_open()
-        requester = clean_requester(requester)
-        kind = DeriveKind(kind)
-        server = await self._admission.admit(requester)
-        parent, seen = await self._access(requester, job_id, kind.action)
-        styles = self._executor.styles()
-        known = [s.name for s in styles]
-        style = sanitise_optional(style) if kind is DeriveKind.RESTYLE else None
-        new_style = parent.spec.style if style is None else resolve_style(style, None, known)
-        spec = replace(
-            parent.spec, seed=derived_seed(kind, parent.spec.seed, self._rng), style=new_style
-        )
-        request = GenerateRequest(
-            requester=requester,
-            prompt=spec.prompt,
-            style=spec.style or "none",
-            seed=spec.seed,
-            steps=spec.steps,
-            aspect=spec.aspect,
-            cfg=spec.cfg,
-            negative_prompt=spec.negative_prompt,
-            parent_job_id=parent.id,
-        )
-        # The parent's settings pass validation again: limits may have changed since.
-        checked = validate(
-            request,
-            known_styles=known,
-            default_style=None,
-            rng=self._rng,
-            steps=self._steps,
-            max_images=self._max_images,
-            options_in_prompt=False,  # the parent's prompt was parsed when it was submitted
-        )
-        self._check_rules(requester, checked, server, styles)
-        return await self._enqueue(requester, checked, parent.id, server, seen.details_hidden)
+        """The one path for every derived image (the rules: :mod:`bot.derive`)."""
+        wanted = Iteration(index=image, prompt=prompt, strength=strength)
+        return await self._new.derive(requester, job_id, kind, wanted, style)
+
+    async def lineage(self, requester: Requester, job_id: int) -> list[Job]:
+        """The jobs ``job_id`` was made from, nearest first (see :mod:`bot.lookup`)."""
+        return await self._lookup.lineage(clean_requester(requester), job_id)
 
     async def cancel(self, requester: Requester, job_id: int) -> Job:
         requester = clean_requester(requester)
-        job = self._board.get(check_job_id(job_id)) or await self._visible_job(job_id)
+        job = self._board.get(check_job_id(job_id)) or await self._lookup.visible_job(job_id)
         if job.requester.user_key != requester.user_key:
             raise NotAllowed(texts.not_yours_to_cancel(job_id))
         queue = self._dispatcher.queue
@@ -330,47 +304,13 @@ class Core:
         return access.outward(job)
 
     async def job_for(self, requester: Requester, job_id: int, action: JobAction) -> Job:
-        """The job as ``requester`` may see it for ``action`` (the rule: :mod:`bot.access`).
-
-        ``SHOW`` (posting it again, sending its file) also spends a token of the requester's
-        re-post rate limit.
-        """
-        requester = clean_requester(requester)
-        _, seen = await self._access(requester, job_id, action)
-        if action is JobAction.SHOW:
-            await self._take_show_token(requester.user_key)
-        return seen
-
-    async def _access(
-        self, requester: Requester, job_id: int, action: JobAction
-    ) -> tuple[Job, Job]:
-        """(the job as stored, the job as ``requester`` may see it) or NotFound / NotAllowed."""
-        job = await self._store.get_job(check_job_id(job_id))
-        if job is None:
-            raise NotFound(texts.no_such_job(job_id))
-        job = self._board.get(job_id) or job
-        facts = access.Facts(
-            deleted=await self._store.is_deleted(job_id),
-            owner=await self._community.privacy(job.requester),
-            shared_in=await self._community.shared_in(job_id),
-            outside_allowed=action is not JobAction.SHARE_OUTSIDE
-            or await self._community.outside_allowed(job.requester),
-        )
-        return job, access.check_access(requester, job, action, facts)
-
-    async def _take_show_token(self, user_key: str) -> None:
-        key = _SHOW_BUCKET + user_key
-        bucket = await self._store.bucket(key) or full_bucket(self._clock.now(), SHOW_LIMITS)
-        try:
-            spent = take_token(bucket, self._clock.now(), SHOW_LIMITS)
-        except RateLimited as err:
-            wait = wait_text(err.retry_after)
-            raise RateLimited(texts.showing_too_fast(wait), err.retry_after) from None
-        await self._store.save_bucket(key, spent)
+        """The job as ``requester`` may see it for ``action`` (the rule: :mod:`bot.access`);
+        ``SHOW`` also spends a token of the requester's re-post rate limit."""
+        return await self._lookup.job_for(clean_requester(requester), job_id, action)
 
     async def delete(self, requester: Requester, job_id: int, *, is_admin: bool = False) -> Job:
         requester = clean_requester(requester)
-        job = await self._visible_job(job_id)
+        job = await self._lookup.visible_job(job_id)
         by_admin = job.requester.user_key != requester.user_key
         if by_admin and not (is_admin and job.requester.server_key == requester.server_key):
             # An admin's rights end at their own server's images.
@@ -378,7 +318,8 @@ class Core:
         if job_id in self._board:
             raise NotAllowed(texts.not_finished(job_id))
         try:
-            self._files.remove(job.image_path)
+            for relative in (job.image_path, *job.images):
+                self._files.remove(relative)
         except OSError as err:
             raise storage_error(err, msg("core.op.delete_image", job=job_id)) from err
         now = self._clock.now()
@@ -434,7 +375,7 @@ class Core:
 
     async def share(self, requester: Requester, job_id: int) -> ShareTicket:
         requester = clean_requester(requester)
-        ticket = await self._community.share(requester, await self._visible_job(job_id))
+        ticket = await self._community.share(requester, await self._lookup.visible_job(job_id))
         return replace(ticket, job=access.outward(ticket.job))
 
     async def record_share(self, share_id: int, message_id: str) -> None:
@@ -451,15 +392,7 @@ class Core:
 
     async def credit_for(self, job: Job) -> Credit | None:
         """Whom a job made from somebody else's image credits (None: nobody to credit)."""
-        if job.parent_job_id is None:
-            return None
-        try:
-            parent = await self.job_for(job.requester, job.parent_job_id, JobAction.VIEW)
-        except TurbobotError:
-            return None  # the original was forgotten (or is out of reach): no credit
-        if access.is_owner(job.requester, parent):
-            return None  # a reroll or variation of one's own image
-        return Credit(job_id=parent.id, name=parent.requester.display_name)
+        return await self._lookup.credit_for(job)
 
     async def gallery(
         self,
@@ -516,47 +449,6 @@ class Core:
     ) -> list[AuditEntry]:
         actor = clean_requester(actor)
         return await self._community.audit_log(actor, is_admin=is_admin, limit=limit)
-
-    # --- admission, shared by submit and derive ---------------------------------------------
-
-    def _check_rules(
-        self,
-        requester: Requester,
-        spec: GenerationSpec,
-        server: ServerSettings | None,
-        styles: list[StyleInfo],
-    ) -> None:
-        community.check_spec(requester, spec, server, styles, self._banned_words)
-
-    async def _enqueue(
-        self,
-        requester: Requester,
-        spec: GenerationSpec,
-        parent: int | None,
-        server: ServerSettings | None = None,
-        details_hidden: bool = False,
-    ) -> Ticket:
-        queue = self._dispatcher.queue
-        job = await self._admission.reserve(
-            requester,
-            spec,
-            parent=parent,
-            server=server,
-            details_hidden=details_hidden,
-            eta_of_next=lambda: self.eta_for_position(len(queue) + 1),
-        )
-        self._dispatcher.push(job)
-        position = queue.position(job.id)
-        log.info("job #%d queued for %s at position %d", job.id, requester.user_key, position)
-        return Ticket(
-            job=access.outward(job), position=position, eta_s=self.eta_for_position(position)
-        )
-
-    async def _visible_job(self, job_id: int) -> Job:
-        job = await self._store.get_job(check_job_id(job_id))
-        if job is None or await self._store.is_deleted(job_id):
-            raise NotFound(texts.no_such_job(job_id))
-        return job
 
 
 MAX_PAGE_ROWS = 100

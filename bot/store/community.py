@@ -168,6 +168,7 @@ class CommunityTables:
                 params,
             ) as cur:
                 paths = [r["image_path"] for r in await cur.fetchall() if r["image_path"]]
+            paths += await _iteration_files(db, params)
             posts = await showcase_posts(db, user_key)
             posts += await _result_posts(db, params)
             await _drop_copied_prompts(db, params, user_key)
@@ -202,6 +203,24 @@ async def _forget_in_audit(
         "WHERE server_key LIKE ? AND (target = ? OR substr(target, -length(?) - 1) = ?)",
         (suffix, forgotten, servers, suffix, suffix, f" {suffix}"),
     )
+
+
+async def _iteration_files(db: aiosqlite.Connection, params: tuple[str, ...]) -> list[str]:
+    """The several images of the user's jobs, and the input images they uploaded that no
+    other user's job uses (an upload is stored once per picture: bot.image_files)."""
+    async with db.execute(
+        f"SELECT path FROM job_images WHERE job_id IN ({_MINE})",  # noqa: S608
+        params,
+    ) as cur:
+        paths = [r["path"] for r in await cur.fetchall()]
+    async with db.execute(
+        f"SELECT DISTINCT init_image FROM jobs WHERE id IN ({_MINE})"  # noqa: S608
+        " AND init_image LIKE 'inputs/%' AND init_image NOT IN (SELECT init_image FROM jobs"
+        f" WHERE init_image IS NOT NULL AND id NOT IN ({_MINE}))",
+        (*params, *params),
+    ) as cur:
+        paths += [r["init_image"] for r in await cur.fetchall()]
+    return paths
 
 
 async def _result_posts(db: aiosqlite.Connection, params: tuple[str, ...]) -> list[tuple[str, str]]:

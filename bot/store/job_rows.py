@@ -7,13 +7,13 @@ import sqlite3
 from dataclasses import asdict
 from typing import Any
 
-from bot.domain import GenerationSpec, Job, JobState, Platform, Requester, Timings
+from bot.domain import GenerationSpec, Job, JobKind, JobState, Platform, Requester, Timings
 
 JOB_COLUMNS = (
     "id, platform, user_id, display_name, channel_id, server_id, reply_to, user_key, server_key, "
     "prompt, style, seed, steps, width, height, cfg, negative_prompt, state, attempts, created_at, "
     "started_at, finished_at, image_path, timings, error, posted_message_id, parent_job_id, "
-    "posted_channel_id, file_ref, deleted_at, details_hidden"
+    "posted_channel_id, file_ref, deleted_at, details_hidden, n, kind, init_image, strength"
 )
 PLACEHOLDERS = ", ".join("?" * len(JOB_COLUMNS.split(",")))
 
@@ -64,6 +64,10 @@ def job_row(job: Job) -> tuple[Any, ...]:
         job.posted_file_ref,
         None,  # deleted_at
         int(job.details_hidden),
+        s.n,
+        str(s.kind),
+        s.init_image,
+        s.strength,
     )
 
 
@@ -85,6 +89,10 @@ def job_from_row(row: sqlite3.Row) -> Job:
         height=row["height"],
         cfg=row["cfg"],
         negative_prompt=row["negative_prompt"],
+        n=row["n"],
+        kind=JobKind(row["kind"]),
+        init_image=row["init_image"],
+        strength=row["strength"],
     )
     return Job(
         id=row["id"],

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiosqlite
@@ -56,6 +57,17 @@ _UPDATABLE = frozenset(
         "negative_prompt",
     }
 )
+
+
+def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``a = ?, b = ?`` and the values, for whitelisted columns only."""
+    unknown = set(fields) - _UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    values = [str(v) if isinstance(v, JobState) else v for v in fields.values()]
+    if "timings" in fields:
+        values[list(fields).index("timings")] = timings_to_json(fields["timings"])
+    return ", ".join(f"{name} = ?" for name in fields), values
 
 
 @dataclass(slots=True)
@@ -142,15 +154,22 @@ class JobStore(Database):
                         p.done.set_result(None)
 
     async def update_job(self, job_id: int, **fields: Any) -> None:
-        unknown = set(fields) - _UPDATABLE
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = [str(v) if isinstance(v, JobState) else v for v in fields.values()]
-        if "timings" in fields:
-            values[list(fields).index("timings")] = timings_to_json(fields["timings"])
-        assignments = ", ".join(f"{name} = ?" for name in fields)
+        assignments, values = _assignments(fields)
         sql = f"UPDATE jobs SET {assignments} WHERE id = ?"  # noqa: S608 (names whitelisted)
         await self.write_one(sql, [*values, job_id], msg("core.op.update_job", job=job_id))
+
+    async def record_images(self, job_id: int, images: tuple[str, ...], **fields: Any) -> None:
+        """The rows of a job's several images and its own update (``fields``, as for
+        :meth:`update_job`), in one transaction: a row never names images it has not got."""
+        assignments, values = _assignments(fields)
+        async with self.transaction(msg("core.op.record_images", job=job_id)) as db:
+            await db.execute("DELETE FROM job_images WHERE job_id = ?", (job_id,))
+            await db.executemany(
+                "INSERT INTO job_images (job_id, idx, path) VALUES (?, ?, ?)",
+                [(job_id, k, path) for k, path in enumerate(images, start=1)],
+            )
+            sql = f"UPDATE jobs SET {assignments} WHERE id = ?"  # noqa: S608 (names whitelisted)
+            await db.execute(sql, [*values, job_id])
 
     async def save_bucket(self, user_key: str, bucket: Bucket) -> None:
         async with self.transaction(msg("core.op.save_rate_limit")) as db:
@@ -169,7 +188,8 @@ class JobStore(Database):
 
     async def get_job(self, job_id: int) -> Job | None:
         rows = await self.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return job_from_row(rows[0]) if rows else None
+        jobs = await self.jobs_from_rows(rows)
+        return jobs[0] if jobs else None
 
     async def is_deleted(self, job_id: int) -> bool:
         rows = await self.query("SELECT deleted_at FROM jobs WHERE id = ?", (job_id,))
@@ -179,7 +199,7 @@ class JobStore(Database):
         names = [str(s) for s in states]
         marks = ", ".join("?" * len(names))
         rows = await self.query(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", names)  # noqa: S608
-        return [job_from_row(r) for r in rows]
+        return await self.jobs_from_rows(rows)
 
     async def history(self, user_key: str, limit: int, offset: int) -> list[Job]:
         rows = await self.query(
@@ -187,7 +207,7 @@ class JobStore(Database):
             "ORDER BY id DESC LIMIT ? OFFSET ?",
             (user_key, limit, offset),
         )
-        return [job_from_row(r) for r in rows]
+        return await self.jobs_from_rows(rows)
 
     async def server_history(self, server_key: str, limit: int, offset: int) -> list[Job]:
         rows = await self.query(
@@ -195,7 +215,35 @@ class JobStore(Database):
             "ORDER BY id DESC LIMIT ? OFFSET ?",
             (server_key, limit, offset),
         )
-        return [job_from_row(r) for r in rows]
+        return await self.jobs_from_rows(rows)
+
+    async def jobs_from_rows(self, rows: list[sqlite3.Row]) -> list[Job]:
+        """Jobs from ``jobs`` rows, each with its images (one more read, only for n > 1)."""
+        jobs = [job_from_row(r) for r in rows]
+        several = [j.id for j in jobs if j.spec.n > 1]
+        if not several:
+            return jobs
+        marks = ", ".join("?" * len(several))
+        found = await self.query(
+            f"SELECT job_id, path FROM job_images WHERE job_id IN ({marks}) ORDER BY job_id, idx",  # noqa: S608
+            several,
+        )
+        images: dict[int, list[str]] = {}
+        for r in found:
+            images.setdefault(r["job_id"], []).append(r["path"])
+        return [replace(j, images=tuple(images.get(j.id, ()))) for j in jobs]
+
+    async def parent_ids(self, job_id: int, limit: int) -> list[int]:
+        """``job_id``'s ancestors, nearest first (at most ``limit``): one recursive read."""
+        rows = await self.query(
+            "WITH RECURSIVE chain(id, parent, depth) AS ("
+            " SELECT id, parent_job_id, 0 FROM jobs WHERE id = ?"
+            " UNION ALL SELECT j.id, j.parent_job_id, c.depth + 1 FROM jobs AS j"
+            " JOIN chain AS c ON j.id = c.parent WHERE c.depth < ?)"
+            " SELECT id FROM chain WHERE depth > 0 ORDER BY depth",
+            (job_id, limit),
+        )
+        return [r["id"] for r in rows]
 
     async def file_ref(self, job_id: int) -> str | None:
         rows = await self.query("SELECT file_ref FROM jobs WHERE id = ?", (job_id,))

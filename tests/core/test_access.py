@@ -11,7 +11,8 @@ import pytest
 from bot.access import HIDDEN_PROMPT
 from bot.domain import DeriveKind, JobAction, Platform, Requester, SettingsChange
 from bot.errors import NotAllowed, NotFound, RateLimited, TurbobotError
-from bot.service import SHOW_LIMITS, Core
+from bot.lookup import SHOW_LIMITS
+from bot.service import Core
 from tests.core.conftest import OpenCore, request, user
 from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from bot.domain import GenerationSpec, Job, JobState
 from bot.fairqueue import FairQueue
@@ -78,3 +79,36 @@ def test_remove_and_push_front() -> None:
     q.push_front(first)
     assert q.count_for("console:a") == 1
     assert drain(q) == [1, 2]
+
+
+def costly(job_id: int, who: str, n: int) -> Job:
+    return Job(job_id, user(who), replace(SPEC, n=n), JobState.QUEUED, created_at=0.0)
+
+
+def test_a_four_image_job_costs_its_user_four_turns() -> None:
+    q = FairQueue()
+    q.push(costly(1, "a", 4))
+    q.push(job(2, "a"))
+    for i in range(3, 8):
+        q.push(job(i, "b"))
+    # a's 4 images, then b gets the three turns a sits out plus its own, then a again.
+    assert drain(q) == [1, 3, 4, 5, 6, 2, 7]
+
+
+def test_a_lone_user_never_waits_for_their_own_charge() -> None:
+    q = FairQueue()
+    q.push(costly(1, "a", 4))
+    q.push(job(2, "a"))
+    assert drain(q) == [1, 2]
+
+
+def test_positions_predict_the_pop_order_with_costly_jobs() -> None:
+    rng = random.Random(5)
+    q = FairQueue()
+    for i in range(1, 80):
+        q.push(costly(i, rng.choice("abcde"), rng.choice([1, 1, 2, 4])))
+        if rng.random() < 0.3:
+            q.pop()
+    expected = {j.id: q.position(j.id) for j in q.jobs()}
+    order = drain(q)
+    assert {job_id: order.index(job_id) + 1 for job_id in order} == expected

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain import GenerationSpec, Job, JobState, Language, SettingsChange, Timings
+from bot.domain import GenerationSpec, Job, JobKind, JobState, Language, SettingsChange, Timings
 from bot.errors import StorageError
 from bot.i18n import msg
 from bot.image_files import write_atomic
@@ -75,6 +75,13 @@ async def test_upgrade_from_every_earlier_version_keeps_data(tmp_path: Path, sta
     assert job.spec.prompt == "kept"
     assert job.state is JobState.POSTED
     assert style == "ink"
+    # A job from before issue 13 is one text-to-image picture.
+    assert (job.spec.n, job.spec.kind, job.spec.init_image, job.images) == (
+        1,
+        JobKind.TXT2IMG,
+        None,
+        (),
+    )
 
 
 async def test_a_failing_migration_changes_nothing(tmp_path: Path) -> None:

@@ -139,13 +139,13 @@ class SlowSubmit:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._core, name)
 
-    async def submit(self, request: GenerateRequest) -> Ticket:
+    async def submit(self, request: GenerateRequest, *, image: bytes | None = None) -> Ticket:
         logs = list(self._fake.interactions.values())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2.0):
                 await logs[-1].answered.wait()
         self.acknowledged_first.append(logs[-1].answered.is_set())
-        return await self._core.submit(request)
+        return await self._core.submit(request, image=image)
 
 
 @contextlib.asynccontextmanager
