@@ -27,6 +27,7 @@ from bot.derive import VARIATION_SPREAD
 from bot.domain import Credit, JobAction, JobState, Platform, Requester
 from bot.errors import NotAllowed, NotFound
 from bot.service import Core
+from bot.testing.executor import FakeExecutor
 from tests.discord.conftest import make_settings as discord_settings
 from tests.discord.conftest import running_bot as discord_bot
 from tests.discord.fake_discord import (
@@ -39,7 +40,7 @@ from tests.discord.fake_discord import (
     SHOWCASE_ID,
     FakeDiscord,
 )
-from tests.fakes import FakeClock, FakeExecutor
+from tests.fakes import FakeClock
 from tests.telegram.conftest import running_bot as telegram_bot
 from tests.telegram.fake_botapi import FakeBotApi, callback_query, command_message, sent_message
 from tests.telegram.fake_botapi import user as tg_user

@@ -12,8 +12,9 @@ from bot.access import HIDDEN_PROMPT
 from bot.domain import DeriveKind, JobAction, Platform, Requester, SettingsChange
 from bot.errors import NotAllowed, NotFound, RateLimited, TurbobotError
 from bot.service import SHOW_LIMITS, Core
+from bot.testing.executor import FakeExecutor
 from tests.core.conftest import OpenCore, request, user
-from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier
+from tests.fakes import FakeClock, RecordingNotifier
 
 SERVER = "g1"
 ADA = user("ada", server=SERVER)

@@ -150,7 +150,7 @@ async def run_turbobot(tmp: Path, env: dict[str, str]) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.cli",
+        "bot.entry.cli",
         "run",
         cwd=tmp,  # no stray ./.env from the repository
         env=env,

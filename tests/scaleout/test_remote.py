@@ -17,21 +17,20 @@ from bot.config import Settings
 from bot.domain import Generated, GenerationSpec, JobKind, StyleInfo, Timings
 from bot.errors import GenerationFailed
 from bot.ports import ProgressCallback
-from engine.remote import (
+from bot.testing.executor import DEFAULT_STYLES, FakeExecutor
+from engine.pool.remote import RemoteExecutor, open_remote_executor
+from engine.pool.wire import (
     QUEUE,
-    RemoteExecutor,
     WorkerLost,
     WorkerView,
     json_dumps,
     json_loads,
-    open_remote_executor,
     spec_from_wire,
     spec_to_wire,
     timings_from_wire,
     timings_to_wire,
 )
-from engine.worker import serve_worker
-from tests.fakes import DEFAULT_STYLES, FakeExecutor
+from engine.pool.worker import serve_worker
 from tests.scaleout.conftest import RedisServer, pool_settings
 
 SPEC = GenerationSpec("a fox", None, seed=5, steps=4, width=1024, height=1024)
