@@ -28,18 +28,14 @@ from bot.config import Settings
 from bot.domain import (
     Delivered,
     DeriveKind,
-    Generated,
     GenerateRequest,
-    GenerationSpec,
     Job,
     Platform,
     Requester,
-    StyleInfo,
-    Timings,
 )
 from bot.image_files import write_atomic
-from bot.ports import ProgressCallback
 from bot.service import open_core
+from bot.testing.executor import FakeExecutor
 
 SATURATION_JOB_S = 0.05
 NEWCOMER_JOB_S = 0.02
@@ -47,41 +43,14 @@ TARGET_P99_MS = 10.0  # 1 % of a 1-second GPU image: the core must not matter ne
 JPEG = b"\xff\xd8" + bytes(200_000) + b"\xff\xd9"  # about the size of a real 1 MP JPEG
 
 
-@dataclass
-class GpuStandIn:
-    """Fixed-latency generation, one at a time; records when each one ran."""
-
-    latency_s: float
-    capacity: int = 2
-    runs: list[tuple[int, float, float]] = field(default_factory=list)  # (job, start, end)
-    handed: list[tuple[int, float]] = field(default_factory=list)  # (job, when the core sent it)
-    gate: asyncio.Event | None = None
-    _gpu: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    async def generate(
-        self, job_id: int, spec: GenerationSpec, on_progress: ProgressCallback
-    ) -> Generated:
-        self.handed.append((job_id, time.perf_counter()))
-        if self.gate is not None:
-            await self.gate.wait()
-        async with self._gpu:
-            start = time.perf_counter()
-            await asyncio.sleep(self.latency_s * spec.cost)  # GPU time grows with the images
-            end = time.perf_counter()
-        self.runs.append((job_id, start, end))
-        on_progress(spec.steps, spec.steps)
-        images = (JPEG,) * spec.n if spec.n > 1 else ()
-        timings = Timings(denoise_ms=self.latency_s * 1e3)
-        return Generated(JPEG, spec.width, spec.height, timings, images=images)
-
-    def styles(self) -> list[StyleInfo]:
-        return []
-
-    async def rescan_styles(self) -> list[StyleInfo]:
-        return []
-
-    async def aclose(self) -> None:
-        return None
+def gpu_stand_in(
+    latency_s: float, capacity: int = 2, gate: asyncio.Event | None = None
+) -> FakeExecutor:
+    """Fixed-latency generation, one at a time, like one GPU; records when each one ran
+    (``runs``) and when the core handed it over (``handed``)."""
+    return FakeExecutor(
+        capacity=capacity, gate=gate, sleep_s=latency_s, serial=True, jpeg=JPEG, style_list=[]
+    )
 
 
 @dataclass
@@ -128,7 +97,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def bench_saturation(root: Path, latency_s: float) -> dict[str, Any]:
     """200 jobs from 50 users submitted at once: how busy is the GPU stand-in?"""
-    gpu, note = GpuStandIn(latency_s), TimedNotifier()
+    gpu, note = gpu_stand_in(latency_s), TimedNotifier()
     async with open_core(settings(root / "sat"), gpu) as core:
         core.register(note)
         users = [who(i) for i in range(50)]
@@ -143,7 +112,7 @@ async def bench_saturation(root: Path, latency_s: float) -> dict[str, Any]:
 async def bench_mixed(root: Path, latency_s: float) -> dict[str, Any]:
     """200 jobs of mixed kinds from 50 users at once (issue 13): 1 and 4 images, vary,
     upscale, pick (no GPU work) of each user's earlier 4-image job. Busy ratio as above."""
-    gpu, note = GpuStandIn(latency_s), TimedNotifier()
+    gpu, note = gpu_stand_in(latency_s), TimedNotifier()
     async with open_core(settings(root / "mixed"), gpu) as core:
         core.register(note)
         users = [who(i) for i in range(50)]
@@ -177,7 +146,7 @@ async def bench_mixed(root: Path, latency_s: float) -> dict[str, Any]:
 
 async def bench_added_latency(root: Path, latency_s: float, jobs: int) -> dict[str, Any]:
     """One job at a time on an idle queue: time spent outside generation, per job."""
-    gpu, note = GpuStandIn(latency_s), TimedNotifier()
+    gpu, note = gpu_stand_in(latency_s), TimedNotifier()
     before, after, submit = [], [], []
     async with open_core(settings(root / "lat"), gpu) as core:
         core.register(note)
@@ -204,7 +173,7 @@ async def bench_added_latency(root: Path, latency_s: float, jobs: int) -> dict[s
 
 async def bench_enqueue(root: Path, jobs: int) -> dict[str, Any]:
     """Durable enqueue: many users submitting at once (group commit), and one at a time."""
-    gpu = GpuStandIn(0.0, capacity=1, gate=asyncio.Event())  # nothing finishes: all stay queued
+    gpu = gpu_stand_in(0.0, capacity=1, gate=asyncio.Event())  # nothing finishes: all stay queued
     async with open_core(settings(root / "enq"), gpu, drain_timeout_s=1.0) as core:
         t0 = time.perf_counter()
         await asyncio.gather(*(core.submit(req(who(i % 1000))) for i in range(jobs)))
@@ -219,7 +188,7 @@ async def bench_enqueue(root: Path, jobs: int) -> dict[str, Any]:
 
 async def bench_memory(root: Path, jobs: int) -> dict[str, Any]:
     """Python heap growth while 10,000 jobs sit in the queue (traced, so run apart)."""
-    gpu = GpuStandIn(0.0, capacity=1, gate=asyncio.Event())
+    gpu = gpu_stand_in(0.0, capacity=1, gate=asyncio.Event())
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.take_snapshot()
@@ -235,7 +204,7 @@ async def bench_memory(root: Path, jobs: int) -> dict[str, Any]:
 
 async def bench_newcomer(root: Path, latency_s: float) -> dict[str, Any]:
     """A heavy user queues 100 jobs; a newcomer then asks for one. How long does it wait?"""
-    gpu, note = GpuStandIn(latency_s), TimedNotifier()
+    gpu, note = gpu_stand_in(latency_s), TimedNotifier()
     async with open_core(settings(root / "new"), gpu) as core:
         core.register(note)
         heavy, newcomer = who(1), who(2)

@@ -32,7 +32,8 @@ from benchmarks.report import machine, write_section
 from bot.config import Settings
 from bot.domain import Delivered, GenerateRequest, GenerationSpec, Job, Platform, Requester
 from bot.service import open_core
-from engine.remote import WORKER_PREFIX, open_remote_executor
+from engine.pool.remote import open_remote_executor
+from engine.pool.wire import WORKER_PREFIX
 
 REPO = Path(__file__).resolve().parents[1]
 WHO = Requester(Platform.CONSOLE, "bench", "Bench", "chan")
@@ -85,7 +86,7 @@ def start_workers(
     env["TURBOBOT_LOG_LEVEL"] = "WARNING"
     procs = []
     for i in range(n):
-        cmd = [sys.executable, "-m", "bot.cli", "worker", "--name", f"b{i}"]
+        cmd = [sys.executable, "-m", "bot.entry.cli", "worker", "--name", f"b{i}"]
         cmd += ["--fake-latency-ms", str(latency_ms)]
         procs.append(subprocess.Popen(cmd, env=env, cwd=workdir, stderr=subprocess.DEVNULL))
     client = redis.Redis.from_url(url)

@@ -24,12 +24,13 @@ from adapters.discord.texts import say
 from bot.domain import Platform, Requester
 from bot.i18n import t
 from bot.service import open_core
+from bot.testing.executor import FakeExecutor
 from tests.bad_inputs import Case, load_cases
 from tests.core.conftest import make_settings as core_settings
 from tests.discord.conftest import make_settings as discord_settings
 from tests.discord.conftest import running_bot as discord_bot
 from tests.discord.fake_discord import FakeDiscord, Unsendable
-from tests.fakes import FakeClock, FakeExecutor
+from tests.fakes import FakeClock
 from tests.telegram.conftest import running_bot as telegram_bot
 from tests.telegram.fake_botapi import BOT_USER, FakeBotApi, callback_query, command_message, user
 

@@ -56,6 +56,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("adapters/discord/community.py", "gallery page"): "guard name, used in log lines",
     ("adapters/discord/community.py", "forget confirm"): "guard name, used in log lines",
     ("adapters/discord/commands.py", "English"): "a language's own name, shown as is",
+    ("bot/testing/executor.py", "The fake GPU"): "the test fake's refusal, set by tests only",
+    ("bot/testing/executor.py", "the fake GPU"): "the test fake's crash, set by tests only",
 }
 
 

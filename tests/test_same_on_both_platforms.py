@@ -39,6 +39,7 @@ from bot.domain import (
 )
 from bot.errors import NotAllowed, NotFound, TurbobotError
 from bot.service import Core, open_core
+from bot.testing.executor import FakeExecutor
 from tests.core.conftest import make_settings as core_settings
 from tests.core.test_prompt_syntax import SYNTAX, outcome
 from tests.discord.conftest import make_settings as discord_settings
@@ -53,7 +54,7 @@ from tests.discord.fake_discord import (
     SHOWCASE_ID,
     FakeDiscord,
 )
-from tests.fakes import FakeClock, FakeExecutor
+from tests.fakes import FakeClock
 from tests.telegram.conftest import running_bot as telegram_bot
 from tests.telegram.fake_botapi import FakeBotApi, callback_query, command_message, sent_message
 from tests.telegram.fake_botapi import user as tg_user

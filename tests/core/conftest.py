@@ -13,7 +13,8 @@ import pytest
 from bot.config import Settings
 from bot.domain import GenerateRequest, Platform, Requester
 from bot.service import Core, open_core
-from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier
+from bot.testing.executor import FakeExecutor
+from tests.fakes import FakeClock, RecordingNotifier
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:

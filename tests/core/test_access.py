@@ -13,8 +13,9 @@ from bot.domain import DeriveKind, JobAction, Platform, Requester, SettingsChang
 from bot.errors import NotAllowed, NotFound, RateLimited, TurbobotError
 from bot.lookup import SHOW_LIMITS
 from bot.service import Core
+from bot.testing.executor import FakeExecutor
 from tests.core.conftest import OpenCore, request, user
-from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier
+from tests.fakes import FakeClock, RecordingNotifier
 
 SERVER = "g1"
 ADA = user("ada", server=SERVER)

@@ -42,8 +42,9 @@ from bot.moderation import BLOCKED_MESSAGE
 from bot.ports import BotApi
 from bot.service import DB_NAME, Core, open_core
 from bot.store import connect, migrate, migrations, open_store
+from bot.testing.executor import FakeExecutor
 from tests.core.conftest import OpenCore, make_settings, request, user
-from tests.fakes import FakeClock, FakeExecutor
+from tests.fakes import FakeClock
 
 SERVER = "g1"
 DAY = 86400.0

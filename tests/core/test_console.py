@@ -84,7 +84,7 @@ async def test_end_of_input_with_nothing_to_do_ends_at_once(
 
 
 def test_composition_root_picks_the_console_without_tokens(tmp_path: Path) -> None:
-    from bot.bootstrap import build_adapters
+    from bot.entry.run import build_adapters
 
     class NoCore:  # build_adapters only stores the core in each adapter
         async def wait_until_idle(self, user_key: str) -> None:

@@ -20,10 +20,11 @@ from bot.errors import RateLimited, StorageError, UnknownStyle
 from bot.metrics import Metrics, serve_metrics
 from bot.service import DB_NAME, MAX_OFFSET, open_core
 from bot.store import connect, migrations
+from bot.testing.executor import FakeExecutor
 from bot.validation import clamp_page
 from tests.core.conftest import OpenCore, make_settings, request, user
 from tests.core.test_lifecycle import free_port
-from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier
+from tests.fakes import FakeClock, RecordingNotifier
 
 SERVER = "g1"
 # A hang guard, not a speed target: on the old code these submits never returned.

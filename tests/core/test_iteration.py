@@ -17,13 +17,14 @@ from bot.domain import DeriveKind, Generated, GenerationSpec, Job, JobKind, JobS
 from bot.errors import BadRequest, NotFound, QueueFull, RateLimited, TurbobotError
 from bot.ports import ProgressCallback
 from bot.service import Core
+from bot.testing.executor import FakeExecutor
 from engine.executors import LocalExecutor
 from engine.loading import load_engine
 from engine.pipeline import Engine
 from tests.core.conftest import OpenCore, request, user
 from tests.core.test_images import encoded, png_header_only
 from tests.engine.conftest import TEST_SIDE, tiny_settings
-from tests.fakes import FakeExecutor, RecordingNotifier
+from tests.fakes import RecordingNotifier
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

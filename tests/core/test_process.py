@@ -29,7 +29,7 @@ def start(tmp_path: Path, stdin: int) -> subprocess.Popen[str]:
     for name in ("DISCORD_TOKEN", "TELEGRAM_TOKEN", "TURBOBOT_CONSOLE"):
         env.pop(name, None)
     return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"],
+        [sys.executable, "-m", "bot.entry.cli", "run"],
         cwd=tmp_path,  # no stray .env from the repository
         env=env,
         stdin=stdin,

@@ -10,8 +10,9 @@ from bot.domain import GenerationSpec, Job, JobState
 from bot.image_files import image_relative_path, write_atomic
 from bot.service import DB_NAME
 from bot.store import open_store
+from bot.testing.executor import FakeExecutor, tiny_jpeg
 from tests.core.conftest import OpenCore, request, user
-from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier, tiny_jpeg
+from tests.fakes import FakeClock, RecordingNotifier
 
 SPEC = GenerationSpec("a quiet harbour", style=None, seed=9, steps=4, width=1024, height=1024)
 

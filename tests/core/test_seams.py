@@ -15,9 +15,10 @@ from bot.errors import BadPrompt
 from bot.moderation import BLOCKED_MESSAGE
 from bot.service import DB_NAME
 from bot.store import open_store
+from bot.testing.executor import FakeExecutor
 from tests.core.conftest import OpenCore, request, user
 from tests.core.test_recovery import seed_job
-from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier
+from tests.fakes import FakeClock, RecordingNotifier
 
 
 def stored_state(data_dir: Path, job_id: int) -> str:

@@ -23,8 +23,9 @@ from bot.errors import (
 )
 from bot.image_files import write_atomic
 from bot.service import DB_NAME
+from bot.testing.executor import FakeExecutor
 from tests.core.conftest import OpenCore, request, user
-from tests.fakes import FakeClock, FakeExecutor, RecordingNotifier, is_jpeg
+from tests.fakes import FakeClock, RecordingNotifier, is_jpeg
 
 
 async def eventually(condition: Callable[[], bool], turns: int = 200_000) -> None:

@@ -13,8 +13,9 @@ import pytest
 from adapters.discord import DiscordAdapter
 from bot.config import Settings
 from bot.service import Core, open_core
+from bot.testing.executor import FakeExecutor
 from tests.discord.fake_discord import FakeDiscord
-from tests.fakes import FakeClock, FakeExecutor
+from tests.fakes import FakeClock
 
 
 @pytest.fixture(autouse=True)

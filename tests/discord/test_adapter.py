@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 from io import BytesIO
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
@@ -21,7 +19,8 @@ from adapters.discord import DiscordAdapter
 from adapters.discord.format import requester_of
 from adapters.discord.texts import say
 from bot.config import Settings
-from bot.domain import TURBO_STEPS, Generated, GenerationSpec, Platform, StyleInfo
+from bot.domain import TURBO_STEPS, Platform, StyleInfo
+from bot.testing.executor import FakeExecutor, tiny_jpeg
 from tests.discord.conftest import Bot, make_settings, running_bot
 from tests.discord.fake_discord import (
     ALICE,
@@ -32,7 +31,7 @@ from tests.discord.fake_discord import (
     FakeDiscord,
     InteractionLog,
 )
-from tests.fakes import FakeClock, FakeExecutor
+from tests.fakes import FakeClock
 
 ALICE_KEY = f"{Platform.DISCORD}:{ALICE}"
 DEFERRED_EPHEMERAL = {"type": 5, "data": {"flags": 64}}
@@ -323,16 +322,12 @@ async def test_after_stop_intake_new_work_is_refused_politely(fake: FakeDiscord,
     assert bot.executor.calls == []
 
 
-class _HugeJpegExecutor(FakeExecutor):
-    async def generate(self, job_id: int, spec: GenerationSpec, on_progress: Any) -> Generated:
-        made = await super().generate(job_id, spec, on_progress)
-        return replace(made, jpeg=made.jpeg + b"\0" * (11 * 2**20))
-
-
 async def test_image_over_the_upload_limit_is_explained(
     settings: Settings, fake: FakeDiscord
 ) -> None:
-    async with running_bot(settings, _HugeJpegExecutor(), FakeClock()) as bot:
+    async with running_bot(
+        settings, FakeExecutor(jpeg=tiny_jpeg(1) + b"\0" * (11 * 2**20)), FakeClock()
+    ) as bot:
         await fake.slash("imagine", {"prompt": "a very detailed map"})
         await _settle(fake, bot, 1)
         await fake.wait_for(lambda: any("MiB" in m["content"] for m in fake.channel_messages()))

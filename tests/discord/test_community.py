@@ -14,6 +14,7 @@ from pathlib import Path
 from adapters.discord.format import requester_of
 from bot.config import Settings
 from bot.domain import Platform, Requester, StyleInfo
+from bot.testing.executor import DEFAULT_STYLES, FakeExecutor
 from tests.discord.conftest import Bot, running_bot
 from tests.discord.fake_discord import (
     ALICE,
@@ -28,7 +29,7 @@ from tests.discord.fake_discord import (
     FakeDiscord,
     InteractionLog,
 )
-from tests.fakes import DEFAULT_STYLES, FakeClock, FakeExecutor
+from tests.fakes import FakeClock
 
 SERVER = str(GUILD_ID)
 BLOCKED_BY_FILTER = "This prompt was blocked by this server's word filter."

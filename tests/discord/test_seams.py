@@ -17,9 +17,10 @@ from adapters.discord import DiscordAdapter
 from adapters.discord.texts import say
 from bot.domain import MAX_PROMPT_CHARS, GenerateRequest, Platform, StyleInfo, Ticket
 from bot.service import Core, open_core
+from bot.testing.executor import FakeExecutor
 from tests.discord.conftest import Bot, make_settings, running_bot
 from tests.discord.fake_discord import ALICE, CONTENT_LIMIT, FakeDiscord, InteractionLog
-from tests.fakes import FakeClock, FakeExecutor
+from tests.fakes import FakeClock
 
 ALICE_KEY = f"{Platform.DISCORD}:{ALICE}"
 LONG_PROMPT = ("a fox 🦊 in snow " * 200)[:MAX_PROMPT_CHARS].strip()

@@ -9,10 +9,11 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.domain import StyleInfo
+from bot.testing.executor import FakeExecutor, tiny_jpeg
 from tests.discord.conftest import running_bot
 from tests.discord.fake_discord import JSON, FakeDiscord, InteractionLog
 from tests.discord.test_adapter import _edited
-from tests.fakes import FakeClock, FakeExecutor, tiny_jpeg
+from tests.fakes import FakeClock
 
 
 def _style(name: str, preview: Path | None) -> StyleInfo:

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot.domain import BASE_STEPS, TURBO_STEPS, StepRange, StyleInfo
+from bot.testing.executor import DEFAULT_STYLES, FakeExecutor
 from tests.discord.conftest import make_settings, running_bot
 from tests.discord.fake_discord import ALICE, FakeDiscord, InteractionLog
-from tests.fakes import DEFAULT_STYLES, FakeClock, FakeExecutor
+from tests.fakes import FakeClock
 
 NEON = StyleInfo("neon", "Neon", "霓虹", "Glowing signs", 1.0)
 MANAGE_GUILD = 1 << 5

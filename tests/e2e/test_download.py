@@ -52,7 +52,7 @@ async def run_download(tmp: Path, hub: FakeHub, *args: str) -> tuple[int, str, s
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.cli",
+        "bot.entry.cli",
         "download",
         *args,
         cwd=tmp,

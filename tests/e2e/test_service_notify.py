@@ -61,7 +61,7 @@ def add_style(tmp_path: Path, port: int) -> None:
     """A demo style's file, installed again under a new name by the CLI."""
     source = tmp_path / "data" / "tiny" / "loras" / "ink" / "ink.safetensors"
     added = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "styles", "add", str(source), "--name", "sumi",
+        [sys.executable, "-m", "bot.entry.cli", "styles", "add", str(source), "--name", "sumi",
          "--strength", "0.7", "--suffix", "sumi-e brush", "--trigger", "sumi"],
         cwd=tmp_path,
         env=bot_env(tmp_path, port),
@@ -81,7 +81,7 @@ def test_ready_reload_and_stopping(tmp_path: Path) -> None:
             systemd.bind(str(path))
             systemd.settimeout(180)
             with subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "run"],
+                [sys.executable, "-m", "bot.entry.cli", "run"],
                 cwd=tmp_path,
                 env=bot_env(tmp_path, port) | {"NOTIFY_SOCKET": str(path)},
                 stdin=subprocess.PIPE,

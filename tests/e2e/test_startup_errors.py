@@ -1,7 +1,8 @@
-"""Misconfigurations, each run as a real ``turbobot run``: one line per problem, exit code 2,
-no traceback, and no model load (a guard timeout far below a model load).
+"""Misconfigurations, each run as a real ``turbobot run`` (and ``turbobot worker``): one line per
+problem, exit code 2, no traceback, and no model load (a guard timeout far below a model load).
 
-Tokens are checked against loopback fakes of Discord and Telegram that accept one token each.
+Tokens are checked against loopback fakes of Discord and Telegram that accept one token each; a
+worker never talks to either, so it does not check them.
 """
 
 from __future__ import annotations
@@ -146,12 +147,14 @@ def _env(tmp: Path, platforms: Platforms, extra: dict[str, str]) -> dict[str, st
     return env | {k: v.replace("{tmp}", str(tmp)) for k, v in extra.items()}
 
 
-async def run_turbobot(tmp: Path, env: dict[str, str]) -> tuple[int, str, str]:
+async def run_turbobot(
+    tmp: Path, env: dict[str, str], command: str = "run"
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.cli",
-        "run",
+        "bot.entry.cli",
+        command,
         cwd=tmp,  # no stray ./.env from the repository
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
@@ -163,25 +166,72 @@ async def run_turbobot(tmp: Path, env: dict[str, str]) -> tuple[int, str, str]:
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        pytest.fail(f"turbobot run took over {STARTUP_LIMIT_S} s: it went past the checks")
+        pytest.fail(f"turbobot {command} took over {STARTUP_LIMIT_S} s: it went past the checks")
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+def _write_files(tmp: Path, case: Case) -> None:
+    for rel, content in case.files.items():
+        path = tmp / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+
+
+def _assert_one_line_each(case: Case, tmp: Path, code: int, out: str, err: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert "Traceback" not in err + out
+    assert len(lines) == len(case.expect), err
+    for line, expected in zip(lines, case.expect, strict=True):
+        assert expected.replace("{tmp}", str(tmp)) in line
+    for secret in (BAD_DISCORD, BAD_TELEGRAM, BAD_TELEGRAM.partition(":")[2]):
+        assert secret not in err + out
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 async def test_misconfiguration_is_one_line_each_and_exit_2(
     case: Case, tmp_path: Path, platforms: Platforms
 ) -> None:
-    for rel, content in case.files.items():
-        path = tmp_path / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
+    _write_files(tmp_path, case)
     code, out, err = await run_turbobot(tmp_path, _env(tmp_path, platforms, case.env))
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2, err
-    assert "Traceback" not in err + out
-    assert len(lines) == len(case.expect), err
-    for line, expected in zip(lines, case.expect, strict=True):
-        assert expected.replace("{tmp}", str(tmp_path)) in line
-    for secret in (BAD_DISCORD, BAD_TELEGRAM, BAD_TELEGRAM.partition(":")[2]):
-        assert secret not in err + out
+    _assert_one_line_each(case, tmp_path, code, out, err)
+
+
+UNREACHABLE_REDIS = "redis://127.0.0.1:9/0"  # never dialled: the checks stop the start first
+TOKEN_CASES = ("discord token", "telegram token", "everything at once")
+WORKER_CASES = [
+    *(
+        Case(c.name, {"REDIS_URL": UNREACHABLE_REDIS, **c.env}, c.expect, c.files)
+        for c in CASES
+        if c.name not in TOKEN_CASES
+    ),
+    Case("no redis url", {}, ("REDIS_URL: turbobot worker needs the bot's Redis",)),
+    Case(
+        "no redis url and a bad setting",
+        {"TURBOBOT_LOG_LEVEL": "loud"},
+        ("TURBOBOT_LOG_LEVEL=loud", "REDIS_URL: turbobot worker needs the bot's Redis"),
+    ),
+    Case(
+        "tokens are not the worker's business",
+        {"REDIS_URL": UNREACHABLE_REDIS, "DISCORD_TOKEN": BAD_DISCORD, "DISCORD_GUILD_IDS": "x"},
+        ("DISCORD_GUILD_IDS=x",),
+    ),
+    Case(
+        "data dir .env read by the worker too",
+        {},
+        ("TURBOBOT_MEMORY_PROFILE=fast", "REDIS_URL: turbobot worker needs the bot's Redis"),
+        files={"data/.env": "TURBOBOT_MEMORY_PROFILE=fast\n"},
+    ),
+]
+
+
+@pytest.mark.parametrize("case", WORKER_CASES, ids=[c.name for c in WORKER_CASES])
+async def test_worker_misconfiguration_is_one_line_each_and_exit_2(
+    case: Case, tmp_path: Path, platforms: Platforms
+) -> None:
+    """``turbobot worker`` finds and checks its settings as ``turbobot run`` does."""
+    _write_files(tmp_path, case)
+    env = _env(tmp_path, platforms, case.env)
+    code, out, err = await run_turbobot(tmp_path, env, "worker")
+    _assert_one_line_each(case, tmp_path, code, out, err)

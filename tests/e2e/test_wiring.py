@@ -19,9 +19,9 @@ import discord
 import pytest
 from PIL import Image
 
-from bot.bootstrap import serve
 from bot.config import Settings
 from bot.domain import JobState
+from bot.entry.run import serve
 from bot.service import DB_NAME
 from engine.loading import load_engine
 from tests.discord.fake_discord import ALICE, FakeDiscord

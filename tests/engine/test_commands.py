@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.cli import main
+from bot.entry.cli import main
 from tests.engine.conftest import TEST_SIDE
 
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from bot import doctor
-from bot.cli import main as cli_main
 from bot.config import Settings
+from bot.entry import doctor
+from bot.entry.cli import main as cli_main
 from engine import plan as memplan
 from engine import synthetic
 from tests.telegram.fake_botapi import FakeBotApi

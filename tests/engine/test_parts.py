@@ -197,7 +197,7 @@ def test_alloc_conf_is_set_but_never_overrides_the_user() -> None:
 def test_worker_sets_the_alloc_conf_before_asking_for_the_gpu(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from engine.worker import gpu_name
+    from bot.entry.worker import gpu_name
 
     monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
     assert not torch.cuda.is_initialized()

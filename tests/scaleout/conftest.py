@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from bot.config import Settings
-from engine.remote import WORKER_PREFIX
+from engine.pool.wire import WORKER_PREFIX
 
 REDIS_BIN = shutil.which("redis-server")
 HEARTBEAT_S = 0.5
@@ -149,7 +149,7 @@ class WorkerProcs:
         name = f"w{self._spawned}"
         with (self.logs / f"{name}.log").open("ab") as log:
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "worker", "--name", name],
+                [sys.executable, "-m", "bot.entry.cli", "worker", "--name", name],
                 env=self._env(),
                 cwd=self.data_dir,
                 stdout=log,

@@ -17,7 +17,8 @@ from PIL import Image
 
 from bot.domain import GenerateRequest, Job, Platform, Requester
 from bot.service import Core, open_core
-from engine.remote import WORKER_PREFIX, RemoteExecutor, json_loads, open_remote_executor
+from engine.pool.remote import RemoteExecutor, open_remote_executor
+from engine.pool.wire import WORKER_PREFIX, json_loads
 from tests.fakes import FakeClock, RecordingNotifier
 from tests.scaleout.conftest import RedisServer, WorkerProcs, pool_settings
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from bot.redis_url import RedisAddress, parse_redis_url
-from engine.remote import redis_settings
+from engine.pool.wire import redis_settings
 
 # '#', '@', '/' and '?' in it, as generated passwords have; every piece between them is
 # looked for in what is shown.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -15,23 +17,23 @@ import pytest
 
 from bot.config import Settings
 from bot.domain import Generated, GenerationSpec, JobKind, StyleInfo, Timings
+from bot.entry import worker as entry_worker
 from bot.errors import GenerationFailed
 from bot.ports import ProgressCallback
-from engine.remote import (
+from bot.testing.executor import DEFAULT_STYLES, FakeExecutor
+from engine.pool.remote import RemoteExecutor, open_remote_executor
+from engine.pool.wire import (
     QUEUE,
-    RemoteExecutor,
     WorkerLost,
     WorkerView,
     json_dumps,
     json_loads,
-    open_remote_executor,
     spec_from_wire,
     spec_to_wire,
     timings_from_wire,
     timings_to_wire,
 )
-from engine.worker import serve_worker
-from tests.fakes import DEFAULT_STYLES, FakeExecutor
+from engine.pool.worker import serve_worker
 from tests.scaleout.conftest import RedisServer, pool_settings
 
 SPEC = GenerationSpec("a fox", None, seed=5, steps=4, width=1024, height=1024)
@@ -225,3 +227,38 @@ async def test_the_worker_logs_job_ids_not_prompts(
             await executor.generate(12, spec, no_progress)
     assert "generate" in caplog.text  # arq's line about the job is still there
     assert secret[:8] not in caplog.text
+
+
+async def test_the_benchmark_worker_serves_the_fake_with_its_latency_and_every_step(
+    settings: Settings,
+) -> None:
+    """``turbobot worker --fake-latency-ms``: the entry point wires the one fake executor into
+    the pool worker (no model, no torch), reporting each step as a GPU would."""
+    steps: list[tuple[int, int]] = []
+    stop = asyncio.Event()
+    served = asyncio.create_task(
+        entry_worker.serve(settings, name="f", fake_latency_ms=40, stop=stop)
+    )
+    try:
+        async with open_remote_executor(settings) as executor:
+            result = await executor.generate(21, SPEC, lambda s, t: steps.append((s, t)))
+            await executor.refresh()
+            (view,) = executor.stats().workers
+    finally:
+        stop.set()
+        assert await served == 0
+    assert (view.id, view.gpu, view.styles) == ("f", "fake", ())
+    assert result.jpeg.startswith(b"\xff\xd8")
+    assert result.timings == Timings(denoise_ms=40.0)
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_the_pool_imports_no_torch() -> None:
+    """The static contract (import-linter) checked at run time: both sides of the pool load
+    without torch, diffusers, transformers or peft."""
+    code = (
+        "import sys, engine.pool.remote, engine.pool.worker; "
+        "print(sorted({'torch', 'diffusers', 'transformers', 'peft'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

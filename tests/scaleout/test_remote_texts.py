@@ -15,9 +15,10 @@ from bot.domain import Generated, GenerationSpec
 from bot.errors import EngineCrashed, GenerationFailed, TurbobotError
 from bot.i18n import msg, t
 from bot.ports import ProgressCallback
-from engine.remote import WorkerLost, open_remote_executor
-from engine.worker import serve_worker
-from tests.fakes import FakeExecutor
+from bot.testing.executor import FakeExecutor
+from engine.pool.remote import open_remote_executor
+from engine.pool.wire import WorkerLost
+from engine.pool.worker import serve_worker
 from tests.scaleout.conftest import RedisServer, pool_settings
 
 

@@ -14,7 +14,8 @@ from pydantic import SecretStr
 from adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.service import Core, open_core
-from tests.fakes import FakeClock, FakeExecutor
+from bot.testing.executor import FakeExecutor
+from tests.fakes import FakeClock
 from tests.telegram.fake_botapi import FakeBotApi
 
 # Shaped like a real token, so a leak into logs would be recognisable.

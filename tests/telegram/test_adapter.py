@@ -17,7 +17,8 @@ from bot.derive import VARIATION_SPREAD
 from bot.domain import JobState, Platform, Requester
 from bot.i18n import t
 from bot.service import open_core
-from tests.fakes import FakeClock, FakeExecutor
+from bot.testing.executor import FakeExecutor
+from tests.fakes import FakeClock
 from tests.telegram.conftest import TOKEN, Harness, make_settings, running_bot
 from tests.telegram.fake_botapi import (
     BOT_USER,

@@ -14,8 +14,8 @@ import torch
 from bot.domain import Generated, GenerationSpec
 from bot.i18n import t
 from bot.ports import ProgressCallback
+from bot.testing.executor import FakeExecutor
 from engine.executors import run_with_oom_retry
-from tests.fakes import FakeExecutor
 from tests.telegram.conftest import running_bot
 from tests.telegram.fake_botapi import FakeBotApi, command_message, user
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.domain import StyleInfo
-from tests.fakes import DEFAULT_STYLES, FakeExecutor
+from bot.testing.executor import DEFAULT_STYLES, FakeExecutor
 from tests.telegram.conftest import make_settings, running_bot
 from tests.telegram.fake_botapi import FakeBotApi, user
 from tests.telegram.test_adapter import buttons, reply_to

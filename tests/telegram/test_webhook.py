@@ -19,7 +19,8 @@ from adapters.telegram.webhook import WebhookSettingsError, webhook_from
 from bot.config import Settings
 from bot.domain import Platform, Requester
 from bot.service import open_core
-from tests.fakes import FakeClock, FakeExecutor
+from bot.testing.executor import FakeExecutor
+from tests.fakes import FakeClock
 from tests.telegram.conftest import TOKEN, make_settings, running_bot
 from tests.telegram.fake_botapi import FakeBotApi, command_message, user
 

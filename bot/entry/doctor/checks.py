@@ -1,54 +1,25 @@
-"""``turbobot doctor``: will the bot run here, and how? Answered before any weight is loaded.
-
-Checks the settings, torch and the GPU, host RAM and disk, the model's presence, and every LoRA
-(Turbo and styles) by its safetensors header mapped onto the configured transformer built on
-``meta``; then prints the memory plan per profile, what ``auto`` picks and a rough
-seconds-per-image for this GPU (or, on a CPU-only box, for each card size). One line per problem,
-each saying what to do. Exit 0 when the bot can run, 1 when not. ``--json`` prints one object.
+"""The checks of ``turbobot doctor``: settings and tokens, torch and the GPU, host RAM and disk,
+the model's presence, and every LoRA (Turbo and styles) by its safetensors header mapped onto the
+configured transformer built on ``meta``. Each adds facts, notes or problems to the report; the
+memory plan is :mod:`bot.entry.doctor.plan`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.config import Settings, find_env_file
+from bot.entry.doctor.plan import plan_memory
+from bot.entry.doctor.report import Report
 from bot.preflight import check_settings, load_settings, resolve_turbo, verify_tokens
 
 if TYPE_CHECKING:
-    from engine.plan import ModelSizes, Plan, Profile, ProfilePlan
     from engine.probe import LoraReport, TorchInfo
 
 REAL_WEIGHTS_GB = 58.0  # Qwen-Image-2512 in bf16 as downloaded (all components)
 SYNTHETIC_LORAS_GB = 3.6  # Turbo + two styles, written to the data dir on first start
-
-
-@dataclass(slots=True)
-class Report:
-    """Everything doctor found; ``problems`` stop the bot, ``notes`` do not."""
-
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    facts: list[str] = field(default_factory=list)
-    loras: list[LoraReport] = field(default_factory=list)
-    plan: Plan | None = None
-    profile: Profile | None = None
-    seconds: float | None = None
-    cards: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def main(*, as_json: bool, gpu_gib: float | None) -> int:
-    report = diagnose(gpu_gib=gpu_gib)
-    print(to_json(report) if as_json else to_text(report))
-    return 0 if report.ok else 1
 
 
 def diagnose(
@@ -76,7 +47,7 @@ def diagnose(
     info = _check_torch(settings, report)
     linears, transformer_params = _model(settings, report, missing=model_missing)
     _check_loras(settings, linears, report)
-    _plan(settings, info, (gpu_gib, host_gib), transformer_params, report)
+    plan_memory(settings, info, (gpu_gib, host_gib), transformer_params, report)
     return report
 
 
@@ -269,203 +240,3 @@ def _synthetic_reports(linears: dict[str, tuple[int, int]]) -> list[LoraReport]:
         header = synthetic.lora_header(linears, layout=layout, rank=rank)
         out.append(lora_report(name, header, linears, synthetic.lora_bytes(linears, rank=rank)))
     return out
-
-
-# ---------------------------------------------------------------- plan
-
-
-def _plan(
-    settings: Settings,
-    info: TorchInfo | None,
-    sizes: tuple[float | None, float | None],
-    transformer_params: int,
-    report: Report,
-) -> None:
-    from engine import plan as memplan
-    from engine.probe import host_ram_gib
-
-    gpu_loras, resident = _lora_bytes(settings, report)
-    gpu_gib, host_gib = sizes
-    gpu = info.gpu if info else None
-    free = gpu_gib if gpu_gib is not None else (gpu.free_gib if gpu else None)
-    profile, plan = memplan.choose_profile(free, gpu_loras, resident_styles_bytes=resident)
-    requested = settings.memory_profile
-    if requested in ("full", "balanced", "low") and free is not None:
-        row = plan.row(requested)
-        if not row.fits:
-            report.problems.append(
-                f"TURBOBOT_MEMORY_PROFILE={requested} needs {row.vram_gib:.1f} GiB "
-                f"of GPU memory (+{plan.margin_gib:g} margin), {free:.1f} GiB free: use auto."
-            )
-        profile = requested
-    report.plan, report.profile = plan, profile
-    if free is not None and not plan.fits_any:
-        report.problems.append(
-            f"No memory profile fits {free:.1f} GiB of GPU memory (low needs "
-            f"{plan.row('low').vram_gib:.1f} GiB + margin): use a bigger card."
-        )
-    chosen = plan.row(profile) if profile != "cpu" or free is None else None
-    total_ram = host_gib if host_gib is not None else host_ram_gib()[0]
-    need = _host_need(settings, chosen) if chosen is not None else 0.0
-    if need and total_ram and need > total_ram:
-        report.problems.append(
-            f"Profile {profile} needs {need:.0f} GiB of host RAM while loading, "
-            f"this machine has {total_ram:.0f} GiB: add RAM or swap."
-        )
-    name = gpu.name if gpu and gpu_gib is None else None
-    report.seconds = _seconds(name, profile, transformer_params, plan)
-    if free is None:
-        report.cards = _cards(transformer_params, gpu_loras, resident)
-
-
-def _host_need(settings: Settings, row: ProfilePlan) -> float:
-    """Host RAM (GiB) the profile needs at its peak; 0 for the tiny model.
-
-    Real weights are read into host RAM first (the plan's peak). The synthetic model creates
-    what a profile keeps on the GPU directly there, so only ``low`` (whose transformer is cast
-    to fp8 on the host) and ``cpu`` reach that peak.
-    """
-    if settings.is_tiny:
-        return 0.0
-    if settings.is_synthetic and row.profile in ("full", "balanced"):
-        return row.host_steady_gib
-    return row.host_peak_gib
-
-
-def _lora_bytes(settings: Settings, report: Report) -> tuple[int, int]:
-    """LoRA bytes on the GPU (Turbo + the largest style) and in the resident style cache."""
-    from engine import plan as memplan
-
-    if settings.is_tiny:  # plan for the real files the real model would use
-        typical = memplan.TURBO_BYTES + memplan.STYLE_BYTES
-        return typical, settings.max_resident_styles * memplan.STYLE_BYTES
-    turbo = next((r.bytes for r in report.loras if r.name == "turbo"), memplan.TURBO_BYTES)
-    styles = sorted((r.bytes for r in report.loras if r.name != "turbo"), reverse=True)
-    return turbo + (styles[0] if styles else 0), sum(styles[: settings.max_resident_styles])
-
-
-def _seconds(gpu_name: str | None, profile: Profile, params: int, plan: Plan) -> float | None:
-    from engine.probe import seconds_per_image, tflops_for
-
-    tflops = tflops_for(gpu_name) if gpu_name else None
-    if tflops is None or profile == "cpu":
-        return None
-    from engine.plan import real_sizes
-
-    streamed = _streamed_bytes(real_sizes()) if profile != "full" else 0
-    return seconds_per_image(tflops, transformer_params=params, streamed_bytes=streamed)
-
-
-def _streamed_bytes(sizes: ModelSizes) -> int:
-    """Text-encoder bytes the offloaded profiles stream per image: all but the token embedding
-    (looked up on the host) and the LM head of the same size (dropped)."""
-    return sizes.text_encoder_bf16 - 2 * sizes.text_encoder_embed
-
-
-# Card classes a CPU-only box is told about: (label, free GiB, dense bf16 TFLOP/s).
-CARDS: tuple[tuple[str, float, float], ...] = (
-    ("RTX 4090 24 GB", 23.1, 165.0),
-    ("RTX 5090 32 GB", 31.0, 209.0),
-    ("A100 40 GB", 39.0, 312.0),
-    ("L40S 48 GB", 44.0, 362.0),
-    ("H100 80 GB", 78.6, 989.0),
-)
-
-
-def _cards(params: int, gpu_loras: int, resident: int) -> list[dict[str, Any]]:
-    from engine import plan as memplan
-    from engine.probe import seconds_per_image
-
-    out = []
-    for label, free, tflops in CARDS:
-        profile, p = memplan.choose_profile(free, gpu_loras, resident_styles_bytes=resident)
-        streamed = _streamed_bytes(memplan.real_sizes()) if profile != "full" else 0
-        out.append(
-            {
-                "card": label,
-                "free_gib": free,
-                "profile": profile if p.fits_any else None,
-                "vram_gib": round(p.row(profile).vram_gib, 1),
-                "seconds": round(
-                    seconds_per_image(tflops, transformer_params=params, streamed_bytes=streamed), 1
-                ),
-            }
-        )
-    return out
-
-
-# ---------------------------------------------------------------- output
-
-
-def to_json(report: Report) -> str:
-    plan = report.plan
-    row = (
-        plan.row(report.profile)
-        if plan and report.profile and plan.rows and _has(plan, report.profile)
-        else None
-    )
-    data = {
-        "ok": report.ok,
-        "problems": report.problems,
-        "notes": report.notes,
-        "facts": report.facts,
-        "plan": {
-            "profile": report.profile,
-            "vram_gib": round(row.vram_gib, 2) if row else None,
-            "host_ram_gib": round(row.host_steady_gib, 2) if row else None,
-            "host_ram_peak_gib": round(row.host_peak_gib, 2) if row else None,
-            "gpu_gib": plan.gpu_gib if plan else None,
-            "seconds_per_image": round(report.seconds, 2) if report.seconds else None,
-            "profiles": [
-                {
-                    "profile": r.profile,
-                    "vram_gib": round(r.vram_gib, 2),
-                    "host_ram_gib": round(r.host_steady_gib, 2),
-                    "host_ram_peak_gib": round(r.host_peak_gib, 2),
-                    "fits": r.fits,
-                }
-                for r in (plan.rows if plan else ())
-            ],
-        },
-        "cards": report.cards,
-        "loras": [{k: v for k, v in asdict(r).items() if k != "bytes"} for r in report.loras],
-    }
-    return json.dumps(data, indent=2, ensure_ascii=False)
-
-
-def _has(plan: Plan, profile: Profile) -> bool:
-    return any(r.profile == profile for r in plan.rows)
-
-
-def to_text(report: Report) -> str:
-    lines = [f"  {f}" for f in report.facts]
-    for r in report.loras:
-        state = "ok" if r.ok else "REFUSED"
-        lines.append(
-            f"  LoRA {r.name}: {state}, rank {r.rank}, {r.modules_matched} modules matched, "
-            f"{r.modules_missing} not matching, {r.bytes / 1e9:.2f} GB"
-        )
-    if report.plan is not None:
-        lines += ["", *report.plan.describe().splitlines()]
-        if report.seconds is not None:
-            lines.append(
-                f"  expected ≈ {report.seconds:.1f} s per 1024² 4-step image ({report.profile})"
-            )
-    if report.cards:
-        lines += ["", "No GPU here. What each card would run (auto):"]
-        for c in report.cards:
-            pick = c["profile"] or "nothing fits"
-            vram = f"VRAM {c['vram_gib']:5.1f} GiB"
-            lines.append(f"  {c['card']:<16} {pick:<9} {vram}  ≈ {c['seconds']} s/image")
-    lines += ["", *(f"note: {n}" for n in report.notes)]
-    lines += [f"PROBLEM: {p}" for p in report.problems]
-    lines.append(
-        "OK: the bot can run."
-        if report.ok
-        else f"{len(report.problems)} problem(s): the bot cannot run yet."
-    )
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(main(as_json="--json" in sys.argv, gpu_gib=None))

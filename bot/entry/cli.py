@@ -1,9 +1,9 @@
 """The ``turbobot`` command: ``run`` (the bot), ``download``, ``doctor``, ``imagine``, ``styles``,
 ``bench``.
 
-Parsing only; each command's work lives with the layer it belongs to (``bot.bootstrap`` for
-``run``, ``engine.commands`` for the engine-only commands). Heavy imports are deferred so
-``turbobot --help`` answers at once.
+Parsing only; each command's wiring is a module of this package (:mod:`bot.entry.run`,
+:mod:`bot.entry.worker`, :mod:`bot.entry.doctor`, :mod:`bot.entry.tools`). Heavy imports are
+deferred so ``turbobot --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -97,85 +97,32 @@ def _download_parser(sub: Any) -> None:
     d.add_argument("--turbo-file", default=models.TURBO_LORA_FILE, help="another version's file")
 
 
-def _download(args: argparse.Namespace) -> int:
-    import os
-
-    from bot import download
-
-    both = not (args.model or args.turbo)
-    lora_dir = Path(os.environ.get("TURBOBOT_LORA_DIR", "").strip() or "loras")
-    return download.main(
-        model=args.model or both,
-        turbo=args.turbo or both,
-        to=args.to,
-        lora_dir=lora_dir,
-        model_repo=args.model_repo,
-        revision=args.revision,
-        turbo_repo=args.turbo_repo,
-        turbo_file=args.turbo_file,
-    )
-
-
-def _new_style(args: argparse.Namespace) -> Any:
-    from engine.style_install import NewStyle
-
-    return NewStyle(
-        name=args.name,
-        strength=args.strength,
-        prompt_prefix=args.prefix,
-        prompt_suffix=args.suffix,
-        trigger_words=tuple(args.trigger),
-        display_name=args.display_name,
-        description=args.description,
-        nsfw=args.nsfw,
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("run", "download", "doctor", "worker"):
         return _process_command(args)
-    from engine import commands
+    from bot.entry import tools
 
-    if args.command == "imagine":
-        return commands.imagine(
-            prompt=args.prompt,
-            style=args.style,
-            seed=args.seed,
-            steps=args.steps,
-            aspect=args.aspect,
-            cfg=args.cfg,
-            negative_prompt=args.negative,
-            output=args.output,
-        )
-    if args.command == "styles":
-        return _styles(args)
-    return commands.bench(runs=args.runs, aspect=args.aspect, steps=args.steps)
+    return tools.engine_command(args)
 
 
 def _process_command(args: argparse.Namespace) -> int:
     """The commands that own a whole process: the bot, a worker, the download and doctor."""
     if args.command == "run":
-        from bot.bootstrap import run
+        from bot.entry.run import run
 
         return run()
     if args.command == "download":
-        return _download(args)
+        from bot.entry.tools import download
+
+        return download(args)
     if args.command == "doctor":
-        from bot.doctor import main as doctor_main
+        from bot.entry.doctor import main as doctor_main
 
         return doctor_main(as_json=args.json, gpu_gib=args.gpu_gib)
-    from engine.worker import main as worker_main
+    from bot.entry.worker import main as worker_main
 
     return worker_main(name=args.name, fake_latency_ms=args.fake_latency_ms)
-
-
-def _styles(args: argparse.Namespace) -> int:
-    from engine import commands
-
-    if args.styles_command == "add":
-        return commands.styles_add(args.file, _new_style(args))
-    return commands.styles()
 
 
 if __name__ == "__main__":

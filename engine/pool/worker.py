@@ -1,9 +1,9 @@
 """``turbobot worker``: one GPU worker of the pool behind a bot that has ``REDIS_URL``.
 
 Run one per GPU (``CUDA_VISIBLE_DEVICES=1 turbobot worker``; torch then sees that card as
-device 0). The worker loads the engine once through :func:`engine.executors.open_local_executor`
-(styles stay resident), then runs an arq worker with ``max_jobs=1`` whose job function awaits
-the local executor. It needs only an outbound connection to Redis.
+device 0). The worker opens the executor it is given once (:mod:`bot.entry.worker` passes the
+local engine, whose styles stay resident), then runs an arq worker with ``max_jobs=1`` whose job
+function awaits it. It needs only an outbound connection to Redis.
 
 Beside arq, a heartbeat key (``turbobot:worker:<id>``, expiring after 3 beats) advertises the
 worker: GPU, styles, the job it runs, jobs done, consecutive failures, and ``ready`` or
@@ -17,26 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
-from urllib.parse import urlsplit
 
 from arq.connections import ArqRedis, create_pool
 from arq.worker import Worker, func
-from PIL import Image
 
 from bot.config import Settings
-from bot.domain import Generated, GenerationSpec, StyleInfo, Timings
 from bot.errors import GenerationFailed, TurbobotError
 from bot.i18n import Message, msg, to_wire
-from bot.ports import Executor, ProgressCallback
-from engine.remote import (
+from bot.ports import Executor
+from engine.pool.wire import (
     DONE,
     EVENTS_PREFIX,
     JOB_FUNCTION,
@@ -337,73 +332,22 @@ async def serve_worker(
         await redis.aclose()
 
 
-class FakeLatencyExecutor:
-    """BENCHMARKS ONLY (``--fake-latency-ms``): sleeps instead of rendering, so a benchmark
-    measures the pool's dispatch and not a GPU. Never the default; logged loudly when used."""
-
-    def __init__(self, latency_s: float) -> None:
-        self._latency_s = latency_s
-        buf = io.BytesIO()
-        Image.new("RGB", (64, 64), (90, 120, 150)).save(buf, format="JPEG", quality=90)
-        self._jpeg = buf.getvalue()
-
-    @property
-    def capacity(self) -> int:
-        return 1
-
-    async def generate(
-        self, job_id: int, spec: GenerationSpec, on_progress: ProgressCallback
-    ) -> Generated:
-        for step in range(1, spec.steps + 1):
-            await asyncio.sleep(self._latency_s / spec.steps)
-            on_progress(step, spec.steps)
-        timings = Timings(denoise_ms=self._latency_s * 1e3)
-        return Generated(jpeg=self._jpeg, width=64, height=64, timings=timings)
-
-    def styles(self) -> list[StyleInfo]:
-        return []
-
-    async def rescan_styles(self) -> list[StyleInfo]:
-        return []
-
-    async def aclose(self) -> None:
-        return None
-
-
-@asynccontextmanager
-async def _fake_executor(latency_ms: float) -> AsyncIterator[Executor]:
-    yield FakeLatencyExecutor(latency_ms / 1000)
-
-
 def default_worker_id() -> str:
     gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
     suffix = f"-gpu{gpus.replace(',', '+')}" if gpus else ""
     return f"{socket.gethostname()}-{os.getpid()}{suffix}"
 
 
-def gpu_name() -> str:
-    """The card torch sees first (CUDA_VISIBLE_DEVICES picks it), or ``cpu``.
-
-    Asking starts CUDA, so the allocator settings go into the environment first.
-    """
-    import torch
-
-    from engine.memory import set_alloc_conf
-
-    set_alloc_conf()
-    if torch.cuda.is_available():
-        return str(torch.cuda.get_device_name(torch.cuda.current_device()))
-    return "cpu"
-
-
 async def serve(
     settings: Settings,
+    opened: AbstractAsyncContextManager[Executor],
     *,
+    gpu: str,
     name: str | None = None,
-    fake_latency_ms: float | None = None,
     stop: asyncio.Event | None = None,
 ) -> int:
-    """Load the engine once and serve jobs until SIGINT/SIGTERM; returns the exit code."""
+    """Open the executor once (``opened``: the engine, injected by :mod:`bot.entry.worker`) and
+    serve jobs until SIGINT/SIGTERM; returns the exit code."""
     from bot.lifecycle import install_stop_signals
 
     if settings.redis_url is None:
@@ -411,34 +355,9 @@ async def serve(
         return 2
     stop = stop or asyncio.Event()
     install_stop_signals(stop)
-    opened: AbstractAsyncContextManager[Executor]
-    if fake_latency_ms is not None:
-        log.warning("FAKE GENERATOR (%.0f ms, no images): for benchmarks only", fake_latency_ms)
-        opened, gpu = _fake_executor(fake_latency_ms), "fake"
-    else:
-        from engine.executors import open_local_executor
-
-        opened, gpu = open_local_executor(settings), gpu_name()
     async with opened as executor:
         await serve_worker(
             settings, executor, worker_id=name or default_worker_id(), gpu=gpu, stop=stop
         )
     log.info("worker stopped cleanly")
     return 0
-
-
-def main(name: str | None = None, fake_latency_ms: float | None = None) -> int:
-    """Entry point of ``turbobot worker``."""
-    from bot.lifecycle import setup_logging
-    from engine.memory import set_alloc_conf
-
-    set_alloc_conf()  # before anything can start CUDA (expandable segments are read once)
-
-    settings = Settings()
-    url = settings.redis_url.get_secret_value() if settings.redis_url else ""
-    secrets = [s for s in (url, urlsplit(url).password) if s]
-    setup_logging(settings.log_level, settings.log_format, secrets)
-    try:
-        return asyncio.run(serve(settings, name=name, fake_latency_ms=fake_latency_ms))
-    except KeyboardInterrupt:
-        return 130

@@ -166,7 +166,7 @@ async def _open_executor(
         from engine.executors import open_local_executor
 
         return await stack.enter_async_context(open_local_executor(settings)), None
-    from engine.remote import open_remote_executor
+    from engine.pool.remote import open_remote_executor
 
     log.info("REDIS_URL is set: jobs go to `turbobot worker` processes")
     pool = await stack.enter_async_context(open_remote_executor(settings))
