@@ -14,13 +14,14 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import ChatMember, ChatMemberAdministrator, InlineKeyboardMarkup, Message, Update
+from telegram import ChatMember, ChatMemberAdministrator, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application
 
 from adapters.telegram import community_texts as ct
 from adapters.telegram import updates as tg
+from adapters.telegram.args import gallery_view, settings_change, switch
 from adapters.telegram.keyboards import (
     Action,
     Callback,
@@ -28,6 +29,7 @@ from adapters.telegram.keyboards import (
     forget_keyboard,
     gallery_keyboard,
     showcase_keyboard,
+    shown_score,
     with_score,
 )
 from adapters.telegram.texts import CAPTION_LIMIT
@@ -36,10 +38,8 @@ from bot.domain import (
     DeriveKind,
     Job,
     JobAction,
-    Language,
     Platform,
     Requester,
-    SettingsChange,
     Ticket,
 )
 from bot.errors import BadRequest, NotAllowed, NotFound
@@ -54,127 +54,10 @@ GALLERY_PAGE = 5  # one text message per page: a few lines, well within flood li
 AUDIT_LINES = 20
 _ADMINS = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR}
 _CAN_POST = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER}
-_CLEAR = {"none", "default", "clear", "-"}
-_ON = {"on", "yes", "true", "1"}
-_OFF = {"off", "no", "false", "0"}
-_CHAT_ID = re.compile(r"-?\d{1,20}|@[A-Za-z0-9_]{5,32}")
 _USER_ID = re.compile(r"\d{1,20}")
 
 _SORTS: dict[str, GallerySort] = {"r": "recent", "t": "top"}
 _PERIODS: dict[str, GalleryPeriod] = {"w": "week", "m": "month", "a": "all"}
-
-
-def _bad(lang: str, key: str, what: str) -> BadRequest:
-    return BadRequest(ct.say(lang, "settings_bad_value", key=key, what=what))
-
-
-def _switch(lang: str, key: str, value: str) -> bool:
-    word = value.lower()
-    if word in _ON:
-        return True
-    if word in _OFF:
-        return False
-    raise _bad(lang, key, ct.say(lang, "want_on_off"))
-
-
-def _float(lang: str, key: str, value: str, _chat: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise _bad(lang, key, ct.say(lang, "want_number")) from None
-
-
-def _int(lang: str, key: str, value: str, _chat: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise _bad(lang, key, ct.say(lang, "want_whole_number")) from None
-
-
-def _text(_lang: str, _key: str, value: str, _chat: str) -> str:
-    return value
-
-
-def _words(_lang: str, _key: str, value: str, _chat: str) -> tuple[str, ...]:
-    return tuple(w.strip() for w in value.split(",") if w.strip())
-
-
-def _styles(lang: str, key: str, value: str, chat: str) -> tuple[str, ...]:
-    return () if value.lower() == "all" else _words(lang, key, value, chat)
-
-
-def _chat(lang: str, key: str, value: str, chat: str) -> str:
-    target = chat if value.lower() == "here" else value
-    if not _CHAT_ID.fullmatch(target):
-        raise _bad(lang, key, ct.say(lang, "want_chat"))
-    return target
-
-
-def _on_off(lang: str, key: str, value: str, _chat: str) -> bool:
-    return _switch(lang, key, value)
-
-
-def _language(lang: str, key: str, value: str, _chat: str) -> Language:
-    try:
-        return Language(value.lower())
-    except ValueError:
-        raise _bad(lang, key, ct.say(lang, "want_language")) from None
-
-
-# /settings key -> (SettingsChange field, parser of the typed value). Parsing only: the core
-# checks ranges, style names and admin rights.
-_SETTINGS: dict[str, tuple[str, Callable[[str, str, str, str], object]]] = {
-    "default_style": ("default_style", _text),
-    "allowed_styles": ("allowed_styles", _styles),
-    "rate": ("rate_per_minute", _float),
-    "burst": ("rate_burst", _int),
-    "pending": ("max_pending_per_user", _int),
-    "showcase": ("showcase_channel_id", _chat),
-    "banned": ("banned_words", _words),
-    "share_outside": ("allow_external_share", _on_off),
-    "language": ("language", _language),
-}
-
-
-def settings_change(lang: str, key: str, value: str, chat_id: str) -> SettingsChange:
-    """The core's change for one ``/settings set`` (``none`` returns the key to its default)."""
-    key = key.lower()
-    if key not in _SETTINGS:
-        keys = ", ".join(_SETTINGS)
-        raise BadRequest(ct.say(lang, "settings_unknown_key", key=key, keys=keys))
-    field, parse = _SETTINGS[key]
-    if value.lower() in _CLEAR:
-        return SettingsChange(clear=frozenset({field}))
-    # By field name: one code path for every key (each parser returns that field's type).
-    values: dict[str, Any] = {field: parse(lang, key, value, chat_id)}
-    return SettingsChange(**values)
-
-
-def message_link(chat_id: str | None, message_id: str | None) -> str | None:
-    """A t.me link to a post in a supergroup/channel (basic groups have none)."""
-    if chat_id is None or message_id is None:
-        return None
-    if chat_id.startswith("-100"):
-        return f"https://t.me/c/{chat_id[4:]}/{message_id}"
-    if chat_id.startswith("@"):
-        return f"https://t.me/{chat_id[1:]}/{message_id}"
-    return None
-
-
-def gallery_view(words: list[str]) -> str:
-    """``/gallery [top] [week|month]`` → the two-letter view code buttons carry ("tw", "ra")."""
-    sort, period = "r", "a"
-    for word in words:
-        low = word.lower()
-        if low in {"top", "best"}:
-            sort = "t"
-        elif low in {"recent", "new"}:
-            sort = "r"
-        elif low in {"week", "month", "all"}:
-            period = low[0]
-        else:
-            raise ValueError(word)
-    return sort + period
 
 
 class Community:
@@ -390,7 +273,7 @@ class Community:
         showcase = settings.showcase_channel_id
         lines = [
             ct.gallery_line(
-                lang, page * GALLERY_PAGE + n + 1, item, message_link(showcase, item.message_id)
+                lang, page * GALLERY_PAGE + n + 1, item, ct.message_link(showcase, item.message_id)
             )
             for n, item in enumerate(items[:GALLERY_PAGE])
         ]
@@ -418,7 +301,7 @@ class Community:
             await message.reply_text(ct.say(lang, "privacy_usage"))
             return
         for word, value in pairs.items():
-            changes["share_opt_out" if word == "optout" else "hide_details"] = _switch(
+            changes["share_opt_out" if word == "optout" else "hide_details"] = switch(
                 lang, word, value
             )
         updated = await self._core.set_privacy(
@@ -491,16 +374,6 @@ def can_post(member: ChatMember, *, channel: bool) -> bool:
     if member.status == ChatMemberStatus.RESTRICTED:
         return bool(getattr(member, "can_send_photos", False))
     return member.status in _CAN_POST
-
-
-def shown_score(markup: InlineKeyboardMarkup | None, data: str) -> int:
-    """The count on the like button ``data`` of a showcase post, as its viewers saw it."""
-    for row in markup.inline_keyboard if markup is not None else ():
-        for button in row:
-            if button.callback_data == data:
-                digits = "".join(ch for ch in button.text if ch.isdigit())
-                return int(digits) if digits else 0
-    return 0
 
 
 def _target_user(message: Message) -> str | None:

@@ -123,3 +123,14 @@ def audit(lang: str, entries: list[AuditEntry]) -> str:
         for e in entries
     ]
     return shorten(say(lang, "audit_title") + "\n" + "\n".join(lines), MESSAGE_LIMIT)
+
+
+def message_link(chat_id: str | None, message_id: str | None) -> str | None:
+    """A t.me link to a post in a supergroup/channel (basic groups have none)."""
+    if chat_id is None or message_id is None:
+        return None
+    if chat_id.startswith("-100"):
+        return f"https://t.me/c/{chat_id[4:]}/{message_id}"
+    if chat_id.startswith("@"):
+        return f"https://t.me/{chat_id[1:]}/{message_id}"
+    return None

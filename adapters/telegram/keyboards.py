@@ -278,3 +278,13 @@ def cancel_keyboard(job_ids: list[int], lang: Lang = Language.EN) -> InlineKeybo
             for j in job_ids[:20]
         ]
     )
+
+
+def shown_score(markup: InlineKeyboardMarkup | None, data: str) -> int:
+    """The count on the like button ``data`` of a showcase post, as its viewers saw it."""
+    for row in markup.inline_keyboard if markup is not None else ():
+        for button in row:
+            if button.callback_data == data:
+                digits = "".join(ch for ch in button.text if ch.isdigit())
+                return int(digits) if digits else 0
+    return 0

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from adapters.telegram import community_texts as ct
-from adapters.telegram.community import gallery_view, message_link, settings_change, shown_score
-from adapters.telegram.keyboards import result_keyboard, showcase_keyboard, with_score
+from adapters.telegram.args import gallery_view, settings_change
+from adapters.telegram.community_texts import message_link
+from adapters.telegram.keyboards import result_keyboard, showcase_keyboard, shown_score, with_score
 from bot.domain import GenerationSpec, Job, JobState, Language, Platform, Requester
 from bot.errors import BadRequest
 from bot.i18n import t
