@@ -21,7 +21,8 @@ from discord import app_commands
 
 from adapters.discord import commands
 from adapters.discord import format as fmt
-from adapters.discord.handlers import TOKEN_LIFETIME_S, Handlers, Tracked, post_result
+from adapters.discord.handlers import Handlers
+from adapters.discord.status import TOKEN_LIFETIME_S, Tracked, post_result
 from adapters.discord.texts import Translator, say
 from adapters.discord.views import ForgetButton, GalleryButton, JobButton, RestyleSelect
 from bot.clock import SystemClock
@@ -193,7 +194,7 @@ class DiscordAdapter:
     # ----------------------------------------------------------------- notifier
 
     async def progress(self, job: Job, step: int, total: int) -> None:
-        tracked = self.handlers.due_for_progress(job.id)
+        tracked = self.handlers.status.due_for_progress(job.id)
         if tracked is None:
             return
         text = f"#{job.id} · " + say(tracked.interaction.locale, "running", step=step, total=total)
@@ -232,10 +233,12 @@ class DiscordAdapter:
 
     async def _finish(self, job: Job, key: str, **values: object) -> bool:
         """Show the final word in the ephemeral reply, if there is one; True if it was shown."""
-        tracked = self.handlers.tracked.pop(job.id, None)
+        tracked = self.handlers.status.untrack(job.id)
         if tracked is None:
             # The /imagine may not have said "queued" yet (a fast GPU): it will show this instead.
-            self.handlers.remember_finished(job.id, f"#{job.id} · " + say("en-US", key, **values))
+            self.handlers.status.remember_finished(
+                job.id, f"#{job.id} · " + say("en-US", key, **values)
+            )
             return False
         text = f"#{job.id} · " + say(tracked.interaction.locale, key, **values)
         if self._clock.monotonic() - tracked.opened_at > TOKEN_LIFETIME_S:

@@ -12,9 +12,8 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,13 @@ from discord import app_commands
 
 from adapters.discord import format as fmt
 from adapters.discord.community import Community, is_server_admin
+from adapters.discord.status import StatusBoard, post_result
 from adapters.discord.texts import help_text, is_chinese, say
-from adapters.discord.views import Action, cancel_view, restyle_view, result_view
+from adapters.discord.views import Action, cancel_view, restyle_view
 from bot.domain import (
     DeriveKind,
     GenerateRequest,
-    Job,
     JobAction,
-    Language,
     Requester,
     StyleInfo,
     Ticket,
@@ -42,20 +40,7 @@ from bot.validation import NO_STYLE
 
 _log = logging.getLogger(__name__)
 
-PROGRESS_EVERY_S = 1.0  # no request storms: at most one progress edit per second per job
-TOKEN_LIFETIME_S = 14 * 60.0  # interaction tokens die at 15 min; stop editing a little before
-FINISHED_MEMORY = 512  # results remembered for a /imagine whose reply was not yet sent
 MAX_ATTACHMENTS = 10  # Discord's cap on files per message
-
-
-@dataclass
-class Tracked:
-    """An interaction whose ephemeral reply shows one job's progress."""
-
-    interaction: discord.Interaction[Any]
-    opened_at: float
-    last_edit: float = float("-inf")
-    pending: asyncio.Future[Any] | None = None  # the edit in flight, if any
 
 
 def requester(interaction: discord.Interaction[Any]) -> Requester:
@@ -81,7 +66,7 @@ def channel_is_nsfw(channel: object) -> bool:
 
 
 class Handlers:
-    """Translates interactions to core calls; also the progress bookkeeping for notifications."""
+    """Translates interactions to core calls; ``status`` keeps the replies showing progress."""
 
     requester = staticmethod(requester)
 
@@ -89,9 +74,7 @@ class Handlers:
         self.core = core
         self.clock = clock
         self.accepting = True
-        self.tracked: dict[int, Tracked] = {}
-        # Text for jobs that finished before their /imagine got to say "queued" (fast GPUs).
-        self.finished: OrderedDict[int, str] = OrderedDict()
+        self.status = StatusBoard(clock)
         self.community = Community(self)
 
     # ----------------------------------------------------------------- error boundary
@@ -330,12 +313,11 @@ class Handlers:
 
     async def queued(self, interaction: discord.Interaction[Any], ticket: Ticket) -> None:
         job = ticket.job
-        done = self.finished.pop(job.id, None)
+        done = self.status.take_finished(job.id)
         if done is not None:
             await self.answer(interaction, done)
             return
-        tracked = Tracked(interaction, opened_at=self.clock.monotonic())
-        self.tracked[job.id] = tracked
+        tracked = self.status.track(job.id, interaction)
         text = say(
             interaction.locale, "queued", position=ticket.position, eta=fmt.eta_text(ticket.eta_s)
         )
@@ -343,31 +325,6 @@ class Handlers:
         # "done" waits for it, so the user never sees "queued" after "done".
         tracked.pending = asyncio.ensure_future(self.answer(interaction, f"#{job.id} · {text}"))
         await tracked.pending
-
-    def live(self, job_id: int) -> Tracked | None:
-        """The interaction showing this job, while its token is still good."""
-        t = self.tracked.get(job_id)
-        if t is None:
-            return None
-        if self.clock.monotonic() - t.opened_at > TOKEN_LIFETIME_S:
-            del self.tracked[job_id]
-            return None
-        return t
-
-    def due_for_progress(self, job_id: int) -> Tracked | None:
-        """The interaction to edit for a progress step, or None when throttled."""
-        t = self.live(job_id)
-        now = self.clock.monotonic()
-        busy = t is not None and t.pending is not None and not t.pending.done()
-        if t is None or busy or now - t.last_edit < PROGRESS_EVERY_S:
-            return None
-        t.last_edit = now
-        return t
-
-    def remember_finished(self, job_id: int, text: str) -> None:
-        self.finished[job_id] = text
-        while len(self.finished) > FINISHED_MEMORY:
-            self.finished.popitem(last=False)
 
     # ----------------------------------------------------------------- helpers
 
@@ -409,42 +366,3 @@ def load_previews(styles: list[StyleInfo], limit: int) -> list[tuple[str, bytes]
         out.append((f"{style.name}{path.suffix.lower()}", data))
         total += len(data)
     return out
-
-
-async def post_result(
-    channel: discord.abc.Messageable,
-    job: Job,
-    path: Path,
-    limit: int,
-    *,
-    credit: str | None = None,
-    lang: Language | str = Language.EN,
-) -> discord.Message:
-    """An ordinary channel message with the image, caption, mention and buttons.
-
-    ``credit`` ("remix of #N by NAME") goes on the settings line of the caption.
-
-    It needs no interaction token, so it works after a 15-minute queue and after a restart.
-    """
-    size = (await asyncio.to_thread(path.stat)).st_size
-    mention = discord.AllowedMentions(users=[discord.Object(int(job.requester.user_id))])
-    if size > limit:
-        mib, cap = fmt.too_big(size, limit)
-        text = say(
-            lang,
-            "too_big",
-            mention=f"<@{job.requester.user_id}>",
-            job=job.id,
-            size=mib,
-            limit=cap,
-        )
-        return await channel.send(
-            fmt.fit_text(text), allowed_mentions=mention, view=result_view(job.id, lang)
-        )
-    file = discord.File(path, filename=f"turbobot-{job.id}.jpg")
-    return await channel.send(
-        fmt.caption(job, credit, lang),
-        file=file,
-        view=result_view(job.id, lang),
-        allowed_mentions=mention,
-    )

@@ -189,7 +189,6 @@ class TelegramAdapter:
         for name in _TOKEN_LOGGERS:
             logging.getLogger(name).addFilter(self._redact)
         self._core = core
-        self._settings = settings
         # PTB's defaults: a wide pool for API calls, one connection for the long poll.
         self._requests = (
             HTTPXRequest(connection_pool_size=256),
