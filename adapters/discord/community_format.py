@@ -24,11 +24,6 @@ def plain_name(name: str) -> str:
     )
 
 
-def locale_of(language: Language) -> str:
-    """The ``say`` locale for a server's reply language."""
-    return "zh-CN" if language is Language.ZH else "en-US"
-
-
 def details(job: Job, lang: Language | str = Language.EN) -> str:
     spec = job.spec
     style = spec.style or t("discord.style_none", lang)
@@ -57,7 +52,7 @@ def gallery_text(
     sort: str,
     period: str,
     page: int,
-    locale: str,
+    locale: Language | str,
     link_of: dict[int, str],
 ) -> str:
     """One gallery page; ``link_of`` maps share ids to the post to open."""
@@ -86,6 +81,10 @@ def _value(value: object, lang: Language | str) -> str:
     return str(value)
 
 
+def _language(chosen: Language | None, lang: Language | str) -> str:
+    return t("settings.language_own", lang) if chosen is None else str(chosen)
+
+
 def settings_text(
     settings: ServerSettings, *, show_banned: bool, lang: Language | str = Language.EN
 ) -> str:
@@ -103,14 +102,14 @@ def settings_text(
             "share_outside",
             t("discord.yes" if settings.allow_external_share else "discord.no", lang),
         ),
-        ("language", str(settings.language)),
+        ("language", _language(settings.language, lang)),
     ]
     if show_banned:
         rows.append(("banned", ", ".join(f"`{w}`" for w in settings.banned_words) or none))
     return fmt.shorten_lines([t(f"discord.setting.{k}", lang, value=v) for k, v in rows])
 
 
-def audit_text(entries: list[AuditEntry], locale: str) -> str:
+def audit_text(entries: list[AuditEntry], locale: Language | str) -> str:
     if not entries:
         return say(locale, "audit_empty")
     lines = [say(locale, "audit_title")]

@@ -29,11 +29,13 @@ from bot.domain import (
     DeriveKind,
     GenerateRequest,
     JobAction,
+    Language,
     Requester,
     StyleInfo,
     Ticket,
 )
 from bot.errors import NotAllowed, NotFound, ShuttingDown, TurbobotError
+from bot.i18n import language_of, msg
 from bot.ports import BotApi, Clock
 from bot.texts import styles_rescanned
 from bot.validation import NO_STYLE
@@ -79,12 +81,16 @@ class Handlers:
 
     # ----------------------------------------------------------------- error boundary
 
-    async def error_language(self, interaction: discord.Interaction[Any]) -> str:
-        """Core errors follow the server's language (the user's locale when unreadable)."""
+    async def lang(self, interaction: discord.Interaction[Any]) -> Language:
+        """The language of every reply (the core's rule, :func:`bot.i18n.reply_language`)."""
+        return await self.community.locale(interaction)
+
+    async def error_language(self, interaction: discord.Interaction[Any]) -> Language:
+        """:meth:`lang`, or the user's own when the server's setting cannot be read."""
         try:
-            return await self.community.locale(interaction)
-        except TurbobotError:
-            return str(interaction.locale)
+            return await self.lang(interaction)
+        except Exception:  # the error being reported may be the store's own
+            return language_of(str(interaction.locale))
 
     @contextlib.asynccontextmanager
     async def guard(
@@ -105,7 +111,8 @@ class Handlers:
                 job_id,
             )
             with contextlib.suppress(discord.HTTPException):
-                await self.answer(interaction, say(interaction.locale, "went_wrong"))
+                lang = await self.error_language(interaction)
+                await self.answer(interaction, say(lang, "went_wrong"))
 
     async def answer(
         self,
@@ -131,7 +138,7 @@ class Handlers:
 
     def check_accepting(self, interaction: discord.Interaction[Any]) -> None:
         if not self.accepting:
-            raise ShuttingDown(say(interaction.locale, "stopping"))
+            raise ShuttingDown(msg("discord.stopping"))
 
     # ----------------------------------------------------------------- commands
 
@@ -164,12 +171,11 @@ class Handlers:
                 load_previews, styles, self._upload_limit(interaction)
             )
             with_preview = sum(1 for s in styles if s.preview_path)
+            lang = await self.lang(interaction)
             note = None
             if len(previews) < with_preview:
-                note = say(
-                    interaction.locale, "previews_shown", shown=len(previews), total=with_preview
-                )
-            text = fmt.styles_text(styles, default, is_chinese(interaction.locale), note)
+                note = say(lang, "previews_shown", shown=len(previews), total=with_preview)
+            text = fmt.styles_text(styles, default, lang is Language.ZH, note)
             files = [discord.File(io.BytesIO(data), filename=name) for name, data in previews]
             await self.answer(interaction, text, files=files)
 
@@ -179,7 +185,7 @@ class Handlers:
                 style = None
             await self.core.set_default_style(requester(interaction), style)
             key = "default_set" if style else "default_cleared"
-            await self.answer(interaction, say(interaction.locale, key, style=style))
+            await self.answer(interaction, say(await self.lang(interaction), key, style=style))
 
     async def history(self, interaction: discord.Interaction[Any], page: int) -> None:
         async with self.guard(interaction, "history"):
@@ -187,20 +193,22 @@ class Handlers:
             jobs = await self.core.history(
                 requester(interaction), limit=size, offset=(page - 1) * size
             )
+            lang = await self.lang(interaction)
             if not jobs:
-                await self.answer(interaction, say(interaction.locale, "no_history"))
+                await self.answer(interaction, say(lang, "no_history"))
                 return
-            await self.answer(interaction, fmt.history_text(jobs, page, str(interaction.locale)))
+            await self.answer(interaction, fmt.history_text(jobs, page, lang))
 
     async def queue(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "queue"):
             entries = await self.core.queue_of(requester(interaction))
+            lang = await self.lang(interaction)
             if not entries:
-                await self.answer(interaction, say(interaction.locale, "no_jobs"))
+                await self.answer(interaction, say(lang, "no_jobs"))
                 return
             waiting = [job.id for job, position in entries if position > 0]
-            view = cancel_view(waiting, str(interaction.locale)) if waiting else None
-            await self.answer(interaction, fmt.queue_text(entries, str(interaction.locale)), view)
+            view = cancel_view(waiting, lang) if waiting else None
+            await self.answer(interaction, fmt.queue_text(entries, lang), view)
 
     async def show(self, interaction: discord.Interaction[Any], job_id: int) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -209,25 +217,24 @@ class Handlers:
             job = await self.core.job_for(requester(interaction), job_id, JobAction.SHOW)
             path = self.core.image_file(job)
             if path is None:
-                raise NotFound(say(interaction.locale, "no_image", job=job_id))
+                raise NotFound(msg("discord.no_image", job=job_id))
             channel = self._channel(interaction)
-            credit = await self.community.remix_credit(job)
+            lang = await self.lang(interaction)
+            credit = await self.community.remix_credit(job, lang)
             limit = self._upload_limit(interaction)
-            message = await post_result(
-                channel, job, path, limit, credit=credit, lang=str(interaction.locale)
-            )
+            message = await post_result(channel, job, path, limit, credit=credit, lang=lang)
             await self.answer(interaction, message.jump_url)
 
     async def help(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "help"):
-            await self.answer(interaction, help_text(interaction.locale))
+            await self.answer(interaction, help_text(await self.lang(interaction)))
 
     async def styles_rescan(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "styles-rescan"):
             # A rescan reads every style file: acknowledge within Discord's 3 s first.
             await interaction.response.defer(ephemeral=True, thinking=True)
             changes = await self.core.rescan_styles(requester(interaction))
-            lang = await self.error_language(interaction)
+            lang = await self.lang(interaction)
             await self.answer(interaction, styles_rescanned(changes).render(lang))
 
     async def style_autocomplete(
@@ -238,6 +245,8 @@ class Handlers:
         except Exception:
             _log.exception("style autocomplete failed (user %s)", interaction.user.id)
             return []
+        # Choices are the command's own UI, like its name: in the client's language, and
+        # without a store read on every keystroke.
         chinese = is_chinese(interaction.locale)
         return [
             app_commands.Choice(name=label, value=value)
@@ -262,11 +271,11 @@ class Handlers:
                     ticket = await self.core.derive(who, job_id, DeriveKind.VARY)
                     await self.queued(interaction, ticket)
                 case Action.RESTYLE:
-                    styles = self.core.styles()
+                    lang = await self.lang(interaction)
                     await self.answer(
                         interaction,
-                        say(interaction.locale, "restyle_title", job=job_id),
-                        restyle_view(job_id, styles, str(interaction.locale)),
+                        say(lang, "restyle_title", job=job_id),
+                        restyle_view(job_id, self.core.styles(), lang),
                     )
                 case Action.SHARE:
                     await self.community.share(interaction, job_id)
@@ -276,10 +285,11 @@ class Handlers:
                     await self._delete(interaction, who, job_id)
                 case Action.INFO:
                     job = await self.core.job_for(who, job_id, JobAction.DETAILS)
-                    await self.answer(interaction, fmt.info_text(job, str(interaction.locale)))
+                    await self.answer(interaction, fmt.info_text(job, await self.lang(interaction)))
                 case Action.CANCEL:
                     job = await self.core.cancel(who, job_id)
-                    await self.answer(interaction, say(interaction.locale, "cancelled", job=job.id))
+                    lang = await self.lang(interaction)
+                    await self.answer(interaction, say(lang, "cancelled", job=job.id))
 
     async def on_restyle(
         self, interaction: discord.Interaction[Any], job_id: int, style: str
@@ -307,20 +317,20 @@ class Handlers:
         if interaction.message is not None:
             with contextlib.suppress(discord.NotFound):
                 await interaction.message.delete()
-        await self.answer(interaction, say(interaction.locale, "deleted", job=job_id))
+        await self.answer(interaction, say(await self.lang(interaction), "deleted", job=job_id))
 
     # ----------------------------------------------------------------- progress bookkeeping
 
     async def queued(self, interaction: discord.Interaction[Any], ticket: Ticket) -> None:
         job = ticket.job
+        lang = await self.lang(interaction)
+        # No await between here and track(): the job may finish at any await.
         done = self.status.take_finished(job.id)
         if done is not None:
-            await self.answer(interaction, done)
+            await self.answer(interaction, f"#{job.id} · {done.render(lang)}")
             return
-        tracked = self.status.track(job.id, interaction)
-        text = say(
-            interaction.locale, "queued", position=ticket.position, eta=fmt.eta_text(ticket.eta_s)
-        )
+        tracked = self.status.track(job.id, interaction, lang)
+        text = say(lang, "queued", position=ticket.position, eta=fmt.eta_text(ticket.eta_s))
         # Progress may arrive while this edit is in flight: as "pending" it holds them back, and
         # "done" waits for it, so the user never sees "queued" after "done".
         tracked.pending = asyncio.ensure_future(self.answer(interaction, f"#{job.id} · {text}"))
@@ -330,7 +340,7 @@ class Handlers:
 
     def _channel(self, interaction: discord.Interaction[Any]) -> discord.PartialMessageable:
         if interaction.channel_id is None:
-            raise NotAllowed(say(interaction.locale, "channel_only"))
+            raise NotAllowed(msg("discord.channel_only"))
         client: discord.Client = interaction.client
         return client.get_partial_messageable(interaction.channel_id, guild_id=interaction.guild_id)
 

@@ -19,6 +19,7 @@ from adapters.discord import format as fmt
 from adapters.discord.texts import say
 from adapters.discord.views import result_view
 from bot.domain import Job, Language
+from bot.i18n import Message
 from bot.ports import Clock
 
 PROGRESS_EVERY_S = 1.0  # no request storms: at most one progress edit per second per job
@@ -33,6 +34,7 @@ class Tracked:
     interaction: discord.Interaction[Any]
     opened_at: float
     last_edit: float = float("-inf")
+    lang: Language = Language.EN  # the language of this reply (the core's rule)
     pending: asyncio.Future[Any] | None = None  # the edit in flight, if any
 
 
@@ -42,18 +44,24 @@ class StatusBoard:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._tracked: dict[int, Tracked] = {}
-        # Text for jobs that finished before their /imagine got to say "queued" (fast GPUs).
-        self._finished: OrderedDict[int, str] = OrderedDict()
+        # The final word of jobs that finished before their /imagine said "queued" (fast GPUs),
+        # not yet rendered: the reply's language is known only once it is written.
+        self._finished: OrderedDict[int, Message] = OrderedDict()
 
-    def track(self, job_id: int, interaction: discord.Interaction[Any]) -> Tracked:
-        tracked = Tracked(interaction, opened_at=self._clock.monotonic())
+    def track(self, job_id: int, interaction: discord.Interaction[Any], lang: Language) -> Tracked:
+        tracked = Tracked(interaction, opened_at=self._clock.monotonic(), lang=lang)
         self._tracked[job_id] = tracked
         return tracked
 
     def untrack(self, job_id: int) -> Tracked | None:
         return self._tracked.pop(job_id, None)
 
-    def take_finished(self, job_id: int) -> str | None:
+    def lang_of(self, job_id: int) -> Language | None:
+        """The language of the reply that showed this job (None when there is none)."""
+        tracked = self._tracked.get(job_id)
+        return None if tracked is None else tracked.lang
+
+    def take_finished(self, job_id: int) -> Message | None:
         """The final text of a job that finished before its reply said "queued"."""
         return self._finished.pop(job_id, None)
 
@@ -77,7 +85,7 @@ class StatusBoard:
         t.last_edit = now
         return t
 
-    def remember_finished(self, job_id: int, text: str) -> None:
+    def remember_finished(self, job_id: int, text: Message) -> None:
         self._finished[job_id] = text
         while len(self._finished) > FINISHED_MEMORY:
             self._finished.popitem(last=False)

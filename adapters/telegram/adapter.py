@@ -203,8 +203,8 @@ class TelegramAdapter:
     def _file_ref(self, job: Job) -> str | None:
         return self._status.file_ref(job)
 
-    async def _post(self, ticket: Ticket, chat_id: int, reply_to: int) -> None:
-        await self._status.post(ticket, chat_id, reply_to)
+    async def _post(self, ticket: Ticket, chat_id: int, reply_to: int, lang: str) -> None:
+        await self._status.post(ticket, chat_id, reply_to, lang)
 
     @property
     def platform(self) -> Platform:

@@ -43,11 +43,12 @@ from bot.domain import (
     Ticket,
 )
 from bot.errors import BadRequest, NotAllowed, NotFound
+from bot.i18n import reply_language
 from bot.ports import BotApi, GalleryPeriod, GallerySort
 
 TgApp = Application[Any, Any, Any, Any, Any, Any]
 Button = Callable[[Update, Callback], Awaitable[str | None]]
-PostStatus = Callable[[Ticket, int, int], Awaitable[None]]
+PostStatus = Callable[[Ticket, int, int, str], Awaitable[None]]
 FileRef = Callable[[Job], str | None]
 
 GALLERY_PAGE = 5  # one text message per page: a few lines, well within flood limits
@@ -94,14 +95,15 @@ class Community:
 
     # ----- language and admins -----
     async def server_lang(self, server_id: str | None, language_code: str | None = None) -> str:
-        """The group's reply language; outside groups the user's own."""
-        if server_id is None:
-            return ct.lang_of(language_code)
-        settings = await self._core.server_settings(Platform.TELEGRAM, server_id)
-        return str(settings.language)
+        """The core's rule (:func:`bot.i18n.reply_language`): the group's language when it
+        chose one, else the user's ``language_code`` (always so in a private chat)."""
+        chosen = None
+        if server_id is not None:
+            chosen = (await self._core.server_settings(Platform.TELEGRAM, server_id)).language
+        return str(reply_language(chosen, language_code))
 
     async def lang(self, update: Update) -> str:
-        """The language to answer this update in."""
+        """The language to answer this update in (the rule of :meth:`server_lang`)."""
         return await self.server_lang(tg.group_id(update), tg.language(update))
 
     async def is_admin(self, update: Update) -> bool:
@@ -205,15 +207,15 @@ class Community:
             tg.requester(update), callback.int_arg(0), DeriveKind.REMIX
         )
         message = tg.message(update)
-        await self._post_status(ticket, message.chat_id, message.message_id)
+        lang = await self.lang(update)
+        await self._post_status(ticket, message.chat_id, message.message_id, lang)
         return f"#{ticket.job.id}"
 
-    async def remix_credit(self, job: Job) -> str | None:
+    async def remix_credit(self, job: Job, lang: str) -> str | None:
         """ "remix of #N by NAME" for a job made from someone else's image (None otherwise)."""
         credit = await self._core.credit_for(job)
         if credit is None:
             return None
-        lang = await self.server_lang(job.requester.server_id)
         return ct.remix_credit(lang, credit)
 
     async def share_options(self, job: Job) -> tuple[bool, bool]:

@@ -56,7 +56,7 @@ def settings(lang: str, s: ServerSettings, *, changed: bool = False) -> str:
         ("k_showcase", s.showcase_channel_id or say(lang, "none")),
         ("k_banned", _words(lang, s.banned_words, "none")),
         ("k_share_outside", say(lang, "on" if s.allow_external_share else "off")),
-        ("k_language", str(s.language)),
+        ("k_language", t("settings.language_own", lang) if s.language is None else str(s.language)),
     ]
     head = say(lang, "settings_changed" if changed else "settings_title")
     body = "\n".join(f"• {say(lang, k)}: {v}" for k, v in rows)

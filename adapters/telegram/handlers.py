@@ -133,24 +133,27 @@ class Handlers:
                     user.id if user else None,
                     chat.id if chat else None,
                 )
-                await self._tell(update, t("telegram.something_wrong", tg.language(update)))
+                lang = await self._error_lang(update)
+                await self._tell(update, t("telegram.something_wrong", lang))
 
         return guarded
 
     def _gated(self, handler: Handler) -> Handler:
         async def gated(update: Update, context: Ctx) -> None:
             if not self.intake_open:
-                await self._tell(update, t("telegram.intake_closed", tg.language(update)))
+                await self._tell(
+                    update, t("telegram.intake_closed", await self._error_lang(update))
+                )
                 return
             await handler(update, context)
 
         return gated
 
     async def _error_lang(self, update: Update) -> str:
-        """Core errors follow the chat's language (the user's own when that is unreadable)."""
+        """:meth:`_lang`, or the user's own when the group's setting cannot be read."""
         try:
             return await self._lang(update)
-        except TurbobotError:
+        except Exception:  # the error being reported may be the store's own
             return str(language_of(tg.language(update)))
 
     async def _lang(self, update: Update) -> str:
@@ -176,7 +179,9 @@ class Handlers:
             return
         args = parse_imagine_args(rest)
         ticket = await self._core.submit(args.to_request(tg.requester(update)))
-        await self._status.post(ticket, message.chat_id, message.message_id)
+        await self._status.post(
+            ticket, message.chat_id, message.message_id, await self._lang(update)
+        )
 
     async def _style(self, update: Update, context: Ctx) -> None:
         message = tg.message(update)
@@ -194,7 +199,7 @@ class Handlers:
         current = await self._core.default_style(requester)
         await message.reply_text(
             texts.style_picker(current, 0, page_count(styles), await self._lang(update)),
-            reply_markup=style_keyboard(styles, 0, tg.language(update)),
+            reply_markup=style_keyboard(styles, 0, await self._lang(update)),
         )
 
     async def _styles(self, update: Update, context: Ctx) -> None:
@@ -256,11 +261,12 @@ class Handlers:
             raise NotFound(texts.no_image(job.id, await self._lang(update)))
         ref = self._status.file_ref(job)  # Telegram's copy when there is one: no re-upload
         image = ref if ref is not None else await asyncio.to_thread(path.read_bytes)
-        await self._status.send_result(job, message.chat_id, image, message.message_id)
+        lang = await self._lang(update)
+        await self._status.send_result(job, message.chat_id, image, message.message_id, lang)
 
     async def _help(self, update: Update, context: Ctx) -> None:
         username = self._app.bot.username or "bot"
-        await tg.message(update).reply_text(texts.help_text(tg.language(update), username))
+        await tg.message(update).reply_text(texts.help_text(await self._lang(update), username))
 
     # ----- buttons -----
     async def _button(self, update: Update, context: Ctx) -> None:
@@ -269,15 +275,16 @@ class Handlers:
             raise Ignored
         callback = decode(query.data)
         if callback is None:
-            await query.answer(t("telegram.stale_button", tg.language(update)))
+            await query.answer(t("telegram.stale_button", await self._error_lang(update)))
             return
         if not self.intake_open:
-            await query.answer(t("telegram.intake_closed", tg.language(update)), show_alert=True)
+            closed = t("telegram.intake_closed", await self._error_lang(update))
+            await query.answer(closed, show_alert=True)
             return
         try:
             answer = await self._buttons[callback.action](update, callback)
         except (ValueError, IndexError):  # malformed data: a forged or very old button
-            answer = t("telegram.stale_button", tg.language(update))
+            answer = t("telegram.stale_button", await self._error_lang(update))
         await query.answer(texts.shorten(answer, texts.CALLBACK_ANSWER_LIMIT) if answer else None)
 
     async def _on_reroll(self, update: Update, callback: Callback) -> str:
@@ -298,7 +305,7 @@ class Handlers:
         message = tg.message(update)
         await message.reply_text(
             texts.restyle_picker(job_id, 0, page_count(styles), await self._lang(update)),
-            reply_markup=style_keyboard(styles, 0, tg.language(update), job_id=job_id),
+            reply_markup=style_keyboard(styles, 0, await self._lang(update), job_id=job_id),
         )
         return None
 
@@ -309,7 +316,7 @@ class Handlers:
         await self._edit_picker(
             update,
             texts.restyle_picker(job_id, page, page_count(styles), await self._lang(update)),
-            style_keyboard(styles, page, tg.language(update), job_id=job_id),
+            style_keyboard(styles, page, await self._lang(update), job_id=job_id),
         )
 
     async def _on_restyle_pick(self, update: Update, callback: Callback) -> str:
@@ -324,7 +331,7 @@ class Handlers:
         message = tg.message(update)
         sent_at = self._monotonic()
         await message.edit_text(texts.queued(ticket, lang))
-        await self._status.adopt(ticket.job.id, message.chat_id, message.message_id, sent_at)
+        await self._status.adopt(ticket.job.id, message.chat_id, message.message_id, sent_at, lang)
         return texts.queued(ticket, lang)
 
     async def _on_original(self, update: Update, callback: Callback) -> str | None:
@@ -370,7 +377,7 @@ class Handlers:
         await self._edit_picker(
             update,
             texts.style_picker(current, page, page_count(styles), await self._lang(update)),
-            style_keyboard(styles, page, tg.language(update)),
+            style_keyboard(styles, page, await self._lang(update)),
         )
 
     async def _on_style_pick(self, update: Update, callback: Callback) -> str:
@@ -393,5 +400,6 @@ class Handlers:
 
     async def _queued_from_button(self, update: Update, ticket: Ticket) -> str:
         message = tg.message(update)
-        await self._status.post(ticket, message.chat_id, message.message_id)
-        return texts.queued(ticket, await self._lang(update))
+        lang = await self._lang(update)
+        await self._status.post(ticket, message.chat_id, message.message_id, lang)
+        return texts.queued(ticket, lang)

@@ -45,6 +45,7 @@ class _Status:
     chat_id: int
     message_id: int
     edited_at: float
+    lang: str  # the language of the reply that asked (the core's rule)
 
 
 class _Recent(Generic[K, V]):
@@ -88,21 +89,23 @@ class StatusMessages:
         self._file_refs: _Recent[int, str] = _Recent()
 
     # ----- accepted -----
-    async def post(self, ticket: Ticket, chat_id: int, reply_to: int) -> None:
-        """A new "queued" message under ``reply_to``, edited with the job's progress."""
+    async def post(self, ticket: Ticket, chat_id: int, reply_to: int, lang: str) -> None:
+        """A new "queued" message in ``lang`` under ``reply_to``, edited with the job's
+        progress (in the same language) until the result replaces it."""
         if ticket.job.id in self._finished:
             return  # already delivered (an idle GPU is fast): no stale "queued" message
         sent_at = self._monotonic()
-        text = texts.queued(ticket, await self.job_lang(ticket.job))
         sent = await self._app.bot.send_message(
-            chat_id, text, reply_parameters=tg.reply_to(reply_to)
+            chat_id, texts.queued(ticket, lang), reply_parameters=tg.reply_to(reply_to)
         )
-        await self.adopt(ticket.job.id, chat_id, sent.message_id, sent_at)
+        await self.adopt(ticket.job.id, chat_id, sent.message_id, sent_at, lang)
 
-    async def adopt(self, job_id: int, chat_id: int, message_id: int, sent_at: float) -> None:
+    async def adopt(
+        self, job_id: int, chat_id: int, message_id: int, sent_at: float, lang: str
+    ) -> None:
         """Edit this message with the job's progress from now on (``sent_at`` starts the
         throttle); if the job finished while the message was being sent, remove it."""
-        self._status.put(job_id, _Status(chat_id, message_id, sent_at))
+        self._status.put(job_id, _Status(chat_id, message_id, sent_at, lang))
         if job_id in self._finished:
             await self._clear(job_id)
 
@@ -154,11 +157,17 @@ class StatusMessages:
 
     # ----- results -----
     async def send_result(
-        self, job: Job, chat_id: int, image: bytes | str, reply_to: str | int | None
+        self,
+        job: Job,
+        chat_id: int,
+        image: bytes | str,
+        reply_to: str | int | None,
+        lang: str | None = None,
     ) -> Message:
-        """The image (bytes, or Telegram's ``file_id`` of it) with its caption and buttons."""
-        lang = await self.job_lang(job)
-        caption = texts.caption(job, await self._community.remix_credit(job), lang)
+        """The image (bytes, or Telegram's ``file_id`` of it) with its caption and buttons, in
+        ``lang`` (by default the job's: see :meth:`job_lang`)."""
+        lang = lang or await self.job_lang(job)
+        caption = texts.caption(job, await self._community.remix_credit(job, lang), lang)
         showcase, outside = await self._community.share_options(job)
         keyboard = result_keyboard(job, showcase=showcase, share_outside=outside, lang=lang)
         name, reply = f"turbobot-{job.id}.jpg", tg.reply_to(reply_to)
@@ -190,7 +199,11 @@ class StatusMessages:
         return job.posted_file_ref or self._file_refs.get(job.id)
 
     async def job_lang(self, job: Job) -> str:
-        """The language of the chat a job was asked in."""
+        """The core's rule for a job's messages: the group's language when it chose one, else
+        the requester's, known while its status message lives (English after a restart)."""
+        status = self._status.get(job.id)
+        if status is not None:
+            return status.lang
         return await self._community.server_lang(job.requester.server_id)
 
     def _finish(self, job_id: int) -> _Status | None:
