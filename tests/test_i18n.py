@@ -247,7 +247,7 @@ def test_chinese_is_chinese() -> None:
 def test_every_key_used_in_the_code_exists() -> None:
     used = set()
     for _, source in _sources():
-        used |= set(re.findall(r'\bt\(\s*"([a-z]+\.[a-z0-9_.]+)"', source))
+        used |= set(re.findall(r'\b(?:t|msg)\(\s*"([a-z]+\.[a-z0-9_.]+)"', source))
     assert len(used) > 50
     assert used - set(catalogue(Language.EN)) == set()
 

@@ -24,13 +24,13 @@ def plain_name(name: str) -> str:
     )
 
 
-def details(job: Job, lang: Language | str = Language.EN) -> str:
+def details(job: Job, lang: Language | str) -> str:
     spec = job.spec
     style = spec.style or t("discord.style_none", lang)
     return t("discord.showcase.details", lang, style=style, seed=spec.seed, steps=spec.steps)
 
 
-def showcase_caption(ticket: ShareTicket, lang: Language | str = Language.EN) -> str:
+def showcase_caption(ticket: ShareTicket, lang: Language | str) -> str:
     """The text of a showcase post: credit, and the prompt and settings unless hidden."""
     job = ticket.job
     shared_by = t("discord.showcase.credit", lang, name=plain_name(ticket.credit_name), job=job.id)
@@ -41,7 +41,7 @@ def showcase_caption(ticket: ShareTicket, lang: Language | str = Language.EN) ->
     return f"**{discord.utils.escape_markdown(prompt)}**\n{credit} · {details(job, lang)}"
 
 
-def remix_credit(credit: Credit, lang: Language | str = Language.EN) -> str:
+def remix_credit(credit: Credit, lang: Language | str) -> str:
     name = plain_name(credit.name)
     return t("discord.remix_credit", lang, job=credit.job_id, name=name)
 
@@ -85,9 +85,7 @@ def _language(chosen: Language | None, lang: Language | str) -> str:
     return t("settings.language_own", lang) if chosen is None else str(chosen)
 
 
-def settings_text(
-    settings: ServerSettings, *, show_banned: bool, lang: Language | str = Language.EN
-) -> str:
+def settings_text(settings: ServerSettings, *, show_banned: bool, lang: Language | str) -> str:
     """The settings as an admin reads them back (banned words only for admins)."""
     channel = settings.showcase_channel_id
     none = t("discord.setting.none", lang)

@@ -33,9 +33,10 @@ class InlineShare:
         if query is None:
             raise Ignored
         shared = await self._shareable(tg.requester(update), query.query.strip())
+        lang = await self._community.lang(update)  # no group here: the user's own language
         results = [
             InlineQueryResultCachedPhoto(
-                id=str(job.id), photo_file_id=ref, caption=texts.caption(job)
+                id=str(job.id), photo_file_id=ref, caption=texts.caption(job, None, lang)
             )
             for job, ref in shared[:INLINE_RESULTS]
         ]

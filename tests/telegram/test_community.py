@@ -417,7 +417,8 @@ def test_result_keyboard_in_groups_and_like_counter() -> None:
         state=JobState.POSTED,
         created_at=0.0,
     )
-    rows = result_keyboard(job, showcase=True, share_outside=False).inline_keyboard
+    markup = result_keyboard(job, showcase=True, share_outside=False, lang=Language.EN)
+    rows = markup.inline_keyboard
     assert [b.callback_data for b in rows[1]] == ["tb:share:7", "tb:orig:7", "tb:del:7"]
     post = showcase_keyboard(3, 7, 12, "Remix")
     assert shown_score(post, "tb:vote:3") == 12
