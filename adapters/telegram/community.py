@@ -225,12 +225,13 @@ class Community:
         settings = await self._core.server_settings(Platform.TELEGRAM, job.requester.server_id)
         return True, settings.allow_external_share
 
-    async def shareable(self, requester: Requester, jobs: list[Job]) -> list[Job]:
-        """The jobs this user may share into any chat (inline mode): the core decides."""
+    async def shareable(self, requester: Requester, job_ids: list[int]) -> list[Job]:
+        """Those of ``job_ids`` this user may share into any chat (inline mode): only their
+        own, and as the core decides (opt-out, the group's "share outside" setting)."""
         kept = []
-        for job in jobs:
+        for job_id in job_ids:
             try:
-                kept.append(await self._core.job_for(requester, job.id, JobAction.SHARE_OUTSIDE))
+                kept.append(await self._core.job_for(requester, job_id, JobAction.SHARE_OUTSIDE))
             except (NotFound, NotAllowed):
                 continue
         return kept

@@ -12,8 +12,7 @@ from adapters.telegram import updates as tg
 from adapters.telegram.community import Community
 from adapters.telegram.status import StatusMessages
 from adapters.telegram.updates import Ctx, Ignored
-from bot.domain import Job, JobAction, Requester
-from bot.errors import NotFound
+from bot.domain import Job, Requester
 from bot.ports import BotApi
 
 INLINE_RESULTS = 50  # Telegram's maximum per answer
@@ -46,15 +45,11 @@ class InlineShare:
         """The requester's posted images matching ``text`` ("#42" is job 42), newest first."""
         match = _JOB_REF.fullmatch(text) if text.startswith("#") else None
         if match is not None:
-            try:
-                job_id = int(match.group(1))
-                jobs = [await self._core.job_for(requester, job_id, JobAction.VIEW)]
-            except NotFound:
-                return []
-            jobs = [j for j in jobs if j.requester.user_key == requester.user_key]
+            ids = [int(match.group(1))]
         else:
             words = text.casefold().split()
             jobs = await self._core.history(requester, limit=INLINE_RESULTS)
-            jobs = [j for j in jobs if all(w in j.spec.prompt.casefold() for w in words)]
-        jobs = await self._community.shareable(requester, jobs)
+            ids = [j.id for j in jobs if all(w in j.spec.prompt.casefold() for w in words)]
+        # Whose images, and which, may leave their group is the core's rule (SHARE_OUTSIDE).
+        jobs = await self._community.shareable(requester, ids)
         return [(job, ref) for job in jobs if (ref := self._status.file_ref(job)) is not None]
