@@ -1,7 +1,7 @@
 """What the Telegram adapter says for community features (texts from :mod:`bot.i18n`).
 
-Community replies follow the group's language (``ServerSettings.language``); in a private chat
-the user's Telegram language. Every key has both texts (checked by the catalogue test), so a
+Replies follow the core's one rule (:func:`bot.i18n.reply_language`): the group's language when
+it chose one, else the user's Telegram ``language_code`` (always so in a private chat). Every key has both texts (checked by the catalogue test), so a
 missing translation is a test failure rather than a ``KeyError`` in a handler.
 """
 
