@@ -1,8 +1,9 @@
 """What the Telegram adapter says for community features (texts from :mod:`bot.i18n`).
 
 Replies follow the core's one rule (:func:`bot.i18n.reply_language`): the group's language when
-it chose one, else the user's Telegram ``language_code`` (always so in a private chat). Every key has both texts (checked by the catalogue test), so a
-missing translation is a test failure rather than a ``KeyError`` in a handler.
+it chose one, else the user's Telegram ``language_code`` (always so in a private chat). Every
+key has both texts (checked by the catalogue test), so a missing translation is a test failure
+rather than a ``KeyError`` in a handler.
 """
 
 from __future__ import annotations
