@@ -47,8 +47,10 @@ class _Tree(app_commands.CommandTree[Any]):
             interaction.guild_id,
             type(error).__name__,
         )
+        client: TurbobotClient = interaction.client
+        lang = await client.handlers.error_language(interaction)
         with contextlib.suppress(discord.HTTPException):
-            text = fmt.fit_text(say(interaction.locale, "went_wrong"))
+            text = fmt.fit_text(say(lang, "went_wrong"))
             if interaction.response.is_done():
                 await interaction.followup.send(text, ephemeral=True)
             else:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import InlineKeyboardMarkup, Message, Update
+from telegram import Message, Update
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -312,11 +312,10 @@ class Handlers:
     async def _on_restyle_page(self, update: Update, callback: Callback) -> None:
         job_id, page = callback.int_arg(0), callback.page_arg(1)
         styles = self._core.styles()
-        page = min(page, page_count(styles) - 1)
-        await self._edit_picker(
-            update,
-            texts.restyle_picker(job_id, page, page_count(styles), await self._lang(update)),
-            style_keyboard(styles, page, await self._lang(update), job_id=job_id),
+        page, lang = min(page, page_count(styles) - 1), await self._lang(update)
+        await tg.message(update).edit_text(
+            texts.restyle_picker(job_id, page, page_count(styles), lang),
+            reply_markup=style_keyboard(styles, page, lang, job_id=job_id),
         )
 
     async def _on_restyle_pick(self, update: Update, callback: Callback) -> str:
@@ -374,10 +373,10 @@ class Handlers:
         styles = self._core.styles()
         page = min(callback.page_arg(0), page_count(styles) - 1)
         current = await self._core.default_style(tg.requester(update))
-        await self._edit_picker(
-            update,
-            texts.style_picker(current, page, page_count(styles), await self._lang(update)),
-            style_keyboard(styles, page, await self._lang(update)),
+        lang = await self._lang(update)
+        await tg.message(update).edit_text(
+            texts.style_picker(current, page, page_count(styles), lang),
+            reply_markup=style_keyboard(styles, page, lang),
         )
 
     async def _on_style_pick(self, update: Update, callback: Callback) -> str:
@@ -394,9 +393,6 @@ class Handlers:
         text = texts.style_set(style, await self._lang(update))
         await tg.message(update).edit_text(text)
         return text
-
-    async def _edit_picker(self, update: Update, text: str, keyboard: InlineKeyboardMarkup) -> None:
-        await tg.message(update).edit_text(text, reply_markup=keyboard)
 
     async def _queued_from_button(self, update: Update, ticket: Ticket) -> str:
         message = tg.message(update)
