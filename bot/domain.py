@@ -410,7 +410,8 @@ class ServerSettings:
     """One Discord server's or Telegram group's settings, as its admins set them.
 
     ``None`` limits mean "the operator's default"; values above the operator's are clamped
-    down when used. An empty ``allowed_styles`` allows every installed style.
+    down when used. An empty ``allowed_styles`` allows every installed style. ``language``
+    ``None`` (not chosen) lets each user read replies in their own client's language.
     """
 
     platform: Platform
@@ -423,7 +424,7 @@ class ServerSettings:
     showcase_channel_id: str | None = None
     banned_words: tuple[str, ...] = ()
     allow_external_share: bool = True
-    language: Language = Language.EN
+    language: Language | None = None
 
     @property
     def server_key(self) -> str:

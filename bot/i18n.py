@@ -42,6 +42,13 @@ def language_of(code: str | Language | None) -> Language:
     return Language.ZH if str(code or "").lower().startswith("zh") else Language.EN
 
 
+def reply_language(chosen: Language | None, client: str | Language | None) -> Language:
+    """The one rule for the language of a reply, on every platform: the server's (group's)
+    setting when it chose one, else the user's own client language (Discord's locale,
+    Telegram's ``language_code``). In a DM there is no server, so ``chosen`` is None."""
+    return chosen if chosen is not None else language_of(client)
+
+
 def t(key: str, lang: Language | str | None = Language.EN, /, **params: object) -> str:
     """The text ``key`` in ``lang``, filled in; English when ``lang`` lacks it. Parameters that
     are :class:`Message` s (a failure's reason, "5 s") are rendered in ``lang`` too.

@@ -77,6 +77,14 @@ class Driver(Protocol):
 
     async def settings(self, who: str, *, share_outside: bool) -> None: ...
 
+    async def set_language(self, who: str, language: str) -> None: ...
+
+    async def answered_in_chinese(self, who: str, client: str) -> bool: ...
+
+
+def chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
 
 async def settle(driver: Driver) -> None:
     async with asyncio.timeout(WAIT_S):
@@ -162,6 +170,16 @@ class TelegramDriver:
 
     async def settings(self, who: str, *, share_outside: bool) -> None:
         await self._say(who, f"/settings set share_outside {'on' if share_outside else 'off'}")
+
+    async def set_language(self, who: str, language: str) -> None:
+        await self._say(who, f"/settings set language {language}")
+
+    async def answered_in_chinese(self, who: str, client: str) -> bool:
+        sender = {**TG_USERS[who], "language_code": {"zh": "zh-hans", "en": "en"}[client]}
+        before = len(self.api.calls_of("sendMessage"))
+        await self.api.push(command_message("/queue", from_user=sender, chat_id=GROUP))
+        calls = await self.api.wait_for("sendMessage", before + 1, within=WAIT_S)
+        return chinese(str(calls[before].params["text"]))
 
 
 # ----- Discord -----
@@ -266,6 +284,15 @@ class DiscordDriver:
     async def settings(self, who: str, *, share_outside: bool) -> None:
         await self.settings_raw(who, share_outside=share_outside)
 
+    async def set_language(self, who: str, language: str) -> None:
+        await self.settings_raw(who, language=language)
+
+    async def answered_in_chinese(self, who: str, client: str) -> bool:
+        locale = {"zh": "zh-CN", "en": "en-US"}[client]
+        log = await self.fake.slash("queue", user=DC_USERS[who], locale=locale)
+        await self.fake.wait_for(lambda: bool(log.texts()), within=WAIT_S)
+        return chinese(log.texts()[-1])
+
 
 # ----- the scenarios: each returns the core's outcome -----
 async def variations(d: Driver) -> object:
@@ -349,6 +376,16 @@ async def settings_need_the_admin(d: Driver) -> object:
     }
 
 
+async def reply_language(d: Driver) -> object:
+    """The server's language when it chose one, else the user's client language."""
+    unset = await d.answered_in_chinese("ada", "zh")
+    await d.set_language("root", "en")
+    english_server = await d.answered_in_chinese("ada", "zh")
+    await d.set_language("root", "zh")
+    chinese_server = await d.answered_in_chinese("bob", "en")
+    return {"unset": unset, "en_server": english_server, "zh_server": chinese_server}
+
+
 SCENARIOS: dict[str, tuple[Callable[[Driver], Awaitable[object]], object]] = {
     "variations": (variations, {"children": 2, "near": True, "distinct": True}),
     "reroll by another member": (rerolls_by_others, {"parent": True, "state": "posted"}),
@@ -370,6 +407,7 @@ SCENARIOS: dict[str, tuple[Callable[[Driver], Awaitable[object]], object]] = {
             "bob_outside": "not found",
         },
     ),
+    "reply language": (reply_language, {"unset": True, "en_server": False, "zh_server": True}),
 }
 
 

@@ -21,13 +21,14 @@ from discord import app_commands
 
 from adapters.discord import commands
 from adapters.discord import format as fmt
-from adapters.discord.handlers import TOKEN_LIFETIME_S, Handlers, Tracked, post_result
+from adapters.discord.handlers import Handlers
+from adapters.discord.status import TOKEN_LIFETIME_S, Tracked, post_result
 from adapters.discord.texts import Translator, say
 from adapters.discord.views import ForgetButton, GalleryButton, JobButton, RestyleSelect
 from bot.clock import SystemClock
 from bot.config import Settings
-from bot.domain import Delivered, Job, Platform
-from bot.i18n import Message
+from bot.domain import Delivered, Job, Language, Platform
+from bot.i18n import Message, msg, reply_language
 from bot.ports import BotApi, Clock
 
 _log = logging.getLogger(__name__)
@@ -46,8 +47,10 @@ class _Tree(app_commands.CommandTree[Any]):
             interaction.guild_id,
             type(error).__name__,
         )
+        client: TurbobotClient = interaction.client
+        lang = await client.handlers.error_language(interaction)
         with contextlib.suppress(discord.HTTPException):
-            text = fmt.fit_text(say(interaction.locale, "went_wrong"))
+            text = fmt.fit_text(say(lang, "went_wrong"))
             if interaction.response.is_done():
                 await interaction.followup.send(text, ephemeral=True)
             else:
@@ -193,10 +196,10 @@ class DiscordAdapter:
     # ----------------------------------------------------------------- notifier
 
     async def progress(self, job: Job, step: int, total: int) -> None:
-        tracked = self.handlers.due_for_progress(job.id)
+        tracked = self.handlers.status.due_for_progress(job.id)
         if tracked is None:
             return
-        text = f"#{job.id} · " + say(tracked.interaction.locale, "running", step=step, total=total)
+        text = f"#{job.id} · " + say(tracked.lang, "running", step=step, total=total)
         # The edit runs beside the job: a slow Discord must not slow the GPU loop.
         tracked.pending = self._spawn(self._edit(tracked, text))
 
@@ -205,20 +208,20 @@ class DiscordAdapter:
             int(job.requester.channel_id),
             guild_id=None if job.requester.server_id is None else int(job.requester.server_id),
         )
-        credit = await self.handlers.community.remix_credit(job)
+        lang = await self._job_language(job)
+        credit = await self.handlers.community.remix_credit(job, lang)
         limit = self._upload_limit(job)
-        lang = await self.handlers.community.server_language(job.requester.server_id)
         message = await post_result(channel, job, Path(jpeg_path), limit, credit=credit, lang=lang)
         await self._finish(job, "done", link=message.jump_url)
         return Delivered(message_id=str(message.id), channel_id=str(message.channel.id))
 
     async def failed(self, job: Job, reason: Message | str) -> None:
+        lang = await self._job_language(job)  # before _finish forgets the requester's reply
         if await self._finish(job, "failed", reason=reason):
             return
         # No live interaction (restart, long queue): tell the requester in the channel.
         channel = self.client.get_partial_messageable(int(job.requester.channel_id))
         mention = discord.AllowedMentions(users=[discord.Object(int(job.requester.user_id))])
-        lang = await self.handlers.community.server_language(job.requester.server_id)
         text = f"<@{job.requester.user_id}> #{job.id} · " + say(lang, "failed", reason=reason)
         await channel.send(fmt.fit_text(text), allowed_mentions=mention)
 
@@ -232,12 +235,12 @@ class DiscordAdapter:
 
     async def _finish(self, job: Job, key: str, **values: object) -> bool:
         """Show the final word in the ephemeral reply, if there is one; True if it was shown."""
-        tracked = self.handlers.tracked.pop(job.id, None)
+        tracked = self.handlers.status.untrack(job.id)
         if tracked is None:
             # The /imagine may not have said "queued" yet (a fast GPU): it will show this instead.
-            self.handlers.remember_finished(job.id, f"#{job.id} · " + say("en-US", key, **values))
+            self.handlers.status.remember_finished(job.id, msg(f"discord.{key}", **values))
             return False
-        text = f"#{job.id} · " + say(tracked.interaction.locale, key, **values)
+        text = f"#{job.id} · " + say(tracked.lang, key, **values)
         if self._clock.monotonic() - tracked.opened_at > TOKEN_LIFETIME_S:
             return False
         # Let a progress edit in flight land first, so "done" is not overwritten by "step 3/4".
@@ -259,6 +262,12 @@ class DiscordAdapter:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+    async def _job_language(self, job: Job) -> Language:
+        """The core's rule for a job's channel posts: the server's language when it chose one,
+        else the requester's, known while their /imagine reply is live (English after that)."""
+        chosen = await self.handlers.community.server_language(job.requester.server_id)
+        return reply_language(chosen, self.handlers.status.lang_of(job.id))
 
     def _upload_limit(self, job: Job) -> int:
         if job.requester.server_id is not None and self._client is not None:

@@ -35,7 +35,7 @@ from bot.domain import (
     Ticket,
 )
 from bot.errors import BadRequest, NotAllowed, NotFound, TurbobotError
-from bot.i18n import t
+from bot.i18n import msg, reply_language
 from bot.ports import BotApi
 from bot.validation import NO_STYLE
 
@@ -114,16 +114,15 @@ class Community:
     def core(self) -> BotApi:
         return self.h.core
 
-    async def locale(self, interaction: discord.Interaction[Any]) -> str:
-        """Replies follow the server's language setting (the user's locale outside a server)."""
-        if interaction.guild_id is None:
-            return str(interaction.locale)
-        settings = await self.core.server_settings(Platform.DISCORD, str(interaction.guild_id))
-        return cfmt.locale_of(settings.language)
+    async def locale(self, interaction: discord.Interaction[Any]) -> Language:
+        """The language of every reply to this interaction (the core's one rule): the server's
+        setting when it chose one, else the user's client locale (always so in a DM)."""
+        server = None if interaction.guild_id is None else str(interaction.guild_id)
+        return reply_language(await self.server_language(server), str(interaction.locale))
 
     async def _require_admin(self, interaction: discord.Interaction[Any]) -> None:
         if interaction.guild_id is None or not is_server_admin(interaction):
-            raise NotAllowed(say(await self.locale(interaction), "admins_only"))
+            raise NotAllowed(msg("discord.admins_only"))
 
     # ----------------------------------------------------------------- /settings
 
@@ -133,23 +132,25 @@ class Community:
             # Re-checked here: server admins can open the command to everyone.
             await self._require_admin(interaction)
             settings = await self.core.server_settings(Platform.DISCORD, str(interaction.guild_id))
-            title = say(cfmt.locale_of(settings.language), "settings_title")
-            text = cfmt.settings_text(settings, show_banned=True, lang=settings.language)
+            lang = reply_language(settings.language, str(interaction.locale))
+            title = say(lang, "settings_title")
+            text = cfmt.settings_text(settings, show_banned=True, lang=lang)
             await self.h.answer(interaction, f"{title}\n{text}")
 
     async def settings_set(self, interaction: discord.Interaction[Any], **options: Any) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self.h.guard(interaction, "settings set"):
             if interaction.guild_id is None:
-                raise NotAllowed(say(interaction.locale, "server_only_settings"))
+                raise NotAllowed(msg("discord.server_only_settings"))
             change = settings_change(**options)
             who = self.h.requester(interaction)
             settings = await self.core.update_server_settings(
                 who, change, is_admin=is_server_admin(interaction)
             )
-            locale = cfmt.locale_of(settings.language)
-            text = cfmt.settings_text(settings, show_banned=True, lang=settings.language)
-            await self.h.answer(interaction, f"{say(locale, 'settings_saved')}\n{text}")
+            # A change of language answers in the new one.
+            lang = reply_language(settings.language, str(interaction.locale))
+            text = cfmt.settings_text(settings, show_banned=True, lang=lang)
+            await self.h.answer(interaction, f"{say(lang, 'settings_saved')}\n{text}")
 
     # ----------------------------------------------------------------- share, remix, votes
 
@@ -187,7 +188,7 @@ class Community:
             str(interaction.message.id) if interaction.message else None
         )
         if message_id is None:
-            raise NotFound(say(interaction.locale, "not_posted", job=job_id))
+            raise NotFound(msg("discord.not_posted", job=job_id))
         return fmt.message_link(job.requester.server_id, job.requester.channel_id, message_id)
 
     async def _post_showcase(
@@ -195,16 +196,17 @@ class Community:
     ) -> discord.Message:
         path = self.core.image_file(ticket.job)
         if path is None:
-            raise NotFound(say(interaction.locale, "no_image_deleted", job=ticket.job.id))
+            raise NotFound(msg("discord.no_image_deleted", job=ticket.job.id))
         client: discord.Client = interaction.client
         channel = client.get_partial_messageable(
             int(ticket.channel_id), guild_id=interaction.guild_id
         )
         file = discord.File(path, filename=f"turbobot-{ticket.job.id}.jpg")
+        lang = await self.locale(interaction)
         return await channel.send(
-            fmt.fit_text(cfmt.showcase_caption(ticket, await self.locale(interaction))),
+            fmt.fit_text(cfmt.showcase_caption(ticket, lang)),
             file=file,
-            view=showcase_view(ticket.job.id, await self.locale(interaction)),
+            view=showcase_view(ticket.job.id, lang),
             allowed_mentions=discord.AllowedMentions.none(),
         )
 
@@ -236,17 +238,17 @@ class Community:
                 event.message_id,
             )
 
-    async def remix_credit(self, job: Job) -> str | None:
+    async def remix_credit(self, job: Job, lang: Language) -> str | None:
         """ "remix of #N by NAME" when the core credits somebody else's image."""
         credit = await self.core.credit_for(job)
         if credit is None:
             return None
-        return cfmt.remix_credit(credit, await self.server_language(job.requester.server_id))
+        return cfmt.remix_credit(credit, lang)
 
-    async def server_language(self, server_id: str | None) -> Language:
-        """The reply language a server chose (English outside a server)."""
+    async def server_language(self, server_id: str | None) -> Language | None:
+        """The reply language a server chose (None when it chose none, and outside a server)."""
         if server_id is None:
-            return Language.EN
+            return None
         return (await self.core.server_settings(Platform.DISCORD, server_id)).language
 
     # ----------------------------------------------------------------- /gallery
@@ -269,7 +271,7 @@ class Community:
         self, interaction: discord.Interaction[Any], sort: str, period: str, page: int
     ) -> tuple[str, discord.ui.View | None]:
         if interaction.guild_id is None:
-            raise NotAllowed(say(interaction.locale, "server_only_gallery"))
+            raise NotAllowed(msg("discord.server_only_gallery"))
         server = str(interaction.guild_id)
         size = cfmt.GALLERY_PAGE_SIZE
         # One more than a page, to know whether there is a next one.
@@ -282,7 +284,7 @@ class Community:
             offset=(page - 1) * size,
         )
         settings = await self.core.server_settings(Platform.DISCORD, server)
-        locale = cfmt.locale_of(settings.language)
+        locale = reply_language(settings.language, str(interaction.locale))
         if not items:
             return say(locale, "gallery_empty"), gallery_view(sort, period, page, has_next=False)
         showcase = settings.showcase_channel_id
@@ -329,7 +331,7 @@ class Community:
         async with self.h.guard(interaction, "forget confirm"):
             locale = await self.locale(interaction)
             if interaction.user.id != user_id:
-                raise NotAllowed(say(locale, "not_yours"))
+                raise NotAllowed(msg("discord.not_yours"))
             count = await self.core.forget(self.h.requester(interaction))
             await self.h.answer(interaction, say(locale, "forgotten", count=count))
 
@@ -366,7 +368,7 @@ def settings_change(**options: Any) -> SettingsChange:
     for name in _text_list(options.pop("reset", None)):
         if name not in SETTING_FIELDS:
             raise BadRequest(
-                t("discord.unknown_setting", name=name, known=", ".join(SETTING_FIELDS))
+                msg("discord.unknown_setting", name=name, known=", ".join(SETTING_FIELDS))
             )
         clear.add(SETTING_FIELDS[name])
     for name, value in options.items():

@@ -24,18 +24,13 @@ def plain_name(name: str) -> str:
     )
 
 
-def locale_of(language: Language) -> str:
-    """The ``say`` locale for a server's reply language."""
-    return "zh-CN" if language is Language.ZH else "en-US"
-
-
-def details(job: Job, lang: Language | str = Language.EN) -> str:
+def details(job: Job, lang: Language | str) -> str:
     spec = job.spec
     style = spec.style or t("discord.style_none", lang)
     return t("discord.showcase.details", lang, style=style, seed=spec.seed, steps=spec.steps)
 
 
-def showcase_caption(ticket: ShareTicket, lang: Language | str = Language.EN) -> str:
+def showcase_caption(ticket: ShareTicket, lang: Language | str) -> str:
     """The text of a showcase post: credit, and the prompt and settings unless hidden."""
     job = ticket.job
     shared_by = t("discord.showcase.credit", lang, name=plain_name(ticket.credit_name), job=job.id)
@@ -46,7 +41,7 @@ def showcase_caption(ticket: ShareTicket, lang: Language | str = Language.EN) ->
     return f"**{discord.utils.escape_markdown(prompt)}**\n{credit} · {details(job, lang)}"
 
 
-def remix_credit(credit: Credit, lang: Language | str = Language.EN) -> str:
+def remix_credit(credit: Credit, lang: Language | str) -> str:
     name = plain_name(credit.name)
     return t("discord.remix_credit", lang, job=credit.job_id, name=name)
 
@@ -57,7 +52,7 @@ def gallery_text(
     sort: str,
     period: str,
     page: int,
-    locale: str,
+    locale: Language | str,
     link_of: dict[int, str],
 ) -> str:
     """One gallery page; ``link_of`` maps share ids to the post to open."""
@@ -86,9 +81,11 @@ def _value(value: object, lang: Language | str) -> str:
     return str(value)
 
 
-def settings_text(
-    settings: ServerSettings, *, show_banned: bool, lang: Language | str = Language.EN
-) -> str:
+def _language(chosen: Language | None, lang: Language | str) -> str:
+    return t("settings.language_own", lang) if chosen is None else str(chosen)
+
+
+def settings_text(settings: ServerSettings, *, show_banned: bool, lang: Language | str) -> str:
     """The settings as an admin reads them back (banned words only for admins)."""
     channel = settings.showcase_channel_id
     none = t("discord.setting.none", lang)
@@ -103,14 +100,14 @@ def settings_text(
             "share_outside",
             t("discord.yes" if settings.allow_external_share else "discord.no", lang),
         ),
-        ("language", str(settings.language)),
+        ("language", _language(settings.language, lang)),
     ]
     if show_banned:
         rows.append(("banned", ", ".join(f"`{w}`" for w in settings.banned_words) or none))
     return fmt.shorten_lines([t(f"discord.setting.{k}", lang, value=v) for k, v in rows])
 
 
-def audit_text(entries: list[AuditEntry], locale: str) -> str:
+def audit_text(entries: list[AuditEntry], locale: Language | str) -> str:
     if not entries:
         return say(locale, "audit_empty")
     lines = [say(locale, "audit_title")]

@@ -54,7 +54,7 @@ def seconds(job: Job) -> float | None:
     return job.finished_at - job.started_at
 
 
-def caption(job: Job, credit: str | None = None, lang: Lang = Language.EN) -> str:
+def caption(job: Job, credit: str | None, lang: Lang) -> str:
     """The text posted with an image: who asked, the prompt, and the settings to reproduce it.
 
     ``credit`` names the original of a remix (plain text: it must not ping its author).
@@ -76,7 +76,7 @@ def caption(job: Job, credit: str | None = None, lang: Lang = Language.EN) -> st
     return fit_text(f"{head}\n-# #{job.id} · " + " · ".join(parts))
 
 
-def info_text(job: Job, lang: Lang = Language.EN) -> str:
+def info_text(job: Job, lang: Lang) -> str:
     """Everything about a job, for the Info button and /show."""
     spec = job.spec
     lines = [
@@ -161,7 +161,7 @@ def _style_lines(
     return shorten_lines(lines)
 
 
-def history_text(jobs: list[Job], page: int, lang: Lang = Language.EN) -> str:
+def history_text(jobs: list[Job], page: int, lang: Lang) -> str:
     lines = [t("discord.history.title", lang, page=page)]
     for job in jobs:
         spec = job.spec
@@ -182,7 +182,7 @@ def history_text(jobs: list[Job], page: int, lang: Lang = Language.EN) -> str:
     return shorten_lines(lines)
 
 
-def queue_text(entries: list[tuple[Job, int]], lang: Lang = Language.EN) -> str:
+def queue_text(entries: list[tuple[Job, int]], lang: Lang) -> str:
     lines = [t("discord.queue.title", lang)]
     for job, position in entries:
         where = (

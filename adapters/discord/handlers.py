@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,12 +22,12 @@ from discord import app_commands
 
 from adapters.discord import format as fmt
 from adapters.discord.community import Community, is_server_admin
+from adapters.discord.status import StatusBoard, post_result
 from adapters.discord.texts import help_text, is_chinese, say
-from adapters.discord.views import Action, cancel_view, restyle_view, result_view
+from adapters.discord.views import Action, cancel_view, restyle_view
 from bot.domain import (
     DeriveKind,
     GenerateRequest,
-    Job,
     JobAction,
     Language,
     Requester,
@@ -36,15 +35,13 @@ from bot.domain import (
     Ticket,
 )
 from bot.errors import NotAllowed, NotFound, ShuttingDown, TurbobotError
+from bot.i18n import language_of, msg
 from bot.ports import BotApi, Clock
 from bot.texts import styles_rescanned
 from bot.validation import NO_STYLE
 
 _log = logging.getLogger(__name__)
 
-PROGRESS_EVERY_S = 1.0  # no request storms: at most one progress edit per second per job
-TOKEN_LIFETIME_S = 14 * 60.0  # interaction tokens die at 15 min; stop editing a little before
-FINISHED_MEMORY = 512  # results remembered for a /imagine whose reply was not yet sent
 MAX_ATTACHMENTS = 10  # Discord's cap on files per message
 
 
@@ -74,16 +71,6 @@ class ImagineOptions:
         )
 
 
-@dataclass
-class Tracked:
-    """An interaction whose ephemeral reply shows one job's progress."""
-
-    interaction: discord.Interaction[Any]
-    opened_at: float
-    last_edit: float = float("-inf")
-    pending: asyncio.Future[Any] | None = None  # the edit in flight, if any
-
-
 def requester(interaction: discord.Interaction[Any]) -> Requester:
     who = fmt.requester_of(
         interaction.user.id,
@@ -107,7 +94,7 @@ def channel_is_nsfw(channel: object) -> bool:
 
 
 class Handlers:
-    """Translates interactions to core calls; also the progress bookkeeping for notifications."""
+    """Translates interactions to core calls; ``status`` keeps the replies showing progress."""
 
     requester = staticmethod(requester)
 
@@ -115,19 +102,21 @@ class Handlers:
         self.core = core
         self.clock = clock
         self.accepting = True
-        self.tracked: dict[int, Tracked] = {}
-        # Text for jobs that finished before their /imagine got to say "queued" (fast GPUs).
-        self.finished: OrderedDict[int, str] = OrderedDict()
+        self.status = StatusBoard(clock)
         self.community = Community(self)
 
     # ----------------------------------------------------------------- error boundary
 
-    async def error_language(self, interaction: discord.Interaction[Any]) -> str:
-        """Core errors follow the server's language (the user's locale when unreadable)."""
+    async def lang(self, interaction: discord.Interaction[Any]) -> Language:
+        """The language of every reply (the core's rule, :func:`bot.i18n.reply_language`)."""
+        return await self.community.locale(interaction)
+
+    async def error_language(self, interaction: discord.Interaction[Any]) -> Language:
+        """:meth:`lang`, or the user's own when the server's setting cannot be read."""
         try:
-            return await self.community.locale(interaction)
-        except TurbobotError:
-            return str(interaction.locale)
+            return await self.lang(interaction)
+        except Exception:  # the error being reported may be the store's own
+            return language_of(str(interaction.locale))
 
     @contextlib.asynccontextmanager
     async def guard(
@@ -148,7 +137,8 @@ class Handlers:
                 job_id,
             )
             with contextlib.suppress(discord.HTTPException):
-                await self.answer(interaction, say(interaction.locale, "went_wrong"))
+                lang = await self.error_language(interaction)
+                await self.answer(interaction, say(lang, "went_wrong"))
 
     async def answer(
         self,
@@ -174,7 +164,7 @@ class Handlers:
 
     def check_accepting(self, interaction: discord.Interaction[Any]) -> None:
         if not self.accepting:
-            raise ShuttingDown(say(interaction.locale, "stopping"))
+            raise ShuttingDown(msg("discord.stopping"))
 
     # ----------------------------------------------------------------- commands
 
@@ -198,12 +188,11 @@ class Handlers:
                 load_previews, styles, self._upload_limit(interaction)
             )
             with_preview = sum(1 for s in styles if s.preview_path)
+            lang = await self.lang(interaction)
             note = None
             if len(previews) < with_preview:
-                note = say(
-                    interaction.locale, "previews_shown", shown=len(previews), total=with_preview
-                )
-            text = fmt.styles_text(styles, default, is_chinese(interaction.locale), note)
+                note = say(lang, "previews_shown", shown=len(previews), total=with_preview)
+            text = fmt.styles_text(styles, default, lang is Language.ZH, note)
             files = [discord.File(io.BytesIO(data), filename=name) for name, data in previews]
             await self.answer(interaction, text, files=files)
 
@@ -213,7 +202,7 @@ class Handlers:
                 style = None
             await self.core.set_default_style(requester(interaction), style)
             key = "default_set" if style else "default_cleared"
-            await self.answer(interaction, say(interaction.locale, key, style=style))
+            await self.answer(interaction, say(await self.lang(interaction), key, style=style))
 
     async def history(self, interaction: discord.Interaction[Any], page: int) -> None:
         async with self.guard(interaction, "history"):
@@ -221,20 +210,22 @@ class Handlers:
             jobs = await self.core.history(
                 requester(interaction), limit=size, offset=(page - 1) * size
             )
+            lang = await self.lang(interaction)
             if not jobs:
-                await self.answer(interaction, say(interaction.locale, "no_history"))
+                await self.answer(interaction, say(lang, "no_history"))
                 return
-            await self.answer(interaction, fmt.history_text(jobs, page, str(interaction.locale)))
+            await self.answer(interaction, fmt.history_text(jobs, page, lang))
 
     async def queue(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "queue"):
             entries = await self.core.queue_of(requester(interaction))
+            lang = await self.lang(interaction)
             if not entries:
-                await self.answer(interaction, say(interaction.locale, "no_jobs"))
+                await self.answer(interaction, say(lang, "no_jobs"))
                 return
             waiting = [job.id for job, position in entries if position > 0]
-            view = cancel_view(waiting, str(interaction.locale)) if waiting else None
-            await self.answer(interaction, fmt.queue_text(entries, str(interaction.locale)), view)
+            view = cancel_view(waiting, lang) if waiting else None
+            await self.answer(interaction, fmt.queue_text(entries, lang), view)
 
     async def show(self, interaction: discord.Interaction[Any], job_id: int) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -243,25 +234,24 @@ class Handlers:
             job = await self.core.job_for(requester(interaction), job_id, JobAction.SHOW)
             path = self.core.image_file(job)
             if path is None:
-                raise NotFound(say(interaction.locale, "no_image", job=job_id))
+                raise NotFound(msg("discord.no_image", job=job_id))
             channel = self._channel(interaction)
-            credit = await self.community.remix_credit(job)
+            lang = await self.lang(interaction)
+            credit = await self.community.remix_credit(job, lang)
             limit = self._upload_limit(interaction)
-            message = await post_result(
-                channel, job, path, limit, credit=credit, lang=str(interaction.locale)
-            )
+            message = await post_result(channel, job, path, limit, credit=credit, lang=lang)
             await self.answer(interaction, message.jump_url)
 
     async def help(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "help"):
-            await self.answer(interaction, help_text(interaction.locale))
+            await self.answer(interaction, help_text(await self.lang(interaction)))
 
     async def styles_rescan(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "styles-rescan"):
             # A rescan reads every style file: acknowledge within Discord's 3 s first.
             await interaction.response.defer(ephemeral=True, thinking=True)
             changes = await self.core.rescan_styles(requester(interaction))
-            lang = await self.error_language(interaction)
+            lang = await self.lang(interaction)
             await self.answer(interaction, styles_rescanned(changes).render(lang))
 
     async def style_autocomplete(
@@ -272,6 +262,8 @@ class Handlers:
         except Exception:
             _log.exception("style autocomplete failed (user %s)", interaction.user.id)
             return []
+        # Choices are the command's own UI, like its name: in the client's language, and
+        # without a store read on every keystroke.
         chinese = is_chinese(interaction.locale)
         return [
             app_commands.Choice(name=label, value=value)
@@ -296,11 +288,11 @@ class Handlers:
                     ticket = await self.core.derive(who, job_id, DeriveKind.VARY)
                     await self.queued(interaction, ticket)
                 case Action.RESTYLE:
-                    styles = self.core.styles()
+                    lang = await self.lang(interaction)
                     await self.answer(
                         interaction,
-                        say(interaction.locale, "restyle_title", job=job_id),
-                        restyle_view(job_id, styles, str(interaction.locale)),
+                        say(lang, "restyle_title", job=job_id),
+                        restyle_view(job_id, self.core.styles(), lang),
                     )
                 case Action.SHARE:
                     await self.community.share(interaction, job_id)
@@ -310,10 +302,11 @@ class Handlers:
                     await self._delete(interaction, who, job_id)
                 case Action.INFO:
                     job = await self.core.job_for(who, job_id, JobAction.DETAILS)
-                    await self.answer(interaction, fmt.info_text(job, str(interaction.locale)))
+                    await self.answer(interaction, fmt.info_text(job, await self.lang(interaction)))
                 case Action.CANCEL:
                     job = await self.core.cancel(who, job_id)
-                    await self.answer(interaction, say(interaction.locale, "cancelled", job=job.id))
+                    lang = await self.lang(interaction)
+                    await self.answer(interaction, say(lang, "cancelled", job=job.id))
 
     async def on_restyle(
         self, interaction: discord.Interaction[Any], job_id: int, style: str
@@ -341,56 +334,30 @@ class Handlers:
         if interaction.message is not None:
             with contextlib.suppress(discord.NotFound):
                 await interaction.message.delete()
-        await self.answer(interaction, say(interaction.locale, "deleted", job=job_id))
+        await self.answer(interaction, say(await self.lang(interaction), "deleted", job=job_id))
 
     # ----------------------------------------------------------------- progress bookkeeping
 
     async def queued(self, interaction: discord.Interaction[Any], ticket: Ticket) -> None:
         job = ticket.job
-        done = self.finished.pop(job.id, None)
+        lang = await self.lang(interaction)
+        # No await between here and track(): the job may finish at any await.
+        done = self.status.take_finished(job.id)
         if done is not None:
-            await self.answer(interaction, done)
+            await self.answer(interaction, f"#{job.id} · {done.render(lang)}")
             return
-        tracked = Tracked(interaction, opened_at=self.clock.monotonic())
-        self.tracked[job.id] = tracked
-        text = say(
-            interaction.locale, "queued", position=ticket.position, eta=fmt.eta_text(ticket.eta_s)
-        )
+        tracked = self.status.track(job.id, interaction, lang)
+        text = say(lang, "queued", position=ticket.position, eta=fmt.eta_text(ticket.eta_s))
         # Progress may arrive while this edit is in flight: as "pending" it holds them back, and
         # "done" waits for it, so the user never sees "queued" after "done".
         tracked.pending = asyncio.ensure_future(self.answer(interaction, f"#{job.id} · {text}"))
         await tracked.pending
 
-    def live(self, job_id: int) -> Tracked | None:
-        """The interaction showing this job, while its token is still good."""
-        t = self.tracked.get(job_id)
-        if t is None:
-            return None
-        if self.clock.monotonic() - t.opened_at > TOKEN_LIFETIME_S:
-            del self.tracked[job_id]
-            return None
-        return t
-
-    def due_for_progress(self, job_id: int) -> Tracked | None:
-        """The interaction to edit for a progress step, or None when throttled."""
-        t = self.live(job_id)
-        now = self.clock.monotonic()
-        busy = t is not None and t.pending is not None and not t.pending.done()
-        if t is None or busy or now - t.last_edit < PROGRESS_EVERY_S:
-            return None
-        t.last_edit = now
-        return t
-
-    def remember_finished(self, job_id: int, text: str) -> None:
-        self.finished[job_id] = text
-        while len(self.finished) > FINISHED_MEMORY:
-            self.finished.popitem(last=False)
-
     # ----------------------------------------------------------------- helpers
 
     def _channel(self, interaction: discord.Interaction[Any]) -> discord.PartialMessageable:
         if interaction.channel_id is None:
-            raise NotAllowed(say(interaction.locale, "channel_only"))
+            raise NotAllowed(msg("discord.channel_only"))
         client: discord.Client = interaction.client
         return client.get_partial_messageable(interaction.channel_id, guild_id=interaction.guild_id)
 
@@ -426,42 +393,3 @@ def load_previews(styles: list[StyleInfo], limit: int) -> list[tuple[str, bytes]
         out.append((f"{style.name}{path.suffix.lower()}", data))
         total += len(data)
     return out
-
-
-async def post_result(
-    channel: discord.abc.Messageable,
-    job: Job,
-    path: Path,
-    limit: int,
-    *,
-    credit: str | None = None,
-    lang: Language | str = Language.EN,
-) -> discord.Message:
-    """An ordinary channel message with the image, caption, mention and buttons.
-
-    ``credit`` ("remix of #N by NAME") goes on the settings line of the caption.
-
-    It needs no interaction token, so it works after a 15-minute queue and after a restart.
-    """
-    size = (await asyncio.to_thread(path.stat)).st_size
-    mention = discord.AllowedMentions(users=[discord.Object(int(job.requester.user_id))])
-    if size > limit:
-        mib, cap = fmt.too_big(size, limit)
-        text = say(
-            lang,
-            "too_big",
-            mention=f"<@{job.requester.user_id}>",
-            job=job.id,
-            size=mib,
-            limit=cap,
-        )
-        return await channel.send(
-            fmt.fit_text(text), allowed_mentions=mention, view=result_view(job.id, lang)
-        )
-    file = discord.File(path, filename=f"turbobot-{job.id}.jpg")
-    return await channel.send(
-        fmt.caption(job, credit, lang),
-        file=file,
-        view=result_view(job.id, lang),
-        allowed_mentions=mention,
-    )

@@ -2,7 +2,8 @@
 
 Command names, descriptions and choice names are ``locale_str`` whose ``key`` extra names a
 catalogue entry; Discord shows the Chinese text from :class:`Translator` to zh-CN clients.
-Replies pick a language from the interaction's locale or the server's language.
+Replies follow the core's one rule (:func:`bot.i18n.reply_language`): the server's language
+when it chose one, else the user's client locale (always so in a DM).
 """
 
 from __future__ import annotations

@@ -151,7 +151,7 @@ class RestyleSelect(
             await _handler(interaction).on_restyle(interaction, self.job_id, str(values[0]))
 
 
-def result_view(job_id: int, lang: Lang = Language.EN) -> discord.ui.View:
+def result_view(job_id: int, lang: Lang) -> discord.ui.View:
     """The buttons under a posted image."""
     view = discord.ui.View(timeout=None)
     for action in RESULT_ACTIONS:
@@ -159,7 +159,7 @@ def result_view(job_id: int, lang: Lang = Language.EN) -> discord.ui.View:
     return view
 
 
-def cancel_view(job_ids: list[int], lang: Lang = Language.EN) -> discord.ui.View:
+def cancel_view(job_ids: list[int], lang: Lang) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     for job_id in job_ids[:SELECT_LIMIT]:
         button = JobButton(Action.CANCEL, job_id, lang)
@@ -168,13 +168,13 @@ def cancel_view(job_ids: list[int], lang: Lang = Language.EN) -> discord.ui.View
     return view
 
 
-def restyle_view(job_id: int, styles: list[StyleInfo], lang: Lang = Language.EN) -> discord.ui.View:
+def restyle_view(job_id: int, styles: list[StyleInfo], lang: Lang) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(RestyleSelect(job_id, styles, lang))
     return view
 
 
-def showcase_view(job_id: int, lang: Lang = Language.EN) -> discord.ui.View:
+def showcase_view(job_id: int, lang: Lang) -> discord.ui.View:
     """Under a showcase post: anyone may remix it (votes are reactions, not buttons)."""
     view = discord.ui.View(timeout=None)
     view.add_item(JobButton(Action.REMIX, job_id, lang))
@@ -256,7 +256,7 @@ class ForgetButton(
         await _handler(interaction).on_forget(interaction, self.user_id)
 
 
-def forget_view(user_id: int, lang: Lang = Language.EN) -> discord.ui.View:
+def forget_view(user_id: int, lang: Lang) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(ForgetButton(user_id, lang))
     return view

@@ -14,13 +14,14 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import ChatMember, ChatMemberAdministrator, InlineKeyboardMarkup, Message, Update
+from telegram import ChatMember, ChatMemberAdministrator, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application
 
 from adapters.telegram import community_texts as ct
 from adapters.telegram import updates as tg
+from adapters.telegram.args import gallery_view, settings_change, switch
 from adapters.telegram.keyboards import (
     Action,
     Callback,
@@ -28,6 +29,7 @@ from adapters.telegram.keyboards import (
     forget_keyboard,
     gallery_keyboard,
     showcase_keyboard,
+    shown_score,
     with_score,
 )
 from adapters.telegram.texts import CAPTION_LIMIT
@@ -36,145 +38,27 @@ from bot.domain import (
     DeriveKind,
     Job,
     JobAction,
-    Language,
     Platform,
     Requester,
-    SettingsChange,
     Ticket,
 )
 from bot.errors import BadRequest, NotAllowed, NotFound
+from bot.i18n import reply_language
 from bot.ports import BotApi, GalleryPeriod, GallerySort
 
 TgApp = Application[Any, Any, Any, Any, Any, Any]
 Button = Callable[[Update, Callback], Awaitable[str | None]]
-PostStatus = Callable[[Ticket, int, int], Awaitable[None]]
+PostStatus = Callable[[Ticket, int, int, str], Awaitable[None]]
 FileRef = Callable[[Job], str | None]
 
 GALLERY_PAGE = 5  # one text message per page: a few lines, well within flood limits
 AUDIT_LINES = 20
 _ADMINS = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR}
 _CAN_POST = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER}
-_CLEAR = {"none", "default", "clear", "-"}
-_ON = {"on", "yes", "true", "1"}
-_OFF = {"off", "no", "false", "0"}
-_CHAT_ID = re.compile(r"-?\d{1,20}|@[A-Za-z0-9_]{5,32}")
 _USER_ID = re.compile(r"\d{1,20}")
 
 _SORTS: dict[str, GallerySort] = {"r": "recent", "t": "top"}
 _PERIODS: dict[str, GalleryPeriod] = {"w": "week", "m": "month", "a": "all"}
-
-
-def _bad(lang: str, key: str, what: str) -> BadRequest:
-    return BadRequest(ct.say(lang, "settings_bad_value", key=key, what=what))
-
-
-def _switch(lang: str, key: str, value: str) -> bool:
-    word = value.lower()
-    if word in _ON:
-        return True
-    if word in _OFF:
-        return False
-    raise _bad(lang, key, ct.say(lang, "want_on_off"))
-
-
-def _float(lang: str, key: str, value: str, _chat: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise _bad(lang, key, ct.say(lang, "want_number")) from None
-
-
-def _int(lang: str, key: str, value: str, _chat: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise _bad(lang, key, ct.say(lang, "want_whole_number")) from None
-
-
-def _text(_lang: str, _key: str, value: str, _chat: str) -> str:
-    return value
-
-
-def _words(_lang: str, _key: str, value: str, _chat: str) -> tuple[str, ...]:
-    return tuple(w.strip() for w in value.split(",") if w.strip())
-
-
-def _styles(lang: str, key: str, value: str, chat: str) -> tuple[str, ...]:
-    return () if value.lower() == "all" else _words(lang, key, value, chat)
-
-
-def _chat(lang: str, key: str, value: str, chat: str) -> str:
-    target = chat if value.lower() == "here" else value
-    if not _CHAT_ID.fullmatch(target):
-        raise _bad(lang, key, ct.say(lang, "want_chat"))
-    return target
-
-
-def _on_off(lang: str, key: str, value: str, _chat: str) -> bool:
-    return _switch(lang, key, value)
-
-
-def _language(lang: str, key: str, value: str, _chat: str) -> Language:
-    try:
-        return Language(value.lower())
-    except ValueError:
-        raise _bad(lang, key, ct.say(lang, "want_language")) from None
-
-
-# /settings key -> (SettingsChange field, parser of the typed value). Parsing only: the core
-# checks ranges, style names and admin rights.
-_SETTINGS: dict[str, tuple[str, Callable[[str, str, str, str], object]]] = {
-    "default_style": ("default_style", _text),
-    "allowed_styles": ("allowed_styles", _styles),
-    "rate": ("rate_per_minute", _float),
-    "burst": ("rate_burst", _int),
-    "pending": ("max_pending_per_user", _int),
-    "showcase": ("showcase_channel_id", _chat),
-    "banned": ("banned_words", _words),
-    "share_outside": ("allow_external_share", _on_off),
-    "language": ("language", _language),
-}
-
-
-def settings_change(lang: str, key: str, value: str, chat_id: str) -> SettingsChange:
-    """The core's change for one ``/settings set`` (``none`` returns the key to its default)."""
-    key = key.lower()
-    if key not in _SETTINGS:
-        keys = ", ".join(_SETTINGS)
-        raise BadRequest(ct.say(lang, "settings_unknown_key", key=key, keys=keys))
-    field, parse = _SETTINGS[key]
-    if value.lower() in _CLEAR:
-        return SettingsChange(clear=frozenset({field}))
-    # By field name: one code path for every key (each parser returns that field's type).
-    values: dict[str, Any] = {field: parse(lang, key, value, chat_id)}
-    return SettingsChange(**values)
-
-
-def message_link(chat_id: str | None, message_id: str | None) -> str | None:
-    """A t.me link to a post in a supergroup/channel (basic groups have none)."""
-    if chat_id is None or message_id is None:
-        return None
-    if chat_id.startswith("-100"):
-        return f"https://t.me/c/{chat_id[4:]}/{message_id}"
-    if chat_id.startswith("@"):
-        return f"https://t.me/{chat_id[1:]}/{message_id}"
-    return None
-
-
-def gallery_view(words: list[str]) -> str:
-    """``/gallery [top] [week|month]`` → the two-letter view code buttons carry ("tw", "ra")."""
-    sort, period = "r", "a"
-    for word in words:
-        low = word.lower()
-        if low in {"top", "best"}:
-            sort = "t"
-        elif low in {"recent", "new"}:
-            sort = "r"
-        elif low in {"week", "month", "all"}:
-            period = low[0]
-        else:
-            raise ValueError(word)
-    return sort + period
 
 
 class Community:
@@ -211,14 +95,15 @@ class Community:
 
     # ----- language and admins -----
     async def server_lang(self, server_id: str | None, language_code: str | None = None) -> str:
-        """The group's reply language; outside groups the user's own."""
-        if server_id is None:
-            return ct.lang_of(language_code)
-        settings = await self._core.server_settings(Platform.TELEGRAM, server_id)
-        return str(settings.language)
+        """The core's rule (:func:`bot.i18n.reply_language`): the group's language when it
+        chose one, else the user's ``language_code`` (always so in a private chat)."""
+        chosen = None
+        if server_id is not None:
+            chosen = (await self._core.server_settings(Platform.TELEGRAM, server_id)).language
+        return str(reply_language(chosen, language_code))
 
     async def lang(self, update: Update) -> str:
-        """The language to answer this update in."""
+        """The language to answer this update in (the rule of :meth:`server_lang`)."""
         return await self.server_lang(tg.group_id(update), tg.language(update))
 
     async def is_admin(self, update: Update) -> bool:
@@ -322,15 +207,15 @@ class Community:
             tg.requester(update), callback.int_arg(0), DeriveKind.REMIX
         )
         message = tg.message(update)
-        await self._post_status(ticket, message.chat_id, message.message_id)
+        lang = await self.lang(update)
+        await self._post_status(ticket, message.chat_id, message.message_id, lang)
         return f"#{ticket.job.id}"
 
-    async def remix_credit(self, job: Job) -> str | None:
+    async def remix_credit(self, job: Job, lang: str) -> str | None:
         """ "remix of #N by NAME" for a job made from someone else's image (None otherwise)."""
         credit = await self._core.credit_for(job)
         if credit is None:
             return None
-        lang = await self.server_lang(job.requester.server_id)
         return ct.remix_credit(lang, credit)
 
     async def share_options(self, job: Job) -> tuple[bool, bool]:
@@ -340,12 +225,13 @@ class Community:
         settings = await self._core.server_settings(Platform.TELEGRAM, job.requester.server_id)
         return True, settings.allow_external_share
 
-    async def shareable(self, requester: Requester, jobs: list[Job]) -> list[Job]:
-        """The jobs this user may share into any chat (inline mode): the core decides."""
+    async def shareable(self, requester: Requester, job_ids: list[int]) -> list[Job]:
+        """Those of ``job_ids`` this user may share into any chat (inline mode): only their
+        own, and as the core decides (opt-out, the group's "share outside" setting)."""
         kept = []
-        for job in jobs:
+        for job_id in job_ids:
             try:
-                kept.append(await self._core.job_for(requester, job.id, JobAction.SHARE_OUTSIDE))
+                kept.append(await self._core.job_for(requester, job_id, JobAction.SHARE_OUTSIDE))
             except (NotFound, NotAllowed):
                 continue
         return kept
@@ -390,7 +276,7 @@ class Community:
         showcase = settings.showcase_channel_id
         lines = [
             ct.gallery_line(
-                lang, page * GALLERY_PAGE + n + 1, item, message_link(showcase, item.message_id)
+                lang, page * GALLERY_PAGE + n + 1, item, ct.message_link(showcase, item.message_id)
             )
             for n, item in enumerate(items[:GALLERY_PAGE])
         ]
@@ -418,7 +304,7 @@ class Community:
             await message.reply_text(ct.say(lang, "privacy_usage"))
             return
         for word, value in pairs.items():
-            changes["share_opt_out" if word == "optout" else "hide_details"] = _switch(
+            changes["share_opt_out" if word == "optout" else "hide_details"] = switch(
                 lang, word, value
             )
         updated = await self._core.set_privacy(
@@ -491,16 +377,6 @@ def can_post(member: ChatMember, *, channel: bool) -> bool:
     if member.status == ChatMemberStatus.RESTRICTED:
         return bool(getattr(member, "can_send_photos", False))
     return member.status in _CAN_POST
-
-
-def shown_score(markup: InlineKeyboardMarkup | None, data: str) -> int:
-    """The count on the like button ``data`` of a showcase post, as its viewers saw it."""
-    for row in markup.inline_keyboard if markup is not None else ():
-        for button in row:
-            if button.callback_data == data:
-                digits = "".join(ch for ch in button.text if ch.isdigit())
-                return int(digits) if digits else 0
-    return 0
 
 
 def _target_user(message: Message) -> str | None:

@@ -1,8 +1,9 @@
 """What the Telegram adapter says for community features (texts from :mod:`bot.i18n`).
 
-Community replies follow the group's language (``ServerSettings.language``); in a private chat
-the user's Telegram language. Every key has both texts (checked by the catalogue test), so a
-missing translation is a test failure rather than a ``KeyError`` in a handler.
+Replies follow the core's one rule (:func:`bot.i18n.reply_language`): the group's language when
+it chose one, else the user's Telegram ``language_code`` (always so in a private chat). Every
+key has both texts (checked by the catalogue test), so a missing translation is a test failure
+rather than a ``KeyError`` in a handler.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def settings(lang: str, s: ServerSettings, *, changed: bool = False) -> str:
         ("k_showcase", s.showcase_channel_id or say(lang, "none")),
         ("k_banned", _words(lang, s.banned_words, "none")),
         ("k_share_outside", say(lang, "on" if s.allow_external_share else "off")),
-        ("k_language", str(s.language)),
+        ("k_language", t("settings.language_own", lang) if s.language is None else str(s.language)),
     ]
     head = say(lang, "settings_changed" if changed else "settings_title")
     body = "\n".join(f"• {say(lang, k)}: {v}" for k, v in rows)
@@ -123,3 +124,14 @@ def audit(lang: str, entries: list[AuditEntry]) -> str:
         for e in entries
     ]
     return shorten(say(lang, "audit_title") + "\n" + "\n".join(lines), MESSAGE_LIMIT)
+
+
+def message_link(chat_id: str | None, message_id: str | None) -> str | None:
+    """A t.me link to a post in a supergroup/channel (basic groups have none)."""
+    if chat_id is None or message_id is None:
+        return None
+    if chat_id.startswith("-100"):
+        return f"https://t.me/c/{chat_id[4:]}/{message_id}"
+    if chat_id.startswith("@"):
+        return f"https://t.me/{chat_id[1:]}/{message_id}"
+    return None

@@ -15,7 +15,7 @@ from enum import StrEnum
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from adapters.telegram.texts import Lang, style_label
-from bot.domain import Job, Language, StyleInfo
+from bot.domain import Job, StyleInfo
 from bot.i18n import t
 
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit
@@ -115,7 +115,7 @@ def _label(emoji: str, key: str, lang: Lang) -> str:
 
 
 def result_keyboard(
-    job: Job, *, showcase: bool = False, share_outside: bool = True, lang: Lang = Language.EN
+    job: Job, *, showcase: bool = False, share_outside: bool = True, lang: Lang
 ) -> InlineKeyboardMarkup:
     """The buttons under a delivered image.
 
@@ -265,7 +265,7 @@ def style_keyboard(
     return InlineKeyboardMarkup(rows)
 
 
-def cancel_keyboard(job_ids: list[int], lang: Lang = Language.EN) -> InlineKeyboardMarkup | None:
+def cancel_keyboard(job_ids: list[int], lang: Lang) -> InlineKeyboardMarkup | None:
     if not job_ids:
         return None
     return InlineKeyboardMarkup(
@@ -278,3 +278,13 @@ def cancel_keyboard(job_ids: list[int], lang: Lang = Language.EN) -> InlineKeybo
             for j in job_ids[:20]
         ]
     )
+
+
+def shown_score(markup: InlineKeyboardMarkup | None, data: str) -> int:
+    """The count on the like button ``data`` of a showcase post, as its viewers saw it."""
+    for row in markup.inline_keyboard if markup is not None else ():
+        for button in row:
+            if button.callback_data == data:
+                digits = "".join(ch for ch in button.text if ch.isdigit())
+                return int(digits) if digits else 0
+    return 0

@@ -112,7 +112,7 @@ def _odd_run(text: str, end: int) -> bool:
 
 
 # ----- captions and status lines -----
-def details_line(job: Job, lang: Lang = Language.EN) -> str:
+def details_line(job: Job, lang: Lang) -> str:
     spec = job.spec
     parts = [
         spec.style or t("telegram.no_style", lang),
@@ -126,7 +126,7 @@ def details_line(job: Job, lang: Lang = Language.EN) -> str:
     return " · ".join(parts)
 
 
-def caption(job: Job, credit: str | None = None, lang: Lang = Language.EN) -> str:
+def caption(job: Job, credit: str | None, lang: Lang) -> str:
     """Prompt (shortened as needed) and the settings, within Telegram's 1024-unit caption;
     ``credit`` (a remix's "remix of #N by NAME") goes last."""
     details = details_line(job, lang) if credit is None else f"{details_line(job, lang)}\n{credit}"
@@ -134,26 +134,26 @@ def caption(job: Job, credit: str | None = None, lang: Lang = Language.EN) -> st
     return f"{shorten(shown_prompt(job, lang), budget)}\n{details}"
 
 
-def duration(seconds: float, lang: Lang = Language.EN) -> str:
+def duration(seconds: float, lang: Lang) -> str:
     if seconds < 90:
         return t("telegram.seconds", lang, n=max(1, math.ceil(seconds)))
     return t("telegram.minutes", lang, n=math.ceil(seconds / 60))
 
 
-def queued(ticket: Ticket, lang: Lang = Language.EN) -> str:
+def queued(ticket: Ticket, lang: Lang) -> str:
     eta = duration(ticket.eta_s, lang)
     return t("telegram.queued", lang, job=ticket.job.id, position=ticket.position, eta=eta)
 
 
-def generating(job: Job, step: int, total: int, lang: Lang = Language.EN) -> str:
+def generating(job: Job, step: int, total: int, lang: Lang) -> str:
     return t("telegram.generating", lang, job=job.id, step=step, total=total)
 
 
-def failed(job: Job, reason: Message | str, lang: Lang = Language.EN) -> str:
+def failed(job: Job, reason: Message | str, lang: Lang) -> str:
     return shorten(t("telegram.failed", lang, job=job.id, reason=reason), MESSAGE_LIMIT)
 
 
-def job_line(job: Job, lang: Lang = Language.EN) -> str:
+def job_line(job: Job, lang: Lang) -> str:
     prompt = shorten(" ".join(shown_prompt(job, lang).split()), 60)
     style = job.spec.style or t("telegram.no_style", lang)
     return t(
@@ -167,14 +167,14 @@ def job_line(job: Job, lang: Lang = Language.EN) -> str:
     )
 
 
-def history(jobs: list[Job], lang: Lang = Language.EN) -> str:
+def history(jobs: list[Job], lang: Lang) -> str:
     if not jobs:
         return t("telegram.history_empty", lang)
     lines = "\n".join(job_line(j, lang) for j in jobs)
     return shorten(f"{t('telegram.history_title', lang)}\n{lines}", MESSAGE_LIMIT)
 
 
-def queue(entries: list[tuple[Job, int]], eta: dict[int, float], lang: Lang = Language.EN) -> str:
+def queue(entries: list[tuple[Job, int]], eta: dict[int, float], lang: Lang) -> str:
     if not entries:
         return t("telegram.queue_empty", lang)
     lines = []
@@ -197,24 +197,24 @@ def style_label(style: StyleInfo, language_code: str | None) -> str:
     return style.display_name_zh if is_chinese(language_code) else style.display_name
 
 
-def style_picker(current: str | None, page: int, pages: int, lang: Lang = Language.EN) -> str:
+def style_picker(current: str | None, page: int, pages: int, lang: Lang) -> str:
     now = current or t("telegram.style_none", lang)
     return t("telegram.style_picker", lang, page=page + 1, pages=pages, now=now)
 
 
-def restyle_picker(job_id: int, page: int, pages: int, lang: Lang = Language.EN) -> str:
+def restyle_picker(job_id: int, page: int, pages: int, lang: Lang) -> str:
     return t("telegram.restyle_picker", lang, job=job_id, page=page + 1, pages=pages)
 
 
-def style_set(style: str | None, lang: Lang = Language.EN) -> str:
+def style_set(style: str | None, lang: Lang) -> str:
     if style is None:
         return t("telegram.style_cleared", lang)
     return t("telegram.style_set", lang, style=style)
 
 
-def no_image(job_id: int, lang: Lang = Language.EN) -> str:
+def no_image(job_id: int, lang: Lang) -> str:
     return t("telegram.no_image", lang, job=job_id)
 
 
-def no_styles(lang: Lang = Language.EN) -> str:
+def no_styles(lang: Lang) -> str:
     return t("telegram.no_styles", lang)

@@ -48,7 +48,7 @@ def settings_from_row(row: sqlite3.Row) -> ServerSettings:
         showcase_channel_id=row["showcase_channel_id"],
         banned_words=tuple(json.loads(row["banned_words"])),
         allow_external_share=bool(row["allow_external_share"]),
-        language=Language(row["language"]),
+        language=Language(row["language"]) if row["language"] else None,
     )
 
 
@@ -65,7 +65,7 @@ def settings_row(s: ServerSettings) -> tuple[Any, ...]:
         s.showcase_channel_id,
         json.dumps(list(s.banned_words), ensure_ascii=False),
         int(s.allow_external_share),
-        str(s.language),
+        None if s.language is None else str(s.language),
     )
 
 

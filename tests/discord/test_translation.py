@@ -66,7 +66,7 @@ def test_requester_carries_ids_only() -> None:
 
 
 def test_caption_mentions_requester_and_has_settings() -> None:
-    text = fmt.caption(_job())
+    text = fmt.caption(_job(), None, Language.EN)
     assert text.startswith("<@7> **a red fox in snow**")
     for part in ("style ink", "seed 42", "4 steps", "1:1", "2.5 s", f"#{JOB_ID}"):
         assert part in text
@@ -74,10 +74,10 @@ def test_caption_mentions_requester_and_has_settings() -> None:
 
 def test_caption_shortens_long_prompts_but_info_keeps_more() -> None:
     job = _job("word " * 500)
-    assert len(fmt.caption(job)) < 500
-    assert "…" in fmt.caption(job)
-    assert len(fmt.info_text(job)) <= fmt.MESSAGE_LIMIT
-    assert "denoise 2000 ms" in fmt.info_text(job)
+    assert len(fmt.caption(job, None, Language.EN)) < 500
+    assert "…" in fmt.caption(job, None, Language.EN)
+    assert len(fmt.info_text(job, Language.EN)) <= fmt.MESSAGE_LIMIT
+    assert "denoise 2000 ms" in fmt.info_text(job, Language.EN)
 
 
 def test_autocomplete_is_capped_at_25_and_matches_either_language() -> None:
@@ -114,7 +114,7 @@ def test_restyle_select_id_does_not_collide_with_buttons() -> None:
 
 
 def test_result_view_is_persistent_with_every_action() -> None:
-    view = result_view(JOB_ID)
+    view = result_view(JOB_ID, Language.EN)
     assert view.is_persistent()
     ids = [item.custom_id for item in view.children if isinstance(item, JobButton)]
     assert ids == [f"tb:{a}:{JOB_ID}" for a in RESULT_ACTIONS]
@@ -150,14 +150,14 @@ def _ticket(show_details: bool, name: str = "Alice") -> ShareTicket:
 
 
 def test_showcase_caption_credits_by_name_and_shows_details() -> None:
-    text = cfmt.showcase_caption(_ticket(show_details=True))
+    text = cfmt.showcase_caption(_ticket(show_details=True), Language.EN)
     assert text.startswith("**a red fox in snow**")
     assert f"Shared by Alice · #{JOB_ID} · style ink · seed 42" in text
     assert "<@" not in text
 
 
 def test_showcase_caption_hides_details_and_defuses_names() -> None:
-    text = cfmt.showcase_caption(_ticket(show_details=False, name="@everyone **big**"))
+    text = cfmt.showcase_caption(_ticket(show_details=False, name="@everyone **big**"), Language.EN)
     assert "red fox" not in text
     assert "seed" not in text
     assert "@everyone" not in text  # escaped: shown as typed, pings nobody

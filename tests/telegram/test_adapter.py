@@ -319,12 +319,14 @@ async def test_inline_query_offers_cached_photos_of_the_user_only(bot: Harness) 
     await bot.api.push(inline_query("fox", from_user=ADA, query_id="iq-fox"))
     await bot.api.push(inline_query("#1", from_user=ADA, query_id="iq-id"))
     await bot.api.push(inline_query("fox", from_user=user(99), query_id="iq-other"))
-    answers = await bot.api.wait_for("answerInlineQuery", 3)
+    await bot.api.push(inline_query("#1", from_user=user(99), query_id="iq-other-id"))
+    answers = await bot.api.wait_for("answerInlineQuery", 4)
     by_id = {a.params["inline_query_id"]: a.params["results"] for a in answers}
 
     for query_id in ("iq-fox", "iq-id"):
         assert [(r["type"], r["photo_file_id"]) for r in by_id[query_id]] == [("photo", file_id)]
     assert by_id["iq-other"] == []
+    assert by_id["iq-other-id"] == []  # somebody else's image, asked for by its number
     assert bot.api.calls_of("sendPhoto")[2:] == []  # shared by file_id: no re-upload
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from adapters.telegram import community_texts as ct
-from adapters.telegram.community import gallery_view, message_link, settings_change, shown_score
-from adapters.telegram.keyboards import result_keyboard, showcase_keyboard, with_score
+from adapters.telegram.args import gallery_view, settings_change
+from adapters.telegram.community_texts import message_link
+from adapters.telegram.keyboards import result_keyboard, showcase_keyboard, shown_score, with_score
 from bot.domain import GenerationSpec, Job, JobState, Language, Platform, Requester
 from bot.errors import BadRequest
 from bot.i18n import t
@@ -416,7 +417,8 @@ def test_result_keyboard_in_groups_and_like_counter() -> None:
         state=JobState.POSTED,
         created_at=0.0,
     )
-    rows = result_keyboard(job, showcase=True, share_outside=False).inline_keyboard
+    markup = result_keyboard(job, showcase=True, share_outside=False, lang=Language.EN)
+    rows = markup.inline_keyboard
     assert [b.callback_data for b in rows[1]] == ["tb:share:7", "tb:orig:7", "tb:del:7"]
     post = showcase_keyboard(3, 7, 12, "Remix")
     assert shown_score(post, "tb:vote:3") == 12

@@ -16,7 +16,7 @@ from adapters.telegram.keyboards import (
     style_keyboard,
 )
 from adapters.telegram.texts import CAPTION_LIMIT, ELLIPSIS, caption, shorten, utf16_len
-from bot.domain import GenerationSpec, Job, JobState, Platform, Requester, StyleInfo
+from bot.domain import GenerationSpec, Job, JobState, Language, Platform, Requester, StyleInfo
 
 
 def make_job(prompt: str, job_id: int = 123, style: str | None = "watercolor") -> Job:
@@ -74,7 +74,7 @@ def test_shorten_keeps_user_perceived_characters_whole(
 
 def test_caption_fits_1024_units_with_emoji_prompt() -> None:
     job = make_job("🐱" * 5000)
-    text = caption(job)
+    text = caption(job, None, Language.EN)
     assert utf16_len(text) <= CAPTION_LIMIT
     assert text.endswith("#123")
     assert ELLIPSIS in text
@@ -82,14 +82,14 @@ def test_caption_fits_1024_units_with_emoji_prompt() -> None:
 
 
 def test_caption_keeps_a_short_prompt_whole() -> None:
-    text = caption(make_job("a lighthouse in a storm"))
+    text = caption(make_job("a lighthouse in a storm"), None, Language.EN)
     assert text.startswith("a lighthouse in a storm\n")
     assert "seed 4294967295" in text
 
 
 # ----- callback data -----
 def test_result_keyboard_has_every_button_within_64_bytes() -> None:
-    markup = result_keyboard(make_job("x", job_id=2**40))
+    markup = result_keyboard(make_job("x", job_id=2**40), lang=Language.EN)
     data = all_callback_data(markup)
     assert {decode(d).action for d in data if decode(d)} == {  # type: ignore[union-attr]
         Action.REROLL,
