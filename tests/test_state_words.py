@@ -77,4 +77,4 @@ def test_a_hidden_prompt_is_said_in_the_chat_language() -> None:
         assert zh in text, text
         assert access.HIDDEN_PROMPT not in text
         assert "a fox" not in text
-    assert access.HIDDEN_PROMPT in telegram_texts.caption(job, lang=Language.EN)
+    assert access.HIDDEN_PROMPT in telegram_texts.caption(job, None, lang=Language.EN)
