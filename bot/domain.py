@@ -119,6 +119,9 @@ class Requester:
     reply_to: str | None = None
     # Discord age-restricted channel: only there may not-safe-for-work styles be used.
     channel_nsfw: bool = False
+    # The requester's own client language (Discord locale, Telegram language_code), stored
+    # with the job so posts about it after a restart still speak it; None when unknown.
+    language: Language | None = None
 
     @property
     def user_key(self) -> str:

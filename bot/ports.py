@@ -152,8 +152,9 @@ class CoreApi(Protocol):
         see each (:mod:`bot.access`); the chain ends at the first one they may not see."""
         ...
 
-    async def cancel(self, requester: Requester, job_id: int) -> Job:
-        """Cancel one of the requester's queued jobs (NotFound / NotAllowed otherwise)."""
+    async def cancel(self, requester: Requester, job_id: int | None) -> Job:
+        """Cancel one of the requester's queued jobs (NotFound / NotAllowed otherwise);
+        ``None``: their newest waiting job (``/cancel`` alone, the same on every platform)."""
         ...
 
     async def queue_of(self, requester: Requester) -> list[tuple[Job, int]]:

@@ -27,6 +27,10 @@ def not_yours_to_cancel(job_id: int) -> Message:
     return msg("core.not_yours_to_cancel", job=job_id)
 
 
+def nothing_to_cancel() -> Message:
+    return msg("core.nothing_to_cancel")
+
+
 # A job's state as users read it (/history, /show, Info), never the enum's English value.
 STATE_WORDS: Mapping[JobState, Message] = MappingProxyType({
     JobState.QUEUED: msg("state.queued"),
