@@ -379,12 +379,33 @@ class StyleInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedStyle:
+    """A style folder that failed its checks: why, as a catalogue key with its parameters (for
+    the admin who asked, in their language) and in English detail (for the operator's log)."""
+
+    name: str
+    reason_key: str
+    reason_params: tuple[tuple[str, str], ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StyleScan:
+    """What an executor's style rescan found: the styles it offers now, and the refused ones."""
+
+    styles: tuple[StyleInfo, ...]
+    refused: tuple[RefusedStyle, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class StyleChanges:
-    """What a style rescan changed: names added and removed, and every style now offered."""
+    """What a style rescan changed: names added and removed, every style now offered, and
+    the folders refused (with why)."""
 
     added: tuple[str, ...]
     removed: tuple[str, ...]
     styles: tuple[str, ...]
+    refused: tuple[RefusedStyle, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

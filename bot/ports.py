@@ -29,6 +29,7 @@ from bot.domain import (
     StepRange,
     StyleChanges,
     StyleInfo,
+    StyleScan,
     Ticket,
     UserPrivacy,
     VoteResult,
@@ -72,8 +73,8 @@ class Executor(Protocol):
         """Styles this executor can apply right now."""
         ...
 
-    async def rescan_styles(self) -> list[StyleInfo]:
-        """Pick up added or removed style folders without a restart."""
+    async def rescan_styles(self) -> StyleScan:
+        """Pick up added or removed style folders without a restart; say which were refused."""
         ...
 
     async def aclose(self) -> None: ...

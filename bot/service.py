@@ -472,11 +472,13 @@ def page_window(limit: int, offset: int) -> tuple[int, int]:
 async def rescan_styles(executor: Executor) -> StyleChanges:
     """The one style rescan (``SIGHUP`` and ``/styles rescan``): the model stays loaded."""
     before = {s.name for s in executor.styles()}
-    after = [s.name for s in await executor.rescan_styles()]
+    scan = await executor.rescan_styles()
+    after = [s.name for s in scan.styles]
     return StyleChanges(
         added=tuple(n for n in after if n not in before),
         removed=tuple(sorted(before - set(after))),
         styles=tuple(after),
+        refused=scan.refused,
     )
 
 
