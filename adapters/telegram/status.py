@@ -120,7 +120,7 @@ class StatusMessages:
         status.edited_at = now
         try:
             await self._app.bot.edit_message_text(
-                texts.generating(job, step, total, await self.job_lang(job)),
+                texts.generating(job, step, total, status.lang),  # the status message's own
                 chat_id=status.chat_id,
                 message_id=status.message_id,
             )
