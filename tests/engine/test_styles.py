@@ -196,6 +196,13 @@ def test_bad_files_are_refused_and_good_ones_still_serve(
     assert "another base model" in reasons["other-model"]
     assert "match no layer" in reasons["kohya-unet"]
     assert image(engine, "fine") != image(engine, None)
+    # Each refusal also has its words in the catalogue, rendered whole in both languages.
+    keys = {r.name: r.reason_key for r in library.refusals.values()}
+    assert keys["raw-pickle"] == "styles.refused.not_safetensors"
+    assert keys["other-model"] == "styles.refused.wrong_model"
+    for refusal in library.refusals.values():
+        assert "{" not in refused_reason(refusal).render("zh")
+        assert "{" not in refused_reason(refusal).render("en")
 
 
 def test_pickle_bin_file_is_never_loaded(engine: Engine, library: StyleLibrary) -> None:
@@ -229,12 +236,14 @@ def test_symlinks_out_of_the_lora_folder_are_refused(
     assert library.styles == {}
     assert "outside the LoRA folder" in library.refused["evil"]
     assert "outside the LoRA folder" in library.refused["linked"]
+    assert {r.reason_key for r in library.refusals.values()} == {"styles.refused.outside"}
 
 
 def test_bad_uppercase_folder_is_refused_in_scan(engine: Engine, library: StyleLibrary) -> None:
     add_style(library.lora_dir, "Shouty", good(engine, 71))
     library.rescan(engine.pipe)
     assert "not allowed" in library.refused["Shouty"]
+    assert refused_reason(library.refusals["Shouty"]).render("zh").startswith("文件夹名称不允许")
 
 
 async def test_file_corrupted_after_scan_fails_the_job_and_engine_keeps_serving(
