@@ -17,7 +17,7 @@ from typing import TextIO
 
 from bot.commands import help_text, split_command
 from bot.config import Settings
-from bot.domain import Delivered, GenerateRequest, Job, JobState, Platform, Requester
+from bot.domain import Delivered, GenerateRequest, Job, Platform, Requester
 from bot.errors import TurbobotError
 from bot.i18n import Message, t
 from bot.ports import CoreApi
@@ -220,20 +220,13 @@ class ConsoleAdapter:
             self._say(f"#{job.id} {where}: {job.spec.prompt[:60]!r}")
 
     async def _cancel(self, arg: str) -> None:
+        job_id = None  # alone: the core picks the newest waiting job, as on every platform
         if arg:
             try:
                 job_id = int(arg.lstrip("#"))
             except ValueError:
                 self._say(t("console.cancel_usage", arg=repr(arg)))
                 return
-        else:
-            queued = [
-                j for j, _ in await self._core.queue_of(self._me) if j.state is JobState.QUEUED
-            ]
-            if not queued:
-                self._say(t("console.nothing_to_cancel"))
-                return
-            job_id = queued[-1].id
         job = await self._core.cancel(self._me, job_id)
         self._say(t("console.cancelled", job=job.id))
 

@@ -119,6 +119,9 @@ class Requester:
     reply_to: str | None = None
     # Discord age-restricted channel: only there may not-safe-for-work styles be used.
     channel_nsfw: bool = False
+    # The requester's own client language (Discord locale, Telegram language_code), stored
+    # with the job so posts about it after a restart still speak it; None when unknown.
+    language: Language | None = None
 
     @property
     def user_key(self) -> str:
@@ -376,12 +379,33 @@ class StyleInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedStyle:
+    """A style folder that failed its checks: why, as a catalogue key with its parameters (for
+    the admin who asked, in their language) and in English detail (for the operator's log)."""
+
+    name: str
+    reason_key: str
+    reason_params: tuple[tuple[str, str], ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StyleScan:
+    """What an executor's style rescan found: the styles it offers now, and the refused ones."""
+
+    styles: tuple[StyleInfo, ...]
+    refused: tuple[RefusedStyle, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class StyleChanges:
-    """What a style rescan changed: names added and removed, and every style now offered."""
+    """What a style rescan changed: names added and removed, every style now offered, and
+    the folders refused (with why)."""
 
     added: tuple[str, ...]
     removed: tuple[str, ...]
     styles: tuple[str, ...]
+    refused: tuple[RefusedStyle, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,7 @@ def t(key: str, lang: Language | str | None = Language.EN, /, **params: object) 
 
 
 def _in(lang: Language, value: object) -> object:
-    return value.render(lang) if isinstance(value, Message) else value
+    return value.render(lang) if isinstance(value, Message | Joined) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,18 @@ class Message:
 
     def __str__(self) -> str:
         return self.render(Language.EN)
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """Several messages as one parameter (a list of refused styles, each with its reason),
+    rendered in the language of the text they go into."""
+
+    parts: tuple[Message, ...]
+    separator: str = "; "
+
+    def render(self, lang: Language | str | None = Language.EN) -> str:
+        return self.separator.join(part.render(lang) for part in self.parts)
 
 
 def msg(key: str, /, **params: object) -> Message:

@@ -29,6 +29,7 @@ from bot.domain import (
     StepRange,
     StyleChanges,
     StyleInfo,
+    StyleScan,
     Ticket,
     UserPrivacy,
     VoteResult,
@@ -72,8 +73,8 @@ class Executor(Protocol):
         """Styles this executor can apply right now."""
         ...
 
-    async def rescan_styles(self) -> list[StyleInfo]:
-        """Pick up added or removed style folders without a restart."""
+    async def rescan_styles(self) -> StyleScan:
+        """Pick up added or removed style folders without a restart; say which were refused."""
         ...
 
     async def aclose(self) -> None: ...
@@ -152,8 +153,9 @@ class CoreApi(Protocol):
         see each (:mod:`bot.access`); the chain ends at the first one they may not see."""
         ...
 
-    async def cancel(self, requester: Requester, job_id: int) -> Job:
-        """Cancel one of the requester's queued jobs (NotFound / NotAllowed otherwise)."""
+    async def cancel(self, requester: Requester, job_id: int | None) -> Job:
+        """Cancel one of the requester's queued jobs (NotFound / NotAllowed otherwise);
+        ``None``: their newest waiting job (``/cancel`` alone, the same on every platform)."""
         ...
 
     async def queue_of(self, requester: Requester) -> list[tuple[Job, int]]:

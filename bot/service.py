@@ -251,8 +251,10 @@ class Core:
         """The jobs ``job_id`` was made from, nearest first (see :mod:`bot.lookup`)."""
         return await self._lookup.lineage(clean_requester(requester), job_id)
 
-    async def cancel(self, requester: Requester, job_id: int) -> Job:
+    async def cancel(self, requester: Requester, job_id: int | None) -> Job:
         requester = clean_requester(requester)
+        if job_id is None:
+            job_id = self._newest_waiting(requester)
         job = self._board.get(check_job_id(job_id)) or await self._lookup.visible_job(job_id)
         if job.requester.user_key != requester.user_key:
             raise NotAllowed(texts.not_yours_to_cancel(job_id))
@@ -273,6 +275,13 @@ class Core:
         self._board.finish(cancelled)
         self._dispatcher.queue_changed()
         return access.outward(cancelled)
+
+    def _newest_waiting(self, requester: Requester) -> int:
+        """What ``/cancel`` alone means on every platform: the requester's newest waiting job."""
+        waiting = [j.id for j in self._dispatcher.queue.jobs_of(requester.user_key)]
+        if not waiting:
+            raise NotFound(texts.nothing_to_cancel())
+        return max(waiting)
 
     async def queue_of(self, requester: Requester) -> list[tuple[Job, int]]:
         key = clean_requester(requester).user_key
@@ -463,11 +472,13 @@ def page_window(limit: int, offset: int) -> tuple[int, int]:
 async def rescan_styles(executor: Executor) -> StyleChanges:
     """The one style rescan (``SIGHUP`` and ``/styles rescan``): the model stays loaded."""
     before = {s.name for s in executor.styles()}
-    after = [s.name for s in await executor.rescan_styles()]
+    scan = await executor.rescan_styles()
+    after = [s.name for s in scan.styles]
     return StyleChanges(
         added=tuple(n for n in after if n not in before),
         removed=tuple(sorted(before - set(after))),
         styles=tuple(after),
+        refused=scan.refused,
     )
 
 

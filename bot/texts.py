@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from bot.domain import Job, JobState, Language, StyleChanges
-from bot.i18n import Message, msg, t
+from bot.domain import Job, JobState, Language, RefusedStyle, StyleChanges
+from bot.i18n import Joined, Message, msg, t
 
 SHUTTING_DOWN = msg("core.shutting_down")
 IMAGE_MISSING = msg("core.image_missing")
@@ -25,6 +25,10 @@ def no_such_job(job_id: int) -> Message:
 
 def not_yours_to_cancel(job_id: int) -> Message:
     return msg("core.not_yours_to_cancel", job=job_id)
+
+
+def nothing_to_cancel() -> Message:
+    return msg("core.nothing_to_cancel")
 
 
 # A job's state as users read it (/history, /show, Info), never the enum's English value.
@@ -99,9 +103,22 @@ def styles_rescanned(changes: StyleChanges) -> Message:
     def names(items: tuple[str, ...]) -> str:
         return ", ".join(items) or "-"
 
-    return msg(
+    found = msg(
         "core.styles_rescanned",
         added=names(changes.added),
         removed=names(changes.removed),
         styles=names(changes.styles),
     )
+    if not changes.refused:
+        return found
+    refused = Joined(tuple(_refused_item(r) for r in changes.refused))
+    return msg("core.styles_rescanned_refused", found=found, refused=refused)
+
+
+def refused_reason(style: RefusedStyle) -> Message:
+    """Why a style folder was refused, in the catalogue's words."""
+    return msg(style.reason_key, **dict(style.reason_params))
+
+
+def _refused_item(style: RefusedStyle) -> Message:
+    return msg("core.style_refused", name=style.name, reason=refused_reason(style))

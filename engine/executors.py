@@ -27,7 +27,7 @@ from PIL import Image
 
 from bot import texts
 from bot.config import Settings
-from bot.domain import Generated, GenerationSpec, StyleInfo
+from bot.domain import Generated, GenerationSpec, StyleInfo, StyleScan
 from bot.errors import BadRequest, EngineCrashed, GenerationFailed, ShuttingDown, TurbobotError
 from bot.i18n import msg
 from bot.ports import ProgressCallback
@@ -163,10 +163,11 @@ class LocalExecutor:
     def styles(self) -> list[StyleInfo]:
         return list(self._styles)
 
-    async def rescan_styles(self) -> list[StyleInfo]:
+    async def rescan_styles(self) -> StyleScan:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._gpu, self._rescan)
-        return self.styles()
+        refused = tuple(self._engine.styles.refusals.values())
+        return StyleScan(tuple(self.styles()), refused)
 
     async def aclose(self) -> None:
         self._closed = True

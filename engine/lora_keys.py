@@ -44,7 +44,14 @@ _SHOW = 3  # how many offending keys a refusal names
 
 
 class LoraRefused(Exception):
-    """A LoRA file or style folder that must not be loaded; ``str()`` says why, for users."""
+    """A LoRA file or style folder that must not be loaded. ``str()`` says why in English, with
+    the technical detail (the operator's log and CLI); ``key`` and ``params`` say it in the
+    catalogue's words (``styles.refused.*``), for an admin who asked for a rescan."""
+
+    def __init__(self, text: str, key: str = "styles.refused.unusable", /, **params: str) -> None:
+        super().__init__(text)
+        self.key = key
+        self.params = params
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +203,12 @@ def check_header(header: Header, linears: LinearShapes, fname: str) -> LoraRepor
     report = inspect_header(header, linears)
     problem = report.problem()
     if problem is not None:
-        raise LoraRefused(f"{fname}: {problem}; refused.")
+        raise LoraRefused(
+            f"{fname}: {problem}; refused.",
+            "styles.refused.wrong_model",
+            file=fname,
+            detail=problem,
+        )
     return report
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.domain import StyleInfo
+from bot.domain import RefusedStyle, StyleInfo
 from engine.lora_keys import (
     Header,
     LinearShapes,
@@ -104,7 +104,8 @@ class Style:
 def check_style_name(name: str) -> None:
     if not STYLE_NAME.fullmatch(name):
         raise LoraRefused(
-            f"Style name {name!r} is not allowed: use 1-32 lowercase letters, digits, '-' or '_'."
+            f"Style name {name!r} is not allowed: use 1-32 lowercase letters, digits, '-' or '_'.",
+            "styles.refused.name",
         )
 
 
@@ -114,7 +115,9 @@ def style_dir(lora_dir: Path, name: str) -> Path:
     root = lora_dir.resolve()
     folder = (root / name).resolve()
     if folder.parent != root:
-        raise LoraRefused(f"Style {name!r} points outside the LoRA folder; refused.")
+        raise LoraRefused(
+            f"Style {name!r} points outside the LoRA folder; refused.", "styles.refused.outside"
+        )
     return folder
 
 
@@ -122,15 +125,24 @@ def _single_safetensors(folder: Path, root: Path) -> Path:
     files = sorted(folder.glob("*.safetensors"))
     if len(files) != 1:
         raise LoraRefused(
-            f"{folder.name}: expected exactly one .safetensors file, found {len(files)}."
+            f"{folder.name}: expected exactly one .safetensors file, found {len(files)}.",
+            "styles.refused.file_count",
+            found=str(len(files)),
         )
     path = files[0].resolve()
     if not path.is_relative_to(root):
-        raise LoraRefused(f"{folder.name}: {files[0].name} links outside the LoRA folder; refused.")
+        raise LoraRefused(
+            f"{folder.name}: {files[0].name} links outside the LoRA folder; refused.",
+            "styles.refused.outside",
+        )
     return path
 
 
 # ---------------------------------------------------------------- file checks
+
+
+def _not_safetensors(fname: str, why: str) -> LoraRefused:
+    return LoraRefused(f"{fname}: {why}", "styles.refused.not_safetensors", file=fname)
 
 
 def read_header(path: Path) -> Header:
@@ -141,26 +153,26 @@ def read_header(path: Path) -> Header:
     and headers with wrong types (shapes that are not integers, string offsets, deep nesting).
     """
     if path.suffix != ".safetensors":
-        raise LoraRefused(f"{path.name}: only .safetensors files are loaded (never pickle).")
+        raise _not_safetensors(path.name, "only .safetensors files are loaded (never pickle).")
     size = path.stat().st_size
     with path.open("rb") as f:
         head = f.read(8)
         if len(head) < 8:
-            raise LoraRefused(f"{path.name}: file is empty or truncated.")
+            raise _not_safetensors(path.name, "file is empty or truncated.")
         (n,) = struct.unpack("<Q", head)
         if n > min(size - 8, _MAX_HEADER) or n < 2:
-            raise LoraRefused(
-                f"{path.name}: not a safetensors file (a pickle or corrupt); refused."
+            raise _not_safetensors(
+                path.name, "not a safetensors file (a pickle or corrupt); refused."
             )
         raw = f.read(n)
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise LoraRefused(
-            f"{path.name}: not a safetensors file (a pickle or corrupt); refused."
+        raise _not_safetensors(
+            path.name, "not a safetensors file (a pickle or corrupt); refused."
         ) from None
     if not isinstance(header, dict):
-        raise LoraRefused(f"{path.name}: corrupt safetensors header.")
+        raise _not_safetensors(path.name, "corrupt safetensors header.")
     return _tensors_in(header, path.name, size - 8 - n)
 
 
@@ -172,13 +184,13 @@ def _tensors_in(header: dict[str, Any], fname: str, data_len: int) -> Header:
             continue
         parsed = _entry(entry)
         if parsed is None:
-            raise LoraRefused(f"{fname}: corrupt safetensors header (entry {key[:80]!r}).")
+            raise _not_safetensors(fname, f"corrupt safetensors header (entry {key[:80]!r}).")
         dtype, shape, stop = parsed
         out[key] = (dtype, shape)
         end = max(end, stop)
     if end != data_len:
-        raise LoraRefused(
-            f"{fname}: truncated or corrupt (data is {data_len} bytes, header says {end})."
+        raise _not_safetensors(
+            fname, f"truncated or corrupt (data is {data_len} bytes, header says {end})."
         )
     return out
 
@@ -220,7 +232,9 @@ def load_lora_tensors(path: Path, linears: LinearShapes) -> dict[str, Any]:
     try:
         tensors = dict(load_file(str(path)))
     except Exception as exc:  # safetensors raises its own error types for corrupt data
-        raise LoraRefused(f"{path.name}: could not be read ({exc}).") from None
+        raise LoraRefused(
+            f"{path.name}: could not be read ({exc}).", "styles.refused.unreadable", file=path.name
+        ) from None
     return normalise(tensors, linears, path.name)
 
 
@@ -241,14 +255,20 @@ def read_manifest(folder: Path) -> Manifest:
     try:
         data = tomllib.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
-        raise LoraRefused(f"{folder.name}: unreadable {MANIFEST} ({exc}).") from None
+        raise LoraRefused(
+            f"{folder.name}: unreadable {MANIFEST} ({exc}).",
+            "styles.refused.manifest",
+            detail=str(exc),
+        ) from None
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
         why = "; ".join(
             f"{'.'.join(str(x) for x in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
         )
-        raise LoraRefused(f"{folder.name}: {MANIFEST} is invalid ({why}).") from None
+        raise LoraRefused(
+            f"{folder.name}: {MANIFEST} is invalid ({why}).", "styles.refused.manifest", detail=why
+        ) from None
 
 
 def inside(folder: Path, relative: str) -> Path | None:
@@ -326,9 +346,17 @@ def read_style(lora_dir: Path, name: str, linears: LinearShapes) -> Style:
 
 
 def scan_styles(lora_dir: Path, linears: LinearShapes) -> tuple[dict[str, Style], dict[str, str]]:
-    """All usable styles, and the refused folders with the reason for each."""
+    """All usable styles, and the refused folders with the reason for each (in English)."""
+    styles, refused = scan_style_folders(lora_dir, linears)
+    return styles, {name: r.detail for name, r in refused.items()}
+
+
+def scan_style_folders(
+    lora_dir: Path, linears: LinearShapes
+) -> tuple[dict[str, Style], dict[str, RefusedStyle]]:
+    """All usable styles, and the refused folders with why (catalogue key and English detail)."""
     styles: dict[str, Style] = {}
-    refused: dict[str, str] = {}
+    refused: dict[str, RefusedStyle] = {}
     if not lora_dir.is_dir():
         return styles, refused
     for folder in sorted(lora_dir.iterdir()):
@@ -336,13 +364,25 @@ def scan_styles(lora_dir: Path, linears: LinearShapes) -> tuple[dict[str, Style]
             continue
         try:
             styles[folder.name] = read_style(lora_dir, folder.name, linears)
-        except (LoraRefused, OSError) as exc:
-            refused[folder.name] = str(exc)
+        except LoraRefused as exc:
+            refused[folder.name] = _refusal(folder.name, exc.key, exc.params, str(exc))
+            log.warning("Style %r refused: %s", folder.name, exc)
+        except OSError as exc:
+            refused[folder.name] = _unreadable(folder.name, str(exc))
             log.warning("Style %r refused: %s", folder.name, exc)
         except Exception as exc:  # one broken folder never stops the bot
-            refused[folder.name] = f"{folder.name}: could not be read ({type(exc).__name__})."
+            detail = f"{folder.name}: could not be read ({type(exc).__name__})."
+            refused[folder.name] = _unreadable(folder.name, detail)
             log.warning("Style %r refused", folder.name, exc_info=True)
     return styles, refused
+
+
+def _refusal(name: str, key: str, params: dict[str, str], detail: str) -> RefusedStyle:
+    return RefusedStyle(name, key, tuple(sorted(params.items())), detail)
+
+
+def _unreadable(name: str, detail: str) -> RefusedStyle:
+    return _refusal(name, "styles.refused.unreadable", {"file": name}, detail)
 
 
 # ---------------------------------------------------------------- adapters in the transformer
@@ -427,7 +467,7 @@ class StyleLibrary:
         self.linears = linears
         self.max_resident = max_resident
         self.styles: dict[str, Style] = {}
-        self.refused: dict[str, str] = {}
+        self.refusals: dict[str, RefusedStyle] = {}
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._slot: _Slot | None = None
         self._in_slot: str | None = None  # whose weights the slot holds
@@ -435,12 +475,17 @@ class StyleLibrary:
         self._active: tuple[str, ...] | None = None
 
     @property
+    def refused(self) -> dict[str, str]:
+        """Refused folder → why, in English (the operator's log and CLI)."""
+        return {name: r.detail for name, r in self.refusals.items()}
+
+    @property
     def resident(self) -> list[str]:
         return list(self._cache)
 
     def rescan(self, pipe: Any) -> None:
         """Re-read the folder; forget cached styles that were removed or whose file changed."""
-        self.styles, self.refused = scan_styles(self.lora_dir, self.linears)
+        self.styles, self.refusals = scan_style_folders(self.lora_dir, self.linears)
         for name, old in list(self._cache.items()):
             if self.styles.get(name) != old.style:
                 self._evict(name)

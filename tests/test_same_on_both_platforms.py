@@ -42,6 +42,7 @@ from bot.service import Core, open_core
 from bot.testing.executor import FakeExecutor
 from tests.core.conftest import make_settings as core_settings
 from tests.core.test_prompt_syntax import SYNTAX, outcome
+from tests.core.test_service import eventually
 from tests.discord.conftest import make_settings as discord_settings
 from tests.discord.conftest import running_bot as discord_bot
 from tests.discord.fake_discord import (
@@ -595,3 +596,70 @@ def _restore_discord_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(discord_py.http.Route, "BASE", discord_py.http.Route.BASE)
     gateway = discord_py.gateway.DiscordWebSocket
     monkeypatch.setattr(gateway, "DEFAULT_GATEWAY", gateway.DEFAULT_GATEWAY)
+
+
+# ----- /cancel with no number: the core picks the job, the same on every platform -----
+Typer = Callable[[str], Awaitable[str]]
+
+
+@asynccontextmanager
+async def telegram_typer(
+    tmp_path: Path, executor: FakeExecutor
+) -> AsyncIterator[tuple[Core, Requester, Typer]]:
+    sender = tg_user(4200)
+    chat = str(sender["id"])
+    async with (
+        FakeBotApi() as api,
+        telegram_bot(api, tmp_path, executor, drain_timeout_s=0) as harness,
+    ):
+
+        async def say(line: str) -> str:
+            mine = lambda c: str(c.params.get("chat_id")) == chat  # noqa: E731
+            before = len([c for c in api.calls_of("sendMessage") if mine(c)])
+            await api.push(command_message(line, from_user=sender))
+            replies = await api.wait_for("sendMessage", before + 1, where=mine, within=WAIT_S)
+            return str(replies[before].params["text"])
+
+        yield harness.core, Requester(Platform.TELEGRAM, chat, "Ada", chat), say
+
+
+@asynccontextmanager
+async def console_typer(
+    tmp_path: Path, executor: FakeExecutor
+) -> AsyncIterator[tuple[Core, Requester, Typer]]:
+    out = io.StringIO()
+    settings = core_settings(tmp_path / "data")
+    async with open_core(settings, executor, FakeClock(), drain_timeout_s=0) as core:
+        console = ConsoleAdapter(core, settings, on_end_of_input=lambda: None, stdout=out)
+        core.register(console)
+
+        async def say(line: str) -> str:
+            before = len(out.getvalue())
+            await console.handle_line(line)
+            return out.getvalue()[before:]
+
+        try:
+            yield core, CONSOLE_USER, say
+        finally:
+            await console.aclose()
+
+
+CANCEL_PLATFORMS = {"telegram": telegram_typer, "console": console_typer}
+
+
+@pytest.mark.parametrize("platform", list(CANCEL_PLATFORMS))
+async def test_cancel_without_a_number_is_the_cores_choice(platform: str, tmp_path: Path) -> None:
+    executor = FakeExecutor(gate=asyncio.Event())  # the first job holds the GPU
+    async with CANCEL_PLATFORMS[platform](tmp_path, executor) as (core, who, say):
+        with pytest.raises(NotFound) as nothing:
+            await core.cancel(who, None)
+        told = await say("/cancel")
+        for prompt in ("one", "two", "three"):
+            await say(f"/imagine {prompt}")
+        await eventually(lambda: bool(executor.calls))
+        cancelled = await say("/cancel")
+        states = [(await core.job(n)).state for n in (1, 2, 3)]
+        executor.gate.set()  # type: ignore[union-attr]
+    assert nothing.value.render() in told  # the core's words, not the adapter's own
+    assert "#3" in cancelled
+    assert states == [JobState.RUNNING, JobState.QUEUED, JobState.CANCELLED]

@@ -265,9 +265,9 @@ class DiscordAdapter:
 
     async def _job_language(self, job: Job) -> Language:
         """The core's rule for a job's channel posts: the server's language when it chose one,
-        else the requester's, known while their /imagine reply is live (English after that)."""
+        else the requester's own, stored with the job (so also after a restart)."""
         chosen = await self.handlers.community.server_language(job.requester.server_id)
-        return reply_language(chosen, self.handlers.status.lang_of(job.id))
+        return reply_language(chosen, job.requester.language)
 
     def _upload_limit(self, job: Job) -> int:
         if job.requester.server_id is not None and self._client is not None:

@@ -7,7 +7,7 @@ import math
 import discord
 
 from bot.domain import Job, Language, Platform, Requester, StyleInfo, Timings
-from bot.i18n import t
+from bot.i18n import language_of, t
 from bot.texts import shown_prompt, state_word
 
 Lang = Language | str  # a Language, or a Discord locale such as "zh-CN"
@@ -20,15 +20,21 @@ MESSAGE_LIMIT = 2000
 
 
 def requester_of(
-    user_id: int, display_name: str, channel_id: int | None, guild_id: int | None
+    user_id: int,
+    display_name: str,
+    channel_id: int | None,
+    guild_id: int | None,
+    locale: str | None = None,
 ) -> Requester:
-    """The core's view of who asked: ids only, no discord objects."""
+    """The core's view of who asked: ids only, no discord objects; ``locale`` is the user's
+    client locale (``zh-CN``), kept with their jobs as one of the catalogue's languages."""
     return Requester(
         platform=Platform.DISCORD,
         user_id=str(user_id),
         display_name=display_name,
         channel_id=str(channel_id or ""),
         server_id=None if guild_id is None else str(guild_id),
+        language=None if locale is None else language_of(locale),
     )
 
 

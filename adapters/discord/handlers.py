@@ -77,6 +77,7 @@ def requester(interaction: discord.Interaction[Any]) -> Requester:
         interaction.user.display_name,
         interaction.channel_id,
         interaction.guild_id,
+        str(interaction.locale),
     )
     # The core lets nsfw styles run only in age-restricted channels; only Discord knows which.
     return replace(who, channel_nsfw=channel_is_nsfw(interaction.channel))

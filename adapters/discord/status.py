@@ -56,11 +56,6 @@ class StatusBoard:
     def untrack(self, job_id: int) -> Tracked | None:
         return self._tracked.pop(job_id, None)
 
-    def lang_of(self, job_id: int) -> Language | None:
-        """The language of the reply that showed this job (None when there is none)."""
-        tracked = self._tracked.get(job_id)
-        return None if tracked is None else tracked.lang
-
     def take_finished(self, job_id: int) -> Message | None:
         """The final text of a job that finished before its reply said "queued"."""
         return self._finished.pop(job_id, None)

@@ -38,6 +38,7 @@ from bot.domain import (
     DeriveKind,
     Job,
     JobAction,
+    Language,
     Platform,
     Requester,
     Ticket,
@@ -94,7 +95,9 @@ class Community:
         }
 
     # ----- language and admins -----
-    async def server_lang(self, server_id: str | None, language_code: str | None = None) -> str:
+    async def server_lang(
+        self, server_id: str | None, language_code: str | Language | None = None
+    ) -> str:
         """The core's rule (:func:`bot.i18n.reply_language`): the group's language when it
         chose one, else the user's ``language_code`` (always so in a private chat)."""
         chosen = None

@@ -230,20 +230,15 @@ class Handlers:
         message = tg.message(update)
         requester = tg.requester(update)
         _, rest = split_command(message.text or "")
+        job_id = None  # alone: the core picks the newest waiting job, as on every platform
         if rest:
             match = _JOB_REF.fullmatch(rest)
             if match is None:
                 await message.reply_text(t("telegram.cancel_usage", await self._lang(update)))
                 return
             job_id = int(match.group(1))
-        else:
-            waiting = [job.id for job, pos in await self._core.queue_of(requester) if pos > 0]
-            if not waiting:
-                await message.reply_text(t("telegram.nothing_to_cancel", await self._lang(update)))
-                return
-            job_id = max(waiting)  # the newest, as in the console
-        await self._core.cancel(requester, job_id)
-        await message.reply_text(t("telegram.cancelled", await self._lang(update), job=job_id))
+        job = await self._core.cancel(requester, job_id)
+        await message.reply_text(t("telegram.cancelled", await self._lang(update), job=job.id))
 
     async def _show(self, update: Update, context: Ctx) -> None:
         """``/show 42``: post an earlier image again (Telegram has no other way to fetch one,

@@ -120,7 +120,7 @@ class StatusMessages:
         status.edited_at = now
         try:
             await self._app.bot.edit_message_text(
-                texts.generating(job, step, total, await self.job_lang(job)),
+                texts.generating(job, step, total, status.lang),  # the status message's own
                 chat_id=status.chat_id,
                 message_id=status.message_id,
             )
@@ -200,11 +200,8 @@ class StatusMessages:
 
     async def job_lang(self, job: Job) -> str:
         """The core's rule for a job's messages: the group's language when it chose one, else
-        the requester's, known while its status message lives (English after a restart)."""
-        status = self._status.get(job.id)
-        if status is not None:
-            return status.lang
-        return await self._community.server_lang(job.requester.server_id)
+        the requester's own, stored with the job (so also after a restart)."""
+        return await self._community.server_lang(job.requester.server_id, job.requester.language)
 
     def _finish(self, job_id: int) -> _Status | None:
         self._finished.put(job_id, True)

@@ -10,6 +10,7 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.domain import Platform, Requester
+from bot.i18n import language_of
 
 Ctx = ContextTypes.DEFAULT_TYPE
 Handler = Callable[[Update, Ctx], Coroutine[Any, Any, None]]
@@ -49,8 +50,12 @@ def requester(update: Update) -> Requester:
     user, chat = update.effective_user, update.effective_chat
     if user is None:
         raise Ignored
+    # The user's own language, kept with their jobs (posts after a restart speak it too).
+    lang = None if user.language_code is None else language_of(user.language_code)
     if chat is None:  # inline queries: no chat; results go to the user
-        return Requester(Platform.TELEGRAM, str(user.id), display_name(user), str(user.id))
+        return Requester(
+            Platform.TELEGRAM, str(user.id), display_name(user), str(user.id), language=lang
+        )
     message = update.effective_message
     return Requester(
         platform=Platform.TELEGRAM,
@@ -59,6 +64,7 @@ def requester(update: Update) -> Requester:
         channel_id=str(chat.id),
         server_id=group_id(update),
         reply_to=str(message.message_id) if message is not None else None,
+        language=lang,
     )
 
 

@@ -7,13 +7,23 @@ import sqlite3
 from dataclasses import asdict
 from typing import Any
 
-from bot.domain import GenerationSpec, Job, JobKind, JobState, Platform, Requester, Timings
+from bot.domain import (
+    GenerationSpec,
+    Job,
+    JobKind,
+    JobState,
+    Language,
+    Platform,
+    Requester,
+    Timings,
+)
 
 JOB_COLUMNS = (
     "id, platform, user_id, display_name, channel_id, server_id, reply_to, user_key, server_key, "
     "prompt, style, seed, steps, width, height, cfg, negative_prompt, state, attempts, created_at, "
     "started_at, finished_at, image_path, timings, error, posted_message_id, parent_job_id, "
-    "posted_channel_id, file_ref, deleted_at, details_hidden, n, kind, init_image, strength"
+    "posted_channel_id, file_ref, deleted_at, details_hidden, n, kind, init_image, strength, "
+    "language"
 )
 PLACEHOLDERS = ", ".join("?" * len(JOB_COLUMNS.split(",")))
 
@@ -68,6 +78,7 @@ def job_row(job: Job) -> tuple[Any, ...]:
         str(s.kind),
         s.init_image,
         s.strength,
+        None if r.language is None else r.language.value,
     )
 
 
@@ -79,6 +90,7 @@ def job_from_row(row: sqlite3.Row) -> Job:
         channel_id=row["channel_id"],
         server_id=row["server_id"],
         reply_to=row["reply_to"],
+        language=None if row["language"] is None else Language(row["language"]),
     )
     spec = GenerationSpec(
         prompt=row["prompt"],

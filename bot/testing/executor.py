@@ -15,7 +15,7 @@ from typing import Protocol
 
 from PIL import Image
 
-from bot.domain import Generated, GenerationSpec, StyleInfo, Timings
+from bot.domain import Generated, GenerationSpec, RefusedStyle, StyleInfo, StyleScan, Timings
 from bot.errors import EngineCrashed, GenerationFailed
 from bot.ports import ProgressCallback
 
@@ -56,7 +56,8 @@ class FakeExecutor:
     Progress: ``steps_reported`` (every step, or none); ``progress_thread`` reports from another
     thread, like the real GPU thread.
     Output: ``jpeg`` replaces the per-seed JPEG (a benchmark's realistic size).
-    Styles: ``style_list`` now, ``on_disk`` what a rescan finds (None: the same as now).
+    Styles: ``style_list`` now, ``on_disk`` what a rescan finds (None: the same as now),
+    ``refused`` the folders a rescan reports as refused.
     Records: ``calls`` (job, spec); ``handed`` (job, when it arrived) and ``runs`` (job, start,
     end), in ``time.perf_counter`` seconds; ``rescans``; ``closed``.
     """
@@ -77,6 +78,7 @@ class FakeExecutor:
     progress_thread: bool = False
     jpeg: bytes | None = None
     on_disk: list[StyleInfo] | None = None
+    refused: list[RefusedStyle] = field(default_factory=list)
     rescans: int = 0
     handed: list[tuple[int, float]] = field(default_factory=list)
     runs: list[tuple[int, float, float]] = field(default_factory=list)
@@ -131,11 +133,11 @@ class FakeExecutor:
     def styles(self) -> list[StyleInfo]:
         return list(self.style_list)
 
-    async def rescan_styles(self) -> list[StyleInfo]:
+    async def rescan_styles(self) -> StyleScan:
         self.rescans += 1
         if self.on_disk is not None:
             self.style_list = list(self.on_disk)
-        return self.styles()
+        return StyleScan(tuple(self.styles()), tuple(self.refused))
 
     async def aclose(self) -> None:
         self.closed = True

@@ -37,7 +37,7 @@ from arq.jobs import Job, JobResult, JobStatus
 
 from bot import texts
 from bot.config import Settings
-from bot.domain import MAX_IMAGES, Generated, GenerationSpec, StyleInfo
+from bot.domain import MAX_IMAGES, Generated, GenerationSpec, StyleInfo, StyleScan
 from bot.errors import GenerationFailed, ShuttingDown
 from bot.i18n import from_wire, msg
 from bot.ports import ProgressCallback
@@ -155,8 +155,10 @@ class RemoteExecutor:
                 seen.setdefault(style.name, style)
         return sorted(seen.values(), key=lambda s: s.name)
 
-    async def rescan_styles(self) -> list[StyleInfo]:
-        """Ask every worker to rescan; wait (a few heartbeats at most) until they have."""
+    async def rescan_styles(self) -> StyleScan:
+        """Ask every worker to rescan; wait (a few heartbeats at most) until they have.
+
+        Workers advertise their usable styles only: refused folders are in each worker's log."""
         epoch = await self._retrying(lambda: self._redis.incr(RESCAN_KEY))
         deadline = time.monotonic() + self._config.liveness_s
         while time.monotonic() < deadline:
@@ -164,7 +166,7 @@ class RemoteExecutor:
             if all(w.rescan_epoch >= epoch for w in self._workers.values()):
                 break
             await asyncio.sleep(self._config.heartbeat_s / 4)
-        return self.styles()
+        return StyleScan(tuple(self.styles()))
 
     async def aclose(self) -> None:
         self._closed = True

@@ -69,7 +69,7 @@ async def test_history_queue_and_cancel(open_test_core: OpenCore, tmp_path: Path
         tmp_path,
         "/cancel\n/cancel abc\n/queue\n/history\nfirst\n/history\n",
     )
-    assert "Nothing waiting to cancel." in lines
+    assert "You have no waiting jobs to cancel." in lines  # the core's words
     assert "/cancel takes a job number, like /cancel 12 (not 'abc')." in lines
     assert "Nothing waiting." in lines
     assert "No images yet." in lines

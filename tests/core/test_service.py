@@ -456,3 +456,25 @@ async def test_delete_removes_the_image_and_hides_the_job(open_test_core: OpenCo
         await core.wait_until_idle(alice.user_key)
         await core.delete(bob, other.job.id, is_admin=True)
     assert deleted.spec.prompt == ""
+
+
+async def test_cancel_without_a_number_takes_the_newest_waiting_job(
+    open_test_core: OpenCore, executor: FakeExecutor
+) -> None:
+    """``/cancel`` alone: the core picks the job (the adapters used to, each its own way)."""
+    executor.gate = asyncio.Event()
+    alice, bob = user("alice"), user("bob")
+    async with open_test_core() as core:
+        running = await core.submit(request(alice, "first"))
+        await eventually(lambda: len(executor.calls) == 1)
+        with pytest.raises(NotFound, match="no waiting jobs"):
+            await core.cancel(alice, None)  # the running job is not waiting
+        older = await core.submit(request(alice, "second"))
+        newer = await core.submit(request(alice, "third"))
+        await core.submit(request(bob, "bob's"))  # newer still, but not alice's
+        assert (await core.cancel(alice, None)).id == newer.job.id
+        assert (await core.cancel(alice, None)).id == older.job.id
+        with pytest.raises(NotFound, match="no waiting jobs"):
+            await core.cancel(alice, None)
+        assert [job.id for job, _ in await core.queue_of(alice)] == [running.job.id]
+        executor.gate.set()

@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain import BASE_STEPS, TURBO_STEPS, StepRange, StyleInfo
+from bot.domain import BASE_STEPS, TURBO_STEPS, RefusedStyle, StepRange, StyleInfo
 from bot.testing.executor import DEFAULT_STYLES, FakeExecutor
 from tests.discord.conftest import make_settings, running_bot
 from tests.discord.fake_discord import ALICE, FakeDiscord, InteractionLog
 from tests.fakes import FakeClock
 
 NEON = StyleInfo("neon", "Neon", "霓虹", "Glowing signs", 1.0)
+BROKEN = RefusedStyle(
+    "broken", "styles.refused.not_safetensors", (("file", "broken.safetensors"),), "a pickle"
+)
 MANAGE_GUILD = 1 << 5
 
 
@@ -25,6 +28,21 @@ async def _offered(fake: FakeDiscord) -> list[str]:
     log = await fake.slash("imagine", {"prompt": "x", "style": ""}, focused="style")
     await fake.answered(log)
     return [c["value"] for c in log.callbacks[0]["data"]["choices"]]
+
+
+async def test_rescan_lists_the_refused_folders_with_why_in_the_users_language(
+    tmp_path: Path, fake: FakeDiscord
+) -> None:
+    settings = make_settings(tmp_path / "d", fake, TURBOBOT_OPERATOR_IDS=f"discord:{ALICE}")
+    executor = FakeExecutor(refused=[BROKEN])
+    async with running_bot(settings, executor, FakeClock()):
+        log = await fake.slash("styles", sub="rescan", admin=True)
+        english = await _reply(fake, log, "Styles rescanned")
+        log = await fake.slash("styles", sub="rescan", admin=True, locale="zh-CN")
+        chinese = await _reply(fake, log, "风格已重新扫描")
+    assert "Refused: broken (broken.safetensors is not a valid safetensors file" in english
+    assert "已拒绝" in chinese
+    assert "broken.safetensors 不是有效的 safetensors 文件" in chinese
 
 
 async def test_operator_rescan_reports_changes_and_autocomplete_offers_them_at_once(

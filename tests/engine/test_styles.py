@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from bot.errors import GenerationFailed
+from bot.texts import refused_reason
 from engine.executors import LocalExecutor
 from engine.pipeline import Engine, render
 from engine.styles import (
@@ -195,6 +196,13 @@ def test_bad_files_are_refused_and_good_ones_still_serve(
     assert "another base model" in reasons["other-model"]
     assert "match no layer" in reasons["kohya-unet"]
     assert image(engine, "fine") != image(engine, None)
+    # Each refusal also has its words in the catalogue, rendered whole in both languages.
+    keys = {r.name: r.reason_key for r in library.refusals.values()}
+    assert keys["raw-pickle"] == "styles.refused.not_safetensors"
+    assert keys["other-model"] == "styles.refused.wrong_model"
+    for refusal in library.refusals.values():
+        assert "{" not in refused_reason(refusal).render("zh")
+        assert "{" not in refused_reason(refusal).render("en")
 
 
 def test_pickle_bin_file_is_never_loaded(engine: Engine, library: StyleLibrary) -> None:
@@ -228,12 +236,14 @@ def test_symlinks_out_of_the_lora_folder_are_refused(
     assert library.styles == {}
     assert "outside the LoRA folder" in library.refused["evil"]
     assert "outside the LoRA folder" in library.refused["linked"]
+    assert {r.reason_key for r in library.refusals.values()} == {"styles.refused.outside"}
 
 
 def test_bad_uppercase_folder_is_refused_in_scan(engine: Engine, library: StyleLibrary) -> None:
     add_style(library.lora_dir, "Shouty", good(engine, 71))
     library.rescan(engine.pipe)
     assert "not allowed" in library.refused["Shouty"]
+    assert refused_reason(library.refusals["Shouty"]).render("zh").startswith("文件夹名称不允许")
 
 
 async def test_file_corrupted_after_scan_fails_the_job_and_engine_keeps_serving(
@@ -259,10 +269,12 @@ async def test_executor_rescan_lists_new_style(engine: Engine, library: StyleLib
     try:
         assert executor.styles() == []
         add_style(library.lora_dir, "late", good(engine, 90))
-        infos = await executor.rescan_styles()
+        scan = await executor.rescan_styles()
     finally:
         await executor.aclose()
+    infos = scan.styles
     assert [(i.name, i.display_name_zh, i.strength) for i in infos] == [("late", "测试", 0.9)]
+    assert scan.refused == ()
 
 
 def test_check_lora_file_accepts_the_demo_turbo(engine: Engine, tiny_data_dir: Path) -> None:
@@ -379,3 +391,23 @@ def test_malformed_headers_are_refused_per_style_and_the_rest_serve(
         assert "corrupt" in why or "not a safetensors file" in why, (name, why)
     with pytest.raises(LoraRefused, match="corrupt"):
         read_header(library.lora_dir / "shape-letters" / "shape-letters.safetensors")
+
+
+async def test_executor_rescan_reports_each_refused_folder_with_a_catalogue_reason(
+    engine: Engine, library: StyleLibrary
+) -> None:
+    """``/styles rescan`` can say which folders were refused and why, in the user's language."""
+    add_style(library.lora_dir, "pickled", None, raw=pickle_bytes())
+    add_style(library.lora_dir, "fine", good(engine, 91))
+    executor = LocalExecutor(engine, jpeg_quality=95)
+    try:
+        scan = await executor.rescan_styles()
+    finally:
+        await executor.aclose()
+    assert [s.name for s in scan.styles] == ["fine"]
+    (refused,) = scan.refused
+    assert (refused.name, refused.reason_key) == ("pickled", "styles.refused.not_safetensors")
+    reason = refused_reason(refused)
+    assert "pickled.safetensors" in reason.render("en")
+    assert "safetensors" in reason.render("zh")
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in reason.render("zh"))

@@ -176,8 +176,8 @@ async def test_rescan_reaches_every_worker(settings: Settings) -> None:
         await until(ready_count(executor, 1))
         assert executor.styles() == []
         engine.style_list.append(StyleInfo("ink", "Ink", "", "", 1.0))
-        styles = await executor.rescan_styles()
-    assert [s.name for s in styles] == ["ink"]
+        scan = await executor.rescan_styles()
+    assert [s.name for s in scan.styles] == ["ink"]
 
 
 def test_the_wire_is_json_and_round_trips() -> None:

@@ -53,6 +53,8 @@ async def running_bot(
     executor: FakeExecutor | None = None,
     clock: FakeClock | None = None,
     settings: Settings | None = None,
+    *,
+    drain_timeout_s: float = 30.0,
 ) -> AsyncIterator[Harness]:
     """Wire it like the composition root: core, register, start … stop_intake, drain, aclose."""
     settings = settings or make_settings(data_dir, api.base_url)
@@ -60,7 +62,7 @@ async def running_bot(
     clock = clock or FakeClock()
     adapter: TelegramAdapter | None = None
     try:
-        async with open_core(settings, executor, clock) as core:
+        async with open_core(settings, executor, clock, drain_timeout_s=drain_timeout_s) as core:
             adapter = TelegramAdapter(core, settings, monotonic=clock.monotonic)
             core.register(adapter)
             await adapter.start()
