@@ -201,3 +201,19 @@ def too_big(size: int, limit: int) -> tuple[str, str]:
 
 def message_link(guild_id: str | None, channel_id: str, message_id: str) -> str:
     return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+LINEAGE_PROMPT_CHARS = 60
+
+
+def with_lineage(text: str, chain: list[Job], lang: Lang) -> str:
+    """``text`` (a /show answer) and the jobs it was made from, nearest first (the core's
+    lineage: it stops where the user may not see further)."""
+    if not chain:
+        return text
+    lines = [text, t("discord.lineage.title", lang)]
+    for job in chain:
+        prompt = literal(shorten(shown_prompt(job, lang), LINEAGE_PROMPT_CHARS))
+        kind = t(f"discord.kind.{job.spec.kind}", lang)
+        lines.append(t("discord.lineage.line", lang, job=job.id, kind=kind, prompt=prompt))
+    return shorten_lines(lines)

@@ -218,7 +218,9 @@ async def test_remix_from_showcase_credits_the_original(fake: FakeDiscord, bot: 
     job_id, message = await _imagine(fake, bot)
     post = await _share(fake, job_id, message)
 
-    remix = await fake.click(int(post["id"]), f"tb:remix:{job_id}", user=BOB)
+    form = await fake.click(int(post["id"]), f"tb:remix:{job_id}", user=BOB)
+    await fake.answered(form)
+    remix = await fake.submit_modal(form, user=BOB)  # the prompt as it was, pre-filled
     await _edited(fake, remix, "Queued")
     await _settle(fake, bot, 2)
     remix_job, spec = bot.executor.calls[-1]

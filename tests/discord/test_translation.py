@@ -117,7 +117,7 @@ def test_result_view_is_persistent_with_every_action() -> None:
     view = result_view(JOB_ID, Language.EN)
     assert view.is_persistent()
     ids = [item.custom_id for item in view.children if isinstance(item, JobButton)]
-    assert ids == [f"tb:{a}:{JOB_ID}" for a in RESULT_ACTIONS]
+    assert ids == [f"tb:remix:{JOB_ID}", *(f"tb:{a}:{JOB_ID}" for a in RESULT_ACTIONS)]
 
 
 def test_replies_come_in_the_users_language() -> None:
