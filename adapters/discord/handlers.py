@@ -22,9 +22,9 @@ from discord import app_commands
 
 from adapters.discord import format as fmt
 from adapters.discord.community import Community, is_server_admin
+from adapters.discord.modals import ImageModal, RemixModal, parse_strength
 from adapters.discord.status import StatusBoard, post_result
 from adapters.discord.texts import help_text, is_chinese, say
-from adapters.discord.modals import ImageModal, RemixModal, parse_strength
 from adapters.discord.views import ITERATE_KINDS, Action, Iterate, cancel_view, restyle_view
 from bot.domain import (
     DeriveKind,
@@ -359,7 +359,9 @@ class Handlers:
             ticket = await self.core.derive(requester(interaction), job_id, kind, image=index)
             await self.queued(interaction, ticket)
 
-    async def open_remix(self, interaction: discord.Interaction[Any], job_id: int, index: int) -> None:
+    async def open_remix(
+        self, interaction: discord.Interaction[Any], job_id: int, index: int
+    ) -> None:
         """The remix form, pre-filled with the prompt as the presser may see it (empty when
         its author hides it: left empty, the original is kept)."""
         async with self.guard(interaction, "remix", job_id):

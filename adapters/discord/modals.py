@@ -34,7 +34,10 @@ class ModalHandler(Protocol):
     ) -> None: ...
 
     async def on_image_submit(
-        self, interaction: discord.Interaction[Any], attachment: discord.Attachment, prompt: str,
+        self,
+        interaction: discord.Interaction[Any],
+        attachment: discord.Attachment,
+        prompt: str,
         strength: str,
     ) -> None: ...
 
@@ -59,8 +62,12 @@ def parse_strength(text: str | None) -> float | None:
         return float(text)
     except ValueError:
         raise BadRequest(
-            msg("discord.bad_strength", value=text[:STRENGTH_INPUT_LIMIT],
-                low=MIN_STRENGTH, high=MAX_STRENGTH)  # fmt: skip
+            msg(
+                "discord.bad_strength",
+                value=text[:STRENGTH_INPUT_LIMIT],
+                low=MIN_STRENGTH,
+                high=MAX_STRENGTH,
+            )
         ) from None
 
 
@@ -112,7 +119,7 @@ class RemixModal(discord.ui.Modal):
 
 
 class ImageModal(discord.ui.Modal):
-    """"Imagine from image": the prompt (pre-filled with the message's text) and a strength
+    """The "Imagine from image" form: the prompt (pre-filled with the message's text) and a strength
     for the image ``attachment``."""
 
     def __init__(self, attachment: discord.Attachment, prompt: str, lang: Lang) -> None:

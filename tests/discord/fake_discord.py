@@ -21,9 +21,9 @@ Discord's limits are enforced as Discord enforces them: message content over 2,0
 an embed over its limits, more than 25 choices (autocomplete or a command option) or options, a
 ``custom_id`` over 100 characters, more than 5 buttons in a row or 5 rows, a command name over
 32 characters, a modal over its limits (title or a label over 45 characters, more than 5
-inputs, a text input over 4,000 characters) get ``400 Invalid Form Body`` (code 50035); an interaction
-acknowledged more than 3 s after it was sent gets ``404 Unknown interaction`` (10062). Every
-refusal is kept in :attr:`FakeDiscord.refused`.
+inputs, a text input over 4,000 characters) get ``400 Invalid Form Body`` (code 50035); an
+interaction acknowledged more than 3 s after it was sent gets ``404 Unknown interaction``
+(10062). Every refusal is kept in :attr:`FakeDiscord.refused`.
 """
 
 from __future__ import annotations
@@ -452,9 +452,7 @@ class FakeDiscord:
             "content_type": content_type or kinds.get(PurePath(name).suffix.lower(), "text/plain"),
         }
 
-    def user_message(
-        self, content: str, attachments: list[JSON], *, user: int = ALICE
-    ) -> JSON:
+    def user_message(self, content: str, attachments: list[JSON], *, user: int = ALICE) -> JSON:
         """A message a user posted in the channel (with files from :meth:`upload`)."""
         message = self._message(CHANNEL_ID, {"content": content}, [], author=_user(user))
         message["attachments"] = attachments
@@ -853,7 +851,7 @@ def _embed_problem(embed: JSON) -> str | None:
 
 def _modal_inputs(modal: JSON) -> list[JSON]:
     """The text inputs of a modal, in order (in action rows, or in labels)."""
-    out = []
+    out: list[JSON] = []
     for row in modal.get("components") or []:
         inner = row.get("components") or ([row["component"]] if "component" in row else [row])
         out.extend(c for c in inner if c.get("type") == 4)
@@ -865,15 +863,18 @@ def _modal_problem(modal: JSON) -> str | None:
         return f"data.title: Must be {MODAL_TITLE_LIMIT} or fewer in length."
     if len(modal.get("components") or []) > MODAL_INPUTS_LIMIT:
         return f"data.components: Must be {MODAL_INPUTS_LIMIT} or fewer in length."
-    for inp in _modal_inputs(modal):
-        if len(str(inp.get("label") or "")) > MODAL_LABEL_LIMIT:
-            return f"label: Must be {MODAL_LABEL_LIMIT} or fewer in length."
-        if len(str(inp.get("placeholder") or "")) > PLACEHOLDER_LIMIT:
-            return f"placeholder: Must be {PLACEHOLDER_LIMIT} or fewer in length."
-        if inp.get("max_length", 0) > TEXT_INPUT_LIMIT:
-            return f"max_length: int value should be less than or equal to {TEXT_INPUT_LIMIT}."
-        if len(str(inp.get("value") or "")) > inp.get("max_length", TEXT_INPUT_LIMIT):
-            return "value: Must be no longer than the input's max_length."
+    return next((p for inp in _modal_inputs(modal) if (p := _input_problem(inp))), None)
+
+
+def _input_problem(inp: JSON) -> str | None:
+    if len(str(inp.get("label") or "")) > MODAL_LABEL_LIMIT:
+        return f"label: Must be {MODAL_LABEL_LIMIT} or fewer in length."
+    if len(str(inp.get("placeholder") or "")) > PLACEHOLDER_LIMIT:
+        return f"placeholder: Must be {PLACEHOLDER_LIMIT} or fewer in length."
+    if inp.get("max_length", 0) > TEXT_INPUT_LIMIT:
+        return f"max_length: int value should be less than or equal to {TEXT_INPUT_LIMIT}."
+    if len(str(inp.get("value") or "")) > inp.get("max_length", TEXT_INPUT_LIMIT):
+        return "value: Must be no longer than the input's max_length."
     return None
 
 
@@ -906,13 +907,13 @@ def _command_problem(command: JSON) -> str | None:
     return None
 
 
-def form_problem(body: Any) -> str | None:
+def form_problem(body: Any) -> str | None:  # noqa: PLR0911 (one return per Discord check)
     """What Discord would call invalid in a request body (its 50035 "errors"), else None."""
     if isinstance(body, list):  # a bulk command overwrite
         return next((p for c in body if (p := _command_problem(c)) is not None), None)
     if not isinstance(body, dict):
         return None
-    data = body.get("data") if isinstance(body.get("data"), dict) else body
+    data: JSON = body["data"] if isinstance(body.get("data"), dict) else body
     if body.get("type") == 9:  # a modal
         return _modal_problem(data)
     content = data.get("content")

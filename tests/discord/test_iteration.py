@@ -97,7 +97,8 @@ async def test_a_grid_gets_u_and_v_buttons_and_u_posts_that_image_alone(
     assert rows[1] == [f"tb:it:v:{job_id}:{k}" for k in range(1, 5)]
     assert rows[2] == [f"tb:{a}:{job_id}" for a in ("reroll", "restyle", "share", "delete", "info")]
     assert _labels(grid)[:8] == [*(f"U{k}" for k in range(1, 5)), *(f"V{k}" for k in range(1, 5))]
-    assert len(rows) <= ROW_SIZE and all(len(r) <= ROW_SIZE for r in rows)
+    assert len(rows) <= ROW_SIZE
+    assert all(len(r) <= ROW_SIZE for r in rows)
     assert all(len(i) <= CUSTOM_ID_LIMIT for r in rows for i in r)
     assert not fake.refused
 
@@ -143,7 +144,8 @@ async def test_zh_client_sees_chinese_iteration_buttons(fake: FakeDiscord, bot: 
     log = await fake.slash("imagine", {"prompt": "a cat"}, locale="zh-CN")
     job_id = await _queued_job(fake, log)
     post = await _result_of(fake, bot, job_id)
-    assert _labels(post)[:5] == ["微调变体", "大幅变体", "放大（细微）", "放大（创意）", "混搭"]
+    expected = ["微调变体", "大幅变体", "放大（细微）", "放大（创意）", "混搭"]  # noqa: RUF001
+    assert _labels(post)[:5] == expected
 
 
 async def test_one_image_varies_subtly_and_upscales_creatively(fake: FakeDiscord, bot: Bot) -> None:
