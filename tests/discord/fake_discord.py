@@ -712,6 +712,10 @@ class FakeDiscord:
         if self.fail_next_post is not None:
             status, self.fail_next_post = self.fail_next_post, None
             return _json({"message": "Internal Server Error", "code": 0}, status=status)
+        if any(len(data) > self.attachment_size_limit for _, data in files):
+            # Discord refuses a file over the upload limit (the guild's, at the free tier).
+            self.refused.append(("POST", f"/channels/{channel_id}/messages", "too large"))
+            return _json({"message": "Request entity too large", "code": 40005}, status=413)
         msg = self._message(channel_id, body, files)
         self.messages[int(msg["id"])] = msg
         return _json(msg)

@@ -305,3 +305,29 @@ async def test_show_lists_the_parent_chain(fake: FakeDiscord, bot: Bot) -> None:
     start = lines.index("Made from:")
     assert lines[start + 1].startswith(f"↳ #{picked_id} · ")
     assert lines[start + 2] == f"↳ #{grid_id} · from text · a lighthouse at dusk"
+
+
+# ----------------------------------------------------------------------- upscale over the limit
+
+
+async def test_an_upscale_over_the_upload_limit_is_explained_not_lost(
+    fake: FakeDiscord, bot: Bot
+) -> None:
+    job_id, post = await _imagine(fake, bot)
+    # The upscale comes back larger than the server's 10 MiB per file (the fake guild's tier).
+    bot.executor.jpeg = b"\xff\xd8" + b"\0" * (10 * 2**20)
+    pressed = await fake.click(int(post["id"]), f"tb:it:us:{job_id}:1")
+    upscale_id = await _queued_job(fake, pressed)
+
+    def notice() -> JSON | None:
+        return next(
+            (m for m in fake.channel_messages() if f"image #{upscale_id} is" in m["content"]), None
+        )
+
+    await fake.wait_for(lambda: notice() is not None)
+    message = notice()
+    assert message is not None
+    assert "over the 10 MiB upload limit" in message["content"]
+    assert not message["attachments"]  # nothing Discord would refuse was sent
+    assert f"tb:info:{upscale_id}" in [i for row in _rows(message) for i in row]
+    assert not fake.refused
