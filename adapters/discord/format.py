@@ -6,7 +6,7 @@ import math
 
 import discord
 
-from bot.domain import Job, Language, Platform, Requester, StyleInfo, Timings
+from bot.domain import Job, JobKind, Language, Platform, Requester, StyleInfo, Timings
 from bot.i18n import t
 from bot.texts import shown_prompt, state_word
 
@@ -93,6 +93,10 @@ def info_text(job: Job, lang: Lang) -> str:
             cfg=f"{spec.cfg:g}",
         ),
     ]
+    if spec.kind is not JobKind.TXT2IMG:  # made from an image: how, and how far from it
+        kind = t(f"discord.kind.{spec.kind}", lang)
+        strength = "-" if spec.strength is None else f"{spec.strength:g}"
+        lines.append(t("discord.info.made_by", lang, kind=kind, strength=strength))
     if spec.negative_prompt:
         negative = literal(shorten(spec.negative_prompt, 300))
         lines.append(t("discord.info.negative", lang, negative=negative))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from bot.domain import (
     GalleryItem,
     GenerationSpec,
     Job,
+    JobKind,
     JobState,
     Language,
     Platform,
@@ -211,3 +213,11 @@ def test_every_command_text_has_a_chinese_version() -> None:
     assert len(keys) > 30
     for key in keys:
         assert t(key, Language.ZH) != t(key, Language.EN), key
+
+
+def test_info_says_how_an_image_was_made_from_another() -> None:
+    base = _job().spec
+    varied = replace(base, kind=JobKind.VARY, init_image="images/1.jpg", strength=0.35)
+    assert "variation, strength 0.35" in fmt.info_text(_job(spec=varied), Language.EN)
+    assert "变体" in fmt.info_text(_job(spec=varied), Language.ZH)
+    assert "strength" not in fmt.info_text(_job(), Language.EN)  # from text: nothing to say
