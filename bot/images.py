@@ -42,9 +42,7 @@ def read_image(
 
 def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     """Upright RGB pixels of a JPEG, PNG or WebP file, or a BadRequest saying why not."""
-    if len(data) > max_bytes:
-        size, limit = f"{len(data) / 2**20:.1f}", f"{max_bytes / 2**20:.0f}"
-        raise BadRequest(msg("core.image_too_large", size=size, limit=limit))
+    check_size(len(data), max_bytes)
     if not data:
         raise BadRequest(msg("core.image_empty"))
     try:
@@ -64,6 +62,14 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
         raise BadRequest(msg("core.image_format", formats=_FORMATS)) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise BadRequest(msg("core.image_unreadable", error=str(exc))) from None
+
+
+def check_size(size: int, max_bytes: int = MAX_INPUT_BYTES) -> None:
+    """The byte limit of an input image; adapters also call it with the size a platform
+    announces, so a file over the limit is refused before it is downloaded."""
+    if size > max_bytes:
+        mib, limit = f"{size / 2**20:.1f}", f"{max_bytes / 2**20:.0f}"
+        raise BadRequest(msg("core.image_too_large", size=mib, limit=limit))
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:

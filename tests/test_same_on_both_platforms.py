@@ -231,13 +231,18 @@ class DiscordDriver:
 
     async def press(self, who: str, action: str, job_id: int) -> None:
         message = self.posts[job_id] if action == "remix" else self.results[job_id]
+        custom_id = f"tb:{DC_ACTIONS[action]}:{job_id}"
+        if action == "vary":
+            # New posts carry Vary subtle / strong (issue 13); the seed-only Variations this
+            # scenario compares still works on posts made before: press it there.
+            self.fake.messages[message]["components"][0]["components"][0]["custom_id"] = custom_id
         log = await self.fake.click(
-            message,
-            f"tb:{DC_ACTIONS[action]}:{job_id}",
-            user=DC_USERS[who],
-            permissions=dc_permissions(who),
+            message, custom_id, user=DC_USERS[who], permissions=dc_permissions(who)
         )
-        await self.fake.wait_for(lambda: bool(log.texts()), within=WAIT_S)
+        await self.fake.wait_for(lambda: bool(log.texts()) or log.modal is not None, WAIT_S)
+        if log.modal is not None:  # Remix opens a form, pre-filled: send it as it is
+            log = await self.fake.submit_modal(log, user=DC_USERS[who])
+            await self.fake.wait_for(lambda: bool(log.texts()), within=WAIT_S)
         await settle(self)
         for job in await self.core.history(self.requester(who), limit=5):
             if job.id not in self.results and job.state is JobState.POSTED:

@@ -24,7 +24,13 @@ from adapters.discord import format as fmt
 from adapters.discord.handlers import Handlers
 from adapters.discord.status import TOKEN_LIFETIME_S, Tracked, post_result
 from adapters.discord.texts import Translator, say
-from adapters.discord.views import ForgetButton, GalleryButton, JobButton, RestyleSelect
+from adapters.discord.views import (
+    ForgetButton,
+    GalleryButton,
+    ImageButton,
+    JobButton,
+    RestyleSelect,
+)
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.domain import Delivered, Job, Language, Platform
@@ -79,7 +85,7 @@ class TurbobotClient(discord.Client):
     async def setup_hook(self) -> None:
         await self.tree.set_translator(Translator())
         # Buttons on images posted before a restart still reach us: the job id is in custom_id.
-        self.add_dynamic_items(JobButton, RestyleSelect, GalleryButton, ForgetButton)
+        self.add_dynamic_items(JobButton, ImageButton, RestyleSelect, GalleryButton, ForgetButton)
         commands.register(self.tree, self.handlers)
         if not self._guild_ids:
             await self.tree.sync()

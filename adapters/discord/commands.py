@@ -18,7 +18,17 @@ from discord import app_commands
 from adapters.discord.handlers import Handlers, ImagineOptions
 from adapters.discord.texts import command_text as _
 from adapters.discord.views import GALLERY_PERIODS, GALLERY_SORTS
-from bot.domain import ASPECTS, MAX_CFG, MAX_IMAGES, MAX_SEED, MIN_CFG, MIN_IMAGES, StepRange
+from bot.domain import (
+    ASPECTS,
+    MAX_CFG,
+    MAX_IMAGES,
+    MAX_SEED,
+    MAX_STRENGTH,
+    MIN_CFG,
+    MIN_IMAGES,
+    MIN_STRENGTH,
+    StepRange,
+)
 
 ADMIN = discord.Permissions(manage_guild=True)
 LANGUAGES = [
@@ -32,6 +42,7 @@ Interaction = discord.Interaction[Any]
 def register(tree: app_commands.CommandTree[Any], h: Handlers) -> None:
     """Add every command to ``tree`` (called from the client's ``setup_hook``)."""
     tree.add_command(_imagine(h))
+    tree.add_command(_image_menu(h))
     tree.add_command(_style_group(h))
     tree.add_command(_styles_admin(h))
     tree.add_command(_simple(h))
@@ -54,12 +65,21 @@ def _imagine(h: Handlers) -> app_commands.Command[Any, ..., None]:
         negative: str | None = None,
         cfg: app_commands.Range[float, MIN_CFG, MAX_CFG] | None = None,
         n: app_commands.Range[int, MIN_IMAGES, MAX_IMAGES] | None = None,
+        image: discord.Attachment | None = None,
+        strength: app_commands.Range[float, MIN_STRENGTH, MAX_STRENGTH] | None = None,
     ) -> None:
         # The prompt goes to the core as typed: it parses "--ar 16:9" and the like itself.
         options = ImagineOptions(
-            style=style, aspect=aspect, seed=seed, steps=steps, negative=negative, cfg=cfg, n=n
+            style=style,
+            aspect=aspect,
+            seed=seed,
+            steps=steps,
+            negative=negative,
+            cfg=cfg,
+            n=n,
+            strength=strength,
         )
-        await h.imagine(interaction, prompt, options)
+        await h.imagine(interaction, prompt, options, image)
 
     # The steps Discord lets users pick are the core's (Turbo's 1-8, or base mode's range),
     # so the annotation is set here, before discord.py reads the signature.
@@ -73,6 +93,8 @@ def _imagine(h: Handlers) -> app_commands.Command[Any, ..., None]:
         negative=_("discord.opt.negative"),
         cfg=_("discord.opt.cfg"),
         n=_("discord.opt.n"),
+        image=_("discord.opt.image"),
+        strength=_("discord.opt.strength"),
     )(imagine)
     imagine = app_commands.choices(aspect=[app_commands.Choice(name=a, value=a) for a in ASPECTS])(
         imagine
@@ -82,6 +104,17 @@ def _imagine(h: Handlers) -> app_commands.Command[Any, ..., None]:
     )(imagine)
     command.autocomplete("style")(h.style_autocomplete)
     return command
+
+
+def _image_menu(h: Handlers) -> app_commands.ContextMenu:
+    """A message's menu (Apps): "Imagine from image" on a message with a picture."""
+
+    async def imagine_from_image(interaction: Interaction, message: discord.Message) -> None:
+        await h.image_from_message(interaction, message)
+
+    return app_commands.ContextMenu(
+        name=_("discord.cmd.imagine_from_image"), callback=imagine_from_image
+    )
 
 
 def steps_option(steps: StepRange) -> Any:

@@ -24,7 +24,6 @@ from adapters.discord import format as fmt
 from adapters.discord.texts import say
 from adapters.discord.views import forget_view, gallery_view, showcase_view
 from bot.domain import (
-    DeriveKind,
     Job,
     JobAction,
     Language,
@@ -209,11 +208,6 @@ class Community:
             view=showcase_view(ticket.job.id, lang),
             allowed_mentions=discord.AllowedMentions.none(),
         )
-
-    async def remix(self, interaction: discord.Interaction[Any], job_id: int) -> None:
-        self.h.check_accepting(interaction)
-        ticket = await self.core.derive(self.h.requester(interaction), job_id, DeriveKind.REMIX)
-        await self.h.queued(interaction, ticket)
 
     async def on_reaction(
         self, event: discord.RawReactionActionEvent, *, added: bool, bot_id: int | None

@@ -6,7 +6,7 @@ import math
 
 import discord
 
-from bot.domain import Job, Language, Platform, Requester, StyleInfo, Timings
+from bot.domain import Job, JobKind, Language, Platform, Requester, StyleInfo, Timings
 from bot.i18n import language_of, t
 from bot.texts import shown_prompt, state_word
 
@@ -99,6 +99,10 @@ def info_text(job: Job, lang: Lang) -> str:
             cfg=f"{spec.cfg:g}",
         ),
     ]
+    if spec.kind is not JobKind.TXT2IMG:  # made from an image: how, and how far from it
+        kind = t(f"discord.kind.{spec.kind}", lang)
+        strength = "-" if spec.strength is None else f"{spec.strength:g}"
+        lines.append(t("discord.info.made_by", lang, kind=kind, strength=strength))
     if spec.negative_prompt:
         negative = literal(shorten(spec.negative_prompt, 300))
         lines.append(t("discord.info.negative", lang, negative=negative))
@@ -207,3 +211,19 @@ def too_big(size: int, limit: int) -> tuple[str, str]:
 
 def message_link(guild_id: str | None, channel_id: str, message_id: str) -> str:
     return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+LINEAGE_PROMPT_CHARS = 60
+
+
+def with_lineage(text: str, chain: list[Job], lang: Lang) -> str:
+    """``text`` (a /show answer) and the jobs it was made from, nearest first (the core's
+    lineage: it stops where the user may not see further)."""
+    if not chain:
+        return text
+    lines = [text, t("discord.lineage.title", lang)]
+    for job in chain:
+        prompt = literal(shorten(shown_prompt(job, lang), LINEAGE_PROMPT_CHARS))
+        kind = t(f"discord.kind.{job.spec.kind}", lang)
+        lines.append(t("discord.lineage.line", lang, job=job.id, kind=kind, prompt=prompt))
+    return shorten_lines(lines)

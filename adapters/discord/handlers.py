@@ -22,9 +22,10 @@ from discord import app_commands
 
 from adapters.discord import format as fmt
 from adapters.discord.community import Community, is_server_admin
+from adapters.discord.modals import ImageModal, RemixModal, parse_strength
 from adapters.discord.status import StatusBoard, post_result
 from adapters.discord.texts import help_text, is_chinese, say
-from adapters.discord.views import Action, cancel_view, restyle_view
+from adapters.discord.views import ITERATE_KINDS, Action, Iterate, cancel_view, restyle_view
 from bot.domain import (
     DeriveKind,
     GenerateRequest,
@@ -34,8 +35,9 @@ from bot.domain import (
     StyleInfo,
     Ticket,
 )
-from bot.errors import NotAllowed, NotFound, ShuttingDown, TurbobotError
+from bot.errors import BadRequest, NotAllowed, NotFound, ShuttingDown, TurbobotError
 from bot.i18n import language_of, msg
+from bot.images import check_size
 from bot.ports import BotApi, Clock
 from bot.texts import styles_rescanned
 from bot.validation import NO_STYLE
@@ -56,6 +58,7 @@ class ImagineOptions:
     negative: str | None = None
     cfg: float | None = None
     n: int | None = None
+    strength: float | None = None  # with an image: how far from it
 
     def request(self, who: Requester, prompt: str) -> GenerateRequest:
         return GenerateRequest(
@@ -68,6 +71,7 @@ class ImagineOptions:
             cfg=self.cfg,
             negative_prompt=self.negative,
             n=self.n,
+            strength=self.strength,
         )
 
 
@@ -170,14 +174,48 @@ class Handlers:
     # ----------------------------------------------------------------- commands
 
     async def imagine(
-        self, interaction: discord.Interaction[Any], prompt: str, options: ImagineOptions
+        self,
+        interaction: discord.Interaction[Any],
+        prompt: str,
+        options: ImagineOptions,
+        image: discord.Attachment | None = None,
     ) -> None:
         # Acknowledge before anything else: the core may take a moment (SQLite commit).
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self.guard(interaction, "imagine"):
             self.check_accepting(interaction)
             request = options.request(requester(interaction), prompt)
-            await self.queued(interaction, await self.core.submit(request))
+            data = None if image is None else await download(image)
+            await self.queued(interaction, await self.core.submit(request, image=data))
+
+    async def image_from_message(
+        self, interaction: discord.Interaction[Any], message: discord.Message
+    ) -> None:
+        """The "Imagine from image" menu on a message: a form for the prompt and strength
+        (a modal is the reply itself, so it opens within Discord's 3 s, no deferral)."""
+        async with self.guard(interaction, "image-menu"):
+            self.check_accepting(interaction)
+            lang = await self.lang(interaction)
+            attachment = first_image(message)
+            if attachment is None:
+                raise BadRequest(msg("discord.no_image_attachment"))
+            check_size(attachment.size)  # refused before the form, and before any download
+            await interaction.response.send_modal(ImageModal(attachment, message.content, lang))
+
+    async def on_image_submit(
+        self,
+        interaction: discord.Interaction[Any],
+        attachment: discord.Attachment,
+        prompt: str,
+        strength: str,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self.guard(interaction, "image-form"):
+            self.check_accepting(interaction)
+            options = ImagineOptions(strength=parse_strength(strength))
+            request = options.request(requester(interaction), prompt)
+            data = await download(attachment)
+            await self.queued(interaction, await self.core.submit(request, image=data))
 
     async def style_list(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "style list"):
@@ -241,7 +279,8 @@ class Handlers:
             credit = await self.community.remix_credit(job, lang)
             limit = self._upload_limit(interaction)
             message = await post_result(channel, job, path, limit, credit=credit, lang=lang)
-            await self.answer(interaction, message.jump_url)
+            chain = await self.core.lineage(requester(interaction), job_id)
+            await self.answer(interaction, fmt.with_lineage(message.jump_url, chain, lang))
 
     async def help(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "help"):
@@ -276,6 +315,9 @@ class Handlers:
     async def on_button(
         self, interaction: discord.Interaction[Any], action: Action, job_id: int
     ) -> None:
+        if action is Action.REMIX:  # a form, which must be the first reply
+            await self.open_remix(interaction, job_id, 1)
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self.guard(interaction, f"button {action}", job_id):
             who = requester(interaction)
@@ -297,8 +339,6 @@ class Handlers:
                     )
                 case Action.SHARE:
                     await self.community.share(interaction, job_id)
-                case Action.REMIX:
-                    await self.community.remix(interaction, job_id)
                 case Action.DELETE:
                     await self._delete(interaction, who, job_id)
                 case Action.INFO:
@@ -308,6 +348,50 @@ class Handlers:
                     job = await self.core.cancel(who, job_id)
                     lang = await self.lang(interaction)
                     await self.answer(interaction, say(lang, "cancelled", job=job.id))
+
+    async def on_iterate(
+        self, interaction: discord.Interaction[Any], op: Iterate, job_id: int, index: int
+    ) -> None:
+        """U k, V k, vary and upscale of image ``index``: the core's rule for each kind."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self.guard(interaction, f"iterate-{op}", job_id):
+            self.check_accepting(interaction)
+            kind = ITERATE_KINDS[op]
+            ticket = await self.core.derive(requester(interaction), job_id, kind, image=index)
+            await self.queued(interaction, ticket)
+
+    async def open_remix(
+        self, interaction: discord.Interaction[Any], job_id: int, index: int
+    ) -> None:
+        """The remix form, pre-filled with the prompt as the presser may see it (empty when
+        its author hides it: left empty, the original is kept)."""
+        async with self.guard(interaction, "remix", job_id):
+            self.check_accepting(interaction)
+            job = await self.core.job_for(requester(interaction), job_id, JobAction.REMIX)
+            prompt = None if job.details_hidden else job.spec.prompt
+            lang = await self.lang(interaction)
+            await interaction.response.send_modal(RemixModal(job_id, index, prompt, lang))
+
+    async def on_remix_submit(
+        self,
+        interaction: discord.Interaction[Any],
+        job_id: int,
+        index: int,
+        prompt: str | None,
+        strength: str,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self.guard(interaction, "remix-form", job_id):
+            self.check_accepting(interaction)
+            ticket = await self.core.derive(
+                requester(interaction),
+                job_id,
+                DeriveKind.REMIX,
+                image=index,
+                prompt=prompt,
+                strength=parse_strength(strength),
+            )
+            await self.queued(interaction, ticket)
 
     async def on_restyle(
         self, interaction: discord.Interaction[Any], job_id: int, style: str
@@ -365,6 +449,24 @@ class Handlers:
     @staticmethod
     def _upload_limit(interaction: discord.Interaction[Any]) -> int:
         return int(interaction.filesize_limit or fmt.DEFAULT_UPLOAD_LIMIT)
+
+
+def first_image(message: discord.Message) -> discord.Attachment | None:
+    """The message's first attachment that says it is an image (the core checks the bytes)."""
+    for attachment in message.attachments:
+        if (attachment.content_type or "").startswith("image/"):
+            return attachment
+    return None
+
+
+async def download(attachment: discord.Attachment) -> bytes:
+    """An attachment's bytes, refused by its announced size before anything is downloaded."""
+    check_size(attachment.size)
+    try:
+        return await attachment.read()
+    except discord.HTTPException as err:
+        _log.info("attachment download failed: %s", err.status)
+        raise BadRequest(msg("discord.download_failed")) from None
 
 
 def load_previews(styles: list[StyleInfo], limit: int) -> list[tuple[str, bytes]]:

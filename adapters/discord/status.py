@@ -102,6 +102,8 @@ async def post_result(
     It needs no interaction token, so it works after a 15-minute queue and after a restart.
     """
     size = (await asyncio.to_thread(path.stat)).st_size
+    # A job of several images is posted as its grid, with U1..Un and V1..Vn under it.
+    view = result_view(job.id, lang, images=job.spec.n)
     mention = discord.AllowedMentions(users=[discord.Object(int(job.requester.user_id))])
     if size > limit:
         mib, cap = fmt.too_big(size, limit)
@@ -113,13 +115,8 @@ async def post_result(
             size=mib,
             limit=cap,
         )
-        return await channel.send(
-            fmt.fit_text(text), allowed_mentions=mention, view=result_view(job.id, lang)
-        )
+        return await channel.send(fmt.fit_text(text), allowed_mentions=mention, view=view)
     file = discord.File(path, filename=f"turbobot-{job.id}.jpg")
     return await channel.send(
-        fmt.caption(job, credit, lang),
-        file=file,
-        view=result_view(job.id, lang),
-        allowed_mentions=mention,
+        fmt.caption(job, credit, lang), file=file, view=view, allowed_mentions=mention
     )

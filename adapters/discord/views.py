@@ -1,7 +1,9 @@
 """Buttons and selects whose whole state is the ``custom_id``, so they work after a restart.
 
 ``tb:<action>:<job id>`` is parsed back by :class:`JobButton` (a ``DynamicItem``); everything
-else about the job comes from the core (SQLite). The client registers the item classes in
+else about the job comes from the core (SQLite). Iteration on image k of a job (issue 13) is
+``tb:it:<op>:<job id>:<k>`` (:class:`ImageButton`): U1-U4 and V1-V4 under a grid, and vary /
+upscale under a single image. The client registers the item classes in
 ``setup_hook`` and forwards clicks to the handlers it owns. Gallery pages carry their query in
 the id (``tb:gal:<sort>:<period>:<page>``); the /forget confirmation carries the user it is for.
 """
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 
-from bot.domain import Language, StyleInfo
+from bot.domain import DeriveKind, Language, StyleInfo
 from bot.i18n import t
 
 if TYPE_CHECKING:
@@ -32,15 +34,52 @@ class Action(StrEnum):
     CANCEL = "cancel"
 
 
+# Under one image. The seed-only Variations button (Action.VARY) gave way to Vary subtle /
+# strong (a reroll under another name, issue 13); its id still parses for older posts.
 RESULT_ACTIONS = (
     Action.REROLL,
-    Action.VARY,
     Action.RESTYLE,
     Action.SHARE,
-    Action.REMIX,
     Action.DELETE,
     Action.INFO,
 )
+GRID_ACTIONS = (Action.REROLL, Action.RESTYLE, Action.SHARE, Action.DELETE, Action.INFO)
+
+
+class Iterate(StrEnum):
+    """What an image button does with image k of a job (the core's ``DeriveKind``)."""
+
+    PICK = "u"  # U k: image k alone
+    VARY = "v"  # V k under a grid: a strong variation, as Midjourney's grid V buttons
+    VARY_SUBTLE = "vs"
+    VARY_STRONG = "vx"
+    UPSCALE_SUBTLE = "us"
+    UPSCALE_CREATIVE = "uc"
+
+
+ITERATE_KINDS: dict[Iterate, DeriveKind] = {
+    Iterate.PICK: DeriveKind.PICK,
+    Iterate.VARY: DeriveKind.VARY_STRONG,
+    Iterate.VARY_SUBTLE: DeriveKind.VARY_SUBTLE,
+    Iterate.VARY_STRONG: DeriveKind.VARY_STRONG,
+    Iterate.UPSCALE_SUBTLE: DeriveKind.UPSCALE_SUBTLE,
+    Iterate.UPSCALE_CREATIVE: DeriveKind.UPSCALE_CREATIVE,
+}
+SINGLE_ITERATIONS = (
+    Iterate.VARY_SUBTLE,
+    Iterate.VARY_STRONG,
+    Iterate.UPSCALE_SUBTLE,
+    Iterate.UPSCALE_CREATIVE,
+)
+_ITERATE_LOOK: dict[Iterate, tuple[str, discord.ButtonStyle]] = {
+    Iterate.PICK: ("button.pick", discord.ButtonStyle.secondary),
+    Iterate.VARY: ("button.vary_k", discord.ButtonStyle.secondary),
+    Iterate.VARY_SUBTLE: ("button.vary_subtle", discord.ButtonStyle.primary),
+    Iterate.VARY_STRONG: ("button.vary_strong", discord.ButtonStyle.primary),
+    Iterate.UPSCALE_SUBTLE: ("button.upscale_subtle", discord.ButtonStyle.secondary),
+    Iterate.UPSCALE_CREATIVE: ("button.upscale_creative", discord.ButtonStyle.secondary),
+}
+ROW_SIZE = 5  # Discord: at most 5 buttons in a row, 5 rows in a message
 SELECT_LIMIT = 25  # options in one select menu
 
 Lang = Language | str
@@ -73,6 +112,10 @@ class ClickHandler(Protocol):
     ) -> None: ...
 
     async def on_forget(self, interaction: discord.Interaction[Any], user_id: int) -> None: ...
+
+    async def on_iterate(
+        self, interaction: discord.Interaction[Any], op: Iterate, job_id: int, index: int
+    ) -> None: ...
 
 
 class HasClickHandler(Protocol):
@@ -151,12 +194,67 @@ class RestyleSelect(
             await _handler(interaction).on_restyle(interaction, self.job_id, str(values[0]))
 
 
-def result_view(job_id: int, lang: Lang) -> discord.ui.View:
-    """The buttons under a posted image."""
+class ImageButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=rf"tb:it:(?P<op>{'|'.join(Iterate)}):(?P<job>[0-9]{{1,18}}):(?P<k>[1-9])",
+):
+    """U k, V k, vary and upscale of image k of a job; the id is the whole state."""
+
+    def __init__(self, op: Iterate, job_id: int, index: int, lang: Lang = Language.EN) -> None:
+        label, style = _ITERATE_LOOK[op]
+        self.op = op
+        self.job_id = job_id
+        self.index = index
+        super().__init__(
+            discord.ui.Button(
+                label=t(label, lang, k=index),
+                style=style,
+                custom_id=f"tb:it:{op}:{job_id}:{index}",
+                row=_row_of(op),
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> ImageButton:
+        return cls(Iterate(match["op"]), int(match["job"]), int(match["k"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await _handler(interaction).on_iterate(interaction, self.op, self.job_id, self.index)
+
+
+def _row_of(op: Iterate) -> int:
+    # A grid: U1..U4 in the first row, V1..V4 in the second; one image: its four in the first.
+    return 1 if op is Iterate.VARY else 0
+
+
+def result_view(job_id: int, lang: Lang, images: int = 1) -> discord.ui.View:
+    """The buttons under a posted image: for a grid of ``images``, U1..Un and V1..Vn above the
+    usual ones; for one image, vary / upscale / remix above the usual ones."""
     view = discord.ui.View(timeout=None)
-    for action in RESULT_ACTIONS:
-        view.add_item(JobButton(action, job_id, lang))
+    if images > 1:
+        for op in (Iterate.PICK, Iterate.VARY):
+            for k in range(1, images + 1):
+                view.add_item(ImageButton(op, job_id, k, lang))
+        actions = GRID_ACTIONS
+    else:
+        for op in SINGLE_ITERATIONS:
+            view.add_item(ImageButton(op, job_id, 1, lang))
+        view.add_item(_in_row(JobButton(Action.REMIX, job_id, lang), 0))
+        actions = RESULT_ACTIONS
+    for action in actions:
+        view.add_item(_in_row(JobButton(action, job_id, lang), 2))
     return view
+
+
+def _in_row(button: JobButton, row: int) -> JobButton:
+    button.item.row = row
+    return button
 
 
 def cancel_view(job_ids: list[int], lang: Lang) -> discord.ui.View:

@@ -9,9 +9,9 @@ import zlib
 import pytest
 from PIL import Image
 
-from bot.domain import ASPECTS
+from bot.domain import ASPECTS, MAX_INPUT_BYTES
 from bot.errors import BadRequest
-from bot.images import decode, nearest_aspect, read_image
+from bot.images import check_size, decode, nearest_aspect, read_image
 
 LIMITS = {"max_bytes": 2_000_000, "max_pixels": 4_000_000}
 
@@ -104,3 +104,11 @@ def test_the_nearest_aspect_is_chosen_and_the_image_fitted_to_it() -> None:
     got = read_image(encoded(Image.new("RGB", (1920, 1080)), "JPEG"), **LIMITS)
     assert got.aspect == ASPECTS["16:9"]
     assert got.image.size == (1360, 768)
+
+
+def test_an_announced_size_over_the_limit_is_refused_before_any_download() -> None:
+    # Adapters pass the size a platform announces (a Discord attachment's ``size``).
+    check_size(MAX_INPUT_BYTES)  # at the limit: fine
+    with pytest.raises(BadRequest) as err:
+        check_size(MAX_INPUT_BYTES + 1)
+    assert err.value.key == "core.image_too_large"

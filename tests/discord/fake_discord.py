@@ -11,11 +11,19 @@ options with their ``resolved`` data, chosen member permissions, reactions pushe
 gateway (MESSAGE_REACTION_ADD / REMOVE) and the bot's own reactions, and component clicks
 answered by updating the clicked message (callback type 7).
 
+Iteration (issue 13) adds: files users upload (:meth:`FakeDiscord.upload`), served at their
+attachment URL and counted when downloaded, for ``attachment`` options (type 11) and for
+messages users post (:meth:`FakeDiscord.user_message`); message context-menu commands
+(:meth:`FakeDiscord.message_command`); modals (callback type 9), submitted with
+:meth:`FakeDiscord.submit_modal`.
+
 Discord's limits are enforced as Discord enforces them: message content over 2,000 characters,
 an embed over its limits, more than 25 choices (autocomplete or a command option) or options, a
-``custom_id`` over 100 characters get ``400 Invalid Form Body`` (code 50035); an interaction
-acknowledged more than 3 s after it was sent gets ``404 Unknown interaction`` (10062). Every
-refusal is kept in :attr:`FakeDiscord.refused`.
+``custom_id`` over 100 characters, more than 5 buttons in a row or 5 rows, a command name over
+32 characters, a modal over its limits (title or a label over 45 characters, more than 5
+inputs, a text input over 4,000 characters) get ``400 Invalid Form Body`` (code 50035); an
+interaction acknowledged more than 3 s after it was sent gets ``404 Unknown interaction``
+(10062). Every refusal is kept in :attr:`FakeDiscord.refused`.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ NAMES = {ALICE: "alice", BOB: "bob", CAROL: "carol"}
 
 OPTION_USER = 6
 OPTION_CHANNEL = 7
+OPTION_ATTACHMENT = 11
+COMMAND_MESSAGE = 3  # a message context-menu command
 
 CONTENT_LIMIT = 2000
 CHOICES_LIMIT = 25
@@ -59,6 +69,13 @@ CUSTOM_ID_LIMIT = 100
 ACK_WINDOW_S = 3.0
 EMBED_LIMITS = {"title": 256, "description": 4096}
 EMBED_TOTAL_LIMIT = 6000
+ROW_LIMIT = 5  # buttons in an action row, and rows in a message
+COMMAND_NAME_LIMIT = 32
+MODAL_TITLE_LIMIT = 45
+MODAL_LABEL_LIMIT = 45
+MODAL_INPUTS_LIMIT = 5
+TEXT_INPUT_LIMIT = 4000
+PLACEHOLDER_LIMIT = 100
 
 OPTION_SUB_COMMAND = 1
 OPTION_SUB_COMMAND_GROUP = 2
@@ -91,6 +108,7 @@ class InteractionLog:
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     message_id: int | None = None  # the message whose component was clicked, if any
+    modal: JSON | None = None  # the modal the bot answered with (callback type 9)
 
     @property
     def callback_type(self) -> int | None:
@@ -138,6 +156,8 @@ class FakeDiscord:
         self.attachment_size_limit = 10 * 1024 * 1024  # per interaction, as Discord sends it
         self.refused: list[tuple[str, str, str]] = []  # (method, path, why) of 400/404 answers
         self.display_names: dict[int, str] = {}  # a user's display name, when a test sets one
+        self.files: dict[str, bytes] = {}  # attachment path -> bytes, served for downloads
+        self.downloads: list[str] = []  # attachment paths the bot downloaded
         self._ids = itertools.count(950_000_000_000_000_000)
         self._seq = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
@@ -150,6 +170,7 @@ class FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        app.router.add_get("/attachments/{tail:.*}", self._attachment)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -288,6 +309,9 @@ class FakeDiscord:
                 opt["value"] = str(value)
                 resolved.setdefault("users", {})[str(value)] = _user(int(value))
                 resolved.setdefault("members", {})[str(value)] = _member(int(value))
+            elif kind == OPTION_ATTACHMENT:  # a test passes the payload from upload()
+                opt["value"] = value["id"]
+                resolved.setdefault("attachments", {})[value["id"]] = value
             elif kind == OPTION_CHANNEL:
                 opt["value"] = str(value)
                 channel = {**self._channel(int(value)), "permissions": MEMBER_PERMISSIONS}
@@ -408,6 +432,84 @@ class FakeDiscord:
         log.message_id = message_id
         await self.dispatch("INTERACTION_CREATE", payload)
         return log
+
+    def upload(
+        self, name: str, data: bytes, *, size: int | None = None, content_type: str | None = None
+    ) -> JSON:
+        """A file a user uploads: its attachment payload (``size`` as Discord announces it,
+        the real size unless a test says otherwise); the bytes are served at its URL."""
+        attachment_id = next(self._ids)
+        path = f"{attachment_id}/{name}"
+        self.files[path] = data
+        url = f"http://127.0.0.1:{self.port}/attachments/{path}"
+        kinds = {".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg"}
+        return {
+            "id": str(attachment_id),
+            "filename": name,
+            "size": len(data) if size is None else size,
+            "url": url,
+            "proxy_url": url,
+            "content_type": content_type or kinds.get(PurePath(name).suffix.lower(), "text/plain"),
+        }
+
+    def user_message(self, content: str, attachments: list[JSON], *, user: int = ALICE) -> JSON:
+        """A message a user posted in the channel (with files from :meth:`upload`)."""
+        message = self._message(CHANNEL_ID, {"content": content}, [], author=_user(user))
+        message["attachments"] = attachments
+        self.messages[int(message["id"])] = message
+        return message
+
+    async def message_command(
+        self, name: str, message_id: int, *, user: int = ALICE, locale: str = "en-US"
+    ) -> InteractionLog:
+        """Use a message context-menu command (Apps → ``name``) on a message."""
+        schema, guild = self._command_schema(name)
+        assert schema["type"] == COMMAND_MESSAGE, schema
+        payload = self._base_interaction(2, user, locale=locale)
+        target = {k: v for k, v in self.messages[message_id].items() if not k.startswith("_")}
+        data: JSON = {
+            "id": schema["id"],
+            "name": name,
+            "type": COMMAND_MESSAGE,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): target}},
+        }
+        if guild is not None:
+            data["guild_id"] = str(guild)
+        payload["data"] = data
+        log = self._track(payload)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return log
+
+    async def submit_modal(
+        self, opened: InteractionLog, values: dict[str, str] | None = None, *, user: int = ALICE
+    ) -> InteractionLog:
+        """Submit the modal the bot opened for ``opened``: each text input keeps its pre-filled
+        value unless ``values`` (by the input's position, "0", "1"...) changes it. Discord
+        refuses a value over the input's ``max_length`` or a required one left empty."""
+        modal = opened.modal
+        assert modal is not None, "the bot opened no modal"
+        rows = []
+        for position, inp in enumerate(_modal_inputs(modal)):
+            value = (values or {}).get(str(position), inp.get("value") or "")
+            if len(value) > inp.get("max_length", TEXT_INPUT_LIMIT):
+                raise Unsendable(f"input {position}: over {inp.get('max_length')} characters")
+            if inp.get("required", True) and not value:
+                raise Unsendable(f"input {position} is required")
+            field_ = {"type": 4, "custom_id": inp["custom_id"], "value": value}
+            rows.append({"type": 1, "components": [field_]})
+        payload = self._base_interaction(5, user)
+        payload["data"] = {"custom_id": modal["custom_id"], "components": rows}
+        log = self._track(payload)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return log
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        path = request.match_info["tail"]
+        if path not in self.files:
+            return web.Response(status=404)
+        self.downloads.append(path)
+        return web.Response(body=self.files[path], content_type="application/octet-stream")
 
     async def react(
         self, message_id: int, emoji: str, *, user: int = ALICE, added: bool = True
@@ -553,6 +655,7 @@ class FakeDiscord:
                 "application_id": str(APP_ID),
                 "version": "1",
                 "type": cmd.get("type", 1),
+                "description": cmd.get("description", ""),  # "" for a context-menu command
             }
             if guild is not None:
                 full["guild_id"] = str(guild)
@@ -609,6 +712,10 @@ class FakeDiscord:
         if self.fail_next_post is not None:
             status, self.fail_next_post = self.fail_next_post, None
             return _json({"message": "Internal Server Error", "code": 0}, status=status)
+        if any(len(data) > self.attachment_size_limit for _, data in files):
+            # Discord refuses a file over the upload limit (the guild's, at the free tier).
+            self.refused.append(("POST", f"/channels/{channel_id}/messages", "too large"))
+            return _json({"message": "Request entity too large", "code": 40005}, status=413)
         msg = self._message(channel_id, body, files)
         self.messages[int(msg["id"])] = msg
         return _json(msg)
@@ -655,6 +762,8 @@ class FakeDiscord:
             self.messages[int(log.original["id"])] = log.original
             result["interaction"]["response_message_id"] = log.original["id"]
             result["resource"] = {"type": kind, "message": log.original}
+        elif kind == 9:  # a modal: nothing is posted until the user submits it
+            log.modal = data
         elif kind == 7 and log.message_id is not None:  # a click updates its own message
             updated = self._patch_message(log.message_id, data)
             if updated.status != 200:
@@ -744,8 +853,41 @@ def _embed_problem(embed: JSON) -> str | None:
     return None
 
 
+def _modal_inputs(modal: JSON) -> list[JSON]:
+    """The text inputs of a modal, in order (in action rows, or in labels)."""
+    out: list[JSON] = []
+    for row in modal.get("components") or []:
+        inner = row.get("components") or ([row["component"]] if "component" in row else [row])
+        out.extend(c for c in inner if c.get("type") == 4)
+    return out
+
+
+def _modal_problem(modal: JSON) -> str | None:
+    if len(str(modal.get("title") or "")) > MODAL_TITLE_LIMIT:
+        return f"data.title: Must be {MODAL_TITLE_LIMIT} or fewer in length."
+    if len(modal.get("components") or []) > MODAL_INPUTS_LIMIT:
+        return f"data.components: Must be {MODAL_INPUTS_LIMIT} or fewer in length."
+    return next((p for inp in _modal_inputs(modal) if (p := _input_problem(inp))), None)
+
+
+def _input_problem(inp: JSON) -> str | None:
+    if len(str(inp.get("label") or "")) > MODAL_LABEL_LIMIT:
+        return f"label: Must be {MODAL_LABEL_LIMIT} or fewer in length."
+    if len(str(inp.get("placeholder") or "")) > PLACEHOLDER_LIMIT:
+        return f"placeholder: Must be {PLACEHOLDER_LIMIT} or fewer in length."
+    if inp.get("max_length", 0) > TEXT_INPUT_LIMIT:
+        return f"max_length: int value should be less than or equal to {TEXT_INPUT_LIMIT}."
+    if len(str(inp.get("value") or "")) > inp.get("max_length", TEXT_INPUT_LIMIT):
+        return "value: Must be no longer than the input's max_length."
+    return None
+
+
 def _components_problem(rows: list[JSON]) -> str | None:
+    if len(rows) > ROW_LIMIT:
+        return f"components: Must be {ROW_LIMIT} or fewer in length."
     for row in rows:
+        if len(row.get("components") or []) > ROW_LIMIT:
+            return f"components.components: Must be {ROW_LIMIT} or fewer in length."
         for comp in row.get("components") or []:
             if len(str(comp.get("custom_id") or "")) > CUSTOM_ID_LIMIT:
                 return f"components: custom_id must be {CUSTOM_ID_LIMIT} or fewer in length."
@@ -755,6 +897,8 @@ def _components_problem(rows: list[JSON]) -> str | None:
 
 
 def _command_problem(command: JSON) -> str | None:
+    if len(str(command.get("name") or "")) > COMMAND_NAME_LIMIT:
+        return f"name: Must be {COMMAND_NAME_LIMIT} or fewer in length."
     options = command.get("options") or []
     if len(options) > OPTIONS_LIMIT:
         return f"options: Must be {OPTIONS_LIMIT} or fewer in length."
@@ -767,13 +911,15 @@ def _command_problem(command: JSON) -> str | None:
     return None
 
 
-def form_problem(body: Any) -> str | None:
+def form_problem(body: Any) -> str | None:  # noqa: PLR0911 (one return per Discord check)
     """What Discord would call invalid in a request body (its 50035 "errors"), else None."""
     if isinstance(body, list):  # a bulk command overwrite
         return next((p for c in body if (p := _command_problem(c)) is not None), None)
     if not isinstance(body, dict):
         return None
-    data = body.get("data") if isinstance(body.get("data"), dict) else body
+    data: JSON = body["data"] if isinstance(body.get("data"), dict) else body
+    if body.get("type") == 9:  # a modal
+        return _modal_problem(data)
     content = data.get("content")
     if content is not None and len(str(content)) > CONTENT_LIMIT:
         return f"content: Must be {CONTENT_LIMIT} or fewer in length."

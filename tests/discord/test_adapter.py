@@ -65,6 +65,7 @@ async def test_commands_are_registered_with_chinese_localisations(
     fake: FakeDiscord, bot: Bot
 ) -> None:
     assert fake.registered_names() == [
+        "Imagine from image",  # the message menu (issue 13)
         *("audit", "block", "forget", "gallery", "help", "history", "imagine", "privacy"),
         *("queue", "settings", "show", "style", "styles", "unblock"),
     ]
@@ -109,8 +110,8 @@ async def test_imagine_defers_then_posts_jpeg_in_channel_with_mention(
     ids = [c["custom_id"] for row in message["components"] for c in row["components"]]
     job_id = bot.executor.calls[0][0]
     assert ids == [
-        f"tb:{a}:{job_id}"
-        for a in ("reroll", "vary", "restyle", "share", "remix", "delete", "info")
+        *(f"tb:it:{op}:{job_id}:1" for op in ("vs", "vx", "us", "uc")),
+        *(f"tb:{a}:{job_id}" for a in ("remix", "reroll", "restyle", "share", "delete", "info")),
     ]
     texts = await _edited(fake, log, "Done!")
     assert texts[0].startswith(f"#{job_id} · Queued: position 1, about")
@@ -142,6 +143,8 @@ async def test_variation_and_restyle_buttons_derive_with_seed_and_style(
     _, first = await _imagine(fake, bot, seed=1000)
     job = bot.executor.calls[0][0]
 
+    # A post from before issue 13 still carries the seed-only Variations button: it works.
+    first["components"][0]["components"][0]["custom_id"] = f"tb:vary:{job}"
     vary = await fake.click(int(first["id"]), f"tb:vary:{job}")
     await _edited(fake, vary, "Done!")
     assert 1000 < bot.executor.calls[1][1].seed <= 1064

@@ -8,12 +8,13 @@ the admin, then checks both what Discord was sent and what the core now says.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from adapters.discord.format import requester_of
 from bot.config import Settings
-from bot.domain import Platform, Requester, StyleInfo
+from bot.domain import JobAction, Platform, Requester, StyleInfo
 from bot.testing.executor import DEFAULT_STYLES, FakeExecutor
 from tests.discord.conftest import Bot, running_bot
 from tests.discord.fake_discord import (
@@ -218,7 +219,9 @@ async def test_remix_from_showcase_credits_the_original(fake: FakeDiscord, bot: 
     job_id, message = await _imagine(fake, bot)
     post = await _share(fake, job_id, message)
 
-    remix = await fake.click(int(post["id"]), f"tb:remix:{job_id}", user=BOB)
+    form = await fake.click(int(post["id"]), f"tb:remix:{job_id}", user=BOB)
+    await fake.answered(form)
+    remix = await fake.submit_modal(form, user=BOB)  # the prompt as it was, pre-filled
     await _edited(fake, remix, "Queued")
     await _settle(fake, bot, 2)
     remix_job, spec = bot.executor.calls[-1]
@@ -235,6 +238,29 @@ async def test_remix_from_showcase_credits_the_original(fake: FakeDiscord, bot: 
     assert result["content"].startswith(f"<@{BOB}>")  # the remixer asked for it
     assert f"remix of #{job_id} by Alice" in result["content"]
     assert result["allowed_mentions"]["users"] == [BOB]  # the original's author is not pinged
+
+
+async def test_remix_form_never_shows_a_hidden_prompt(fake: FakeDiscord, bot: Bot) -> None:
+    """The author hides details: Bob's form starts empty, and left empty it keeps the
+    original prompt for the engine without ever showing it to him."""
+    await _with_showcase(fake)
+    privacy = await fake.slash("privacy", {"hide_details": True})
+    await _edited(fake, privacy, "details")
+    job_id, message = await _imagine(fake, bot, "a secret garden")
+    post = await _share(fake, job_id, message)
+
+    form = await fake.click(int(post["id"]), f"tb:remix:{job_id}", user=BOB)
+    await fake.answered(form)
+    assert form.modal is not None
+    prompt_input = form.modal["components"][0]["components"][0]
+    assert "secret" not in json.dumps(form.modal)
+    assert prompt_input["required"] is False
+    remix = await fake.submit_modal(form, user=BOB)
+    await _edited(fake, remix, "Queued")
+    await _settle(fake, bot, 2)
+    remix_job, spec = bot.executor.calls[-1]
+    assert spec.prompt == "a secret garden"  # the engine gets the real one
+    assert (await bot.core.job_for(_as(BOB, "Bob"), remix_job, JobAction.VIEW)).details_hidden
 
 
 async def test_opt_out_is_honoured_in_share_and_gallery(fake: FakeDiscord, bot: Bot) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from bot.domain import (
     GalleryItem,
     GenerationSpec,
     Job,
+    JobKind,
     JobState,
     Language,
     Platform,
@@ -117,7 +119,7 @@ def test_result_view_is_persistent_with_every_action() -> None:
     view = result_view(JOB_ID, Language.EN)
     assert view.is_persistent()
     ids = [item.custom_id for item in view.children if isinstance(item, JobButton)]
-    assert ids == [f"tb:{a}:{JOB_ID}" for a in RESULT_ACTIONS]
+    assert ids == [f"tb:remix:{JOB_ID}", *(f"tb:{a}:{JOB_ID}" for a in RESULT_ACTIONS)]
 
 
 def test_replies_come_in_the_users_language() -> None:
@@ -211,3 +213,11 @@ def test_every_command_text_has_a_chinese_version() -> None:
     assert len(keys) > 30
     for key in keys:
         assert t(key, Language.ZH) != t(key, Language.EN), key
+
+
+def test_info_says_how_an_image_was_made_from_another() -> None:
+    base = _job().spec
+    varied = replace(base, kind=JobKind.VARY, init_image="images/1.jpg", strength=0.35)
+    assert "variation, strength 0.35" in fmt.info_text(_job(spec=varied), Language.EN)
+    assert "变体" in fmt.info_text(_job(spec=varied), Language.ZH)
+    assert "strength" not in fmt.info_text(_job(), Language.EN)  # from text: nothing to say
