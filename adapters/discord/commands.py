@@ -18,13 +18,24 @@ from discord import app_commands
 from adapters.discord.handlers import Handlers, ImagineOptions
 from adapters.discord.texts import command_text as _
 from adapters.discord.views import GALLERY_PERIODS, GALLERY_SORTS
-from bot.domain import ASPECTS, MAX_CFG, MAX_IMAGES, MAX_SEED, MIN_CFG, MIN_IMAGES, StepRange
+from bot.domain import (
+    ASPECTS,
+    MAX_CFG,
+    MAX_IMAGES,
+    MAX_SEED,
+    MIN_CFG,
+    MIN_IMAGES,
+    SafetyMode,
+    StepRange,
+)
 
 ADMIN = discord.Permissions(manage_guild=True)
 LANGUAGES = [
     app_commands.Choice(name="English", value="en"),
     app_commands.Choice(name="中文", value="zh"),
 ]
+# The image safety check's modes, typed as the operator's TURBOBOT_SAFETY_CHECK takes them.
+SAFETY_MODES = [app_commands.Choice(name=str(m), value=str(m)) for m in SafetyMode]
 
 Interaction = discord.Interaction[Any]
 
@@ -175,9 +186,10 @@ def _settings_group(h: Handlers) -> app_commands.Group:
         banned_words=_("discord.opt.banned_words"),
         share_outside=_("discord.opt.share_outside"),
         language=_("discord.opt.language"),
+        safety_check=_("discord.opt.safety_check"),
         reset=_("discord.opt.reset"),
     )
-    @app_commands.choices(language=LANGUAGES)
+    @app_commands.choices(language=LANGUAGES, safety_check=SAFETY_MODES)
     async def set_(  # noqa: PLR0917 (discord.py reads the options from this signature)
         interaction: Interaction,
         default_style: str | None = None,
@@ -189,6 +201,7 @@ def _settings_group(h: Handlers) -> app_commands.Group:
         banned_words: str | None = None,
         share_outside: bool | None = None,
         language: str | None = None,
+        safety_check: str | None = None,
         reset: str | None = None,
     ) -> None:
         await h.community.settings_set(
@@ -202,6 +215,7 @@ def _settings_group(h: Handlers) -> app_commands.Group:
             banned_words=banned_words,
             share_outside=share_outside,
             language=language,
+            safety_check=safety_check,
             reset=reset,
         )
 
