@@ -151,7 +151,7 @@ class FakeExecutor:
         n = len(self.checked) - 1
         answer = self.verdicts[min(n, len(self.verdicts) - 1)] if self.verdicts else -1.0
         if answer == "fail":
-            raise GenerationFailed("The fake safety check failed.")
+            raise GenerationFailed("The fake GPU failed the safety check.")
         if answer == "hang":
             await asyncio.Event().wait()
         score = float(answer)
