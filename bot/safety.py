@@ -60,7 +60,9 @@ class Checked:
 
     @property
     def withhold(self) -> bool:
-        return self.verdict is not None and self.verdict.flagged and self.mode is SafetyMode.WITHHOLD
+        return (
+            self.verdict is not None and self.verdict.flagged and self.mode is SafetyMode.WITHHOLD
+        )
 
 
 class SafetyCheck:
@@ -103,10 +105,14 @@ class SafetyCheck:
             return Checked(None, mode)
         except Exception as err:
             why = str(err.message) if isinstance(err, TurbobotError) else type(err).__name__
-            log.warning("job #%d: safety check failed (%s); posted unchecked (fail-open)", job.id, why)
+            log.warning(
+                "job #%d: safety check failed (%s); posted unchecked (fail-open)", job.id, why
+            )
             return Checked(None, mode)
         if verdict is None:
-            log.warning("job #%d: safety check unavailable on this executor; posted unchecked", job.id)
+            log.warning(
+                "job #%d: safety check unavailable on this executor; posted unchecked", job.id
+            )
         elif verdict.flagged:
             await self._audit(job, verdict, mode)
         return Checked(verdict, mode)
