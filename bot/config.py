@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.domain import BASE_STEPS, MAX_IMAGES, TURBO_STEPS, Platform, StepRange
+from bot.domain import BASE_STEPS, MAX_IMAGES, TURBO_STEPS, Platform, SafetyMode, StepRange
 
 MemoryProfile = Literal["auto", "full", "balanced", "low", "cpu"]
 
@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     # --- moderation (issue 6) ---
     # Operator word list, comma-separated; every server's own banned words are added to it.
     banned_words: str = Field(default="", alias="TURBOBOT_BANNED_WORDS")
+    # The image safety check (issue 14): what a flagged image gets where a server chose nothing.
+    safety_check: SafetyMode = Field(default=SafetyMode.OFF, alias="TURBOBOT_SAFETY_CHECK")
+    # The policy the VLM checks each image against (empty: bot.safety.DEFAULT_POLICY).
+    safety_policy: str = Field(default="", max_length=1000, alias="TURBOBOT_SAFETY_POLICY")
+    safety_time_limit_s: float = Field(
+        default=30.0, gt=0, le=300, alias="TURBOBOT_SAFETY_TIME_LIMIT_S"
+    )
 
     # --- observability ---
     metrics_port: int = Field(default=9464, ge=0, le=65535, alias="TURBOBOT_METRICS_PORT")

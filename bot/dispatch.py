@@ -2,7 +2,9 @@
 
 :class:`Dispatcher` owns the queue, the executor's slots (the running jobs), the recent job
 durations (for ETAs) and the pause after a storage error. A job's run: record ``running`` →
-generate → write the JPEG → record ``posting`` (or ``generated``) → hand it to delivery. An
+generate → the optional safety check (:mod:`bot.safety`) → write the JPEG → record ``posting``
+(or ``generated``) with the check's verdict → hand it to delivery (a flagged image is posted
+behind a spoiler, or withheld: recorded failed, never written to disk). An
 :class:`~bot.errors.EngineCrashed` runs the job again, up to the attempt cap; anything else
 the executor raises is final.
 """
@@ -27,7 +29,8 @@ from bot.i18n import Message, msg
 from bot.image_files import ImageFiles
 from bot.metrics import Metrics
 from bot.ports import Clock, Executor
-from bot.store import Store, storage_error
+from bot.safety import Checked, SafetyCheck
+from bot.store import Store, storage_error, verdict_columns
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,10 @@ class Dispatcher:
         release: Callable[[int], None],
         max_attempts: int,
         storage_retry_s: float,
+        safety: SafetyCheck | None = None,
     ) -> None:
         self._executor = executor
+        self._safety = safety
         self._store = store
         self._board = board
         self._delivery = delivery
@@ -167,9 +172,15 @@ class Dispatcher:
             await self._delivery.fail(job, _failure_text(err), kind="generation")
             return
         elapsed = self._clock.monotonic() - started
-        self._leave_executor(job)
         self._metrics.generation_seconds.observe(elapsed)
-        await self._store_result(job, result, elapsed)
+        # The check is GPU work too: the job keeps its executor slot until it is done.
+        checked = await self._safety.check(job, result) if self._safety else None
+        self._leave_executor(job)
+        if checked is not None and checked.withhold:
+            await self._withhold(job, checked)
+            return
+        verdict = checked.verdict if checked is not None else None
+        await self._store_result(replace(job, verdict=verdict), result, elapsed)
 
     async def _mark_running(self, job: Job) -> None:
         # A crash before this commit lands leaves the row "queued": the job simply runs again.
@@ -206,7 +217,14 @@ class Dispatcher:
                 job, storage_error(err, msg("core.op.save_image"))
             )
             return
-        fields = {"state": state, "image_path": relative, "timings": result.timings}
+        # The verdict is committed with the result, before any send: a restart posts a flagged
+        # image behind its spoiler too.
+        fields = {
+            "state": state,
+            "image_path": relative,
+            "timings": result.timings,
+            **verdict_columns(job.verdict),
+        }
         try:
             if images:  # the grid was posted; each image has its row, in the same commit
                 await self._store.record_images(job.id, images, **fields, finished_at=now)
@@ -226,6 +244,16 @@ class Dispatcher:
         self._durations.append(elapsed)
         self._release(job.id)
         await self._delivery.generated(done)
+
+    async def _withhold(self, job: Job, checked: Checked) -> None:
+        """A flagged image in a server that withholds them: not saved, not posted; the job is
+        recorded failed with its verdict and the requester is told why."""
+        try:
+            await self._store.update_job(job.id, **verdict_columns(checked.verdict))
+        except StorageError as err:
+            log.warning("job #%d: could not record the withheld verdict: %s", job.id, err)
+        withheld = replace(job, verdict=checked.verdict)
+        await self._delivery.fail(withheld, msg("core.safety.withheld", job=job.id), "withheld")
 
     async def _requeue_after_storage_error(self, job: Job, err: StorageError) -> None:
         """Keep the job (it does not count as an attempt) and pause until storage recovers."""

@@ -264,6 +264,27 @@ class Generated:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageVerdict:
+    """What the image safety check said about one job's image(s) (issue 14).
+
+    ``score`` is the model's lean towards "unsafe" (a logit margin: above 0 it is flagged);
+    for a grid, the highest of its images. ``policy`` is the policy text it was checked against.
+    """
+
+    flagged: bool
+    score: float
+    policy: str
+
+
+class SafetyMode(StrEnum):
+    """What happens to an image the safety check flags."""
+
+    OFF = "off"  # no check
+    SPOILER = "spoiler"  # posted behind a spoiler
+    WITHHOLD = "withhold"  # not posted; the requester is told why
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """A job as stored. ``image_path`` is relative to the data dir once generated."""
 
@@ -289,6 +310,14 @@ class Job:
     # The ``spec.n`` images of a job of several, relative to the data dir (image_path is then
     # the grid that was posted); empty for a one-image job, whose image is image_path.
     images: tuple[str, ...] = ()
+    # The image safety check's verdict (issue 14), stored before the image is posted; None:
+    # not checked (off, unavailable or failed: fail-open).
+    verdict: ImageVerdict | None = None
+
+    @property
+    def spoiler(self) -> bool:
+        """Post this job's image hidden behind a spoiler (the check flagged it)."""
+        return self.verdict is not None and self.verdict.flagged
 
     def image_of(self, k: int) -> str | None:
         """Image ``k`` (1-based, as U1..U4 count) as a path relative to the data dir."""
@@ -449,6 +478,7 @@ class ServerSettings:
     banned_words: tuple[str, ...] = ()
     allow_external_share: bool = True
     language: Language | None = None
+    safety_check: SafetyMode | None = None  # None: the operator's default
 
     @property
     def server_key(self) -> str:
@@ -465,6 +495,7 @@ SETTINGS_FIELDS = (
     "banned_words",
     "allow_external_share",
     "language",
+    "safety_check",
 )
 """The fields of :class:`ServerSettings` an admin may change (or clear)."""
 
@@ -486,6 +517,7 @@ class SettingsChange:
     banned_words: tuple[str, ...] | None = None
     allow_external_share: bool | None = None
     language: Language | None = None
+    safety_check: SafetyMode | None = None
     clear: frozenset[str] = frozenset()
 
 

@@ -19,6 +19,7 @@ from bot.domain import (
     Generated,
     GenerateRequest,
     GenerationSpec,
+    ImageVerdict,
     Job,
     JobAction,
     Platform,
@@ -75,6 +76,12 @@ class Executor(Protocol):
 
     async def rescan_styles(self) -> StyleScan:
         """Pick up added or removed style folders without a restart; say which were refused."""
+        ...
+
+    async def check_image(self, job_id: int, jpeg: bytes, policy: str) -> ImageVerdict | None:
+        """Classify one generated image against ``policy`` (the optional safety check), on the
+        same GPU in its turn. None when this executor has no check (the VLM is off or the
+        checkpoint lacks it); raises :class:`bot.errors.GenerationFailed` when it fails."""
         ...
 
     async def aclose(self) -> None: ...

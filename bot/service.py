@@ -64,6 +64,7 @@ from bot.metrics import Metrics
 from bot.newjobs import NewJobs
 from bot.ports import Clock, Executor, GalleryPeriod, GallerySort, Notifier
 from bot.recovery import Recovery
+from bot.safety import SafetyCheck, safety_config
 from bot.store import Store, open_store, storage_error
 from bot.validation import (
     NO_STYLE,
@@ -140,6 +141,7 @@ class Core:
             release=release,
             max_attempts=settings.max_attempts,
             storage_retry_s=storage_retry_s,
+            safety=SafetyCheck(executor, self._community, store, clock, safety_config(settings)),
         )
         self._lookup = Lookup(store, self._board, self._community, clock)
         self._new = NewJobs(

@@ -27,7 +27,7 @@ from PIL import Image
 
 from bot import texts
 from bot.config import Settings
-from bot.domain import Generated, GenerationSpec, StyleInfo, StyleScan
+from bot.domain import Generated, GenerationSpec, ImageVerdict, StyleInfo, StyleScan
 from bot.errors import BadRequest, EngineCrashed, GenerationFailed, ShuttingDown, TurbobotError
 from bot.i18n import msg
 from bot.ports import ProgressCallback
@@ -142,6 +142,15 @@ class LocalExecutor:
 
         image = decode_image(jpeg)
         return await self._vlm_job(job_id, lambda: vlm.safety_check(self._engine, image, policy))
+
+    async def check_image(self, job_id: int, jpeg: bytes, policy: str) -> ImageVerdict | None:
+        """The port's safety check: None when the loaded model cannot run it (the core posts
+        the image unchecked and logs why)."""
+        features = self.vlm_features()
+        if features is None or not features.available("safety"):
+            return None
+        verdict = await self.safety_check(job_id, jpeg, policy)
+        return ImageVerdict(flagged=verdict.label == "unsafe", score=verdict.raw, policy=policy)
 
     async def _vlm_job(self, job_id: int, work: Callable[[], T]) -> T:
         if self._closed:

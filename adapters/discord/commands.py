@@ -27,6 +27,7 @@ from bot.domain import (
     MIN_CFG,
     MIN_IMAGES,
     MIN_STRENGTH,
+    SafetyMode,
     StepRange,
 )
 
@@ -35,6 +36,8 @@ LANGUAGES = [
     app_commands.Choice(name="English", value="en"),
     app_commands.Choice(name="中文", value="zh"),
 ]
+# The image safety check's modes, typed as the operator's TURBOBOT_SAFETY_CHECK takes them.
+SAFETY_MODES = [app_commands.Choice(name=str(m), value=str(m)) for m in SafetyMode]
 
 Interaction = discord.Interaction[Any]
 
@@ -208,9 +211,10 @@ def _settings_group(h: Handlers) -> app_commands.Group:
         banned_words=_("discord.opt.banned_words"),
         share_outside=_("discord.opt.share_outside"),
         language=_("discord.opt.language"),
+        safety_check=_("discord.opt.safety_check"),
         reset=_("discord.opt.reset"),
     )
-    @app_commands.choices(language=LANGUAGES)
+    @app_commands.choices(language=LANGUAGES, safety_check=SAFETY_MODES)
     async def set_(  # noqa: PLR0917 (discord.py reads the options from this signature)
         interaction: Interaction,
         default_style: str | None = None,
@@ -222,6 +226,7 @@ def _settings_group(h: Handlers) -> app_commands.Group:
         banned_words: str | None = None,
         share_outside: bool | None = None,
         language: str | None = None,
+        safety_check: str | None = None,
         reset: str | None = None,
     ) -> None:
         await h.community.settings_set(
@@ -235,6 +240,7 @@ def _settings_group(h: Handlers) -> app_commands.Group:
             banned_words=banned_words,
             share_outside=share_outside,
             language=language,
+            safety_check=safety_check,
             reset=reset,
         )
 

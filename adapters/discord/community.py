@@ -85,6 +85,7 @@ SETTING_FIELDS = {
     "banned_words": "banned_words",
     "share_outside": "allow_external_share",
     "language": "language",
+    "safety_check": "safety_check",
 }
 
 
@@ -200,7 +201,9 @@ class Community:
         channel = client.get_partial_messageable(
             int(ticket.channel_id), guild_id=interaction.guild_id
         )
-        file = discord.File(path, filename=f"turbobot-{ticket.job.id}.jpg")
+        file = discord.File(
+            path, filename=f"turbobot-{ticket.job.id}.jpg", spoiler=ticket.job.spoiler
+        )
         lang = await self.locale(interaction)
         return await channel.send(
             fmt.fit_text(cfmt.showcase_caption(ticket, lang)),

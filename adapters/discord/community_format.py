@@ -101,6 +101,7 @@ def settings_text(settings: ServerSettings, *, show_banned: bool, lang: Language
             t("discord.yes" if settings.allow_external_share else "discord.no", lang),
         ),
         ("language", _language(settings.language, lang)),
+        ("safety", str(settings.safety_check or t("settings.safety_default", lang))),
     ]
     if show_banned:
         rows.append(("banned", ", ".join(f"`{w}`" for w in settings.banned_words) or none))

@@ -116,7 +116,8 @@ async def post_result(
             limit=cap,
         )
         return await channel.send(fmt.fit_text(text), allowed_mentions=mention, view=view)
-    file = discord.File(path, filename=f"turbobot-{job.id}.jpg")
+    # A flagged image (the safety check) goes behind a spoiler: discord.py names it SPOILER_...
+    file = discord.File(path, filename=f"turbobot-{job.id}.jpg", spoiler=job.spoiler)
     return await channel.send(
         fmt.caption(job, credit, lang), file=file, view=view, allowed_mentions=mention
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.telegram import community_texts as ct
-from bot.domain import Language, SettingsChange
+from bot.domain import Language, SafetyMode, SettingsChange
 from bot.errors import BadRequest
 
 _CLEAR = {"none", "default", "clear", "-"}
@@ -69,6 +69,13 @@ def _on_off(lang: str, key: str, value: str, _chat: str) -> bool:
     return switch(lang, key, value)
 
 
+def _safety(lang: str, key: str, value: str, _chat: str) -> SafetyMode:
+    try:
+        return SafetyMode(value.lower())
+    except ValueError:
+        raise _bad(lang, key, ct.say(lang, "want_safety")) from None
+
+
 def _language(lang: str, key: str, value: str, _chat: str) -> Language:
     try:
         return Language(value.lower())
@@ -88,6 +95,7 @@ _SETTINGS: dict[str, tuple[str, Callable[[str, str, str, str], object]]] = {
     "banned": ("banned_words", _words),
     "share_outside": ("allow_external_share", _on_off),
     "language": ("language", _language),
+    "safety": ("safety_check", _safety),
 }
 
 

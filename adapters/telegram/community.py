@@ -187,6 +187,7 @@ class Community:
             photo=photo,
             caption=ct.showcase_caption(lang, ticket, CAPTION_LIMIT),
             reply_markup=showcase_keyboard(ticket.share_id, job.id, 0, ct.say(lang, "remix")),
+            has_spoiler=job.spoiler,  # flagged by the safety check: hidden in the showcase too
         )
         await self._core.record_share(ticket.share_id, str(sent.message_id))
         return ct.say(lang, "shared")

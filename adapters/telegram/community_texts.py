@@ -58,6 +58,7 @@ def settings(lang: str, s: ServerSettings, *, changed: bool = False) -> str:
         ("k_banned", _words(lang, s.banned_words, "none")),
         ("k_share_outside", say(lang, "on" if s.allow_external_share else "off")),
         ("k_language", t("settings.language_own", lang) if s.language is None else str(s.language)),
+        ("k_safety", str(s.safety_check or t("settings.safety_default", lang))),
     ]
     head = say(lang, "settings_changed" if changed else "settings_title")
     body = "\n".join(f"• {say(lang, k)}: {v}" for k, v in rows)

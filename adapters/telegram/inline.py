@@ -38,6 +38,7 @@ class InlineShare:
                 id=str(job.id), photo_file_id=ref, caption=texts.caption(job, None, lang)
             )
             for job, ref in shared[:INLINE_RESULTS]
+            if not job.spoiler  # a cached inline photo cannot carry a spoiler: not offered
         ]
         await query.answer(results, cache_time=5, is_personal=True)
 

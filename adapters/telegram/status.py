@@ -187,6 +187,7 @@ class StatusMessages:
                 photo=image,
                 filename=name,
                 caption=caption,
+                has_spoiler=job.spoiler,  # flagged by the safety check
                 reply_markup=keyboard,
                 reply_parameters=reply,
             )

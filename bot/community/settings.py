@@ -21,6 +21,7 @@ from bot.domain import (
     Language,
     Platform,
     Requester,
+    SafetyMode,
     ServerSettings,
     SettingsChange,
     StyleInfo,
@@ -147,7 +148,19 @@ def _changed_values(change: SettingsChange, known: list[str], operator: Limits) 
             raise BadRequest(
                 msg("core.unknown_language", language=repr(change.language), known=choices)
             ) from None
+    if change.safety_check is not None:
+        values["safety_check"] = _safety_mode(change.safety_check)
     return values
+
+
+def _safety_mode(value: str) -> SafetyMode:
+    try:
+        return SafetyMode(str(value).strip().lower())
+    except ValueError:
+        choices = ", ".join(SafetyMode)
+        raise BadRequest(
+            msg("core.unknown_safety_mode", value=repr(value), known=choices)
+        ) from None
 
 
 def apply_change(

@@ -28,7 +28,7 @@ from bot.store.connection import (
     open_migrated,
     storage_error,
 )
-from bot.store.job_rows import job_from_row, job_row
+from bot.store.job_rows import job_from_row, job_row, verdict_columns
 from bot.store.jobs import JobStore, bucket_key
 from bot.store.servers import AuditNote, ServerTables
 
@@ -50,6 +50,7 @@ __all__ = [
     "migrations",
     "open_store",
     "storage_error",
+    "verdict_columns",
 ]
 
 

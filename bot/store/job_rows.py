@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.domain import (
     GenerationSpec,
+    ImageVerdict,
     Job,
     JobKind,
     JobState,
@@ -38,6 +39,23 @@ def timings_from_json(text: str | None) -> Timings | None:
     data = json.loads(text)
     data["step_ms"] = tuple(data.get("step_ms", ()))
     return Timings(**data)
+
+
+def verdict_columns(verdict: ImageVerdict | None) -> dict[str, Any]:
+    """The safety check's columns, for ``update_job`` (all NULL: not checked)."""
+    if verdict is None:
+        return {"safety_flagged": None, "safety_score": None, "safety_policy": None}
+    return {
+        "safety_flagged": int(verdict.flagged),
+        "safety_score": verdict.score,
+        "safety_policy": verdict.policy,
+    }
+
+
+def verdict_from_row(row: sqlite3.Row) -> ImageVerdict | None:
+    if row["safety_flagged"] is None:
+        return None
+    return ImageVerdict(bool(row["safety_flagged"]), row["safety_score"], row["safety_policy"])
 
 
 def job_row(job: Job) -> tuple[Any, ...]:
@@ -122,4 +140,5 @@ def job_from_row(row: sqlite3.Row) -> Job:
         parent_job_id=row["parent_job_id"],
         posted_file_ref=row["file_ref"],
         details_hidden=bool(row["details_hidden"]),
+        verdict=verdict_from_row(row),
     )

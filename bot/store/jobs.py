@@ -55,6 +55,9 @@ _UPDATABLE = frozenset(
         "deleted_at",
         "prompt",
         "negative_prompt",
+        "safety_flagged",  # the safety check's verdict (issue 14): bot.store.job_rows
+        "safety_score",
+        "safety_policy",
     }
 )
 

@@ -13,14 +13,15 @@ from typing import Any
 
 import aiosqlite
 
-from bot.domain import AuditEntry, Language, Platform, ServerSettings, UserPrivacy
+from bot.domain import AuditEntry, Language, Platform, SafetyMode, ServerSettings, UserPrivacy
 from bot.i18n import msg
 from bot.store.connection import Database
 
 _SAVE_SETTINGS = (
     "INSERT OR REPLACE INTO server_settings (server_key, platform, server_id, default_style, "
     "allowed_styles, rate_per_minute, rate_burst, max_pending_per_user, showcase_channel_id, "
-    "banned_words, allow_external_share, language) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "banned_words, allow_external_share, language, safety_check) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -49,6 +50,7 @@ def settings_from_row(row: sqlite3.Row) -> ServerSettings:
         banned_words=tuple(json.loads(row["banned_words"])),
         allow_external_share=bool(row["allow_external_share"]),
         language=Language(row["language"]) if row["language"] else None,
+        safety_check=SafetyMode(row["safety_check"]) if row["safety_check"] else None,
     )
 
 
@@ -66,6 +68,7 @@ def settings_row(s: ServerSettings) -> tuple[Any, ...]:
         json.dumps(list(s.banned_words), ensure_ascii=False),
         int(s.allow_external_share),
         None if s.language is None else str(s.language),
+        None if s.safety_check is None else str(s.safety_check),
     )
 
 

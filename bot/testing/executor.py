@@ -15,7 +15,15 @@ from typing import Protocol
 
 from PIL import Image
 
-from bot.domain import Generated, GenerationSpec, RefusedStyle, StyleInfo, StyleScan, Timings
+from bot.domain import (
+    Generated,
+    GenerationSpec,
+    ImageVerdict,
+    RefusedStyle,
+    StyleInfo,
+    StyleScan,
+    Timings,
+)
 from bot.errors import EngineCrashed, GenerationFailed
 from bot.ports import ProgressCallback
 
@@ -58,6 +66,10 @@ class FakeExecutor:
     Output: ``jpeg`` replaces the per-seed JPEG (a benchmark's realistic size).
     Styles: ``style_list`` now, ``on_disk`` what a rescan finds (None: the same as now),
     ``refused`` the folders a rescan reports as refused.
+    Safety check: ``verdicts`` answers per image in order (a number is the score, flagged above
+    0; "fail" raises GenerationFailed; "hang" waits forever, for the core's time limit; the
+    last answer repeats; empty: every image is clean); ``check_available`` False answers None
+    (no VLM); ``checked`` records (job, JPEG) per image checked.
     Records: ``calls`` (job, spec); ``handed`` (job, when it arrived) and ``runs`` (job, start,
     end), in ``time.perf_counter`` seconds; ``rescans``; ``closed``.
     """
@@ -82,6 +94,9 @@ class FakeExecutor:
     rescans: int = 0
     handed: list[tuple[int, float]] = field(default_factory=list)
     runs: list[tuple[int, float, float]] = field(default_factory=list)
+    verdicts: list[float | str] = field(default_factory=list)
+    check_available: bool = True
+    checked: list[tuple[int, bytes]] = field(default_factory=list)
     _gpu: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     async def generate(
@@ -138,6 +153,19 @@ class FakeExecutor:
         if self.on_disk is not None:
             self.style_list = list(self.on_disk)
         return StyleScan(tuple(self.styles()), tuple(self.refused))
+
+    async def check_image(self, job_id: int, jpeg: bytes, policy: str) -> ImageVerdict | None:
+        if not self.check_available:
+            return None
+        self.checked.append((job_id, jpeg))
+        n = len(self.checked) - 1
+        answer = self.verdicts[min(n, len(self.verdicts) - 1)] if self.verdicts else -1.0
+        if answer == "fail":
+            raise GenerationFailed("The fake GPU failed the safety check.")
+        if answer == "hang":
+            await asyncio.Event().wait()
+        score = float(answer)
+        return ImageVerdict(flagged=score > 0, score=score, policy=policy)
 
     async def aclose(self) -> None:
         self.closed = True

@@ -57,6 +57,9 @@ class CountingExecutor:
     async def rescan_styles(self) -> Any:
         return await self.inner.rescan_styles()
 
+    async def check_image(self, job_id: int, jpeg: bytes, policy: str) -> Any:
+        return await self.inner.check_image(job_id, jpeg, policy)
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 

@@ -59,6 +59,11 @@ class Call:
     token: str = ""
     result: Any = None
 
+    @property
+    def has_spoiler(self) -> bool:
+        """``has_spoiler`` as Telegram reads it (multipart sends ``true``; JSON a boolean)."""
+        return str(self.params.get("has_spoiler", "false")).lower() == "true"
+
 
 TEXT_LIMIT = 4096  # UTF-16 code units, like every limit below that counts text
 CAPTION_LIMIT = 1024
@@ -294,7 +299,11 @@ class FakeBotApi:
             "editMessageText": lambda: self._message(params, text=str(params.get("text", ""))),
             "editMessageReplyMarkup": lambda: self._message(params),
             "sendPhoto": lambda: self._message(
-                params, caption=params.get("caption"), photo=self._photo(params.get("photo"))
+                params,
+                caption=params.get("caption"),
+                photo=self._photo(params.get("photo")),
+                # Telegram echoes the spoiler on the sent message.
+                has_media_spoiler=Call("sendPhoto", params).has_spoiler or None,
             ),
             "editMessageCaption": lambda: self._message(params, caption=params.get("caption")),
             "getChatMember": lambda: self._member(params),
