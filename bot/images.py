@@ -42,9 +42,7 @@ def read_image(
 
 def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     """Upright RGB pixels of a JPEG, PNG or WebP file, or a BadRequest saying why not."""
-    if len(data) > max_bytes:
-        size, limit = f"{len(data) / 2**20:.1f}", f"{max_bytes / 2**20:.0f}"
-        raise BadRequest(msg("core.image_too_large", size=size, limit=limit))
+    check_size(len(data), max_bytes=max_bytes)
     if not data:
         raise BadRequest(msg("core.image_empty"))
     try:
@@ -64,6 +62,15 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
         raise BadRequest(msg("core.image_format", formats=_FORMATS)) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise BadRequest(msg("core.image_unreadable", error=str(exc))) from None
+
+
+def check_size(size: int, *, max_bytes: int = MAX_INPUT_BYTES) -> None:
+    """Refuse a file of ``size`` bytes over the cap: adapters call it with the size a platform
+    announces before they fetch a file (nothing too large is ever downloaded), and
+    :func:`decode` with the bytes it got."""
+    if size > max_bytes:
+        shown, limit = f"{size / 2**20:.1f}", f"{max_bytes / 2**20:.0f}"
+        raise BadRequest(msg("core.image_too_large", size=shown, limit=limit))
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:

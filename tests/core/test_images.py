@@ -11,7 +11,8 @@ from PIL import Image
 
 from bot.domain import ASPECTS
 from bot.errors import BadRequest
-from bot.images import decode, nearest_aspect, read_image
+from bot.domain import MAX_INPUT_BYTES
+from bot.images import check_size, decode, nearest_aspect, read_image
 
 LIMITS = {"max_bytes": 2_000_000, "max_pixels": 4_000_000}
 
@@ -53,6 +54,13 @@ def test_other_formats_are_refused_by_name(fmt: str) -> None:
 def test_a_file_over_the_byte_limit_is_refused_before_decoding() -> None:
     with pytest.raises(BadRequest, match=r"limit is 1 MiB"):
         decode(b"\xff" * (2**20 + 1), max_bytes=2**20, max_pixels=10**6)
+
+
+def test_an_announced_size_over_the_cap_is_refused_before_any_download() -> None:
+    check_size(MAX_INPUT_BYTES)  # the cap itself is allowed
+    with pytest.raises(BadRequest) as caught:
+        check_size(MAX_INPUT_BYTES + 1)
+    assert caught.value.key == "core.image_too_large"
 
 
 @pytest.mark.parametrize("side", [3_000, 50_000])  # over our limit; over Pillow's too
