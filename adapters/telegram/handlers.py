@@ -119,9 +119,9 @@ class Handlers:
             guarded = self.boundary(name, self._gated(handler))
             self._app.add_handler(CommandHandler(name, guarded, filters.UpdateType.MESSAGE))
         pictures = _PICTURE & _IMAGINE_CAPTION & filters.UpdateType.MESSAGE
-        on_photo = self.boundary("imagine photo", self._gated(self._iteration.on_photo))
+        on_photo = self.boundary("imagine_photo", self._gated(self._iteration.on_photo))
         self._app.add_handler(MessageHandler(pictures, on_photo))
-        on_reply = self.boundary("remix reply", self._gated(self._iteration.on_reply))
+        on_reply = self.boundary("remix_reply", self._gated(self._iteration.on_reply))
         self._app.add_handler(MessageHandler(_TEXT_REPLY, on_reply))
         self._app.add_handler(CallbackQueryHandler(self.boundary("button", self._button)))
         self._app.add_handler(InlineQueryHandler(self.boundary("inline", self._inline)))
