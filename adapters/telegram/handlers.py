@@ -188,9 +188,10 @@ class Handlers:
     async def _imagine(self, update: Update, context: Ctx) -> None:
         message = tg.message(update)
         _, rest = split_command(message.text or "")
-        if carries_picture(message.reply_to_message):
+        source = message.reply_to_message
+        if source is not None and carries_picture(source):
             # "/imagine ..." in reply to a photo: start from that photo.
-            await self._iteration.imagine_from(update, message.reply_to_message, rest)
+            await self._iteration.imagine_from(update, source, rest)
             return
         if not rest:
             await message.reply_text(t("telegram.imagine_usage", await self._lang(update)))

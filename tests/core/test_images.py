@@ -9,9 +9,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from bot.domain import ASPECTS
+from bot.domain import ASPECTS, MAX_INPUT_BYTES
 from bot.errors import BadRequest
-from bot.domain import MAX_INPUT_BYTES
 from bot.images import check_size, decode, nearest_aspect, read_image
 
 LIMITS = {"max_bytes": 2_000_000, "max_pixels": 4_000_000}

@@ -26,6 +26,7 @@ from bot.testing.executor import FakeExecutor
 from tests.telegram import test_community as community
 from tests.telegram.conftest import Harness, running_bot
 from tests.telegram.fake_botapi import (
+    JSON,
     Call,
     FakeBotApi,
     callback_query,
@@ -70,7 +71,7 @@ async def posted(bot: Harness, count: int, method: str = "sendPhoto") -> Call:
     return calls[count - 1]
 
 
-async def press(bot: Harness, data: str, on: Call, query_id: str, who: object = ADA) -> Call:
+async def press(bot: Harness, data: str, on: Call, query_id: str, who: JSON = ADA) -> Call:
     """Press a button under the message ``on`` produced; the answerCallbackQuery it got."""
     await bot.api.push(callback_query(data, sent_message(on), from_user=who, query_id=query_id))
     answers = await bot.api.wait_for(
@@ -95,7 +96,7 @@ async def job_made_from(bot: Harness, parent: int) -> Job:
 # ----- grids -----
 async def test_a_grid_is_posted_with_u_and_v_buttons(bot: Harness) -> None:
     photo, job = await grid(bot)
-    assert job.spec.n == 4 and len(job.images) == 4
+    assert (job.spec.n, len(job.images)) == (4, 4)
     assert data_of(photo) == [
         [f"tb:u:1:{k}" for k in range(1, 5)],
         [f"tb:v:1:{k}" for k in range(1, 5)],
@@ -112,7 +113,9 @@ async def test_u3_posts_image_3_alone_with_its_own_buttons(bot: Harness) -> None
     alone = await posted(bot, 2)
     picked = await job_made_from(bot, parent.id)
     assert (picked.spec.n, picked.spec.seed, picked.state) == (1, 102, JobState.POSTED)
-    assert alone.files["photo"].data == bot.core._files.find(parent.images[2]).read_bytes()
+    image_3 = bot.core._files.find(parent.images[2])
+    assert image_3 is not None
+    assert alone.files["photo"].data == image_3.read_bytes()
     rows = data_of(alone)
     assert rows[2] == [f"tb:vs:{picked.id}", f"tb:vx:{picked.id}"]
     assert rows[3] == [f"tb:us:{picked.id}", f"tb:uc:{picked.id}", f"tb:rp:{picked.id}"]
@@ -305,7 +308,7 @@ async def test_a_result_over_the_photo_limits_goes_as_a_document(
 
 # ----- /show lists the parent chain -----
 async def test_show_lists_the_parent_chain(bot: Harness) -> None:
-    photo, parent = await grid(bot)
+    photo, _ = await grid(bot)
     await press(bot, "tb:u:1:2", photo, "u2")
     alone = await posted(bot, 2)
     await press(bot, "tb:vs:2", alone, "vs")
