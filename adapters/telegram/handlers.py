@@ -121,7 +121,7 @@ class Handlers:
         pictures = _PICTURE & _IMAGINE_CAPTION & filters.UpdateType.MESSAGE
         on_photo = self.boundary("imagine_photo", self._gated(self._iteration.on_photo))
         self._app.add_handler(MessageHandler(pictures, on_photo))
-        on_reply = self.boundary("remix_reply", self._gated(self._iteration.on_reply))
+        on_reply = self.boundary("remix_reply", self._remix_reply)
         self._app.add_handler(MessageHandler(_TEXT_REPLY, on_reply))
         self._app.add_handler(CallbackQueryHandler(self.boundary("button", self._button)))
         self._app.add_handler(InlineQueryHandler(self.boundary("inline", self._inline)))
@@ -285,6 +285,15 @@ class Handlers:
         parents = await self._core.lineage(tg.requester(update), job.id)
         if parents:
             await message.reply_text(texts.lineage(parents, lang))
+
+    async def _remix_reply(self, update: Update, context: Ctx) -> None:
+        """A text reply to the bot: a remix when it answers a prompt message. Gated only
+        then, so replies between people never get a "closed" answer while shutting down."""
+        job_id = self._iteration.reply_target(update)
+        if not self.intake_open:
+            await self._tell(update, t("telegram.intake_closed", await self._error_lang(update)))
+            return
+        await self._iteration.remix_reply(update, job_id)
 
     async def _help(self, update: Update, context: Ctx) -> None:
         username = self._app.bot.username or "bot"

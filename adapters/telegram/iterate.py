@@ -86,10 +86,10 @@ class Iteration:
         )
 
     # ----- replies with an edited prompt -----
-    async def on_reply(self, update: Update, context: tg.Ctx) -> None:
-        """A text reply to one of the bot's messages: a remix of the image it is about."""
-        message = tg.message(update)
-        answered = message.reply_to_message
+    def reply_target(self, update: Update) -> int:
+        """The job a text reply to one of the bot's messages would remix; Ignored for any
+        other reply (people answering each other, a reply to a status line)."""
+        answered = tg.message(update).reply_to_message
         if answered is None or answered.from_user is None:
             raise tg.Ignored
         if answered.from_user.id != self._app.bot.id:
@@ -97,9 +97,13 @@ class Iteration:
         job_id = _remix_target(answered)
         if job_id is None:
             raise tg.Ignored  # a reply to a status line or a help text: not a prompt
-        prompt = message.text or ""
+        return job_id
+
+    async def remix_reply(self, update: Update, job_id: int) -> None:
+        """The reply's text is the edited prompt (options such as --strength included)."""
+        message = tg.message(update)
         ticket = await self._core.derive(
-            tg.requester(update), job_id, DeriveKind.REMIX, image=1, prompt=prompt
+            tg.requester(update), job_id, DeriveKind.REMIX, image=1, prompt=message.text or ""
         )
         lang = await self._lang(update)
         await self._status.post(ticket, message.chat_id, message.message_id, lang)
