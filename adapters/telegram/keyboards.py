@@ -168,18 +168,18 @@ def _iteration_rows(job: Job, lang: Lang) -> list[list[InlineKeyboardButton]]:
     """Vary subtle / strong, Upscale subtle / creative and Remix of a one-image result (an
     upscale is not offered again for an upscale: it is already as large as the model goes)."""
 
-    def button(key: str, action: Action) -> InlineKeyboardButton:
-        return InlineKeyboardButton(t(key, lang), callback_data=encode(action, job.id))
+    def button(emoji: str, key: str, action: Action) -> InlineKeyboardButton:
+        return InlineKeyboardButton(_label(emoji, key, lang), callback_data=encode(action, job.id))
 
     vary = [
-        button("button.vary_subtle", Action.VARY_SUBTLE),
-        button("button.vary_strong", Action.VARY_STRONG),
+        button("🔅", "button.vary_subtle", Action.VARY_SUBTLE),
+        button("🔆", "button.vary_strong", Action.VARY_STRONG),
     ]
-    last = [button("button.remix_prompt", Action.REMIX_PROMPT)]
+    last = [button("✏️", "button.remix", Action.REMIX_PROMPT)]
     if job.spec.kind is not JobKind.UPSCALE:
         last[:0] = [
-            button("button.upscale_subtle", Action.UPSCALE_SUBTLE),
-            button("button.upscale_creative", Action.UPSCALE_CREATIVE),
+            button("🔍", "button.upscale_subtle", Action.UPSCALE_SUBTLE),
+            button("🔎", "button.upscale_creative", Action.UPSCALE_CREATIVE),
         ]
     return [vary, last]
 
@@ -201,8 +201,8 @@ def grid_keyboard(job: Job, lang: Lang) -> InlineKeyboardMarkup:
     ]
     return InlineKeyboardMarkup(
         [
-            [button("button.pick_image", Action.PICK, k) for k in count],
-            [button("button.vary_image", Action.VARY_IMAGE, k) for k in count],
+            [button("button.pick", Action.PICK, k) for k in count],
+            [button("button.vary_k", Action.VARY_IMAGE, k) for k in count],
             whole,
         ]
     )
