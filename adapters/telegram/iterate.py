@@ -112,7 +112,11 @@ class Iteration:
     async def on_photo(self, update: Update, context: tg.Ctx) -> None:
         """A photo (or image file) with the caption ``/imagine <prompt> [--strength S]``."""
         message = tg.message(update)
-        _, rest = split_command(message.caption or "")
+        caption = message.caption or ""
+        _, _, mention = caption.split(maxsplit=1)[0].partition("@")
+        if mention and mention.lower() != (self._app.bot.username or "").lower():
+            raise tg.Ignored  # "/imagine@other_bot": meant for another bot in the group
+        _, rest = split_command(caption)
         await self.imagine_from(update, message, rest)
 
     async def imagine_from(self, update: Update, source: Message, rest: str) -> None:

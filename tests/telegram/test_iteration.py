@@ -252,6 +252,12 @@ async def test_a_photo_with_imagine_in_its_caption_starts_from_it(bot: Harness) 
         "a red cat",
     )
     assert bot.api.downloads == [file_id]
+    # Addressed to another bot in the group: not ours to answer.
+    other = bot.api.add_file(png())
+    await bot.api.push(photo_message(other, len(png()), "/imagine@other_bot a dog", from_user=ADA))
+    await bot.api.push(command_message("/queue", from_user=ADA))  # a marker: updates in order
+    await bot.api.wait_for("sendMessage", 2)
+    assert bot.api.downloads == [file_id]
 
 
 async def test_imagine_in_reply_to_a_photo_or_an_image_file(bot: Harness) -> None:
