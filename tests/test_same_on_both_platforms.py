@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,9 +29,11 @@ from adapters.discord.format import requester_of
 from adapters.discord.handlers import ImagineOptions
 from bot.derive import VARIATION_SPREAD
 from bot.domain import (
+    VARY_STRONG,
     Credit,
     GenerateRequest,
     GenerationSpec,
+    Job,
     JobAction,
     JobState,
     Platform,
@@ -57,7 +59,13 @@ from tests.discord.fake_discord import (
 )
 from tests.fakes import FakeClock
 from tests.telegram.conftest import running_bot as telegram_bot
-from tests.telegram.fake_botapi import FakeBotApi, callback_query, command_message, sent_message
+from tests.telegram.fake_botapi import (
+    FakeBotApi,
+    callback_query,
+    command_message,
+    sent_message,
+    text_reply,
+)
 from tests.telegram.fake_botapi import user as tg_user
 
 WAIT_S = 10.0
@@ -155,6 +163,25 @@ class TelegramDriver:
             if job.id not in self.results and job.state is JobState.POSTED:
                 photo = self.api.calls_of("sendPhoto")[-1]
                 self.results[job.id] = sent_message(photo)
+
+    async def iterate(self, who: str, action: str, job_id: int, image: int) -> None:
+        """A grid's U k ("pick") or V k ("vary")."""
+        data = f"tb:{ {'pick': 'u', 'vary': 'v'}[action] }:{job_id}:{image}"
+        await self._after(who, self._press(who, data, self.results[job_id]))
+
+    async def remix_with(self, who: str, job_id: int, prompt: str) -> None:
+        """Remix a one-image result with an edited prompt: Telegram's reply to it."""
+        reply = text_reply(prompt, self.results[job_id], from_user=TG_USERS[who])
+        before = len(self.api.calls_of("sendPhoto"))
+        await self.api.push(reply)
+        await self._after(who, self.api.wait_for("sendPhoto", before + 1, within=WAIT_S))
+
+    async def _after(self, who: str, done: Awaitable[object]) -> None:
+        await done
+        await settle(self)
+        for job in await self.core.history(self.requester(who), limit=5):
+            if job.id not in self.results and job.state is JobState.POSTED:
+                self.results[job.id] = sent_message(self.api.calls_of("sendPhoto")[-1])
 
     async def share(self, job_id: int) -> int:
         await self._say("root", f"/settings set showcase {SHOWCASE}")
@@ -441,6 +468,78 @@ async def test_the_same_scenario_ends_the_same_on_both_platforms(
 ) -> None:
     play, expected = SCENARIOS[scenario]
     async with PLATFORMS[platform](tmp_path) as driver:
+        outcome = await play(driver)
+    assert outcome == expected
+
+
+# ----- the iteration loop (issue 13): grid → V2, U3, remix with an edited prompt -----
+class Iterating(Driver, Protocol):
+    async def iterate(self, who: str, action: str, job_id: int, image: int) -> None: ...
+
+    async def remix_with(self, who: str, job_id: int, prompt: str) -> None: ...
+
+
+async def child_of(d: Iterating, parent: int) -> Job:
+    [child] = [j for j in await d.core.history(d.requester("ada")) if j.parent_job_id == parent]
+    return child
+
+
+async def grid_then_v2(d: Iterating) -> object:
+    parent = await d.core.job(await d.imagine("ada", "a harbour at dawn --n 4"))
+    await d.iterate("ada", "vary", parent.id, 2)
+    child = await child_of(d, parent.id)
+    return {
+        "grid": len(parent.images),
+        "kind": str(child.spec.kind),
+        "from_image_2": child.spec.init_image == parent.images[1],
+        "strength": child.spec.strength,
+        "state": str(child.state),
+    }
+
+
+async def grid_then_u3(d: Iterating) -> object:
+    parent = await d.core.job(await d.imagine("ada", "a lighthouse --n 4 --seed 30"))
+    await d.iterate("ada", "pick", parent.id, 3)
+    child = await child_of(d, parent.id)
+    return {"n": child.spec.n, "seed": child.spec.seed, "state": str(child.state)}
+
+
+async def remix_with_a_new_prompt(d: Iterating) -> object:
+    parent = await d.imagine("ada", "a red fox --seed 8")
+    await d.remix_with("ada", parent, "a blue fox --strength 0.5")
+    child = await child_of(d, parent)
+    spec = child.spec
+    return {"kind": str(spec.kind), "prompt": spec.prompt, "strength": spec.strength}
+
+
+ITERATION: dict[str, tuple[Callable[[Iterating], Awaitable[object]], object]] = {
+    "grid then V2": (
+        grid_then_v2,
+        {
+            "grid": 4,
+            "kind": "vary",
+            "from_image_2": True,
+            "strength": VARY_STRONG,
+            "state": "posted",
+        },
+    ),
+    "grid then U3": (grid_then_u3, {"n": 1, "seed": 32, "state": "posted"}),
+    "remix with a new prompt": (
+        remix_with_a_new_prompt,
+        {"kind": "remix", "prompt": "a blue fox", "strength": 0.5},
+    ),
+}
+# Discord's driver joins with its iteration buttons (wip/d13: a modal for the remix).
+ITERATING: dict[str, Callable[[Path], AbstractAsyncContextManager[Any]]] = {"telegram": telegram}
+
+
+@pytest.mark.parametrize("platform", list(ITERATING))
+@pytest.mark.parametrize("scenario", list(ITERATION))
+async def test_the_iteration_loop_ends_the_same_on_every_platform(
+    platform: str, scenario: str, tmp_path: Path
+) -> None:
+    play, expected = ITERATION[scenario]
+    async with ITERATING[platform](tmp_path) as driver:
         outcome = await play(driver)
     assert outcome == expected
 

@@ -21,6 +21,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     InlineQueryHandler,
+    MessageHandler,
     filters,
 )
 
@@ -28,6 +29,7 @@ from adapters.telegram import texts
 from adapters.telegram import updates as tg
 from adapters.telegram.community import Community
 from adapters.telegram.inline import InlineShare
+from adapters.telegram.iterate import Iteration, carries_picture
 from adapters.telegram.keyboards import (
     Action,
     Callback,
@@ -50,6 +52,11 @@ from bot.validation import NO_STYLE
 log = logging.getLogger(__name__)
 
 _JOB_REF = re.compile(r"#?(\d{1,12})")
+# A photo or image file whose caption is an /imagine command (CommandHandler reads text only).
+_IMAGINE_CAPTION = filters.CaptionRegex(r"^/imagine(@\w+)?(\s|$)")
+_PICTURE = filters.PHOTO | filters.Document.IMAGE
+# A plain text reply (to the bot: checked in the handler): a remix's edited prompt.
+_TEXT_REPLY = filters.TEXT & filters.REPLY & ~filters.COMMAND & filters.UpdateType.MESSAGE
 
 TgApp = Application[Any, Any, Any, Any, Any, Any]
 Button = Callable[[Update, Callback], Awaitable[str | None]]
@@ -75,6 +82,7 @@ class Handlers:
         self._status = status
         self._monotonic = monotonic
         self._inline = InlineShare(core, community, status).answer
+        self._iteration = Iteration(core, app, community, status)
         self.intake_open = False
         self._buttons: dict[Action, Button] = {
             Action.REROLL: self._on_reroll,
@@ -89,6 +97,7 @@ class Handlers:
             Action.STYLE_PICK: self._on_style_pick,
             Action.STYLE_CLEAR: self._on_style_clear,
             **community.buttons(),
+            **self._iteration.buttons(),
         }
 
     def register(self) -> None:
@@ -109,6 +118,11 @@ class Handlers:
             # Only new messages: an edited "/imagine" must not queue a second job.
             guarded = self.boundary(name, self._gated(handler))
             self._app.add_handler(CommandHandler(name, guarded, filters.UpdateType.MESSAGE))
+        pictures = _PICTURE & _IMAGINE_CAPTION & filters.UpdateType.MESSAGE
+        on_photo = self.boundary("imagine_photo", self._gated(self._iteration.on_photo))
+        self._app.add_handler(MessageHandler(pictures, on_photo))
+        on_reply = self.boundary("remix_reply", self._remix_reply)
+        self._app.add_handler(MessageHandler(_TEXT_REPLY, on_reply))
         self._app.add_handler(CallbackQueryHandler(self.boundary("button", self._button)))
         self._app.add_handler(InlineQueryHandler(self.boundary("inline", self._inline)))
 
@@ -174,6 +188,11 @@ class Handlers:
     async def _imagine(self, update: Update, context: Ctx) -> None:
         message = tg.message(update)
         _, rest = split_command(message.text or "")
+        source = message.reply_to_message
+        if source is not None and carries_picture(source):
+            # "/imagine ..." in reply to a photo: start from that photo.
+            await self._iteration.imagine_from(update, source, rest)
+            return
         if not rest:
             await message.reply_text(t("telegram.imagine_usage", await self._lang(update)))
             return
@@ -258,6 +277,18 @@ class Handlers:
         image = ref if ref is not None else await asyncio.to_thread(path.read_bytes)
         lang = await self._lang(update)
         await self._status.send_result(job, message.chat_id, image, message.message_id, lang)
+        parents = await self._core.lineage(tg.requester(update), job.id)
+        if parents:
+            await message.reply_text(texts.lineage(parents, lang))
+
+    async def _remix_reply(self, update: Update, context: Ctx) -> None:
+        """A text reply to the bot: a remix when it answers a prompt message. Gated only
+        then, so replies between people never get a "closed" answer while shutting down."""
+        job_id = self._iteration.reply_target(update)
+        if not self.intake_open:
+            await self._tell(update, t("telegram.intake_closed", await self._error_lang(update)))
+            return
+        await self._iteration.remix_reply(update, job_id)
 
     async def _help(self, update: Update, context: Ctx) -> None:
         username = self._app.bot.username or "bot"

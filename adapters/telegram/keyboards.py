@@ -15,7 +15,7 @@ from enum import StrEnum
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from adapters.telegram.texts import Lang, style_label
-from bot.domain import Job, StyleInfo
+from bot.domain import Job, JobKind, StyleInfo
 from bot.i18n import t
 
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit
@@ -27,6 +27,7 @@ _HASHED = "#"  # marks a style given by hash because its name is too long for ca
 _NUMBER = re.compile(r"[0-9]{1,19}", re.ASCII)
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id would raise OverflowError there
 MAX_PAGE = 10_000  # no picker or gallery has this many pages
+MAX_IMAGE = 9  # no grid has more images (the core's cap is lower and checked there)
 
 
 class Action(StrEnum):
@@ -47,6 +48,14 @@ class Action(StrEnum):
     GALLERY = "gal"  # view ("t"/"r" + "w"/"m"/"a"), page
     FORGET = "forget"  # user id: confirms /forget
     KEEP = "keep"  # user id: cancels /forget
+    # The iteration loop (issue 13): job id and, on a grid, the image (1-based, as U1..U4).
+    PICK = "u"  # job id, image: that image alone, with its own buttons
+    VARY_IMAGE = "v"  # job id, image: a grid's V k (a strong variation of image k)
+    VARY_SUBTLE = "vs"  # job id
+    VARY_STRONG = "vx"  # job id
+    UPSCALE_SUBTLE = "us"  # job id
+    UPSCALE_CREATIVE = "uc"  # job id
+    REMIX_PROMPT = "rp"  # job id: asks for the edited prompt (ForceReply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,16 @@ class Callback:
     def int_arg(self, index: int) -> int:
         """A job or share id: ValueError (a stale or forged button) unless 0..MAX_ID."""
         return _number(self.args[index], MAX_ID)
+
+    def image_arg(self, index: int) -> int:
+        """An image of a grid (1-based; 1 when the button has none): ValueError unless
+        1..MAX_IMAGE. The core checks it against the job's own count."""
+        if index >= len(self.args):
+            return 1
+        image = _number(self.args[index], MAX_IMAGE)
+        if image < 1:
+            raise ValueError("images count from 1")
+        return image
 
     def page_arg(self, index: int) -> int:
         """A page number: ValueError (a stale or forged button) unless 0..MAX_PAGE."""
@@ -142,7 +161,74 @@ def result_keyboard(
         button("🔀", "button.variations", Action.VARIATION),
         button("🎨", "button.restyle", Action.RESTYLE),
     ]
-    return InlineKeyboardMarkup([first, second])
+    return InlineKeyboardMarkup([first, second, *_iteration_rows(job, lang)])
+
+
+def _iteration_rows(job: Job, lang: Lang) -> list[list[InlineKeyboardButton]]:
+    """Vary subtle / strong, Upscale subtle / creative and Remix of a one-image result (an
+    upscale is not offered again for an upscale: it is already as large as the model goes)."""
+
+    def button(emoji: str, key: str, action: Action) -> InlineKeyboardButton:
+        return InlineKeyboardButton(_label(emoji, key, lang), callback_data=encode(action, job.id))
+
+    vary = [
+        button("🔅", "button.vary_subtle", Action.VARY_SUBTLE),
+        button("🔆", "button.vary_strong", Action.VARY_STRONG),
+    ]
+    last = [button("✏️", "button.remix", Action.REMIX_PROMPT)]
+    if job.spec.kind is not JobKind.UPSCALE:
+        last[:0] = [
+            button("🔍", "button.upscale_subtle", Action.UPSCALE_SUBTLE),
+            button("🔎", "button.upscale_creative", Action.UPSCALE_CREATIVE),
+        ]
+    return [vary, last]
+
+
+def grid_keyboard(job: Job, lang: Lang) -> InlineKeyboardMarkup:
+    """Under a grid of ``job.spec.n`` images: U1..Un (that image alone), V1..Vn (a variation
+    of it), then Reroll and Delete for the whole grid."""
+    count = range(1, job.spec.n + 1)
+
+    def button(key: str, action: Action, k: int) -> InlineKeyboardButton:
+        return InlineKeyboardButton(t(key, lang, k=k), callback_data=encode(action, job.id, k))
+
+    whole = [
+        InlineKeyboardButton(_label(emoji, key, lang), callback_data=encode(action, job.id))
+        for emoji, key, action in (
+            ("🎲", "button.reroll", Action.REROLL),
+            ("🗑", "button.delete", Action.DELETE),
+        )
+    ]
+    return InlineKeyboardMarkup(
+        [
+            [button("button.pick", Action.PICK, k) for k in count],
+            [button("button.vary_k", Action.VARY_IMAGE, k) for k in count],
+            whole,
+        ]
+    )
+
+
+def is_grid(job: Job) -> bool:
+    """Posted as a grid of several images (with U/V buttons) rather than one image."""
+    return job.spec.n > 1
+
+
+# The buttons that name the job a reply is about: a grid's, a result's, a showcase post's.
+_REPLY_TARGETS = frozenset({Action.PICK, Action.REMIX_PROMPT, Action.REMIX})
+
+
+def job_of_markup(markup: InlineKeyboardMarkup | None) -> tuple[Action, int] | None:
+    """(the first iteration button's action, its job id) under a result the bot posted, read
+    back from its buttons: a reply to that result needs no other state, also after a restart."""
+    for row in markup.inline_keyboard if markup is not None else ():
+        for b in row:
+            callback = decode(b.callback_data if isinstance(b.callback_data, str) else None)
+            if callback is not None and callback.action in _REPLY_TARGETS:
+                try:
+                    return callback.action, callback.int_arg(0)
+                except (ValueError, IndexError):
+                    return None
+    return None
 
 
 def showcase_keyboard(share_id: int, job_id: int, score: int, remix: str) -> InlineKeyboardMarkup:

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from telegram import Message
+from telegram import InlineKeyboardMarkup, Message
 from telegram.error import TelegramError
 from telegram.ext import Application
 
 from adapters.telegram import texts
 from adapters.telegram import updates as tg
 from adapters.telegram.community import Community
-from adapters.telegram.keyboards import result_keyboard
+from adapters.telegram.keyboards import grid_keyboard, is_grid, result_keyboard
+from adapters.telegram.photos import fits_as_photo
 from bot import i18n
 from bot.domain import Delivered, Job, JobState, Ticket
 from bot.ports import BotApi
@@ -30,7 +31,6 @@ from bot.ports import BotApi
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 1.5  # Telegram allows about one message per second per chat
-PHOTO_LIMIT_BYTES = 10 * 1024 * 1024  # larger images go out as documents
 REMEMBERED_JOBS = 2048
 
 TgApp = Application[Any, Any, Any, Any, Any, Any]
@@ -168,11 +168,10 @@ class StatusMessages:
         ``lang`` (by default the job's: see :meth:`job_lang`)."""
         lang = lang or await self.job_lang(job)
         caption = texts.caption(job, await self._community.remix_credit(job, lang), lang)
-        showcase, outside = await self._community.share_options(job)
-        keyboard = result_keyboard(job, showcase=showcase, share_outside=outside, lang=lang)
+        keyboard = await self._keyboard(job, lang)
         name, reply = f"turbobot-{job.id}.jpg", tg.reply_to(reply_to)
         sent: Message  # PTB's Application is generic in Any: name what comes back
-        if isinstance(image, bytes) and len(image) > PHOTO_LIMIT_BYTES:
+        if isinstance(image, bytes) and not fits_as_photo(image):
             sent = await self._app.bot.send_document(
                 chat_id,
                 document=image,
@@ -192,6 +191,13 @@ class StatusMessages:
                 reply_parameters=reply,
             )
         return sent
+
+    async def _keyboard(self, job: Job, lang: str) -> InlineKeyboardMarkup:
+        """A grid's U/V buttons, or the buttons under one image."""
+        if is_grid(job):
+            return grid_keyboard(job, lang)
+        showcase, outside = await self._community.share_options(job)
+        return result_keyboard(job, showcase=showcase, share_outside=outside, lang=lang)
 
     def file_ref(self, job: Job) -> str | None:
         """Telegram's ``file_id`` of a posted image (None when deleted or not posted)."""

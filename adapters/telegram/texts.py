@@ -174,6 +174,12 @@ def history(jobs: list[Job], lang: Lang) -> str:
     return shorten(f"{t('telegram.history_title', lang)}\n{lines}", MESSAGE_LIMIT)
 
 
+def lineage(parents: list[Job], lang: Lang) -> str:
+    """The jobs a result was made from, nearest first (/show)."""
+    chain = "\n".join(f"\u2190 {job_line(j, lang)}" for j in parents)
+    return shorten(t("telegram.lineage", lang, chain=chain), MESSAGE_LIMIT)
+
+
 def queue(entries: list[tuple[Job, int]], eta: dict[int, float], lang: Lang) -> str:
     if not entries:
         return t("telegram.queue_empty", lang)

@@ -55,6 +55,13 @@ def test_a_file_over_the_byte_limit_is_refused_before_decoding() -> None:
         decode(b"\xff" * (2**20 + 1), max_bytes=2**20, max_pixels=10**6)
 
 
+def test_an_announced_size_over_the_cap_is_refused_before_any_download() -> None:
+    check_size(MAX_INPUT_BYTES)  # the cap itself is allowed
+    with pytest.raises(BadRequest) as caught:
+        check_size(MAX_INPUT_BYTES + 1)
+    assert caught.value.key == "core.image_too_large"
+
+
 @pytest.mark.parametrize("side", [3_000, 50_000])  # over our limit; over Pillow's too
 def test_a_decompression_bomb_is_refused_from_its_header(side: int) -> None:
     bomb = png_header_only(side, side)  # up to 2.5 gigapixels in < 100 bytes

@@ -11,13 +11,19 @@ Every call is recorded, so tests assert on what the bot really sent over HTTP.
 
 Telegram's size limits are enforced the way Telegram enforces them, with ``400 Bad Request``:
 message text 1-4,096 and captions up to 1,024 UTF-16 code units (what Telegram counts), callback
-data 1-64 bytes, callback answers up to 200 characters. A refused call is recorded as
+data 1-64 bytes, callback answers up to 200 characters, a ``sendPhoto`` upload up to 10 MB,
+width + height up to 10,000 and a ratio of sides up to 20. A refused call is recorded as
 ``<method>!400`` (see :meth:`FakeBotApi.refusals`), so a test can assert the bot never tried.
+
+Users' files: :meth:`FakeBotApi.add_file` stores bytes under a ``file_id`` (with the size
+Telegram would announce), ``getFile`` answers its ``file_path`` and the file server
+(``/file/bot<token>/<path>``) serves it; each download is recorded in ``downloads``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 from collections.abc import Callable
@@ -26,6 +32,7 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 from aiohttp.web_request import FileField
+from PIL import Image
 
 JSON = dict[str, Any]
 
@@ -69,6 +76,9 @@ TEXT_LIMIT = 4096  # UTF-16 code units, like every limit below that counts text
 CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64  # bytes
 CALLBACK_ANSWER_LIMIT = 200
+PHOTO_BYTES_LIMIT = 10 * 1024 * 1024
+PHOTO_SIDES_LIMIT = 10_000  # width + height
+PHOTO_RATIO_LIMIT = 20
 _TEXT_METHODS = {"sendMessage", "editMessageText"}
 _CAPTION_METHODS = {"sendPhoto", "sendDocument", "editMessageCaption"}
 
@@ -86,6 +96,25 @@ def _markup_problem(markup: object) -> str | None:
             data = button.get("callback_data")
             if data is not None and not 1 <= len(str(data).encode()) <= CALLBACK_DATA_LIMIT:
                 return "BUTTON_DATA_INVALID"
+    return None
+
+
+def photo_problem(files: dict[str, Upload]) -> str | None:
+    """What Telegram says about an uploaded photo it will not take (None: it fits)."""
+    photo = files.get("photo")
+    if photo is None:
+        return None  # sent by file_id
+    if len(photo.data) > PHOTO_BYTES_LIMIT:
+        return "PHOTO_SAVE_FILE_INVALID"
+    try:
+        with Image.open(io.BytesIO(photo.data)) as image:
+            width, height = image.size
+    except OSError:
+        return "IMAGE_PROCESS_FAILED"
+    if width + height > PHOTO_SIDES_LIMIT or max(width, height) > PHOTO_RATIO_LIMIT * min(
+        width, height
+    ):
+        return "PHOTO_INVALID_DIMENSIONS"
     return None
 
 
@@ -146,12 +175,15 @@ class FakeBotApi:
         # The registered webhook, as setWebhook gave it (url, secret_token, allowed_updates ...).
         self.webhook: JSON | None = None
         self.polls = 0  # getUpdates calls (not kept in ``calls``: a long poll repeats forever)
+        self.files: dict[str, tuple[bytes, int]] = {}  # file_id -> (bytes, announced size)
+        self.downloads: list[str] = []  # file ids fetched from the file server
 
     # ----- lifecycle -----
     async def __aenter__(self) -> FakeBotApi:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/bot{token}/{method}", self._handle)
         app.router.add_get("/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -205,6 +237,13 @@ class FakeBotApi:
         async with ClientSession() as session, session.post(url, json=body, headers=headers) as r:
             return r.status
 
+    def add_file(self, data: bytes, *, announced: int | None = None) -> str:
+        """Store a user's file; its ``file_id``. ``announced``: the ``file_size`` Telegram
+        reports (default the real size)."""
+        file_id = f"user-file-{next(self._file_ids)}"
+        self.files[file_id] = (data, len(data) if announced is None else announced)
+        return file_id
+
     def refusals(self) -> list[Call]:
         """Calls answered ``400 Bad Request`` because they broke one of Telegram's limits."""
         return [c for c in self.calls if c.method.endswith("!400")]
@@ -252,7 +291,11 @@ class FakeBotApi:
         if refused is not None:
             self.calls.append(Call(f"{method}!429", params, files, request.match_info["token"]))
             return refused
-        problem = limit_problem(method, params) or self._chat_problem(method, params)
+        problem = (
+            limit_problem(method, params)
+            or (photo_problem(files) if method == "sendPhoto" else None)
+            or self._chat_problem(method, params)
+        )
         if problem is not None:
             async with self._changed:
                 self.calls.append(Call(f"{method}!400", params, files, request.match_info["token"]))
@@ -264,6 +307,24 @@ class FakeBotApi:
             self.calls.append(Call(method, params, files, request.match_info["token"], result))
             self._changed.notify_all()
         return _ok(result)
+
+    async def _download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["path"].removeprefix("files/")
+        if file_id not in self.files:
+            return web.Response(status=404, text="Not Found")
+        self.downloads.append(file_id)
+        return web.Response(body=self.files[file_id][0])
+
+    def _get_file(self, params: JSON) -> JSON:
+        file_id = str(params["file_id"])
+        if file_id not in self.files:
+            return {"file_id": file_id, "file_unique_id": f"u-{file_id}"}
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_size": self.files[file_id][1],
+            "file_path": f"files/{file_id}",
+        }
 
     def _refuse(self, method: str) -> web.Response | None:
         times, retry_after = self._fail.get(method, (0, 0.0))
@@ -312,6 +373,7 @@ class FakeBotApi:
                 params, caption=params.get("caption"), document=self._document(files)
             ),
             "getMyCommands": list,
+            "getFile": lambda: self._get_file(params),
             "setWebhook": lambda: self._set_webhook(params),
             "deleteWebhook": lambda: self._set_webhook(None),
             "getWebhookInfo": self._webhook_info,
@@ -399,8 +461,10 @@ class FakeBotApi:
             "chat": {"id": chat_id, "type": chat_type},
             "from": BOT_USER,
         }
-        if "reply_markup" in params:
-            message["reply_markup"] = params["reply_markup"]
+        markup = params.get("reply_markup")
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            # A message carries only an inline keyboard; ForceReply is not sent back.
+            message["reply_markup"] = markup
         message.update({k: v for k, v in content.items() if v is not None})
         return message
 
@@ -496,6 +560,68 @@ def command_message(
         message["entities"] = [
             {"type": "bot_command", "offset": 0, "length": len(command.encode("utf-16-le")) // 2}
         ]
+    return {"message": message}
+
+
+def photo_message(
+    file_id: str,
+    size: int,
+    caption: str | None,
+    *,
+    from_user: JSON | None = None,
+    chat_id: int | None = None,
+    as_document: str | None = None,
+) -> JSON:
+    """A photo sent with ``caption`` (a command in it marked as Telegram marks it); with
+    ``as_document`` (a MIME type) the same picture sent as a file."""
+    sender = from_user or user()
+    chat_id = sender["id"] if chat_id is None else chat_id
+    message: JSON = {
+        "message_id": next(_next_message_id),
+        "date": 1_800_000_000,
+        "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
+        "from": sender,
+    }
+    if as_document is not None:
+        message["document"] = {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_name": "picture",
+            "mime_type": as_document,
+            "file_size": size,
+        }
+    else:
+        message["photo"] = [
+            {"file_id": f"{file_id}-small", "file_unique_id": "small", "width": 90, "height": 90},
+            {
+                "file_id": file_id,
+                "file_unique_id": f"u-{file_id}",
+                "width": 800,
+                "height": 600,
+                "file_size": size,
+            },
+        ]
+    if caption is not None:
+        message["caption"] = caption
+        command = caption.split(maxsplit=1)[0] if caption.strip() else ""
+        if command.startswith("/"):
+            length = len(command.encode("utf-16-le")) // 2
+            message["caption_entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+    return {"message": message}
+
+
+def text_reply(text: str, to: JSON, *, from_user: JSON | None = None) -> JSON:
+    """A plain text message in reply to ``to`` (a message as the bot sent it)."""
+    sender = from_user or user()
+    chat = to["chat"]
+    message: JSON = {
+        "message_id": next(_next_message_id),
+        "date": 1_800_000_000,
+        "chat": chat,
+        "from": sender,
+        "text": text,
+        "reply_to_message": to,
+    }
     return {"message": message}
 
 

@@ -105,6 +105,7 @@ async def test_imagine_queues_then_posts_photo_with_buttons(
         "share:#1",
         "tb:orig:1",
         "tb:del:1",
+        *("tb:vs:1", "tb:vx:1", "tb:us:1", "tb:uc:1", "tb:rp:1"),
     ]
     # The status message is replaced by the result.
     deleted = await bot.api.wait_for("deleteMessage")

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import replace
+
 import pytest
+from PIL import Image
 
 from adapters.telegram.adapter import api_urls
 from adapters.telegram.keyboards import (
     CALLBACK_DATA_LIMIT,
+    MAX_ID,
     Action,
     decode,
     encode,
+    grid_keyboard,
     page_count,
     resolve_style,
     result_keyboard,
     style_keyboard,
 )
+from adapters.telegram.photos import PHOTO_LIMIT_BYTES, fits_as_photo
 from adapters.telegram.texts import CAPTION_LIMIT, ELLIPSIS, caption, shorten, utf16_len
 from bot.domain import GenerationSpec, Job, JobState, Language, Platform, Requester, StyleInfo
 
@@ -97,6 +104,11 @@ def test_result_keyboard_has_every_button_within_64_bytes() -> None:
         Action.RESTYLE,
         Action.ORIGINAL,
         Action.DELETE,
+        Action.VARY_SUBTLE,
+        Action.VARY_STRONG,
+        Action.UPSCALE_SUBTLE,
+        Action.UPSCALE_CREATIVE,
+        Action.REMIX_PROMPT,
     }
     assert all(len(d.encode()) <= CALLBACK_DATA_LIMIT for d in data)
     share = [b for row in markup.inline_keyboard for b in row if b.switch_inline_query]
@@ -155,3 +167,47 @@ def test_style_keyboard_pages_and_localises() -> None:
 )
 def test_api_base_url_accepts_root_or_bot_path(given: str) -> None:
     assert api_urls(given) == ("http://127.0.0.1:8081/bot", "http://127.0.0.1:8081/file/bot")
+
+
+# ----- the iteration loop (issue 13) -----
+def test_grid_buttons_fit_64_bytes_for_the_largest_job_id() -> None:
+    job = replace(make_job("x", job_id=MAX_ID), spec=replace(make_job("x").spec, n=4))
+    markup = grid_keyboard(job, Language.EN)
+    data = all_callback_data(markup)
+    assert all(len(d.encode()) <= CALLBACK_DATA_LIMIT for d in data)
+    picks = [decode(d) for d in data if d.startswith("tb:u:")]
+    pairs = [(c.int_arg(0), c.image_arg(1)) for c in picks if c]
+    assert pairs == [(MAX_ID, k) for k in (1, 2, 3, 4)]
+
+
+@pytest.mark.parametrize("forged", ["0", "10", "-1", "1e2", "٣", ""])
+def test_a_forged_image_number_is_refused(forged: str) -> None:
+    callback = decode(f"tb:u:5:{forged}")
+    assert callback is not None
+    with pytest.raises(ValueError, match=r"number|count from 1"):
+        callback.image_arg(1)
+
+
+def test_a_one_image_button_means_image_1() -> None:
+    callback = decode(encode(Action.VARY_SUBTLE, 5))
+    assert callback is not None
+    assert callback.image_arg(1) == 1
+
+
+def _jpeg(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buf, format="JPEG", quality=10)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("size", "fits"),
+    [((1536, 1536), True), ((5000, 5000), True), ((5001, 5000), False), ((2000, 100), True),
+     ((2001, 100), False), ((100, 2001), False)],
+)  # fmt: skip
+def test_photo_limits_are_telegrams(size: tuple[int, int], fits: bool) -> None:
+    assert fits_as_photo(_jpeg(*size)) is fits
+
+
+def test_a_photo_over_10_mb_goes_as_a_file() -> None:
+    assert not fits_as_photo(_jpeg(64, 64) + b"\0" * PHOTO_LIMIT_BYTES)
