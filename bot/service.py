@@ -30,7 +30,6 @@ from bot.admission import Limits
 from bot.board import Board
 from bot.clock import SystemClock
 from bot.community import Community
-from bot.config import Settings
 from bot.delivery import Delivery
 from bot.derive import Iteration
 from bot.dispatch import Dispatcher
@@ -64,6 +63,7 @@ from bot.metrics import Metrics
 from bot.newjobs import NewJobs
 from bot.ports import Clock, Executor, GalleryPeriod, GallerySort, Notifier
 from bot.recovery import Recovery
+from bot.slices import CoreSettings
 from bot.store import Store, open_store, storage_error
 from bot.validation import (
     NO_STYLE,
@@ -88,7 +88,7 @@ class Core:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: CoreSettings,
         executor: Executor,
         store: Store,
         clock: Clock,
@@ -473,7 +473,7 @@ async def rescan_styles(executor: Executor) -> StyleChanges:
 
 @contextlib.asynccontextmanager
 async def open_core(
-    settings: Settings,
+    settings: CoreSettings,
     executor: Executor,
     clock: Clock | None = None,
     *,

@@ -15,11 +15,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from time import perf_counter
 
-from bot.config import Settings, find_env_file
+from bot.config import find_env_file
 from bot.domain import ASPECTS, MAX_SEED, Generated, GenerationSpec, Timings
 from bot.errors import BadRequest, TurbobotError
 from bot.i18n import msg
 from bot.preflight import load_settings
+from bot.slices import EngineSettings
 from engine import memory
 from engine.executors import open_local_executor
 from engine.pipeline import Engine
@@ -139,7 +140,7 @@ class BenchReport:
     rss_peak_mb: float
 
 
-async def _bench(settings: Settings, spec: GenerationSpec, runs: int) -> BenchReport:
+async def _bench(settings: EngineSettings, spec: GenerationSpec, runs: int) -> BenchReport:
     t0 = perf_counter()
     async with open_local_executor(settings) as executor:
         load_s = perf_counter() - t0
@@ -231,7 +232,7 @@ def format_timings(t: Timings) -> str:
     )
 
 
-async def _imagine_one(settings: Settings, spec: GenerationSpec) -> Generated:
+async def _imagine_one(settings: EngineSettings, spec: GenerationSpec) -> Generated:
     from tqdm import tqdm
 
     async with open_local_executor(settings) as executor:
@@ -258,7 +259,7 @@ def _ignore(step: int, total: int) -> None:
     """Progress is not shown while benchmarking."""
 
 
-def _settings() -> Settings:
+def _settings() -> EngineSettings:
     """The bot's own settings (same .env lookup); bad values are one line each, exit code 2."""
     settings, problems = load_settings(find_env_file())
     if problems:
@@ -266,7 +267,7 @@ def _settings() -> Settings:
             print(f"turbobot: {problem}", file=sys.stderr)
         raise SystemExit(2)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    return settings
+    return settings.engine()
 
 
 def _fail(exc: TurbobotError) -> int:

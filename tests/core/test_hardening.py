@@ -135,7 +135,6 @@ async def test_console_survives_a_30_digit_cancel(open_test_core: OpenCore, tmp_
     async with open_test_core(notifiers=()) as core:
         console = ConsoleAdapter(
             core,
-            make_settings(tmp_path / "data"),
             on_end_of_input=ended.set,
             wait_until_idle=core.wait_until_idle,
             stdin=io.StringIO("/cancel 123456789012345678901234567890\na lighthouse\n"),
