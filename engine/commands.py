@@ -1,4 +1,5 @@
-"""Engine-only CLI commands: ``turbobot imagine``, ``turbobot styles [add]``, ``turbobot bench``.
+"""Engine-only CLI commands: ``turbobot styles [add]``, ``turbobot bench`` (``imagine`` goes
+through the core: :mod:`bot.entry.imagine`).
 
 Each loads the settings itself (as ``turbobot run`` does), runs the engine without the bot,
 prints to the terminal and returns the process exit code (0 ok, 1 engine failure, 2 bad input).
@@ -16,7 +17,7 @@ from pathlib import Path
 from time import perf_counter
 
 from bot.config import find_env_file
-from bot.domain import ASPECTS, MAX_SEED, Generated, GenerationSpec, Timings
+from bot.domain import ASPECTS, MAX_SEED, GenerationSpec, Timings
 from bot.errors import BadRequest, TurbobotError
 from bot.i18n import msg
 from bot.preflight import load_settings
@@ -26,29 +27,6 @@ from engine.executors import open_local_executor
 from engine.pipeline import Engine
 from engine.style_install import NewStyle
 from engine.styles import LoraRefused
-
-
-def imagine(
-    *,
-    prompt: str,
-    style: str | None,
-    seed: int | None,
-    steps: int,
-    aspect: str,
-    cfg: float,
-    negative_prompt: str | None,
-    output: Path,
-) -> int:
-    settings = _settings()
-    try:
-        spec = make_spec(prompt, style, seed, steps, aspect, cfg, negative_prompt)
-        generated = asyncio.run(_imagine_one(settings, spec))
-    except TurbobotError as exc:
-        return _fail(exc)
-    output.write_bytes(generated.jpeg)
-    print(f"{output}  {generated.width}x{generated.height}  seed {spec.seed}")
-    print(format_timings(generated.timings))
-    return 0
 
 
 def styles() -> int:
@@ -230,18 +208,6 @@ def format_timings(t: Timings) -> str:
         f"text encode {t.text_encode_ms:.0f} ms · denoise {t.denoise_ms:.0f} ms [{steps}] · "
         f"decode {t.decode_ms:.0f} ms · jpeg {t.jpeg_ms:.0f} ms · total {t.total_ms:.0f} ms"
     )
-
-
-async def _imagine_one(settings: EngineSettings, spec: GenerationSpec) -> Generated:
-    from tqdm import tqdm
-
-    async with open_local_executor(settings) as executor:
-        with tqdm(total=spec.steps, desc="denoise", unit="step") as bar:
-
-            def on_progress(step: int, total: int) -> None:
-                bar.update(step - bar.n)
-
-            return await executor.generate(0, spec, on_progress)
 
 
 def _stages(ts: list[Timings]) -> list[tuple[str, list[float]]]:
