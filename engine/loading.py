@@ -17,13 +17,12 @@ from bot.slices import EngineSettings
 from engine import memory, synthetic
 from engine.pipeline import Engine
 from engine.schedule import TurboSchedule, read_schedule
+from engine.style_library import StyleLibrary, load_adapter
 from engine.styles import (
     TURBO_ADAPTER,
     LoraRefused,
     Style,
-    StyleLibrary,
     linear_shapes,
-    load_adapter,
     load_lora_tensors,
     scan_styles,
 )

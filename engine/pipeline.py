@@ -43,7 +43,8 @@ from engine.img2img import (
 )
 from engine.memory import cuda_free_gb, synchronize
 from engine.plan import Profile
-from engine.styles import Style, StyleLibrary
+from engine.style_library import StyleLibrary
+from engine.styles import Style
 
 if TYPE_CHECKING:
     from engine.vlm import VlmFeatures
