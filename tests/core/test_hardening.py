@@ -15,10 +15,11 @@ import pytest
 
 import bot.store.jobs
 from adapters.console import ConsoleAdapter
+from bot.community_calls import MAX_OFFSET
 from bot.domain import Job, Platform, Requester, SettingsChange
 from bot.errors import RateLimited, StorageError, UnknownStyle
 from bot.metrics import Metrics, serve_metrics
-from bot.service import DB_NAME, MAX_OFFSET, open_core
+from bot.service import DB_NAME, open_core
 from bot.store import connect, migrations
 from bot.testing.executor import FakeExecutor
 from bot.validation import clamp_page
