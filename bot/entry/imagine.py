@@ -124,7 +124,11 @@ def main(args: argparse.Namespace) -> int:
     core, engine = cli_slices(settings)
     from engine.executors import open_local_executor
 
-    return asyncio.run(imagine(core, open_local_executor(engine), ImagineArgs.parsed(args)))
+    try:
+        return asyncio.run(imagine(core, open_local_executor(engine), ImagineArgs.parsed(args)))
+    except TurbobotError as exc:  # the engine's own one-line reasons (a model that won't load)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, BadRequest) else 1
 
 
 def cli_slices(settings: Settings) -> tuple[CoreSettings, EngineSettings]:
