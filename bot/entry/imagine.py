@@ -37,6 +37,7 @@ from bot.slices import CoreSettings, EngineSettings, core_settings, engine_setti
 from engine.commands import format_timings
 
 CLI_DIR = "cli"  # under the data dir
+UNLIMITED = 1_000_000
 CLI_USER = Requester(platform=Platform.CONSOLE, user_id="cli", display_name="cli", channel_id="cli")
 
 
@@ -136,7 +137,10 @@ def cli_slices(settings: Settings) -> tuple[CoreSettings, EngineSettings]:
     and files stay apart from the bot's (job ids would collide, and the bot's queued jobs are
     not this command's to run). The LoRAs stay where the bot reads them."""
     cli_dir = settings.data_dir / CLI_DIR
-    core = replace(core_settings(settings), data_dir=cli_dir)
+    # The operator at the shell is not a chat user: no rate limit (the pending caps stay).
+    core = replace(
+        core_settings(settings), data_dir=cli_dir, rate_per_minute=UNLIMITED, rate_burst=UNLIMITED
+    )
     engine = replace(
         engine_settings(settings), data_dir=cli_dir, lora_dir=settings.resolved_lora_dir
     )
@@ -149,7 +153,9 @@ def read_input(path: Path) -> bytes:
     try:
         size = path.stat().st_size
     except OSError as err:
-        raise BadRequest(f"cannot read {path}: {err.strerror or err}") from None
+        raise BadRequest(
+            msg("core.cannot_read_file", path=str(path), why=err.strerror or str(err))
+        ) from None
     if size > MAX_INPUT_BYTES:
         mib = 2**20
         raise BadRequest(
@@ -158,7 +164,9 @@ def read_input(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as err:
-        raise BadRequest(f"cannot read {path}: {err.strerror or err}") from None
+        raise BadRequest(
+            msg("core.cannot_read_file", path=str(path), why=err.strerror or str(err))
+        ) from None
 
 
 async def imagine(
