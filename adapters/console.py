@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from typing import TextIO
 
 from bot.commands import help_text, split_command
-from bot.config import Settings
 from bot.domain import Delivered, GenerateRequest, Job, Platform, Requester
 from bot.errors import TurbobotError
 from bot.i18n import Message, t
@@ -39,7 +38,6 @@ class ConsoleAdapter:
     def __init__(
         self,
         core: CoreApi,
-        settings: Settings,
         *,
         on_end_of_input: Callable[[], None],
         wait_until_idle: Callable[[str], Awaitable[None]] | None = None,
@@ -48,7 +46,6 @@ class ConsoleAdapter:
         requester: Requester = CONSOLE_USER,
     ) -> None:
         self._core = core
-        self._settings = settings
         self._on_end = on_end_of_input
         self._wait_idle = wait_until_idle
         self._stdin = stdin or sys.stdin

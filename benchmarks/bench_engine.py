@@ -167,7 +167,7 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     with tempfile.TemporaryDirectory() as tmp:
         env = {"TURBOBOT_MODEL": "tiny", "TURBOBOT_DATA_DIR": tmp, "TURBOBOT_TINY_SIDE": str(SIDE)}
-        engine = load_engine(Settings.model_validate(env))
+        engine = load_engine(Settings.model_validate(env).engine())
         spec = GenerationSpec("a lighthouse on a cliff at dusk", None, 1, STEPS, 1024, 1024)
         results = asyncio.run(overhead(engine, spec)) | asyncio.run(grid(engine, spec))
         results |= style_switch(engine) | jpeg()

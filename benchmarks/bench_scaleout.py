@@ -32,6 +32,7 @@ from benchmarks.report import machine, write_section
 from bot.config import Settings
 from bot.domain import Delivered, GenerateRequest, GenerationSpec, Job, Platform, Requester
 from bot.service import open_core
+from bot.slices import pool_settings, split
 from engine.pool.remote import open_remote_executor
 from engine.pool.wire import WORKER_PREFIX
 
@@ -120,9 +121,13 @@ def settings_for(url: str, data_dir: Path) -> Settings:
 
 async def throughput(url: str, data_dir: Path, jobs: int) -> float:
     """Jobs per second through the real core, from the first submit to the last post."""
-    settings = settings_for(url, data_dir)
+    parts = split(settings_for(url, data_dir))
+    assert parts.pool is not None
     notifier = CountingNotifier()
-    async with open_remote_executor(settings) as executor, open_core(settings, executor) as core:
+    async with (
+        open_remote_executor(parts.pool) as executor,
+        open_core(parts.core, executor) as core,
+    ):
         core.register(notifier)
         t0 = time.perf_counter()
         for i in range(jobs):
@@ -136,10 +141,11 @@ async def throughput(url: str, data_dir: Path, jobs: int) -> float:
 
 async def overhead(url: str, latency_ms: float, runs: int) -> tuple[float, float]:
     """Median and p90 of (executor.generate wall time - worker latency), one job at a time."""
-    settings = settings_for(url, Path(tempfile.mkdtemp()))
+    pool = pool_settings(settings_for(url, Path(tempfile.mkdtemp())))
+    assert pool is not None
     spec = GenerationSpec("x", None, 1, 4, 1024, 1024)
     extra = []
-    async with open_remote_executor(settings) as executor:
+    async with open_remote_executor(pool) as executor:
         for i in range(runs):
             t0 = time.perf_counter()
             await executor.generate(10_000 + i, spec, lambda s, t: None)

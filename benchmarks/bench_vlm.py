@@ -35,7 +35,7 @@ def tiny_engine(data_dir: Path) -> Engine:
     from bot.config import Settings
 
     env = {"TURBOBOT_MODEL": "tiny", "TURBOBOT_DATA_DIR": str(data_dir)}
-    return load_engine(Settings(_env_file=None, **env))  # type: ignore[call-arg]
+    return load_engine(Settings(_env_file=None, **env).engine())  # type: ignore[call-arg]
 
 
 def median_ms(work: object, runs: int = 7) -> float:

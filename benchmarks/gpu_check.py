@@ -298,7 +298,7 @@ def measure(run: Run, data_dir: Path) -> dict[str, Any]:
     }
     settings = Settings(_env_file=None, **env)  # type: ignore[call-arg]
     t0 = time.perf_counter()
-    engine = load_engine(settings)
+    engine = load_engine(settings.engine())
     torch.cuda.synchronize()
     load_s = time.perf_counter() - t0
     return {

@@ -8,7 +8,7 @@ The numbers come from :mod:`engine.plan` (the real configs built on ``meta``), n
 from __future__ import annotations
 
 from benchmarks.report import write_section
-from engine.plan import markdown
+from engine.plan_table import markdown
 
 
 def main() -> None:

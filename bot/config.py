@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.domain import BASE_STEPS, MAX_IMAGES, TURBO_STEPS, Platform, SafetyMode, StepRange
+from bot.domain import MAX_IMAGES, Platform, SafetyMode, StepRange
+
+if TYPE_CHECKING:
+    from bot.slices import EngineSettings
 
 MemoryProfile = Literal["auto", "full", "balanced", "low", "cpu"]
 
@@ -145,31 +148,33 @@ class Settings(BaseSettings):
                 )
         return v
 
+    def engine(self) -> EngineSettings:
+        """The engine's slice (:mod:`bot.slices`); the model rules below are its own."""
+        from bot.slices import engine_settings  # bot.slices builds on this module
+
+        return engine_settings(self)
+
     @property
     def is_tiny(self) -> bool:
-        return self.model.strip().lower() == "tiny"
+        return self.engine().is_tiny
 
     @property
     def is_synthetic(self) -> bool:
-        return self.model.strip().lower() == "synthetic"
+        return self.engine().is_synthetic
 
     @property
     def base_mode(self) -> bool:
         """``TURBOBOT_TURBO_LORA=none``: the base model alone, with its own steps and scheduler."""
-        return self.turbo_lora.strip().lower() == "none"
+        return self.engine().base_mode
 
     @property
     def step_range(self) -> StepRange:
-        return BASE_STEPS if self.base_mode else TURBO_STEPS
+        return self.engine().step_range
 
     @property
     def resolved_lora_dir(self) -> Path:
         """Real models read ./loras; the tiny and synthetic models get LoRAs they build."""
-        if self.lora_dir is not None:
-            return self.lora_dir
-        if self.is_tiny:
-            return self.data_dir / "tiny" / "loras"
-        return self.data_dir / "synthetic" / "loras" if self.is_synthetic else Path("loras")
+        return self.engine().resolved_lora_dir
 
     @property
     def operator_banned_words(self) -> tuple[str, ...]:

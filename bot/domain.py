@@ -8,49 +8,15 @@ these types, the engine receives a :class:`GenerationSpec`, and results come bac
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
-# Limits users meet. Qwen-Image's text encoder takes long prompts, but a chat prompt longer than
-# this is almost always a paste accident; Discord's own option limit is 6000 characters.
-MAX_PROMPT_CHARS = 2000
-MIN_STEPS = 1
-MAX_STEPS = 8
-DEFAULT_STEPS = 4
-MAX_SEED = 2**32 - 1
-MIN_CFG = 1.0
-MAX_CFG = 10.0
-# Several images per prompt (issue 13): one batched pipeline call where memory allows.
-MIN_IMAGES = 1
-MAX_IMAGES = 4
-# img2img strength: the fraction of the Turbo schedule run again from the input image
-# (engine/img2img.py). Below MIN_STRENGTH nothing visible changes; 1.0 ignores the input.
-MIN_STRENGTH = 0.05
-MAX_STRENGTH = 1.0
-VARY_SUBTLE = 0.35
-VARY_STRONG = 0.7
-UPSCALE_SUBTLE = 0.25
-UPSCALE_CREATIVE = 0.5
-DEFAULT_IMG2IMG_STRENGTH = 0.6  # remix and image input when the user gives none
-UPSCALE_LONG_SIDE = 1536  # the largest long side Qwen-Image handles well (multiple of 16)
-# Image input (uploads, and parents read back from disk): checked by bot/images.py.
-MAX_INPUT_BYTES = 20 * 2**20
-MAX_INPUT_PIXELS = 40_000_000  # a decompression bomb is refused before it is decoded
-INPUT_FORMATS = ("JPEG", "PNG", "WEBP")
-
-
-@dataclass(frozen=True, slots=True)
-class StepRange:
-    """Denoising steps users may ask for, and the default. It depends on the model mode."""
-
-    low: int
-    high: int
-    default: int
-
-
-# The Turbo LoRA is distilled for 4 (up to 8) steps; the base model needs 30-50 for a clean image.
-TURBO_STEPS = StepRange(MIN_STEPS, MAX_STEPS, DEFAULT_STEPS)
-BASE_STEPS = StepRange(10, 50, 30)
+# Re-exported (each module's ``__all__``): ``bot.domain`` stays the one import for the
+# core's types and limits.
+from bot.limits import *  # noqa: F403
+from bot.limits import ASPECTS, image_seed, upscaled_size
+from bot.results import *  # noqa: F403
+from bot.results import ImageVerdict, Timings
 
 
 class Platform(StrEnum):
@@ -76,31 +42,6 @@ class JobState(StrEnum):
 
 
 _FINAL_STATES = frozenset({JobState.POSTED, JobState.FAILED, JobState.CANCELLED})
-
-
-@dataclass(frozen=True, slots=True)
-class Aspect:
-    """An output size of about one megapixel; both sides multiples of 16 (the pipeline needs it)."""
-
-    name: str
-    width: int
-    height: int
-
-
-# About 1 MP each, both sides multiples of 16 (checked by a test).
-ASPECTS: dict[str, Aspect] = {
-    a.name: a
-    for a in (
-        Aspect("1:1", 1024, 1024),
-        Aspect("16:9", 1360, 768),
-        Aspect("9:16", 768, 1360),
-        Aspect("4:3", 1184, 880),
-        Aspect("3:4", 880, 1184),
-        Aspect("3:2", 1248, 832),
-        Aspect("2:3", 832, 1248),
-    )
-}
-DEFAULT_ASPECT = "1:1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,70 +151,6 @@ class GenerationSpec:
             width, height = upscaled_size(self.width, self.height)
             return self.n * math.ceil(width * height / (self.width * self.height))
         return self.n
-
-
-def upscaled_size(width: int, height: int) -> tuple[int, int]:
-    """An upscale's size: the long side UPSCALE_LONG_SIDE, both sides multiples of 16
-    (the engine's ``engine.img2img.upscale_size`` renders exactly this)."""
-    factor = UPSCALE_LONG_SIDE / max(width, height)
-    return _down16(width * factor), _down16(height * factor)
-
-
-def _down16(x: float) -> int:
-    return max(16, round(x) // 16 * 16)
-
-
-def image_seed(seed: int, k: int) -> int:
-    """The seed of image ``k`` of a job: ``seed + k``, wrapping inside 0..MAX_SEED."""
-    return (seed + k) % (MAX_SEED + 1)
-
-
-@dataclass(frozen=True, slots=True)
-class Timings:
-    """Milliseconds spent in each stage of one generation."""
-
-    text_encode_ms: float = 0.0
-    denoise_ms: float = 0.0
-    decode_ms: float = 0.0
-    jpeg_ms: float = 0.0
-    step_ms: tuple[float, ...] = ()
-
-    @property
-    def total_ms(self) -> float:
-        return self.text_encode_ms + self.denoise_ms + self.decode_ms + self.jpeg_ms
-
-
-@dataclass(frozen=True, slots=True)
-class Generated:
-    """An executor's answer: the JPEG bytes and where the time went.
-
-    ``jpeg`` is what to post: the image, or for ``n > 1`` the grid (``engine.grid``).
-    ``images`` holds each image's full-size JPEG when ``n > 1`` (empty for one image);
-    ``width``/``height`` are one image's size.
-    """
-
-    jpeg: bytes
-    width: int
-    height: int
-    timings: Timings = field(default_factory=Timings)
-    images: tuple[bytes, ...] = ()
-
-    @property
-    def count(self) -> int:
-        return max(1, len(self.images))
-
-
-@dataclass(frozen=True, slots=True)
-class ImageVerdict:
-    """What the image safety check said about one job's image(s) (issue 14).
-
-    ``score`` is the model's lean towards "unsafe" (a logit margin: above 0 it is flagged);
-    for a grid, the highest of its images. ``policy`` is the policy text it was checked against.
-    """
-
-    flagged: bool
-    score: float
-    policy: str
 
 
 class SafetyMode(StrEnum):
@@ -392,49 +269,6 @@ class Progress:
     job_id: int
     step: int
     total: int
-
-
-@dataclass(frozen=True, slots=True)
-class StyleInfo:
-    """A style LoRA as users see it (no paths, no tensors)."""
-
-    name: str
-    display_name: str
-    display_name_zh: str
-    description: str
-    strength: float
-    preview_path: str | None = None
-    nsfw: bool = False  # manifest ``nsfw = true``: only in age-restricted channels
-
-
-@dataclass(frozen=True, slots=True)
-class RefusedStyle:
-    """A style folder that failed its checks: why, as a catalogue key with its parameters (for
-    the admin who asked, in their language) and in English detail (for the operator's log)."""
-
-    name: str
-    reason_key: str
-    reason_params: tuple[tuple[str, str], ...] = ()
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class StyleScan:
-    """What an executor's style rescan found: the styles it offers now, and the refused ones."""
-
-    styles: tuple[StyleInfo, ...]
-    refused: tuple[RefusedStyle, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class StyleChanges:
-    """What a style rescan changed: names added and removed, every style now offered, and
-    the folders refused (with why)."""
-
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    styles: tuple[str, ...]
-    refused: tuple[RefusedStyle, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

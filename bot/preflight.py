@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from bot.config import ENV_FILE_VAR, Settings, find_env_file
+from bot.slices import EngineSettings
 
 DISCORD_API = "https://discord.com/api/v10"
 TELEGRAM_API = "https://api.telegram.org/bot"
@@ -168,12 +169,12 @@ def _in_hf_cache(repo_id: str) -> bool:
     return isinstance(found, str)
 
 
-def turbo_candidates(settings: Settings) -> list[Path]:
+def turbo_candidates(settings: Settings | EngineSettings) -> list[Path]:
     """The ``.safetensors`` files in ``<lora dir>/turbo/``, sorted."""
     return sorted((settings.resolved_lora_dir / TURBO_DIR).glob("*.safetensors"))
 
 
-def resolve_turbo(settings: Settings) -> tuple[Path | None, Problem | None]:
+def resolve_turbo(settings: Settings | EngineSettings) -> tuple[Path | None, Problem | None]:
     """The Turbo LoRA file to load (None in base mode), or the problem that prevents it.
 
     The tiny and synthetic models build their own Turbo LoRA at start: a missing one is fine.

@@ -18,10 +18,10 @@ import logging
 from dataclasses import dataclass
 
 from bot.community import Community
-from bot.config import Settings
 from bot.domain import Generated, ImageVerdict, Job, SafetyMode
 from bot.errors import TurbobotError
 from bot.ports import Clock, Executor
+from bot.slices import CoreSettings
 from bot.store import AuditNote, Store
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class SafetyConfig:
     time_limit_s: float = DEFAULT_TIME_LIMIT_S
 
 
-def safety_config(settings: Settings) -> SafetyConfig:
+def safety_config(settings: CoreSettings) -> SafetyConfig:
     return SafetyConfig(
         default_mode=settings.safety_check,
         policy=settings.safety_policy.strip() or DEFAULT_POLICY,

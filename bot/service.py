@@ -1,7 +1,8 @@
 """The core: a thin facade over admission → dispatch → delivery, with recovery and history.
 
-:class:`Core` implements :class:`bot.ports.CoreApi` and :class:`bot.ports.CommunityApi` for
-every chat adapter. Each part owns its own state:
+:class:`Core` implements :class:`bot.ports.CoreApi` and (through
+:class:`bot.community_calls.CommunityCalls`) :class:`bot.ports.CommunityApi` for every chat
+adapter. Each part owns its own state:
 
 * :class:`bot.intake.Admission`: intake open or closed, rate buckets, caps, held jobs;
 * :class:`bot.dispatch.Dispatcher`: the fair queue, the executor's slots, retries;
@@ -11,7 +12,7 @@ every chat adapter. Each part owns its own state:
 
 Rules about existing jobs are :mod:`bot.access` (who may) and :mod:`bot.derive` (seeds); the
 community features are :mod:`bot.community`; SQL is :mod:`bot.store`, image files
-:mod:`bot.image_files`. Methods here clean their input, call the part that owns the state, and
+:mod:`bot.image_files`. Methods clean their input, call the part that owns the state, and
 return what adapters may see.
 """
 
@@ -25,35 +26,26 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
-from bot import access, community, texts
+from bot import access, texts
 from bot.admission import Limits
 from bot.board import Board
 from bot.clock import SystemClock
 from bot.community import Community
-from bot.config import Settings
+from bot.community_calls import CommunityCalls, page_window
 from bot.delivery import Delivery
 from bot.derive import Iteration
 from bot.dispatch import Dispatcher
 from bot.domain import (
-    AuditEntry,
-    Credit,
     DeriveKind,
-    GalleryItem,
     GenerateRequest,
     Job,
     JobAction,
     JobState,
-    Platform,
     Requester,
-    ServerSettings,
-    SettingsChange,
-    ShareTicket,
     StepRange,
     StyleChanges,
     StyleInfo,
     Ticket,
-    UserPrivacy,
-    VoteResult,
 )
 from bot.errors import NotAllowed, NotFound, StorageError
 from bot.i18n import msg
@@ -62,14 +54,14 @@ from bot.intake import Admission
 from bot.lookup import Lookup
 from bot.metrics import Metrics
 from bot.newjobs import NewJobs
-from bot.ports import Clock, Executor, GalleryPeriod, GallerySort, Notifier
+from bot.ports import Clock, Executor, Notifier
 from bot.recovery import Recovery
 from bot.safety import SafetyCheck, safety_config
+from bot.slices import CoreSettings
 from bot.store import Store, open_store, storage_error
 from bot.validation import (
     NO_STYLE,
     check_job_id,
-    clean_change,
     clean_requester,
     resolve_style,
     sanitise_optional,
@@ -84,12 +76,12 @@ DB_NAME = "turbobot.db"
 MAX_CACHED_USERS = 10_000
 
 
-class Core:
+class Core(CommunityCalls):
     """The one implementation of :class:`bot.ports.BotApi`. Build it with :func:`open_core`."""
 
     def __init__(
         self,
-        settings: Settings,
+        settings: CoreSettings,
         executor: Executor,
         store: Store,
         clock: Clock,
@@ -104,9 +96,7 @@ class Core:
         self._store = store
         self._clock = clock
         self._rng = rng or random.Random()
-        self._banned_words = settings.operator_banned_words
         self._steps = settings.step_range  # Turbo's 1-8, or the base model's range
-        self._max_images = settings.max_images
         self._operators = settings.operators
         self.metrics = metrics or Metrics()
         limits = Limits(
@@ -156,8 +146,8 @@ class Core:
             clock=clock,
             rng=self._rng,
             steps=self._steps,
-            max_images=self._max_images,
-            banned_words=self._banned_words,
+            max_images=settings.max_images,
+            banned_words=settings.operator_banned_words,
             access_check=self._lookup.access,
         )
         self._recovery = Recovery(
@@ -372,104 +362,6 @@ class Core:
     def eta_for_position(self, position: int) -> float:
         return self._dispatcher.eta_for_position(position)
 
-    # --- CommunityApi (the logic lives in bot.community) ------------------------------------
-
-    async def server_settings(self, platform: Platform, server_id: str) -> ServerSettings:
-        return await self._community.server_settings(platform, sanitise_text(server_id))
-
-    async def update_server_settings(
-        self, actor: Requester, change: SettingsChange, *, is_admin: bool
-    ) -> ServerSettings:
-        known = [s.name for s in self._executor.styles()]
-        actor, change = clean_requester(actor), clean_change(change)
-        return await self._community.update_settings(actor, change, is_admin=is_admin, known=known)
-
-    async def share(self, requester: Requester, job_id: int) -> ShareTicket:
-        requester = clean_requester(requester)
-        ticket = await self._community.share(requester, await self._lookup.visible_job(job_id))
-        return replace(ticket, job=access.outward(ticket.job))
-
-    async def record_share(self, share_id: int, message_id: str) -> None:
-        await self._community.record_share(check_job_id(share_id), sanitise_text(message_id))
-
-    async def share_by_message(self, platform: Platform, message_id: str) -> int | None:
-        return await self._community.share_by_message(platform, sanitise_text(message_id))
-
-    async def vote(self, voter: Requester, share_id: int, value: int) -> int:
-        return await self._community.vote(clean_requester(voter), check_job_id(share_id), value)
-
-    async def toggle_vote(self, voter: Requester, share_id: int) -> VoteResult:
-        return await self._community.toggle_vote(clean_requester(voter), check_job_id(share_id))
-
-    async def credit_for(self, job: Job) -> Credit | None:
-        """Whom a job made from somebody else's image credits (None: nobody to credit)."""
-        return await self._lookup.credit_for(job)
-
-    async def gallery(
-        self,
-        platform: Platform,
-        server_id: str,
-        *,
-        sort: GallerySort = "recent",
-        period: GalleryPeriod = "all",
-        limit: int = 10,
-        offset: int = 0,
-    ) -> list[GalleryItem]:
-        limit, offset = page_window(limit, offset)
-        items = await self._community.gallery(
-            platform, sanitise_text(server_id), sort=sort, period=period, limit=limit, offset=offset
-        )
-        return [replace(i, job=access.outward(i.job)) for i in items]
-
-    async def privacy(self, requester: Requester) -> UserPrivacy:
-        return await self._community.privacy(clean_requester(requester))
-
-    async def set_privacy(
-        self,
-        requester: Requester,
-        *,
-        share_opt_out: bool | None = None,
-        hide_details: bool | None = None,
-    ) -> UserPrivacy:
-        requester = clean_requester(requester)
-        updated, posts = await self._community.set_privacy(
-            requester, share_opt_out=share_opt_out, hide_details=hide_details
-        )
-        self._delivery.delete_posts(requester.platform, posts)
-        return updated
-
-    async def forget(self, requester: Requester) -> int:
-        requester = clean_requester(requester)
-        if self._board.has_active(requester.user_key):
-            raise NotAllowed(community.FORGET_BUSY)
-        count, paths, posts = await self._community.forget(requester)
-        self._delivery.delete_posts(requester.platform, posts)
-        await self._files.remove_quietly(paths)
-        self._admission.forget_user(requester.user_key)
-        log.info("forgot a user: %d job(s)", count)
-        return count
-
-    async def set_blocked(
-        self, actor: Requester, user_id: str, blocked: bool, *, is_admin: bool
-    ) -> None:
-        actor, user_id = clean_requester(actor), sanitise_text(user_id)
-        await self._community.set_blocked(actor, user_id, blocked, is_admin=is_admin)
-
-    async def audit_log(
-        self, actor: Requester, *, is_admin: bool, limit: int = 20
-    ) -> list[AuditEntry]:
-        actor = clean_requester(actor)
-        return await self._community.audit_log(actor, is_admin=is_admin, limit=limit)
-
-
-MAX_PAGE_ROWS = 100
-MAX_OFFSET = 1_000_000  # far beyond any history; keeps a forged page number inside SQLite's ints
-
-
-def page_window(limit: int, offset: int) -> tuple[int, int]:
-    """``limit`` and ``offset`` from a user's page, clamped to what a page can be."""
-    return max(0, min(limit, MAX_PAGE_ROWS)), max(0, min(offset, MAX_OFFSET))
-
 
 async def rescan_styles(executor: Executor) -> StyleChanges:
     """The one style rescan (``SIGHUP`` and ``/styles rescan``): the model stays loaded."""
@@ -486,7 +378,7 @@ async def rescan_styles(executor: Executor) -> StyleChanges:
 
 @contextlib.asynccontextmanager
 async def open_core(
-    settings: Settings,
+    settings: CoreSettings,
     executor: Executor,
     clock: Clock | None = None,
     *,

@@ -1,4 +1,5 @@
-"""Engine-only CLI commands: ``turbobot imagine``, ``turbobot styles [add]``, ``turbobot bench``.
+"""Engine-only CLI commands: ``turbobot styles [add]``, ``turbobot bench`` (``imagine`` goes
+through the core: :mod:`bot.entry.imagine`).
 
 Each loads the settings itself (as ``turbobot run`` does), runs the engine without the bot,
 prints to the terminal and returns the process exit code (0 ok, 1 engine failure, 2 bad input).
@@ -15,39 +16,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from time import perf_counter
 
-from bot.config import Settings, find_env_file
-from bot.domain import ASPECTS, MAX_SEED, Generated, GenerationSpec, Timings
+from bot.config import find_env_file
+from bot.domain import ASPECTS, MAX_SEED, GenerationSpec, Timings
 from bot.errors import BadRequest, TurbobotError
 from bot.i18n import msg
 from bot.preflight import load_settings
+from bot.slices import EngineSettings
 from engine import memory
 from engine.executors import open_local_executor
 from engine.pipeline import Engine
 from engine.style_install import NewStyle
 from engine.styles import LoraRefused
-
-
-def imagine(
-    *,
-    prompt: str,
-    style: str | None,
-    seed: int | None,
-    steps: int,
-    aspect: str,
-    cfg: float,
-    negative_prompt: str | None,
-    output: Path,
-) -> int:
-    settings = _settings()
-    try:
-        spec = make_spec(prompt, style, seed, steps, aspect, cfg, negative_prompt)
-        generated = asyncio.run(_imagine_one(settings, spec))
-    except TurbobotError as exc:
-        return _fail(exc)
-    output.write_bytes(generated.jpeg)
-    print(f"{output}  {generated.width}x{generated.height}  seed {spec.seed}")
-    print(format_timings(generated.timings))
-    return 0
 
 
 def styles() -> int:
@@ -139,7 +118,7 @@ class BenchReport:
     rss_peak_mb: float
 
 
-async def _bench(settings: Settings, spec: GenerationSpec, runs: int) -> BenchReport:
+async def _bench(settings: EngineSettings, spec: GenerationSpec, runs: int) -> BenchReport:
     t0 = perf_counter()
     async with open_local_executor(settings) as executor:
         load_s = perf_counter() - t0
@@ -231,18 +210,6 @@ def format_timings(t: Timings) -> str:
     )
 
 
-async def _imagine_one(settings: Settings, spec: GenerationSpec) -> Generated:
-    from tqdm import tqdm
-
-    async with open_local_executor(settings) as executor:
-        with tqdm(total=spec.steps, desc="denoise", unit="step") as bar:
-
-            def on_progress(step: int, total: int) -> None:
-                bar.update(step - bar.n)
-
-            return await executor.generate(0, spec, on_progress)
-
-
 def _stages(ts: list[Timings]) -> list[tuple[str, list[float]]]:
     rows = [("text encode", [t.text_encode_ms for t in ts])]
     rows += [(f"step {k + 1}", [t.step_ms[k] for t in ts]) for k in range(len(ts[0].step_ms))]
@@ -258,7 +225,7 @@ def _ignore(step: int, total: int) -> None:
     """Progress is not shown while benchmarking."""
 
 
-def _settings() -> Settings:
+def _settings() -> EngineSettings:
     """The bot's own settings (same .env lookup); bad values are one line each, exit code 2."""
     settings, problems = load_settings(find_env_file())
     if problems:
@@ -266,7 +233,7 @@ def _settings() -> Settings:
             print(f"turbobot: {problem}", file=sys.stderr)
         raise SystemExit(2)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    return settings
+    return settings.engine()
 
 
 def _fail(exc: TurbobotError) -> int:

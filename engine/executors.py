@@ -26,11 +26,11 @@ import torch
 from PIL import Image
 
 from bot import texts
-from bot.config import Settings
 from bot.domain import Generated, GenerationSpec, ImageVerdict, StyleInfo, StyleScan
 from bot.errors import BadRequest, EngineCrashed, GenerationFailed, ShuttingDown, TurbobotError
 from bot.i18n import msg
 from bot.ports import ProgressCallback
+from bot.slices import EngineSettings
 from engine import memory
 from engine.grid import compose_grid
 from engine.jpeg import encode_jpeg
@@ -269,7 +269,7 @@ def _infos(engine: Engine) -> list[StyleInfo]:
 
 
 @asynccontextmanager
-async def open_local_executor(settings: Settings) -> AsyncIterator[LocalExecutor]:
+async def open_local_executor(settings: EngineSettings) -> AsyncIterator[LocalExecutor]:
     """Load the model (building the tiny one if configured) and close the threads afterwards."""
     from engine.loading import load_engine
 

@@ -10,20 +10,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from bot.config import Settings
 from bot.domain import BASE_STEPS
 from bot.errors import TurbobotError
 from bot.preflight import resolve_turbo
+from bot.slices import EngineSettings
 from engine import memory, synthetic
 from engine.pipeline import Engine
 from engine.schedule import TurboSchedule, read_schedule
+from engine.style_library import StyleLibrary, load_adapter
 from engine.styles import (
     TURBO_ADAPTER,
     LoraRefused,
     Style,
-    StyleLibrary,
     linear_shapes,
-    load_adapter,
     load_lora_tensors,
     scan_styles,
 )
@@ -42,7 +41,7 @@ def turbo_scheduler(schedule: TurboSchedule | None = None) -> Any:
     return (schedule or TurboSchedule()).scheduler()
 
 
-def load_engine(settings: Settings, *, compile_backend: str | None = None) -> Engine:
+def load_engine(settings: EngineSettings, *, compile_backend: str | None = None) -> Engine:
     """Everything a generation needs, placed on the device by the memory profile."""
     memory.set_alloc_conf()  # before anything touches CUDA
     source: str | None = None  # the synthetic model has no checkpoint folder
@@ -105,7 +104,7 @@ def load_vlm(pipe: Any, source: str) -> tuple[VlmFeatures, Any]:
     return features, processor
 
 
-def inspect_vlm(settings: Settings) -> VlmFeatures:
+def inspect_vlm(settings: EngineSettings) -> VlmFeatures:
     """For ``turbobot doctor``: the VLM features the configured model's files allow, read from
     configs and safetensors headers only (no weights, no GPU)."""
     try:
@@ -126,7 +125,7 @@ def model_folder(source: str) -> Path:
     return Path(snapshot_download(source, local_files_only=True))
 
 
-def model_source(settings: Settings) -> str:
+def model_source(settings: EngineSettings) -> str:
     if settings.is_tiny:
         log.warning(
             "TURBOBOT_MODEL=tiny: using the tiny offline model. It draws NOISE, not pictures; "
@@ -136,7 +135,7 @@ def model_source(settings: Settings) -> str:
     return settings.model.strip()
 
 
-def build_synthetic(settings: Settings) -> Any:
+def build_synthetic(settings: EngineSettings) -> Any:
     """The real-size random model, each component created where its profile will keep it."""
     from engine import plan
 
@@ -153,7 +152,7 @@ def build_synthetic(settings: Settings) -> Any:
     return pipe
 
 
-def ensure_demo_loras(settings: Settings, linears: dict[str, tuple[int, int]]) -> None:
+def ensure_demo_loras(settings: EngineSettings, linears: dict[str, tuple[int, int]]) -> None:
     """The tiny and synthetic models bring their own Turbo LoRA and styles."""
     if settings.is_tiny:
         ensure_tiny_loras(settings.resolved_lora_dir, linears)
@@ -195,7 +194,7 @@ def _quiet_embeds_warning() -> None:
         logger.addFilter(_DropEmbedsMaskWarning())
 
 
-def turbo_path(settings: Settings) -> Path | None:
+def turbo_path(settings: EngineSettings) -> Path | None:
     """The Turbo LoRA to load; None in base mode (``TURBOBOT_TURBO_LORA=none``).
 
     The same rules as the start-up check (:func:`bot.preflight.resolve_turbo`): missing or
@@ -233,20 +232,20 @@ def load_turbo(
     return sum(t.numel() * 2 for t in canonical.values())  # held in bf16
 
 
-def _cuda(settings: Settings) -> bool:
+def _cuda(settings: EngineSettings) -> bool:
     import torch
 
     return settings.device != "cpu" and torch.cuda.is_available()
 
 
-def scan_configured_styles(settings: Settings) -> tuple[dict[str, Style], dict[str, str]]:
+def scan_configured_styles(settings: EngineSettings) -> tuple[dict[str, Style], dict[str, str]]:
     """Installed and refused styles, checked against the model's shapes without loading weights."""
     linears = linear_shapes(meta_transformer(settings))
     ensure_demo_loras(settings, linears)
     return scan_styles(settings.resolved_lora_dir, linears)
 
 
-def meta_transformer(settings: Settings) -> Any:
+def meta_transformer(settings: EngineSettings) -> Any:
     """The configured model's transformer on ``meta``: module names and shapes, no memory."""
     from accelerate import init_empty_weights
     from diffusers import QwenImageTransformer2DModel

@@ -30,7 +30,7 @@ from bot.domain import (
 from bot.errors import BadRequest, GenerationFailed, UnknownStyle
 from bot.i18n import msg
 from bot.ports import ProgressCallback
-from engine import plan
+from engine import activations, plan
 from engine.img2img import (
     encode_image,
     img2img_pipe,
@@ -43,7 +43,8 @@ from engine.img2img import (
 )
 from engine.memory import cuda_free_gb, synchronize
 from engine.plan import Profile
-from engine.styles import Style, StyleLibrary
+from engine.style_library import StyleLibrary
+from engine.styles import Style
 
 if TYPE_CHECKING:
     from engine.vlm import VlmFeatures
@@ -188,9 +189,9 @@ def batch_sizes_for(engine: Engine, n: int, width: int, height: int) -> list[int
     cfg = engine.pipe.transformer.config
     hidden = int(cfg.num_attention_heads) * int(cfg.attention_head_dim)
     tokens = (width // SIZE_MULTIPLE) * (height // SIZE_MULTIPLE)
-    per_image = plan.activations_per_image(hidden, 4 * hidden, tokens, plan.TEXT_TOKENS)
+    per_image = activations.activations_per_image(hidden, 4 * hidden, tokens, plan.TEXT_TOKENS)
     free = int(cuda_free_gb() * plan.GIB)
-    return plan.batch_sizes(n, per_image, free, int(plan.MARGIN_GIB * plan.GIB))
+    return activations.batch_sizes(n, per_image, free, int(plan.MARGIN_GIB * plan.GIB))
 
 
 # ---------------------------------------------------------------- checks

@@ -19,12 +19,12 @@ caching host allocator rounds each pinned block up to a power of two; the origin
 each leaf's first onload, so until the first image both exist. ``from_pretrained`` first loads
 every component in bf16 into host RAM.
 
-``python -m engine.plan --markdown`` prints the table BENCHMARKS.md carries.
+``python -m engine.plan_table --markdown`` prints the table BENCHMARKS.md carries
+(:mod:`engine.plan_table`).
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import itertools
 import json
@@ -34,7 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.domain import ASPECTS, UPSCALE_LONG_SIDE
+from bot.domain import ASPECTS
+from engine.activations import (
+    text_encoder_activations,
+    transformer_activations,
+    vae_decode_activations,
+    vlm_prefill_activations,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +53,7 @@ MARGIN_GIB = 1.5  # allocator fragmentation, cuBLAS workspaces, CUDA graphs: nev
 # The largest aspect's image tokens after 8x VAE and 2x2 patches (1024x1024: 4096).
 MAX_IMAGE_TOKENS = max((a.width // 16) * (a.height // 16) for a in ASPECTS.values())
 TEXT_TOKENS = 512 + 34  # max_sequence_length plus the prompt template the pipeline drops
-# A 1024x1024 image through Qwen2.5-VL (14 px patches, 2x2 merge: 1024²/28² ≈ 1,337 tokens) plus
-# the instructions: the largest prompt a describe or safety check prefills (engine.vlm).
-VLM_PREFILL_TOKENS = 1337 + 200
 PROCESS_BASE_BYTES = 3 * GIB  # Python, torch, CUDA runtime and the bot itself in host RAM
-# VAE decode: about a dozen live 96-channel bf16 tensors at full resolution untiled; with
-# tiling, at one 256 px tile plus its overlap. Estimates (the VAE is the least of the memory).
-_VAE_LIVE_TENSORS = 12
-_VAE_TILE_SIDE = 320
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,53 +247,6 @@ def pinned_block(nbytes: int) -> int:
     return 1 << max(0, nbytes - 1).bit_length() if nbytes > 0 else 0
 
 
-# ---------------------------------------------------------------- activations
-
-
-def transformer_activations(
-    sizes: ModelSizes, tokens: int, text_tokens: int, *, images: int = 1
-) -> int:
-    """Peak activation bytes of one transformer block (bf16, flash/SDPA attention), for a batch
-    of ``images`` (they grow linearly with the batch; the weights do not)."""
-    return images * activations_per_image(sizes.hidden, sizes.mlp_hidden, tokens, text_tokens)
-
-
-def activations_per_image(hidden: int, mlp_hidden: int, tokens: int, text_tokens: int) -> int:
-    """One image's share of a transformer block's peak activations (bf16)."""
-    return (tokens + text_tokens) * (12 * hidden + 3 * mlp_hidden) * 2
-
-
-def batch_sizes(
-    n: int, per_image_bytes: int, free_bytes: int | None, margin_bytes: int
-) -> list[int]:
-    """How ``n`` images run: as few batches as the free memory allows (None: no limit, CPU).
-
-    A batch of ``b`` needs ``b`` images' activations plus the margin beyond what is resident
-    now; one image always runs (the weights' plan already counted its activations)."""
-    if free_bytes is None:
-        return [n]
-    fit = (free_bytes - margin_bytes) // per_image_bytes if per_image_bytes > 0 else n
-    b = max(1, min(n, int(fit)))
-    return [b] * (n // b) + ([n % b] if n % b else [])
-
-
-def text_encoder_activations(sizes: ModelSizes, text_tokens: int) -> int:
-    """Hidden states of every layer (output_hidden_states) and the bf16 logits."""
-    return text_tokens * (30 * sizes.text_hidden + sizes.text_vocab) * 2
-
-
-def vlm_prefill_activations(sizes: ModelSizes, tokens: int | None = None) -> int:
-    """An image prompt's prefill: every layer's hidden states (a bound) and one logit row
-    (``logits_to_keep=1``); the vision tower's own activations are smaller (1280 wide)."""
-    n = VLM_PREFILL_TOKENS if tokens is None else tokens
-    return (n * 30 * sizes.text_hidden + sizes.text_vocab) * 2
-
-
-def vae_decode_activations(sizes: ModelSizes, tokens: int, *, tiled: bool) -> int:
-    side = _VAE_TILE_SIDE if tiled else int((tokens**0.5) * 16)
-    return side * side * sizes.vae_base_dim * 2 * _VAE_LIVE_TENSORS
-
-
 # ---------------------------------------------------------------- the plan
 
 
@@ -420,118 +372,8 @@ def choose_profile(
     return plan.chosen, plan
 
 
-# ---------------------------------------------------------------- the BENCHMARKS.md table
+# ---------------------------------------------------------------- LoRA sizes
 
-# Free memory after the CUDA context, per card class (GiB); nominal GB as sold.
-CARDS: tuple[tuple[str, float], ...] = (
-    ("24 GB (RTX 4090, RTX 3090)", 23.1),
-    ("32 GB (RTX 5090)", 31.0),
-    ("48 GB (L40S, RTX 6000 Ada)", 44.0),
-    ("80 GB (H100, A100-80)", 78.6),
-)
 TURBO_BYTES = 1_180_000_000  # the Wuli-Art Turbo file (rank 64 over the 840 block Linears)
 STYLE_BYTES = 590_000_000  # a rank-32 style over the same Linears
 RESIDENT_STYLES = 4  # TURBOBOT_MAX_RESIDENT_STYLES' default
-
-
-def markdown(sizes: ModelSizes | None = None) -> str:
-    """The per-card table (VRAM, host RAM, what ``auto`` picks), from :func:`plan_for`."""
-    s = sizes or real_sizes()
-    gpu_loras = TURBO_BYTES + STYLE_BYTES  # Turbo + the one style slot
-    styles = RESIDENT_STYLES * STYLE_BYTES
-    lines = [
-        f"Computed by `python -m engine.plan --markdown` from the real configs on `meta`: "
-        f"transformer {s.transformer_bf16 / GIB:.1f} GiB bf16 ({s.transformer_fp8 / GIB:.1f} "
-        f"GiB with fp8 Linears), text encoder {s.text_encoder_bf16 / GIB:.1f} GiB "
-        f"({s.text_encoder_pinned / GIB:.1f} GiB pinned), VAE {s.vae_bf16 / GIB:.2f} GiB; "
-        f"Turbo {TURBO_BYTES / 1e9:.2f} GB + a style slot {STYLE_BYTES / 1e9:.2f} GB on the GPU, "
-        f"{RESIDENT_STYLES} resident styles; {MAX_IMAGE_TOKENS} image tokens; "
-        f"margin {MARGIN_GIB:g} GiB.",
-        "",
-        "| profile | VRAM (GiB) | host RAM steady / while loading (GiB) |",
-        "|---|---|---|",
-    ]
-    plan = plan_for(None, gpu_loras, resident_styles_bytes=styles, sizes=s)
-    ref = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s)
-    for r in (*ref.rows, *plan.rows):
-        lines.append(
-            f"| {r.profile} | {r.vram_gib:.1f} | {r.host_steady_gib:.1f} / {r.host_peak_gib:.1f} |"
-        )
-    lines += [
-        "",
-        "| card (free GiB) | full | balanced | low | `auto` picks |",
-        "|---|---|---|---|---|",
-    ]
-    for label, free in CARDS:
-        p = plan_for(free, gpu_loras, resident_styles_bytes=styles, sizes=s)
-        cells = [("fits" if r.fits else "no") for r in p.rows]
-        pick = p.chosen if p.fits_any else "none fits (low, expect OOM)"
-        lines.append(f"| {label} ({free:g}) | {' | '.join(cells)} | {pick} |")
-    lines += ["", _vlm_line(s, gpu_loras, styles)]
-    return "\n".join(lines + grid_lines(s, gpu_loras, styles)) + "\n"
-
-
-GRID = 4  # MAX_IMAGES: the batch a 4-image grid runs in when memory allows
-UPSCALE_SIDE = UPSCALE_LONG_SIDE  # an upscale of a 1:1 image: the most tokens any job has
-UPSCALE_TOKENS = (UPSCALE_SIDE // 16) ** 2
-
-
-def grid_lines(s: ModelSizes, gpu_loras: int, styles: int) -> list[str]:
-    """The grid table: VRAM of one batch of GRID images per profile, and per card."""
-    one = transformer_activations(s, MAX_IMAGE_TOKENS, TEXT_TOKENS)
-    single = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s)
-    batch = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s, images=GRID)
-    lines = [
-        "",
-        f"Several images per prompt: the transformer's activations grow with the batch "
-        f"({one / GIB:.2f} GiB an image at {MAX_IMAGE_TOKENS} tokens); the VAE decodes the "
-        f"images one by one. The engine batches as many as the free VRAM allows after loading "
-        f"(`engine.plan.batch_sizes`) and runs the rest in further batches.",
-        "",
-        f"| profile | VRAM, 1 image | VRAM, {GRID} images in one batch "
-        f"| VRAM, upscale to {UPSCALE_SIDE}x{UPSCALE_SIDE} ({UPSCALE_TOKENS} tokens) |",
-        "|---|---|---|---|",
-    ]
-    up = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s, tokens=UPSCALE_TOKENS)
-    lines += [
-        f"| {a.profile} | {a.vram_gib:.1f} | {b.vram_gib:.1f} | {u.vram_gib:.1f} |"
-        for a, b, u in zip(single.rows, batch.rows, up.rows, strict=True)
-    ]
-    lines += ["", f"| card (free GiB) | {GRID} images in one batch with |", "|---|---|"]
-    for label, free in CARDS:
-        p = plan_for(free, gpu_loras, resident_styles_bytes=styles, sizes=s)
-        g = plan_for(free, gpu_loras, resident_styles_bytes=styles, sizes=s, images=GRID)
-        fits = [r.profile for r in g.rows if r.fits and p.row(r.profile).fits]
-        lines.append(f"| {label} ({free:g}) | {', '.join(fits) or 'none (batches of fewer)'} |")
-    return lines
-
-
-def _vlm_line(s: ModelSizes, gpu_loras: int, styles: int) -> str:
-    """What TURBOBOT_VLM=1 (describe, enhance, safety check) adds to the offloaded profiles."""
-    off = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s).row("low")
-    on = plan_for(1e9, gpu_loras, resident_styles_bytes=styles, sizes=s, vlm=True).row("low")
-    return (
-        f"With `TURBOBOT_VLM=1` (the default: describe, enhance, safety check) `balanced` and "
-        f"`low` keep the LM head in host RAM ({s.text_encoder_lm_head / GIB:.2f} GiB, computed "
-        f"on the CPU, one row per token) and stream the vision tower "
-        f"({s.text_encoder_visual / GIB:.2f} GiB, {s.vlm_pinned / GIB:.2f} GiB pinned): host RAM "
-        f"+{(on.host_steady_bytes - off.host_steady_bytes) / GIB:.1f} GiB, VRAM "
-        f"+{(on.vram_bytes - off.vram_bytes) / GIB:.1f} GiB (a {VLM_PREFILL_TOKENS}-token image "
-        f"prompt needs less than the transformer's activations). `full` holds both already."
-    )
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--markdown", action="store_true", help="print the BENCHMARKS.md table")
-    parser.add_argument("--gpu-gib", type=float, default=None, help="free GPU memory in GiB")
-    parser.add_argument("--loras-gb", type=float, default=TURBO_BYTES / 1e9)
-    args = parser.parse_args(argv)
-    if args.markdown:
-        print(markdown(), end="")
-        return
-    print(plan_for(args.gpu_gib, int(args.loras_gb * 1e9)).describe())
-
-
-if __name__ == "__main__":
-    main()

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.config import Settings
+from bot.slices import EngineSettings
 from engine.loading import ensure_demo_loras, meta_transformer
 from engine.styles import (
     MANIFEST,
@@ -87,7 +87,7 @@ def install_style(lora_dir: Path, source: Path, new: NewStyle, linears: LinearSh
         raise
 
 
-def configured_linears(settings: Settings) -> LinearShapes:
+def configured_linears(settings: EngineSettings) -> LinearShapes:
     """The transformer's Linear shapes from the configured model's config (meta tensors only)."""
     linears = linear_shapes(meta_transformer(settings))
     ensure_demo_loras(settings, linears)

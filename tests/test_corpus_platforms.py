@@ -161,7 +161,7 @@ async def test_every_corpus_row_on_the_console(
     settings = core_settings(tmp_path / "data")
     failures: dict[str, list[str]] = {}
     async with open_core(settings, FakeExecutor(), FakeClock()) as core:
-        console = ConsoleAdapter(core, settings, on_end_of_input=lambda: None, stdout=out)
+        console = ConsoleAdapter(core, on_end_of_input=lambda: None, stdout=out)
         core.register(console)
         for case in CASES:
             line = console_line(case)

@@ -607,7 +607,7 @@ async def console_attempts(tmp_path: Path) -> AsyncIterator[tuple[Core, Attempte
     settings = core_settings(tmp_path / "data")
     executor = FakeExecutor()
     async with open_core(settings, executor, FakeClock()) as core:
-        console = ConsoleAdapter(core, settings, on_end_of_input=lambda: None, stdout=out)
+        console = ConsoleAdapter(core, on_end_of_input=lambda: None, stdout=out)
         core.register(console)
 
         async def attempt(n: int, prompt: str) -> Attempt:

@@ -1,6 +1,7 @@
 """The Discord adapter: lifecycle (start / stop_intake / aclose) and the core's notifier.
 
-The composition root builds ``DiscordAdapter(core, settings)``, registers it with the core and
+The composition root builds ``DiscordAdapter(core, settings)`` (``settings``: its slice, the one
+that holds the Discord token), registers it with the core and
 calls ``start()``, which returns once the gateway session is ready. The client runs in a task
 the adapter owns (never ``client.run()``). Finished images go out as ordinary channel messages,
 which need no interaction token: they arrive after a 15-minute queue and after a restart.
@@ -32,10 +33,10 @@ from adapters.discord.views import (
     RestyleSelect,
 )
 from bot.clock import SystemClock
-from bot.config import Settings
 from bot.domain import Delivered, Job, Language, Platform
 from bot.i18n import Message, msg, reply_language
 from bot.ports import BotApi, Clock
+from bot.slices import DiscordSettings
 
 _log = logging.getLogger(__name__)
 
@@ -124,13 +125,11 @@ class DiscordAdapter:
     def __init__(
         self,
         core: BotApi,
-        settings: Settings,
+        settings: DiscordSettings,
         *,
         clock: Clock | None = None,
         guild_ready_timeout: float = 2.0,
     ) -> None:
-        if settings.discord_token is None:
-            raise ValueError("DISCORD_TOKEN is not set")
         self._settings = settings
         self._clock = clock or SystemClock()
         self.handlers = Handlers(core, self._clock)
@@ -160,9 +159,9 @@ class DiscordAdapter:
         """Log in, sync commands and connect; returns when the gateway session is ready."""
         self._point_at_configured_platform()
         token = self._settings.discord_token
-        if token is None:  # also checked in __init__; settings are frozen
-            raise ValueError("DISCORD_TOKEN is not set")
-        client = TurbobotClient(self.handlers, self._settings.guild_ids, self._guild_ready_timeout)
+        client = TurbobotClient(
+            self.handlers, list(self._settings.guild_ids), self._guild_ready_timeout
+        )
         self._client = client
         self._runner = asyncio.create_task(client.start(token.get_secret_value()), name="discord")
         ready = asyncio.create_task(client.ready_event.wait())

@@ -34,9 +34,9 @@ from adapters.telegram.handlers import Handlers
 from adapters.telegram.status import StatusMessages
 from adapters.telegram.webhook import Webhook, webhook_from
 from bot import i18n
-from bot.config import Settings
 from bot.domain import Delivered, Job, Language, Platform, Ticket
 from bot.ports import BotApi
+from bot.slices import TelegramSettings
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +117,14 @@ def api_urls(base_url: str) -> tuple[str, str]:
     return f"{root}/bot", f"{root}/file/bot"
 
 
-def build_application(settings: Settings, requests: tuple[BaseRequest, BaseRequest]) -> TgApp:
+def build_application(
+    settings: TelegramSettings, requests: tuple[BaseRequest, BaseRequest]
+) -> TgApp:
     """A PTB application with flood control that waits out every ``retry_after``.
 
     ``requests`` (for API calls, for getUpdates) are passed in so their owner can close them
     even when the application never finished initialising.
     """
-    if settings.telegram_token is None:
-        raise ValueError("TELEGRAM_TOKEN is not set")
     base_url, file_url = api_urls(settings.telegram_api_base_url or TELEGRAM_API)
     # Every text goes out through FittingBot: the one place it is fitted to Telegram's limits.
     bot = FittingBot(
@@ -170,12 +170,10 @@ class TelegramAdapter:
     def __init__(
         self,
         core: BotApi,
-        settings: Settings,
+        settings: TelegramSettings,
         *,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if settings.telegram_token is None:
-            raise ValueError("TELEGRAM_TOKEN is not set")
         # Checked first: a webhook that cannot work stops the bot before anything connects.
         self._webhook = webhook_from(settings)
         # httpx logs every request URL at INFO, and the bot token is part of every URL.

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bot.config import Settings
+from bot.slices import TelegramSettings
 
 # What Telegram accepts as a setWebhook secret_token.
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -40,13 +40,13 @@ class Webhook:
         return f"Webhook(url={self.url!r}, listen={self.listen!r}, port={self.port})"
 
 
-def webhook_from(settings: Settings) -> Webhook | None:
+def webhook_from(settings: TelegramSettings) -> Webhook | None:
     """The webhook to serve, or ``None`` for long polling (no ``TELEGRAM_WEBHOOK_URL``)."""
     url = (settings.telegram_webhook_url or "").strip()
     if not url:
         return None
     secret = _secret(settings)
-    token = settings.telegram_token.get_secret_value() if settings.telegram_token else ""
+    token = settings.telegram_token.get_secret_value()
     return Webhook(
         url=url,
         secret=secret,
@@ -56,7 +56,7 @@ def webhook_from(settings: Settings) -> Webhook | None:
     )
 
 
-def _secret(settings: Settings) -> str:
+def _secret(settings: TelegramSettings) -> str:
     if settings.telegram_webhook_secret is None:
         raise WebhookSettingsError(
             "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: without it anyone"

@@ -24,14 +24,19 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", help="start the bot (console chat when no platform token is set)")
 
-    im = sub.add_parser("imagine", help="make one image from the command line")
-    im.add_argument("prompt")
+    im = sub.add_parser("imagine", help="make images from the command line, through the core")
+    im.add_argument("prompt", help="options such as --ar 16:9 may also be typed inside it")
     im.add_argument("--style", default=None)
     im.add_argument("--seed", type=int, default=None)
-    im.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    im.add_argument("--aspect", default=DEFAULT_ASPECT, help=", ".join(ASPECTS))
-    im.add_argument("--cfg", type=float, default=1.0)
+    im.add_argument("--steps", type=int, default=None)
+    im.add_argument("--aspect", default=None, help=", ".join(ASPECTS))
+    im.add_argument("--cfg", type=float, default=None)
     im.add_argument("--negative", default=None)
+    im.add_argument(
+        "--n", type=int, default=None, help="images (a grid in OUTPUT, each in OUTPUT-k)"
+    )
+    im.add_argument("--image", type=Path, default=None, help="start from this image (img2img)")
+    im.add_argument("--strength", type=float, default=None, help="img2img: how far from --image")
     im.add_argument("-o", "--output", type=Path, default=Path("out.jpg"))
 
     st = sub.add_parser("styles", help="list installed styles, or add one")

@@ -26,6 +26,7 @@ from bot.metrics import Metrics, serve_metrics
 from bot.ports import ChatAdapter, Executor
 from bot.preflight import preflight
 from bot.service import Core, open_core, rescan_styles
+from bot.slices import EngineSettings, PoolSettings, Slices, secret_values, split
 
 log = logging.getLogger("turbobot")
 
@@ -47,17 +48,7 @@ def run() -> int:
             print(f"turbobot: {problem}", file=sys.stderr)  # logging is not set up yet
         return 2
     settings = checked.settings
-    secrets = [
-        s.get_secret_value()
-        for s in (
-            settings.discord_token,
-            settings.telegram_token,
-            settings.telegram_webhook_secret,
-            settings.redis_url,
-        )
-        if s is not None
-    ]
-    setup_logging(settings.log_level, settings.log_format, secrets)
+    setup_logging(settings.log_level, settings.log_format, list(secret_values(settings)))
     log_configuration(checked.settings, checked.env_file)
     for problem in checked.warnings:
         log.warning("%s", problem)
@@ -103,10 +94,19 @@ def log_configuration(settings: Settings, env_file: Path | None) -> None:
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
-    """Run the bot until ``stop`` is set (signals set it); returns the exit code."""
+    """Run the bot until ``stop`` is set (signals set it); returns the exit code.
+
+    ``settings`` is cut into per-component slices here (:func:`bot.slices.split`): from this
+    point on each part holds only its own, a token only its adapter.
+    """
+    return await serve_slices(split(settings), stop)
+
+
+async def serve_slices(settings: Slices, stop: asyncio.Event | None = None) -> int:
+    """:func:`serve` after the split."""
     stop = stop or asyncio.Event()
     install_stop_signals(stop)
-    if settings.is_tiny:
+    if settings.engine.is_tiny:
         log.warning(TINY_BANNER)
     metrics = Metrics()
     status = Status(metrics)
@@ -115,8 +115,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         await stack.enter_async_context(
             serve_metrics(
                 metrics,
-                settings.metrics_host,
-                settings.metrics_port,
+                settings.health.metrics_host,
+                settings.health.metrics_port,
                 status.healthy,
                 details=status.details,
                 ready=lambda: status.ready,
@@ -124,9 +124,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
             )
         )
         status.stage = "loading the model"
-        executor, pool_stats = await _open_executor(stack, settings)
+        executor, pool_stats = await _open_executor(stack, settings.engine, settings.pool)
         install_reload_signal(lambda: sighup_rescan(executor))
-        core = await stack.enter_async_context(open_core(settings, executor, metrics=metrics))
+        core = await stack.enter_async_context(open_core(settings.core, executor, metrics=metrics))
         status.attach_engine(lambda: core.healthy, pool_stats)
         adapters = build_adapters(settings, core, stop.set)
         if not adapters:
@@ -156,21 +156,21 @@ async def sighup_rescan(executor: Executor) -> None:
 
 
 async def _open_executor(
-    stack: contextlib.AsyncExitStack, settings: Settings
+    stack: contextlib.AsyncExitStack, engine: EngineSettings, pool: PoolSettings | None
 ) -> tuple[Executor, Callable[[], dict[str, Any]] | None]:
     """The embedded GPU executor, or the worker pool when ``REDIS_URL`` is set.
 
     Returns the executor and, for the pool, what ``/healthz`` shows about its workers.
     """
-    if settings.redis_url is None:
+    if pool is None:
         from engine.executors import open_local_executor
 
-        return await stack.enter_async_context(open_local_executor(settings)), None
+        return await stack.enter_async_context(open_local_executor(engine)), None
     from engine.pool.remote import open_remote_executor
 
     log.info("REDIS_URL is set: jobs go to `turbobot worker` processes")
-    pool = await stack.enter_async_context(open_remote_executor(settings))
-    return pool, lambda: pool.stats().as_dict()
+    remote = await stack.enter_async_context(open_remote_executor(pool))
+    return remote, lambda: remote.stats().as_dict()
 
 
 async def _run_adapters(
@@ -201,25 +201,27 @@ async def _run_adapters(
 
 
 def build_adapters(
-    settings: Settings, core: Core, request_stop: Callable[[], None]
+    settings: Slices, core: Core, request_stop: Callable[[], None]
 ) -> list[ChatAdapter]:
-    """Every adapter whose token is set; platform libraries are imported only when needed."""
+    """Every adapter whose token is set; platform libraries are imported only when needed.
+
+    Each adapter gets its own slice: the Discord token never reaches the Telegram adapter.
+    """
     adapters: list[ChatAdapter] = []
-    if settings.discord_token is not None:
+    if settings.discord is not None:
         from adapters.discord import DiscordAdapter
 
-        adapters.append(DiscordAdapter(core, settings))
-    if settings.telegram_token is not None:
+        adapters.append(DiscordAdapter(core, settings.discord))
+    if settings.telegram is not None:
         from adapters.telegram import TelegramAdapter
 
-        adapters.append(TelegramAdapter(core, settings))
-    if settings.wants_console:
+        adapters.append(TelegramAdapter(core, settings.telegram))
+    if settings.console:
         from adapters.console import ConsoleAdapter
 
         adapters.append(
             ConsoleAdapter(
                 core,
-                settings,
                 on_end_of_input=request_stop,
                 wait_until_idle=core.wait_until_idle,
             )

@@ -1,5 +1,6 @@
 """The tools of the ``turbobot`` command: ``download``, ``imagine``, ``styles`` (list, add) and
-``bench``: their arguments handed to :mod:`bot.download` and :mod:`engine.commands`."""
+``bench``: their arguments handed to :mod:`bot.download`, :mod:`bot.entry.imagine` (through the
+core) and :mod:`engine.commands`."""
 
 from __future__ import annotations
 
@@ -14,16 +15,9 @@ def engine_command(args: argparse.Namespace) -> int:
     from engine import commands
 
     if args.command == "imagine":
-        return commands.imagine(
-            prompt=args.prompt,
-            style=args.style,
-            seed=args.seed,
-            steps=args.steps,
-            aspect=args.aspect,
-            cfg=args.cfg,
-            negative_prompt=args.negative,
-            output=args.output,
-        )
+        from bot.entry import imagine
+
+        return imagine.main(args)
     if args.command == "styles":
         return _styles(args)
     return commands.bench(runs=args.runs, aspect=args.aspect, steps=args.steps)

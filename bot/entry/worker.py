@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from urllib.parse import urlsplit
 
-from bot.config import Settings
 from bot.lifecycle import setup_logging
 from bot.ports import Executor
 from bot.preflight import Problem, preflight
+from bot.slices import EngineSettings, PoolSettings, engine_settings, pool_settings
 from bot.testing.executor import FakeExecutor
 from engine.pool import worker as pool_worker
 
@@ -31,9 +31,10 @@ def main(name: str | None = None, fake_latency_ms: float | None = None) -> int:
     """Entry point of ``turbobot worker``; returns the process exit code."""
     checked = asyncio.run(preflight(verify=False))
     problems = checked.errors
-    if checked.settings.redis_url is None:
+    pool = pool_settings(checked.settings)
+    if pool is None:
         problems = [*problems, Problem("REDIS_URL", REDIS_HELP)]
-    if problems:
+    if problems or pool is None:
         for problem in problems:
             print(f"turbobot: {problem}", file=sys.stderr)  # logging is not set up yet
         return 2
@@ -41,17 +42,19 @@ def main(name: str | None = None, fake_latency_ms: float | None = None) -> int:
 
     set_alloc_conf()  # before anything can start CUDA (expandable segments are read once)
     settings = checked.settings
-    url = settings.redis_url.get_secret_value() if settings.redis_url else ""
+    url = pool.redis_url.get_secret_value()
     secrets = [s for s in (url, urlsplit(url).password) if s]
     setup_logging(settings.log_level, settings.log_format, secrets)
+    engine = engine_settings(settings)
     try:
-        return asyncio.run(serve(settings, name=name, fake_latency_ms=fake_latency_ms))
+        return asyncio.run(serve(pool, engine, name=name, fake_latency_ms=fake_latency_ms))
     except KeyboardInterrupt:
         return 130
 
 
 async def serve(
-    settings: Settings,
+    pool: PoolSettings,
+    engine: EngineSettings,
     *,
     name: str | None = None,
     fake_latency_ms: float | None = None,
@@ -65,8 +68,8 @@ async def serve(
     else:
         from engine.executors import open_local_executor
 
-        opened, gpu = open_local_executor(settings), gpu_name()
-    return await pool_worker.serve(settings, opened, gpu=gpu, name=name, stop=stop)
+        opened, gpu = open_local_executor(engine), gpu_name()
+    return await pool_worker.serve(pool, opened, gpu=gpu, name=name, stop=stop)
 
 
 @asynccontextmanager

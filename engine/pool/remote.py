@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from arq.connections import ArqRedis, create_pool
@@ -36,15 +37,24 @@ from arq.constants import abort_jobs_ss
 from arq.jobs import Job, JobResult, JobStatus
 
 from bot import texts
-from bot.config import Settings
-from bot.domain import MAX_IMAGES, Generated, GenerationSpec, ImageVerdict, StyleInfo, StyleScan
+from bot.domain import (
+    MAX_IMAGES,
+    MAX_INPUT_BYTES,
+    Generated,
+    GenerationSpec,
+    ImageVerdict,
+    StyleInfo,
+    StyleScan,
+)
 from bot.errors import GenerationFailed, ShuttingDown
 from bot.i18n import from_wire, msg
 from bot.ports import ProgressCallback
+from bot.slices import PoolSettings
 from engine.pool.wire import (
     ATTEMPT_PREFIX,
     DONE,
     EVENTS_PREFIX,
+    INPUT_PREFIX,
     JOB_FUNCTION,
     KEEP_S,
     LIVENESS_BEATS,
@@ -57,6 +67,8 @@ from engine.pool.wire import (
     WorkerView,
     awaited,
     image_key,
+    input_file,
+    input_too_large,
     json_dumps,
     json_loads,
     redis_settings,
@@ -85,7 +97,7 @@ class RemoteConfig:
         return min(1.0, self.heartbeat_s)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RemoteConfig:
+    def from_settings(cls, settings: PoolSettings) -> RemoteConfig:
         return cls(
             heartbeat_s=settings.worker_heartbeat_s, job_timeout_s=settings.worker_job_timeout_s
         )
@@ -98,6 +110,7 @@ class _Watch:
     started: float | None = None
     orphan_since: float | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    init: bytes | None = None  # the init image, sent beside the payload (and again if lost)
 
 
 class RemoteExecutor:
@@ -108,9 +121,10 @@ class RemoteExecutor:
     stalls and nothing is lost. The core re-reads ``capacity`` whenever a job ends or arrives.
     """
 
-    def __init__(self, redis: ArqRedis, config: RemoteConfig) -> None:
+    def __init__(self, redis: ArqRedis, config: RemoteConfig, data_dir: Path) -> None:
         self._redis = redis
         self._config = config
+        self._data_dir = data_dir  # the bot's: init images are read here and sent as bytes
         self._workers: dict[str, WorkerView] = {}
         self._in_flight = 0
         self._redis_ok = True
@@ -136,10 +150,14 @@ class RemoteExecutor:
         self._in_flight += 1
         arq_id: str | None = None
         try:
+            init = await self._read_init(spec)
             attempt = await self._retrying(lambda: self._next_attempt(job_id))
             arq_id = f"turbobot-{job_id}-{attempt}"
-            watch = _Watch(payload={"job_id": job_id, "spec": spec_to_wire(spec)})
-            await self._retrying(lambda: self._enqueue(arq_id, watch.payload))
+            payload = {"job_id": job_id, "spec": spec_to_wire(spec)}
+            if init is not None:
+                payload["input"] = INPUT_PREFIX + arq_id
+            watch = _Watch(payload=payload, init=init)
+            await self._retrying(lambda: self._enqueue(arq_id, watch))
             return await self._await_result(arq_id, watch, on_progress)
         finally:
             self._in_flight -= 1
@@ -214,9 +232,30 @@ class RemoteExecutor:
             attempt, _ = await pipe.execute()
         return int(attempt)
 
-    async def _enqueue(self, arq_id: str, payload: dict[str, Any]) -> None:
+    async def _read_init(self, spec: GenerationSpec) -> bytes | None:
+        """The init image's bytes (img2img kinds): the worker has its own disk, so the image
+        travels through Redis, capped at the core's own input limit."""
+        if spec.init_image is None:
+            return None
+        path = input_file(self._data_dir, spec.init_image)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise GenerationFailed(msg("engine.input_gone")) from None
+        if size > MAX_INPUT_BYTES:
+            raise input_too_large(size)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except OSError:
+            raise GenerationFailed(msg("engine.input_gone")) from None
+
+    async def _enqueue(self, arq_id: str, watch: _Watch) -> None:
+        if watch.init is not None:  # first: a worker may take the job the moment it is queued
+            await self._redis.set(INPUT_PREFIX + arq_id, watch.init, ex=KEEP_S)
         # None means a job with this id exists already: that one is ours, keep waiting for it.
-        await self._redis.enqueue_job(JOB_FUNCTION, payload, _job_id=arq_id, _queue_name=QUEUE)
+        await self._redis.enqueue_job(
+            JOB_FUNCTION, watch.payload, _job_id=arq_id, _queue_name=QUEUE
+        )
 
     async def _await_result(
         self, arq_id: str, watch: _Watch, on_progress: ProgressCallback
@@ -246,7 +285,7 @@ class RemoteExecutor:
         status = await job.status()
         if status is JobStatus.not_found:
             log.warning("job %s vanished from Redis (restarted?); enqueueing it again", arq_id)
-            await self._enqueue(arq_id, watch.payload)
+            await self._enqueue(arq_id, watch)
             watch.started = watch.orphan_since = None
         elif status is JobStatus.in_progress:
             await self._check_running(arq_id, watch)
@@ -292,6 +331,7 @@ class RemoteExecutor:
     async def _cleanup(self, arq_id: str) -> None:
         keys = (
             EVENTS_PREFIX + arq_id,
+            INPUT_PREFIX + arq_id,
             image_key(arq_id),
             *(image_key(arq_id, k) for k in range(MAX_IMAGES)),
             "arq:result:" + arq_id,
@@ -334,17 +374,15 @@ class RemoteExecutor:
 
 
 @asynccontextmanager
-async def open_remote_executor(settings: Settings) -> AsyncIterator[RemoteExecutor]:
+async def open_remote_executor(settings: PoolSettings) -> AsyncIterator[RemoteExecutor]:
     """Connect to ``REDIS_URL``, read the workers, and close the connection afterwards."""
-    if settings.redis_url is None:
-        raise ValueError("open_remote_executor needs REDIS_URL")
     redis = await create_pool(
         redis_settings(settings.redis_url.get_secret_value()),
         job_serializer=json_dumps,
         job_deserializer=json_loads,
         default_queue_name=QUEUE,
     )
-    executor = RemoteExecutor(redis, RemoteConfig.from_settings(settings))
+    executor = RemoteExecutor(redis, RemoteConfig.from_settings(settings), settings.data_dir)
     try:
         await executor.start()
         yield executor

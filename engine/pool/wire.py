@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from arq.connections import RedisSettings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.domain import GenerationSpec, JobKind, StyleInfo, Timings
-from bot.errors import EngineCrashed
+from bot.domain import MAX_INPUT_BYTES, GenerationSpec, JobKind, StyleInfo, Timings
+from bot.errors import EngineCrashed, GenerationFailed
+from bot.i18n import msg
 from bot.redis_url import parse_redis_url
 
 T = TypeVar("T")
@@ -26,6 +28,9 @@ JOB_FUNCTION = "turbobot_generate"
 WORKER_PREFIX = "turbobot:worker:"  # + worker id → JSON heartbeat, expires after 3 beats
 EVENTS_PREFIX = "turbobot:events:"  # + arq id → list of JSON [step, total], then DONE
 IMAGE_PREFIX = "turbobot:image:"  # + arq id → the JPEG bytes (+ ":k": image k of several)
+INPUT_PREFIX = "turbobot:input:"  # + arq id → the init image's bytes (img2img kinds)
+# A worker keeps the init image it was sent here, inside its own data dir, while it renders.
+INPUT_DIR = "pool-inputs"
 ATTEMPT_PREFIX = "turbobot:attempt:"  # + bot job id → counter for fresh arq ids
 RESCAN_KEY = "turbobot:rescan"  # an epoch: workers rescan their styles when it grows
 DONE = b"done"
@@ -85,6 +90,23 @@ def spec_from_wire(data: dict[str, Any]) -> GenerationSpec:
 def image_key(arq_id: str, k: int | None = None) -> str:
     """Where a job's JPEG waits in Redis: the posted one, or image ``k`` of several."""
     return IMAGE_PREFIX + arq_id if k is None else f"{IMAGE_PREFIX}{arq_id}:{k}"
+
+
+def input_file(data_dir: Path, relative: str) -> Path:
+    """The spec's init image on the bot's side; never a path outside the data dir."""
+    root = data_dir.resolve()
+    path = (root / relative).resolve()
+    if Path(relative).is_absolute() or not path.is_relative_to(root):
+        raise GenerationFailed(msg("engine.input_outside"))
+    return path
+
+
+def input_too_large(size: int) -> GenerationFailed:
+    """An init image over the cap (the core's own input limit) never travels."""
+    mib = 2**20
+    return GenerationFailed(
+        msg("core.image_too_large", size=f"{size / mib:.1f}", limit=MAX_INPUT_BYTES // mib)
+    )
 
 
 def timings_to_wire(timings: Timings) -> dict[str, Any]:

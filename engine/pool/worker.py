@@ -21,19 +21,24 @@ import logging
 import os
 import socket
 import time
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from arq.connections import ArqRedis, create_pool
 from arq.worker import Worker, func
 
-from bot.config import Settings
+from bot.domain import MAX_INPUT_BYTES, GenerationSpec
 from bot.errors import GenerationFailed, TurbobotError
 from bot.i18n import Message, msg, to_wire
 from bot.ports import Executor
+from bot.slices import PoolSettings
 from engine.pool.wire import (
     DONE,
     EVENTS_PREFIX,
+    INPUT_DIR,
     JOB_FUNCTION,
     KEEP_S,
     LIVENESS_BEATS,
@@ -43,9 +48,11 @@ from engine.pool.wire import (
     RESCAN_KEY,
     RESTING,
     WORKER_PREFIX,
+    WorkerLost,
     WorkerView,
     awaited,
     image_key,
+    input_too_large,
     json_dumps,
     json_loads,
     redis_settings,
@@ -62,7 +69,9 @@ _DRAIN_S = 600.0  # on stop, the job in flight gets this long to finish
 class WorkerState:
     """What this worker advertises, updated by the job hooks and the heartbeat."""
 
-    def __init__(self, worker_id: str, gpu: str, executor: Executor, settings: Settings) -> None:
+    def __init__(
+        self, worker_id: str, gpu: str, executor: Executor, settings: PoolSettings
+    ) -> None:
         self.id = worker_id
         self.host = socket.gethostname()
         self.gpu = gpu
@@ -70,6 +79,7 @@ class WorkerState:
         self.heartbeat_s = settings.worker_heartbeat_s
         self.max_failures = settings.worker_max_failures
         self.rest_s = settings.worker_rest_s
+        self.data_dir = settings.data_dir  # init images sent with a job are kept here meanwhile
         self.busy: str | None = None
         self.jobs_done = 0
         self.failures = 0  # in a row, the worker's fault
@@ -153,8 +163,8 @@ async def generate_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str
     arq_id: str = ctx["job_id"]
     pump = _ProgressPump(redis, EVENTS_PREFIX + arq_id)
     try:
-        spec = spec_from_wire(payload["spec"])
-        generated = await state.executor.generate(int(payload["job_id"]), spec, pump.push)
+        async with _received_input(redis, state, payload, arq_id) as spec:
+            generated = await state.executor.generate(int(payload["job_id"]), spec, pump.push)
     except GenerationFailed as exc:
         # The request cannot be made (bad style file, out of memory): final everywhere.
         return state.failed(exc.message, worker_fault=False)
@@ -177,6 +187,36 @@ async def generate_job(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str
         "timings": timings_to_wire(generated.timings),
         "worker": state.id,
     }
+
+
+@contextlib.asynccontextmanager
+async def _received_input(
+    redis: ArqRedis, state: WorkerState, payload: dict[str, Any], arq_id: str
+) -> AsyncIterator[GenerationSpec]:
+    """The job's spec; an init image sent with it is written into this worker's data dir
+    (the engine reads it there, like the bot's own) and removed when the job ends."""
+    spec = spec_from_wire(payload["spec"])
+    key = payload.get("input")
+    if key is None:
+        yield spec
+        return
+    data = await redis.get(str(key))
+    if data is None:  # Redis lost it (a restart): the bot sends it again with the next try
+        raise WorkerLost(msg("engine.input_gone"))
+    if len(data) > MAX_INPUT_BYTES:
+        raise input_too_large(len(data))
+    relative = f"{INPUT_DIR}/{arq_id}"
+    path = state.data_dir / relative
+    await asyncio.to_thread(_write_input, path, data)
+    try:
+        yield replace(spec, init_image=relative)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _write_input(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 async def _on_job_start(ctx: dict[str, Any]) -> None:
@@ -252,7 +292,7 @@ def _hide_job_arguments() -> None:
         _ARQ_LOG.addFilter(_NoJobArguments())
 
 
-def _arq_worker(settings: Settings, state: WorkerState, url: str) -> Worker:
+def _arq_worker(settings: PoolSettings, state: WorkerState, url: str) -> Worker:
     _hide_job_arguments()
     return Worker(
         [func(generate_job, name=JOB_FUNCTION, max_tries=1)],
@@ -307,11 +347,9 @@ async def _close_arq(worker: Worker) -> None:
 
 
 async def serve_worker(
-    settings: Settings, executor: Executor, *, worker_id: str, gpu: str, stop: asyncio.Event
+    settings: PoolSettings, executor: Executor, *, worker_id: str, gpu: str, stop: asyncio.Event
 ) -> None:
     """Take jobs from Redis with ``executor`` until ``stop`` is set."""
-    if settings.redis_url is None:
-        raise ValueError("turbobot worker needs REDIS_URL")
     url = settings.redis_url.get_secret_value()
     state = WorkerState(worker_id, gpu, executor, settings)
     redis = await create_pool(redis_settings(url), default_queue_name=QUEUE)
@@ -339,7 +377,7 @@ def default_worker_id() -> str:
 
 
 async def serve(
-    settings: Settings,
+    settings: PoolSettings,
     opened: AbstractAsyncContextManager[Executor],
     *,
     gpu: str,
@@ -350,9 +388,6 @@ async def serve(
     serve jobs until SIGINT/SIGTERM; returns the exit code."""
     from bot.lifecycle import install_stop_signals
 
-    if settings.redis_url is None:
-        log.error("turbobot worker needs REDIS_URL (the same Redis as the bot)")
-        return 2
     stop = stop or asyncio.Event()
     install_stop_signals(stop)
     async with opened as executor:

@@ -13,6 +13,7 @@ import pytest
 from bot.config import Settings
 from bot.domain import GenerateRequest, Platform, Requester
 from bot.service import Core, open_core
+from bot.slices import core_settings
 from bot.testing.executor import FakeExecutor
 from tests.fakes import FakeClock, RecordingNotifier
 
@@ -62,7 +63,11 @@ def open_test_core(tmp_path: Path, clock: FakeClock, executor: FakeExecutor) -> 
 
         async def opened() -> AsyncIterator[Core]:
             async with open_core(
-                settings, core_kw.pop("executor", executor), clock, rng=random.Random(7), **core_kw
+                core_settings(settings),
+                core_kw.pop("executor", executor),
+                clock,
+                rng=random.Random(7),
+                **core_kw,
             ) as core:
                 default = (RecordingNotifier(), RecordingNotifier(platform=Platform.DISCORD))
                 for n in notifiers if notifiers is not None else default:

@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 
 from adapters.console import ConsoleAdapter
-from bot.config import Settings
 from tests.core.conftest import OpenCore, make_settings
 from tests.fakes import is_jpeg
 
@@ -15,11 +14,9 @@ from tests.fakes import is_jpeg
 async def run_console(open_test_core: OpenCore, tmp_path: Path, text: str) -> list[str]:
     out = io.StringIO()
     ended = asyncio.Event()
-    settings: Settings = make_settings(tmp_path / "data")
     async with open_test_core(notifiers=()) as core:
         console = ConsoleAdapter(
             core,
-            settings,
             on_end_of_input=ended.set,
             wait_until_idle=core.wait_until_idle,
             stdin=io.StringIO(text),
@@ -85,14 +82,15 @@ async def test_end_of_input_with_nothing_to_do_ends_at_once(
 
 def test_composition_root_picks_the_console_without_tokens(tmp_path: Path) -> None:
     from bot.entry.run import build_adapters
+    from bot.slices import split
 
     class NoCore:  # build_adapters only stores the core in each adapter
         async def wait_until_idle(self, user_key: str) -> None:
             return None
 
-    console = build_adapters(make_settings(tmp_path), NoCore(), lambda: None)  # type: ignore[arg-type]
+    console = build_adapters(split(make_settings(tmp_path)), NoCore(), lambda: None)  # type: ignore[arg-type]
     nothing = build_adapters(
-        make_settings(tmp_path, TURBOBOT_CONSOLE=False),
+        split(make_settings(tmp_path, TURBOBOT_CONSOLE=False)),
         NoCore(),  # type: ignore[arg-type]
         lambda: None,
     )

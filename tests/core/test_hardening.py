@@ -15,10 +15,11 @@ import pytest
 
 import bot.store.jobs
 from adapters.console import ConsoleAdapter
+from bot.community_calls import MAX_OFFSET
 from bot.domain import Job, Platform, Requester, SettingsChange
 from bot.errors import RateLimited, StorageError, UnknownStyle
 from bot.metrics import Metrics, serve_metrics
-from bot.service import DB_NAME, MAX_OFFSET, open_core
+from bot.service import DB_NAME, open_core
 from bot.store import connect, migrations
 from bot.testing.executor import FakeExecutor
 from bot.validation import clamp_page
@@ -135,7 +136,6 @@ async def test_console_survives_a_30_digit_cancel(open_test_core: OpenCore, tmp_
     async with open_test_core(notifiers=()) as core:
         console = ConsoleAdapter(
             core,
-            make_settings(tmp_path / "data"),
             on_end_of_input=ended.set,
             wait_until_idle=core.wait_until_idle,
             stdin=io.StringIO("/cancel 123456789012345678901234567890\na lighthouse\n"),

@@ -13,6 +13,7 @@ import pytest
 from adapters.discord import DiscordAdapter
 from bot.config import Settings
 from bot.service import Core, open_core
+from bot.slices import split
 from bot.testing.executor import FakeExecutor
 from tests.discord.fake_discord import FakeDiscord
 from tests.fakes import FakeClock
@@ -74,8 +75,10 @@ async def running_bot(
     """
     adapter: DiscordAdapter | None = None
     try:
-        async with open_core(settings, executor, clock, drain_timeout_s=drain_timeout_s) as core:
-            adapter = DiscordAdapter(core, settings, clock=clock, guild_ready_timeout=0.05)
+        parts = split(settings)  # as the composition root does: each part gets its slice
+        async with open_core(parts.core, executor, clock, drain_timeout_s=drain_timeout_s) as core:
+            assert parts.discord is not None
+            adapter = DiscordAdapter(core, parts.discord, clock=clock, guild_ready_timeout=0.05)
             core.register(adapter)
             await adapter.start()
             try:

@@ -124,3 +124,19 @@ def test_a_refused_turbo_lora_is_one_clear_line(
     assert lines[0].startswith("error: Turbo LoRA refused: turbo.safetensors: ")
     assert words in lines[0]
     assert "Traceback" not in err
+
+
+def test_imagine_from_an_image_writes_the_grid_and_each_image(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``turbobot imagine --n 2 --image PATH --strength 0.5`` on the tiny model, through the
+    core: the grid in OUTPUT, each image in OUTPUT-k."""
+    source = env / "in.png"
+    Image.new("RGB", (TEST_SIDE, TEST_SIDE), (30, 90, 200)).save(source)
+    argv = ["imagine", "a fox", "--n", "2", "--image", str(source), "--strength", "0.5"]
+    assert main([*argv, "--steps", "1", "-o", str(env / "fox.jpg")]) == 0
+    printed = capsys.readouterr().out
+    assert "image 2 of 2" in printed
+    for name in ("fox.jpg", "fox-1.jpg", "fox-2.jpg"):
+        with Image.open(env / name) as im:
+            assert im.format == "JPEG"

@@ -84,10 +84,11 @@ def test_progress_counts_every_step_of_every_batch(
 def test_batches_come_from_the_plans_activations_and_the_free_vram(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine import pipeline, plan
+    from engine import activations, pipeline, plan
 
     assert pipeline.batch_sizes_for(engine, 4, 64, 64) == [1, 1, 1, 1]  # cpu: one by one
-    per_image = plan.activations_per_image(32, 128, 16, plan.TEXT_TOKENS)  # tiny: 2 x 16 heads
+    # tiny: 2 x 16 heads
+    per_image = activations.activations_per_image(32, 128, 16, plan.TEXT_TOKENS)
     free = plan.MARGIN_GIB * plan.GIB + 2.5 * per_image
     monkeypatch.setattr(pipeline, "cuda_free_gb", lambda: free / plan.GIB)
     monkeypatch.setattr(engine, "profile", "balanced")

@@ -236,7 +236,8 @@ def tiny_linears(session_engine: object) -> LinearShapes:
 def test_the_canonical_dict_loads_every_module_through_diffusers(
     session_engine: object, tiny_linears: LinearShapes, tmp_path: Path
 ) -> None:
-    from engine.styles import drop_adapter, load_adapter, load_lora_tensors, lora_layers
+    from engine.style_library import drop_adapter, load_adapter, lora_layers
+    from engine.styles import load_lora_tensors
 
     pipe = session_engine.pipe  # type: ignore[attr-defined]
     weights = random_lora(tiny_linears, 4, 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import plan
+from engine import activations, plan, plan_table
 from engine.plan import GIB, choose_profile, pinned_block, plan_for, real_sizes
 
 TURBO = plan.TURBO_BYTES
@@ -84,8 +84,8 @@ def test_more_lora_bytes_need_more_vram_and_offloaded_profiles_pin_host_ram() ->
 
 
 def test_markdown_table_lists_every_card_and_profile() -> None:
-    text = plan.markdown()
-    for label, _ in plan.CARDS:
+    text = plan_table.markdown()
+    for label, _ in plan_table.CARDS:
         assert label in text
     assert "| low |" in text
 
@@ -101,7 +101,7 @@ def test_the_vlm_costs_host_ram_not_vram_in_the_offloaded_profiles() -> None:
     assert on.row("full") == off.row("full")  # full holds the LM head and vision tower anyway
     assert on.chosen == off.chosen == "low"  # a 24 GB card keeps its profile with the VLM on
     assert s.vlm_pinned > s.text_encoder_visual  # pinned blocks round up to powers of two
-    assert plan.vlm_prefill_activations(s) < plan.transformer_activations(
+    assert activations.vlm_prefill_activations(s) < activations.transformer_activations(
         s, plan.MAX_IMAGE_TOKENS, plan.TEXT_TOKENS
     )
 
@@ -115,16 +115,16 @@ def test_a_grid_runs_in_as_few_batches_as_the_free_memory_allows(
 ) -> None:
     per_image, margin = 100, 50
     free = None if free_images is None else int(free_images * per_image) + margin
-    assert plan.batch_sizes(4, per_image, free, margin) == want
+    assert activations.batch_sizes(4, per_image, free, margin) == want
 
 
 def test_one_image_always_runs_and_activations_grow_with_the_batch() -> None:
-    assert plan.batch_sizes(4, 100, 10, 50) == [1, 1, 1, 1]  # less than one image free
-    assert plan.batch_sizes(1, 100, None, 50) == [1]
+    assert activations.batch_sizes(4, 100, 10, 50) == [1, 1, 1, 1]  # less than one image free
+    assert activations.batch_sizes(1, 100, None, 50) == [1]
     s = real_sizes()
-    one = plan.transformer_activations(s, 4096, plan.TEXT_TOKENS)
-    assert plan.transformer_activations(s, 4096, plan.TEXT_TOKENS, images=4) == 4 * one
+    one = activations.transformer_activations(s, 4096, plan.TEXT_TOKENS)
+    assert activations.transformer_activations(s, 4096, plan.TEXT_TOKENS, images=4) == 4 * one
     single = plan_for(80.0, TURBO, sizes=s).row("balanced").vram_bytes
     grid = plan_for(80.0, TURBO, sizes=s, images=4).row("balanced").vram_bytes
     assert grid == single + 3 * one  # the transformer's activations dominate in balanced
-    assert "4 images in one batch" in plan.markdown()
+    assert "4 images in one batch" in plan_table.markdown()

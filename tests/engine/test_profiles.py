@@ -14,7 +14,8 @@ from engine import memory
 from engine.executors import LocalExecutor
 from engine.loading import load_engine
 from engine.pipeline import Engine, render
-from engine.styles import STYLE_SLOT, TURBO_ADAPTER, lora_layers
+from engine.style_library import lora_layers
+from engine.styles import STYLE_SLOT, TURBO_ADAPTER
 from engine.tiny import tiny_lora
 from tests.engine.conftest import no_progress, spec, tiny_settings
 

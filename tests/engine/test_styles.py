@@ -16,13 +16,8 @@ from bot.errors import GenerationFailed
 from bot.texts import refused_reason
 from engine.executors import LocalExecutor
 from engine.pipeline import Engine, render
-from engine.styles import (
-    LoraRefused,
-    StyleLibrary,
-    check_lora_file,
-    read_header,
-    style_dir,
-)
+from engine.style_library import StyleLibrary
+from engine.styles import LoraRefused, check_lora_file, read_header, style_dir
 from engine.tiny import LORA_TARGETS, tiny_lora
 from tests.engine.conftest import no_progress, spec
 

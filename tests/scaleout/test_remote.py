@@ -20,6 +20,7 @@ from bot.domain import Generated, GenerationSpec, JobKind, StyleInfo, Timings
 from bot.entry import worker as entry_worker
 from bot.errors import GenerationFailed
 from bot.ports import ProgressCallback
+from bot.slices import pool_settings as pool_slice
 from bot.testing.executor import DEFAULT_STYLES, FakeExecutor
 from engine.pool.remote import RemoteExecutor, open_remote_executor
 from engine.pool.wire import (
@@ -237,7 +238,9 @@ async def test_the_benchmark_worker_serves_the_fake_with_its_latency_and_every_s
     steps: list[tuple[int, int]] = []
     stop = asyncio.Event()
     served = asyncio.create_task(
-        entry_worker.serve(settings, name="f", fake_latency_ms=40, stop=stop)
+        entry_worker.serve(
+            pool_slice(settings), settings.engine(), name="f", fake_latency_ms=40, stop=stop
+        )
     )
     try:
         async with open_remote_executor(settings) as executor:

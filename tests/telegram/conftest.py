@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from adapters.telegram import TelegramAdapter
 from bot.config import Settings
 from bot.service import Core, open_core
+from bot.slices import split
 from bot.testing.executor import FakeExecutor
 from tests.fakes import FakeClock
 from tests.telegram.fake_botapi import FakeBotApi
@@ -62,8 +63,10 @@ async def running_bot(
     clock = clock or FakeClock()
     adapter: TelegramAdapter | None = None
     try:
-        async with open_core(settings, executor, clock, drain_timeout_s=drain_timeout_s) as core:
-            adapter = TelegramAdapter(core, settings, monotonic=clock.monotonic)
+        parts = split(settings)  # as the composition root does: each part gets its slice
+        async with open_core(parts.core, executor, clock, drain_timeout_s=drain_timeout_s) as core:
+            assert parts.telegram is not None
+            adapter = TelegramAdapter(core, parts.telegram, monotonic=clock.monotonic)
             core.register(adapter)
             await adapter.start()
             try:

@@ -168,7 +168,7 @@ def _model(
     if missing:
         return linear_shapes(build_on_meta("transformer")), params
     try:
-        transformer = meta_transformer(settings)
+        transformer = meta_transformer(settings.engine())
     except EngineUnavailable as exc:  # e.g. a folder without transformer/config.json
         report.problems.append(f"{exc} Point TURBOBOT_MODEL at a complete diffusers folder.")
         return linear_shapes(build_on_meta("transformer")), params
@@ -188,7 +188,7 @@ def _check_loras(settings: Settings, linears: dict[str, tuple[int, int]], report
     from engine.loading import ensure_demo_loras
     from engine.probe import lora_file_report
 
-    ensure_demo_loras(settings, linears)  # tiny: writes its few-kB demo LoRAs
+    ensure_demo_loras(settings.engine(), linears)  # tiny: writes its few-kB demo LoRAs
     turbo, _problem = resolve_turbo(settings)  # a problem is already reported by preflight
     if turbo is not None and turbo.is_file():
         checked = lora_file_report("turbo", turbo, linears)
