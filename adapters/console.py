@@ -88,6 +88,10 @@ class ConsoleAdapter:
         self._say(t("console.done", job=job.id, seed=job.spec.seed, path=jpeg_path))
         return Delivered(message_id=f"console-{job.id}", channel_id=job.requester.channel_id)
 
+    async def deliver_text(self, job: Job) -> Delivered:
+        self._say(t("vlm.described", job=job.id, text=job.text or ""))
+        return Delivered(message_id=f"console-{job.id}", channel_id=job.requester.channel_id)
+
     async def failed(self, job: Job, reason: Message | str) -> None:
         self._say(t("console.failed", job=job.id, reason=reason))
 

@@ -43,6 +43,7 @@ from bot.domain import (
     Job,
     JobAction,
     JobState,
+    Language,
     Platform,
     Requester,
     ServerSettings,
@@ -53,6 +54,7 @@ from bot.domain import (
     StyleInfo,
     Ticket,
     UserPrivacy,
+    VlmAvailability,
     VoteResult,
 )
 from bot.errors import NotAllowed, NotFound, StorageError
@@ -65,6 +67,7 @@ from bot.newjobs import NewJobs
 from bot.ports import Clock, Executor, GalleryPeriod, GallerySort, Notifier
 from bot.recovery import Recovery
 from bot.store import Store, open_store, storage_error
+from bot.vlm_jobs import VlmJobs, VlmLimits
 from bot.validation import (
     NO_STYLE,
     check_job_id,
@@ -140,6 +143,7 @@ class Core:
             release=release,
             max_attempts=settings.max_attempts,
             storage_retry_s=storage_retry_s,
+            vlm=VlmJobs(executor, store, self._files, VlmLimits()),
         )
         self._lookup = Lookup(store, self._board, self._community, clock)
         self._new = NewJobs(
@@ -231,6 +235,13 @@ class Core:
     async def submit(self, request: GenerateRequest, *, image: bytes | None = None) -> Ticket:
         """A new job: text-to-image, or (``image``: a user's file) image-to-image."""
         return await self._new.submit(request, image=image)
+
+    async def describe(self, requester: Requester, image: bytes, language: Language) -> Ticket:
+        """A describe of the user's picture: a durable job in the same fair queue."""
+        return await self._new.describe(requester, image, Language(language))
+
+    def vlm_availability(self) -> VlmAvailability:
+        return self._executor.vlm_availability()
 
     async def derive(
         self,

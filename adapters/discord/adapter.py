@@ -21,6 +21,7 @@ from discord import app_commands
 
 from adapters.discord import commands
 from adapters.discord import format as fmt
+from adapters.discord.describe import post_description
 from adapters.discord.handlers import Handlers
 from adapters.discord.status import TOKEN_LIFETIME_S, Tracked, post_result
 from adapters.discord.texts import Translator, say
@@ -212,6 +213,13 @@ class DiscordAdapter:
         credit = await self.handlers.community.remix_credit(job, lang)
         limit = self._upload_limit(job)
         message = await post_result(channel, job, Path(jpeg_path), limit, credit=credit, lang=lang)
+        await self._finish(job, "done", link=message.jump_url)
+        return Delivered(message_id=str(message.id), channel_id=str(message.channel.id))
+
+    async def deliver_text(self, job: Job) -> Delivered:
+        channel = self.client.get_partial_messageable(int(job.requester.channel_id))
+        lang = await self._job_language(job)
+        message = await post_description(channel, job, lang)
         await self._finish(job, "done", link=message.jump_url)
         return Delivered(message_id=str(message.id), channel_id=str(message.channel.id))
 

@@ -156,6 +156,17 @@ class StatusMessages:
         )
 
     # ----- results -----
+    async def deliver_text(self, job: Job) -> Delivered:
+        """A describe's result as plain text (no parse mode: nothing in it is markup)."""
+        chat_id = int(job.requester.channel_id)
+        text = i18n.t("vlm.described", await self.job_lang(job), job=job.id, text=job.text or "")
+        sent: Message = await self._app.bot.send_message(
+            chat_id, texts.shorten(text, texts.MESSAGE_LIMIT),
+            reply_parameters=tg.reply_to(job.requester.reply_to),
+        )
+        await self._clear(job.id)
+        return Delivered(str(sent.message_id), str(chat_id))
+
     async def send_result(
         self,
         job: Job,

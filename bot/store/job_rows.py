@@ -7,13 +7,23 @@ import sqlite3
 from dataclasses import asdict
 from typing import Any
 
-from bot.domain import GenerationSpec, Job, JobKind, JobState, Platform, Requester, Timings
+from bot.domain import (
+    GenerationSpec,
+    Job,
+    JobKind,
+    JobState,
+    Language,
+    Platform,
+    Requester,
+    Timings,
+)
 
 JOB_COLUMNS = (
     "id, platform, user_id, display_name, channel_id, server_id, reply_to, user_key, server_key, "
     "prompt, style, seed, steps, width, height, cfg, negative_prompt, state, attempts, created_at, "
     "started_at, finished_at, image_path, timings, error, posted_message_id, parent_job_id, "
-    "posted_channel_id, file_ref, deleted_at, details_hidden, n, kind, init_image, strength"
+    "posted_channel_id, file_ref, deleted_at, details_hidden, n, kind, init_image, strength, "
+    "enhance, language, text"
 )
 PLACEHOLDERS = ", ".join("?" * len(JOB_COLUMNS.split(",")))
 
@@ -68,6 +78,9 @@ def job_row(job: Job) -> tuple[Any, ...]:
         str(s.kind),
         s.init_image,
         s.strength,
+        int(s.enhance),
+        None if s.language is None else str(s.language),
+        job.text,
     )
 
 
@@ -93,6 +106,8 @@ def job_from_row(row: sqlite3.Row) -> Job:
         kind=JobKind(row["kind"]),
         init_image=row["init_image"],
         strength=row["strength"],
+        enhance=bool(row["enhance"]),
+        language=None if row["language"] is None else Language(row["language"]),
     )
     return Job(
         id=row["id"],
@@ -110,4 +125,5 @@ def job_from_row(row: sqlite3.Row) -> Job:
         parent_job_id=row["parent_job_id"],
         posted_file_ref=row["file_ref"],
         details_hidden=bool(row["details_hidden"]),
+        text=row["text"],
     )

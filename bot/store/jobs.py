@@ -55,6 +55,7 @@ _UPDATABLE = frozenset(
         "deleted_at",
         "prompt",
         "negative_prompt",
+        "text",
     }
 )
 
