@@ -42,7 +42,6 @@ from bot.images import InputImage, read_image
 from bot.intake import Admission
 from bot.ports import Clock, Executor
 from bot.store import Store, storage_error
-from bot.vlm_jobs import require
 from bot.validation import (
     check_strength,
     clean_request,
@@ -51,6 +50,7 @@ from bot.validation import (
     sanitise_optional,
     validate,
 )
+from bot.vlm_jobs import require
 
 log = logging.getLogger(__name__)
 

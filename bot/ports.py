@@ -180,9 +180,7 @@ class CoreApi(Protocol):
         """
         ...
 
-    async def describe(
-        self, requester: Requester, image: bytes, language: Language
-    ) -> Ticket:
+    async def describe(self, requester: Requester, image: bytes, language: Language) -> Ticket:
         """Queue a describe of the user's picture (JPEG, PNG or WebP): the VLM writes, in
         ``language``, a prompt that would recreate it; posted through ``deliver_text``. A
         durable job in the same fair queue as images. BadRequest when the loaded model cannot

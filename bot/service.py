@@ -67,7 +67,6 @@ from bot.newjobs import NewJobs
 from bot.ports import Clock, Executor, GalleryPeriod, GallerySort, Notifier
 from bot.recovery import Recovery
 from bot.store import Store, open_store, storage_error
-from bot.vlm_jobs import VlmJobs, VlmLimits
 from bot.validation import (
     NO_STYLE,
     check_job_id,
@@ -77,6 +76,7 @@ from bot.validation import (
     sanitise_optional,
     sanitise_text,
 )
+from bot.vlm_jobs import VlmJobs, VlmLimits
 
 log = logging.getLogger(__name__)
 

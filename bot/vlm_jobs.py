@@ -38,7 +38,9 @@ class VlmLimits:
 def require(executor: Executor, feature: str) -> None:
     """Refuse at intake what the loaded model cannot do (the reason is in ``turbobot doctor``)."""
     if not executor.vlm_availability().available(feature):
-        raise BadRequest(msg("engine.feature_unavailable", feature=msg(f"engine.feature.{feature}")))
+        raise BadRequest(
+            msg("engine.feature_unavailable", feature=msg(f"engine.feature.{feature}"))
+        )
 
 
 class VlmJobs:

@@ -161,7 +161,8 @@ class StatusMessages:
         chat_id = int(job.requester.channel_id)
         text = i18n.t("vlm.described", await self.job_lang(job), job=job.id, text=job.text or "")
         sent: Message = await self._app.bot.send_message(
-            chat_id, texts.shorten(text, texts.MESSAGE_LIMIT),
+            chat_id,
+            texts.shorten(text, texts.MESSAGE_LIMIT),
             reply_parameters=tg.reply_to(job.requester.reply_to),
         )
         await self._clear(job.id)

@@ -137,11 +137,13 @@ async def test_a_feature_the_model_cannot_serve_is_refused_at_intake(
         tuple(VlmFeature(f, f != feature, "no lm_head.weight") for f in VLM_FEATURES)
     )
     async with open_test_core() as core:
+        ask = (
+            core.describe(ALICE, picture(), Language.EN)
+            if feature == "describe"
+            else core.submit(request(ALICE, "a cat --enhance"))
+        )
         with pytest.raises(BadRequest, match="not available"):
-            if feature == "describe":
-                await core.describe(ALICE, picture(), Language.EN)
-            else:
-                await core.submit(request(ALICE, "a cat --enhance"))
+            await ask
         assert await core.history(ALICE) == []  # nothing was queued
     assert executor.vlm_calls == []
     assert core.vlm_availability().available(feature) is False
