@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,15 @@ def test_every_command_text_has_a_chinese_version() -> None:
     assert len(keys) > 30
     for key in keys:
         assert t(key, Language.ZH) != t(key, Language.EN), key
+
+
+def test_info_shows_the_users_prompt_and_the_enhanced_one() -> None:
+    job = _job("a fox")
+    spec = dataclasses.replace(job.spec, enhance=True)
+    enhanced = dataclasses.replace(job, spec=spec, text="a fox, detailed")
+    for lang in (Language.EN, Language.ZH):
+        info = fmt.info_text(enhanced, lang)
+        assert "a fox" in info
+        assert "a fox, detailed" in info
+        assert "✨" in info
+    assert "✨" not in fmt.info_text(job, Language.EN)
