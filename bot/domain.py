@@ -334,6 +334,7 @@ class DeriveKind(StrEnum):
     VARY_STRONG = "vary_strong"  # the same at VARY_STRONG
     UPSCALE_SUBTLE = "upscale_subtle"  # image k larger (UPSCALE_LONG_SIDE), UPSCALE_SUBTLE
     UPSCALE_CREATIVE = "upscale_creative"  # the same at UPSCALE_CREATIVE
+    ENHANCE = "enhance"  # the same prompt, settings and seed, with the prompt enhanced (✨)
 
     @property
     def action(self) -> JobAction:

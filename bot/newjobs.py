@@ -183,6 +183,7 @@ class NewJobs:
             cfg=spec.cfg,
             negative_prompt=spec.negative_prompt,
             parent_job_id=parent.id,
+            enhance=spec.enhance,
         )
         # The parent's settings pass validation again: limits may have changed since.
         checked = validate(
@@ -199,6 +200,8 @@ class NewJobs:
         if checked.strength is not None and choice.strength is None:  # typed in the prompt
             spec = replace(spec, strength=checked.strength)
         checked = iteration_fields(checked, spec)
+        if checked.enhance:
+            require(self._executor, "enhance")
         self._check_rules(requester, checked, server, styles)
         # An edited prompt is the remixer's own; a copied hidden one stays hidden.
         hidden = seen.details_hidden and choice.prompt is None

@@ -12,6 +12,7 @@ from PIL import Image
 
 from bot.domain import (
     VLM_FEATURES,
+    DeriveKind,
     JobKind,
     JobState,
     Language,
@@ -19,6 +20,7 @@ from bot.domain import (
     VlmFeature,
 )
 from bot.errors import BadRequest
+from bot.service import Core
 from bot.testing.executor import FakeExecutor
 from bot.vlm_jobs import DESCRIBE_MAX_NEW_TOKENS, ENHANCE_MAX_NEW_TOKENS, MAX_VLM_CHARS
 from tests.core.conftest import OpenCore, request, user
@@ -32,11 +34,16 @@ def picture() -> bytes:
     return encoded(Image.new("RGB", (96, 96), (10, 200, 40)), "PNG")
 
 
-async def settle(core: object, notifier: RecordingNotifier, count: int = 1) -> None:
-    for _ in range(200):
-        if len(notifier.texts) + len(notifier.delivered) + len(notifier.failures) >= count:
+async def settle(core: Core, notifier: RecordingNotifier, count: int = 1) -> None:
+    """Until ``count`` results were posted or failed, and every job's row says so."""
+    for _ in range(500):
+        done = len(notifier.texts) + len(notifier.delivered) + len(notifier.failures) >= count
+        if done and all(
+            job.state in {JobState.POSTED, JobState.FAILED} for job in await core.history(ALICE)
+        ):
             return
         await asyncio.sleep(0.01)
+    raise AssertionError("the jobs did not finish")
 
 
 async def test_a_describe_is_a_queued_job_whose_text_is_posted_once(
@@ -169,3 +176,20 @@ def test_a_describe_takes_one_turn_in_the_fair_queue(tmp_path: Path) -> None:
 
     spec = GenerationSpec("", None, 0, 4, 1024, 1024, kind=JobKind.DESCRIBE, n=1)
     assert spec.cost == 1
+
+
+async def test_the_enhance_button_remakes_a_result_with_its_prompt_enhanced(
+    open_test_core: OpenCore, executor: FakeExecutor
+) -> None:
+    notifier = RecordingNotifier()
+    async with open_test_core(notifiers=(notifier,)) as core:
+        parent = await core.submit(request(ALICE, "a fox --seed 5 --ar 16:9"))
+        await settle(core, notifier)
+        ticket = await core.derive(ALICE, parent.job.id, DeriveKind.ENHANCE)
+        await settle(core, notifier, 2)
+        stored = await core.job(ticket.job.id)
+    assert stored.parent_job_id == parent.job.id
+    assert (stored.spec.seed, stored.spec.aspect, stored.spec.enhance) == (5, "16:9", True)
+    assert stored.spec.prompt == "a fox"
+    assert stored.text == "a fox, highly detailed, soft light"
+    assert executor.calls[1][1].prompt == stored.text
