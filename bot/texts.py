@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from bot.domain import Job, JobState, Language, StyleChanges
+from bot.domain import Job, JobState, Language, StyleChanges, VlmAvailability
 from bot.i18n import Message, msg, t
 
 SHUTTING_DOWN = msg("core.shutting_down")
@@ -105,3 +105,16 @@ def styles_rescanned(changes: StyleChanges) -> Message:
         removed=names(changes.removed),
         styles=names(changes.styles),
     )
+
+
+def vlm_lines(availability: VlmAvailability, lang: Language | str) -> list[str]:
+    """One line per VLM feature for ``/help``: available or not. The reason names files and
+    settings, so users are pointed to ``turbobot doctor`` (the operator's) instead."""
+    return [
+        t(
+            "vlm.help.available" if f.available else "vlm.help.unavailable",
+            lang,
+            feature=msg(f"engine.feature.{f.name}"),
+        )
+        for f in availability.features
+    ]
