@@ -19,9 +19,9 @@ import discord
 import yarl
 from discord import app_commands
 
-from adapters.discord import commands
+from adapters.discord import commands, describe
 from adapters.discord import format as fmt
-from adapters.discord.describe import post_description
+from adapters.discord.describe import DescribeButton, post_description
 from adapters.discord.handlers import Handlers
 from adapters.discord.status import TOKEN_LIFETIME_S, Tracked, post_result
 from adapters.discord.texts import Translator, say
@@ -81,7 +81,9 @@ class TurbobotClient(discord.Client):
         await self.tree.set_translator(Translator())
         # Buttons on images posted before a restart still reach us: the job id is in custom_id.
         self.add_dynamic_items(JobButton, RestyleSelect, GalleryButton, ForgetButton)
+        self.add_dynamic_items(DescribeButton)
         commands.register(self.tree, self.handlers)
+        describe.register(self.tree, self.handlers)
         if not self._guild_ids:
             await self.tree.sync()
             return

@@ -30,6 +30,7 @@ class Action(StrEnum):
     DELETE = "delete"
     INFO = "info"
     CANCEL = "cancel"
+    ENHANCE = "enhance"
 
 
 RESULT_ACTIONS = (
@@ -40,6 +41,7 @@ RESULT_ACTIONS = (
     Action.REMIX,
     Action.DELETE,
     Action.INFO,
+    Action.ENHANCE,
 )
 SELECT_LIMIT = 25  # options in one select menu
 
@@ -54,6 +56,7 @@ _LOOK: dict[Action, tuple[str, str, discord.ButtonStyle]] = {
     Action.DELETE: ("button.delete", "🗑️", discord.ButtonStyle.danger),
     Action.INFO: ("button.info", "ℹ️", discord.ButtonStyle.secondary),  # noqa: RUF001 (an emoji)
     Action.CANCEL: ("button.cancel", "✖️", discord.ButtonStyle.danger),
+    Action.ENHANCE: ("button.enhance", "✨", discord.ButtonStyle.secondary),
 }
 
 

@@ -49,6 +49,7 @@ MANAGE_GUILD_PERMISSIONS = str(int(MEMBER_PERMISSIONS) | (1 << 5))  # a moderato
 CHANNEL_NAMES = {CHANNEL_ID: "art", SHOWCASE_ID: "showcase", NSFW_CHANNEL_ID: "after-dark"}
 NAMES = {ALICE: "alice", BOB: "bob", CAROL: "carol"}
 
+OPTION_ATTACHMENT = 11
 OPTION_USER = 6
 OPTION_CHANNEL = 7
 
@@ -138,6 +139,7 @@ class FakeDiscord:
         self.attachment_size_limit = 10 * 1024 * 1024  # per interaction, as Discord sends it
         self.refused: list[tuple[str, str, str]] = []  # (method, path, why) of 400/404 answers
         self.display_names: dict[int, str] = {}  # a user's display name, when a test sets one
+        self.uploads: dict[str, tuple[JSON, bytes]] = {}  # attachment id -> (payload, bytes)
         self._ids = itertools.count(950_000_000_000_000_000)
         self._seq = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
@@ -149,6 +151,8 @@ class FakeDiscord:
     async def __aenter__(self) -> FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/attachments/{message}/{name}", self._attachment_file)
+        app.router.add_get("/uploads/{id}/{name}", self._upload_file)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -288,6 +292,9 @@ class FakeDiscord:
                 opt["value"] = str(value)
                 resolved.setdefault("users", {})[str(value)] = _user(int(value))
                 resolved.setdefault("members", {})[str(value)] = _member(int(value))
+            elif kind == OPTION_ATTACHMENT:
+                opt["value"] = str(value)
+                resolved.setdefault("attachments", {})[str(value)] = self.uploads[str(value)][0]
             elif kind == OPTION_CHANNEL:
                 opt["value"] = str(value)
                 channel = {**self._channel(int(value)), "permissions": MEMBER_PERMISSIONS}
@@ -382,6 +389,82 @@ class FakeDiscord:
         log = self._track(payload)
         await self.dispatch("INTERACTION_CREATE", payload)
         return log
+
+    def upload(self, name: str, data: bytes, content_type: str = "image/png") -> str:
+        """A file a user attaches to a slash command option; returns its attachment id."""
+        attachment_id = str(next(self._ids))
+        url = f"http://127.0.0.1:{self.port}/uploads/{attachment_id}/{name}"
+        payload = {
+            "id": attachment_id,
+            "filename": name,
+            "size": len(data),
+            "url": url,
+            "proxy_url": url,
+            "content_type": content_type,
+        }
+        self.uploads[attachment_id] = (payload, data)
+        return attachment_id
+
+    async def message_command(
+        self, name: str, message_id: int, *, user: int = ALICE, locale: str = "en-US"
+    ) -> InteractionLog:
+        """A user picks ``name`` from a message's context menu (Apps)."""
+        schema, guild = self._command_schema(name)
+        assert schema["type"] == 3, f"{name} is not a message command"
+        payload = self._base_interaction(2, user, locale=locale)
+        message = {k: v for k, v in self.messages[message_id].items() if not k.startswith("_")}
+        data: JSON = {
+            "id": schema["id"],
+            "name": name,
+            "type": 3,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): message}},
+        }
+        if guild is not None:
+            data["guild_id"] = str(guild)
+        payload["data"] = data
+        log = self._track(payload)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return log
+
+    async def submit_modal(
+        self, shown: InteractionLog, values: dict[str, str], *, user: int = ALICE
+    ) -> InteractionLog:
+        """Submit the modal the bot opened as its answer to ``shown`` (callback type 9)."""
+        modal = next(c["data"] for c in shown.callbacks if c["type"] == 9)
+        rows = [
+            {
+                "type": 1,
+                "components": [
+                    {
+                        "type": 4,
+                        "custom_id": comp["custom_id"],
+                        "value": values.get(comp["custom_id"], comp.get("value", "")),
+                    }
+                    for comp in row["components"]
+                ],
+            }
+            for row in modal["components"]
+        ]
+        payload = self._base_interaction(5, user)
+        payload["data"] = {"custom_id": modal["custom_id"], "components": rows}
+        log = self._track(payload)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return log
+
+    async def _attachment_file(self, request: web.Request) -> web.StreamResponse:
+        message = self.messages.get(int(request.match_info["message"]))
+        if message is None:
+            return web.Response(status=404)
+        names = [a["filename"] for a in message["attachments"]]
+        name = request.match_info["name"]
+        if name not in names:
+            return web.Response(status=404)
+        return web.Response(body=message["_files"][names.index(name)])
+
+    async def _upload_file(self, request: web.Request) -> web.StreamResponse:
+        found = self.uploads.get(request.match_info["id"])
+        return web.Response(status=404) if found is None else web.Response(body=found[1])
 
     async def click(
         self,
@@ -553,6 +636,7 @@ class FakeDiscord:
                 "application_id": str(APP_ID),
                 "version": "1",
                 "type": cmd.get("type", 1),
+                "description": cmd.get("description", ""),  # "" for context menus, as Discord
             }
             if guild is not None:
                 full["guild_id"] = str(guild)

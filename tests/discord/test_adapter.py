@@ -65,7 +65,8 @@ async def test_commands_are_registered_with_chinese_localisations(
     fake: FakeDiscord, bot: Bot
 ) -> None:
     assert fake.registered_names() == [
-        *("audit", "block", "forget", "gallery", "help", "history", "imagine", "privacy"),
+        *("Describe", "audit", "block", "describe", "forget", "gallery", "help", "history"),
+        *("imagine", "privacy"),
         *("queue", "settings", "show", "style", "styles", "unblock"),
     ]
     (imagine,) = [c for c in fake.commands[None] if c["name"] == "imagine"]
@@ -110,7 +111,7 @@ async def test_imagine_defers_then_posts_jpeg_in_channel_with_mention(
     job_id = bot.executor.calls[0][0]
     assert ids == [
         f"tb:{a}:{job_id}"
-        for a in ("reroll", "vary", "restyle", "share", "remix", "delete", "info")
+        for a in ("reroll", "vary", "restyle", "share", "remix", "delete", "info", "enhance")
     ]
     texts = await _edited(fake, log, "Done!")
     assert texts[0].startswith(f"#{job_id} · Queued: position 1, about")
