@@ -151,9 +151,10 @@ def _vlm(settings: Settings, report: Report, *, missing: bool) -> None:
     if missing:
         return  # the missing model is reported already
     from engine.loading import inspect_vlm
+    from engine.vlm import FEATURES
 
     features = inspect_vlm(settings)
-    for name, line in zip(("describe", "enhance", "safety"), features.lines(), strict=True):
+    for name, line in zip(FEATURES, features.lines(), strict=True):
         (report.facts if features.available(name) else report.notes).append(f"VLM {line}")
 
 
