@@ -47,6 +47,9 @@ class Action(StrEnum):
     GALLERY = "gal"  # view ("t"/"r" + "w"/"m"/"a"), page
     FORGET = "forget"  # user id: confirms /forget
     KEEP = "keep"  # user id: cancels /forget
+    ENHANCE = "enh"  # job id: the same image from an enhanced prompt
+    DESCRIBED_IMAGINE = "dimg"  # describe job id: imagine its text
+    DESCRIBED_EDIT = "dedit"  # describe job id: send its text back to edit (ForceReply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,7 @@ def result_keyboard(
         button("🎲", "button.reroll", Action.REROLL),
         button("🔀", "button.variations", Action.VARIATION),
         button("🎨", "button.restyle", Action.RESTYLE),
+        button("✨", "button.enhance", Action.ENHANCE),
     ]
     return InlineKeyboardMarkup([first, second])
 

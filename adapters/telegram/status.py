@@ -22,6 +22,7 @@ from telegram.ext import Application
 from adapters.telegram import texts
 from adapters.telegram import updates as tg
 from adapters.telegram.community import Community
+from adapters.telegram.describe import describe_keyboard
 from adapters.telegram.keyboards import result_keyboard
 from bot import i18n
 from bot.domain import Delivered, Job, JobState, Ticket
@@ -159,10 +160,12 @@ class StatusMessages:
     async def deliver_text(self, job: Job) -> Delivered:
         """A describe's result as plain text (no parse mode: nothing in it is markup)."""
         chat_id = int(job.requester.channel_id)
-        text = i18n.t("vlm.described", await self.job_lang(job), job=job.id, text=job.text or "")
+        lang = await self.job_lang(job)
+        text = i18n.t("vlm.described", lang, job=job.id, text=job.text or "")
         sent: Message = await self._app.bot.send_message(
             chat_id,
             texts.shorten(text, texts.MESSAGE_LIMIT),
+            reply_markup=describe_keyboard(job, lang),
             reply_parameters=tg.reply_to(job.requester.reply_to),
         )
         await self._clear(job.id)

@@ -141,12 +141,14 @@ class FakeBotApi:
         # The registered webhook, as setWebhook gave it (url, secret_token, allowed_updates ...).
         self.webhook: JSON | None = None
         self.polls = 0  # getUpdates calls (not kept in ``calls``: a long poll repeats forever)
+        self.files: dict[str, bytes] = {}  # file_id -> bytes a user sent (getFile, /file/...)
 
     # ----- lifecycle -----
     async def __aenter__(self) -> FakeBotApi:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/bot{token}/{method}", self._handle)
         app.router.add_get("/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.*}", self._file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -303,6 +305,7 @@ class FakeBotApi:
                 params, caption=params.get("caption"), document=self._document(files)
             ),
             "getMyCommands": list,
+            "getFile": lambda: self._get_file(params),
             "setWebhook": lambda: self._set_webhook(params),
             "deleteWebhook": lambda: self._set_webhook(None),
             "getWebhookInfo": self._webhook_info,
@@ -310,6 +313,26 @@ class FakeBotApi:
         # setMyCommands, deleteMessage, answerCallbackQuery, answerInlineQuery,
         # sendChatAction, close, logOut ...: Telegram answers True.
         return answers.get(method, lambda: True)()
+
+    def user_photo(self, data: bytes) -> list[JSON]:
+        """The ``photo`` sizes of a picture a user sends (its bytes served by getFile)."""
+        n = next(self._file_ids)
+        file_id = f"user-photo-{n}"
+        self.files[file_id] = data
+        return [{"file_id": file_id, "file_unique_id": f"uu{n}", "width": 96, "height": 96,
+                 "file_size": len(data)}]  # fmt: skip
+
+    def _get_file(self, params: JSON) -> JSON:
+        file_id = str(params["file_id"])
+        data = self.files[file_id]
+        path = f"photos/{file_id}.png"
+        return {"file_id": file_id, "file_unique_id": file_id, "file_size": len(data),
+                "file_path": path}  # fmt: skip
+
+    async def _file(self, request: web.Request) -> web.Response:
+        name = request.match_info["path"].removeprefix("photos/").removesuffix(".png")
+        data = self.files.get(name)
+        return web.Response(status=404) if data is None else web.Response(body=data)
 
     def _set_webhook(self, params: JSON | None) -> bool:
         self.webhook = params
@@ -390,7 +413,8 @@ class FakeBotApi:
             "chat": {"id": chat_id, "type": chat_type},
             "from": BOT_USER,
         }
-        if "reply_markup" in params:
+        # A message carries only an inline keyboard back (a ForceReply is not part of it).
+        if "inline_keyboard" in (params.get("reply_markup") or {}):
             message["reply_markup"] = params["reply_markup"]
         message.update({k: v for k, v in content.items() if v is not None})
         return message
