@@ -133,7 +133,7 @@ async def on_describe_button(h: Handlers, interaction: Interaction, what: str, j
 
 async def _described(h: Handlers, interaction: Interaction, job_id: int) -> str | None:
     prompt = None  # stays None when the guard answered with an error
-    async with h.guard(interaction, "describe button", job_id):
+    async with h.guard(interaction, "describe_button", job_id):
         job = await h.core.job_for(requester(interaction), job_id, JobAction.DETAILS)
         if not job.text:
             raise BadRequest(msg("discord.describe_not_ready", job=job_id))

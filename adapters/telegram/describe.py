@@ -67,7 +67,7 @@ class Describe:
         edited = filters.REPLY & filters.TEXT & ~filters.COMMAND & filters.UpdateType.MESSAGE
         return [
             MessageHandler(photo, guard("describe", self.command)),
-            MessageHandler(edited, guard("describe edit", self.edited)),
+            MessageHandler(edited, guard("describe_edit", self.edited)),
         ]
 
     def buttons(self) -> dict[Action, Callable[[Update, Callback], Awaitable[str | None]]]:
