@@ -193,3 +193,19 @@ async def test_the_enhance_button_remakes_a_result_with_its_prompt_enhanced(
     assert stored.spec.prompt == "a fox"
     assert stored.text == "a fox, highly detailed, soft light"
     assert executor.calls[1][1].prompt == stored.text
+
+
+async def test_a_described_text_waiting_for_its_platform_is_posted_after_a_restart(
+    open_test_core: OpenCore, executor: FakeExecutor
+) -> None:
+    async with open_test_core(notifiers=()) as core:  # no adapter yet: the text waits
+        ticket = await core.describe(ALICE, picture(), Language.EN)
+        for _ in range(500):
+            if (await core.job(ticket.job.id)).state is JobState.GENERATED:
+                break
+            await asyncio.sleep(0.01)
+    notifier = RecordingNotifier()
+    async with open_test_core(notifiers=(notifier,)) as core:
+        await settle(core, notifier)
+    assert notifier.texts == [(ticket.job.id, "A small square picture, described in en.")]
+    assert len(executor.vlm_calls) == 1  # recorded once: not described again
