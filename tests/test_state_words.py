@@ -66,15 +66,15 @@ def test_a_hidden_prompt_is_said_in_the_chat_language() -> None:
     job = access.hidden(replace(JOB, state=JobState.POSTED))
     zh = t("core.prompt_hidden", "zh")
     shown = [
-        discord_format.caption(job, lang=Language.ZH),
+        discord_format.caption(job, None, lang=Language.ZH),
         discord_format.info_text(job, Language.ZH),
         discord_format.history_text([job], 1, Language.ZH),
         discord_format.queue_text([(job, 1)], Language.ZH),
-        telegram_texts.caption(job, lang=Language.ZH),
+        telegram_texts.caption(job, None, lang=Language.ZH),
         telegram_texts.job_line(job, Language.ZH),
     ]
     for text in shown:
         assert zh in text, text
         assert access.HIDDEN_PROMPT not in text
         assert "a fox" not in text
-    assert access.HIDDEN_PROMPT in telegram_texts.caption(job, lang=Language.EN)
+    assert access.HIDDEN_PROMPT in telegram_texts.caption(job, None, lang=Language.EN)
