@@ -13,14 +13,23 @@ import logging
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TextIO
 
 from bot.commands import help_text, split_command
-from bot.domain import Delivered, GenerateRequest, Job, Platform, Requester
+from bot.domain import (
+    MAX_INPUT_BYTES,
+    Delivered,
+    GenerateRequest,
+    Job,
+    Language,
+    Platform,
+    Requester,
+)
 from bot.errors import TurbobotError
 from bot.i18n import Message, t
 from bot.ports import CoreApi
-from bot.texts import state_word
+from bot.texts import state_word, vlm_lines
 
 _log = logging.getLogger(__name__)
 
@@ -44,8 +53,11 @@ class ConsoleAdapter:
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         requester: Requester = CONSOLE_USER,
+        describe_dir: Path | None = None,
     ) -> None:
         self._core = core
+        # /describe PATH reads pictures only inside this folder (TURBOBOT_DESCRIBE_DIR).
+        self._describe_dir = describe_dir
         self._on_end = on_end_of_input
         self._wait_idle = wait_until_idle
         self._stdin = stdin or sys.stdin
@@ -83,6 +95,10 @@ class ConsoleAdapter:
 
     async def deliver(self, job: Job, jpeg_path: str) -> Delivered:
         self._say(t("console.done", job=job.id, seed=job.spec.seed, path=jpeg_path))
+        return Delivered(message_id=f"console-{job.id}", channel_id=job.requester.channel_id)
+
+    async def deliver_text(self, job: Job) -> Delivered:
+        self._say(t("vlm.described", job=job.id, text=job.text or ""))
         return Delivered(message_id=f"console-{job.id}", channel_id=job.requester.channel_id)
 
     async def failed(self, job: Job, reason: Message | str) -> None:
@@ -142,8 +158,12 @@ class ConsoleAdapter:
             await self._queue()
         elif name == "cancel":
             await self._cancel(rest)
+        elif name == "describe":
+            await self._describe(rest)
         elif name in {"help", "start"}:
             self._say(help_text())
+            for line in vlm_lines(self._core.vlm_availability(), Language.EN):
+                self._say(line)
         else:
             self._say(t("console.unknown_command", name=name))
 
@@ -166,6 +186,32 @@ class ConsoleAdapter:
                 steps=spec.steps,
                 aspect=spec.aspect,
                 style=spec.style,
+            )
+        )
+
+    async def _describe(self, text: str) -> None:
+        if not self._taking:
+            self._say(t("console.shutting_down"))
+            return
+        folder = self._describe_dir
+        if folder is None:
+            self._say(t("console.describe_off"))
+            return
+        if not text:
+            self._say(t("console.describe_usage", folder=folder))
+            return
+        path = confined(folder, text)
+        if path is None:
+            self._say(t("console.describe_outside", path=text, folder=folder))
+            return
+        data = await asyncio.to_thread(read_capped, path, MAX_INPUT_BYTES + 1)
+        ticket = await self._core.describe(self._me, data, Language.EN)
+        self._say(
+            t(
+                "console.describe_queued",
+                job=ticket.job.id,
+                position=ticket.position,
+                eta=f"{ticket.eta_s:.0f}",
             )
         )
 
@@ -229,3 +275,19 @@ class ConsoleAdapter:
 
     def _say(self, text: str) -> None:
         print(text, file=self._stdout, flush=True)
+
+
+def confined(folder: Path, name: str) -> Path | None:
+    """``name`` (relative to ``folder``, or absolute) as a regular file inside ``folder`` after
+    resolving links and ``..``; None for anything else."""
+    root = folder.resolve()
+    path = (root / name.strip()).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path
+
+
+def read_capped(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes: a bigger file is refused by the core as too large, unread."""
+    with path.open("rb") as f:
+        return f.read(limit)

@@ -65,6 +65,10 @@ class TimedNotifier:
         self.delivered_at[job.id] = time.perf_counter()
         return Delivered(f"m{job.id}", job.requester.channel_id)
 
+    async def deliver_text(self, job: Job) -> Delivered:
+        self.delivered_at[job.id] = time.perf_counter()
+        return Delivered(f"t{job.id}", job.requester.channel_id)
+
     async def failed(self, job: Job, reason: str) -> None:
         raise AssertionError(f"job {job.id} failed: {reason}")
 

@@ -53,6 +53,10 @@ class CountingNotifier:
         self.delivered.append(job.id)
         return Delivered(message_id=str(job.id), channel_id=job.requester.channel_id)
 
+    async def deliver_text(self, job: Job) -> Delivered:
+        self.delivered.append(job.id)
+        return Delivered(message_id=str(job.id), channel_id=job.requester.channel_id)
+
     async def failed(self, job: Job, reason: str) -> None:
         self.failures.append(job.id)
 

@@ -91,9 +91,10 @@ def _same_place(requester: Requester, job: Job, facts: Facts) -> bool:
 
 
 def hidden(job: Job) -> Job:
-    """``job`` without its prompt (and negative prompt), flagged as hidden."""
+    """``job`` without its prompt (and negative and enhanced prompt), flagged as hidden."""
     spec = replace(job.spec, prompt=HIDDEN_PROMPT, negative_prompt=None)
-    return replace(job, spec=spec, details_hidden=True)
+    text = None if job.text is None else HIDDEN_PROMPT
+    return replace(job, spec=spec, details_hidden=True, text=text)
 
 
 def outward(job: Job) -> Job:

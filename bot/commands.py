@@ -51,10 +51,22 @@ _OPTIONS = {
     "negative": "negative_prompt",
     "n": "n",
     "strength": "strength",
+    "enhance": "enhance",
 }
 OPTION_NAMES = tuple(_OPTIONS)  # every spelling a user may type (the README lists them)
 _MULTI_WORD = frozenset({"negative_prompt"})  # takes every word up to the next option
-_FIELDS = ("style", "seed", "steps", "aspect", "cfg", "negative_prompt", "n", "strength")
+_FLAGS = frozenset({"enhance"})  # takes no value: given means on
+_FIELDS = (
+    "style",
+    "seed",
+    "steps",
+    "aspect",
+    "cfg",
+    "negative_prompt",
+    "n",
+    "strength",
+    "enhance",
+)
 # Past this length no parse can leave a prompt (and a negative prompt) inside their limits:
 # the prompt is left as it is, to be refused as too long, without tokenising megabytes.
 _PARSE_LIMIT = 4 * MAX_PROMPT_CHARS
@@ -92,6 +104,7 @@ class ImagineArgs:
     negative_prompt: str | None = None
     n: int | None = None
     strength: float | None = None
+    enhance: bool | None = None
     names: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
 
@@ -187,6 +200,9 @@ def _take_option(
         raise BadRequest(msg("core.unknown_option", option=option, known=known))
     if field in values:
         raise BadRequest(msg("core.option_twice", option=option))
+    if field in _FLAGS:  # a flag never eats the next word: it belongs to the prompt
+        values[field] = "on"
+        return i + 1
     inline = token.split("=", 1)[1] if "=" in token else None
     words: list[str] = [] if not inline else [inline]
     j = i + 1
@@ -217,6 +233,7 @@ def _build(prompt: str, values: dict[str, str]) -> ImagineArgs:
         negative_prompt=values.get("negative_prompt"),
         n=_int("n", values.get("n"), msg("core.want.int_range", low=MIN_IMAGES, high=MAX_IMAGES)),
         strength=_strength(values.get("strength")),
+        enhance=True if "enhance" in values else None,
     )
 
 

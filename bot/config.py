@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # The text encoder's LM head and vision tower (describe, enhance, safety check). Off: the
     # offloaded profiles drop the LM head and never stream the vision tower (less memory).
     vlm: bool = Field(default=True, alias="TURBOBOT_VLM")
+    # The console's /describe PATH reads pictures only from inside this folder (unset: off).
+    describe_dir: Path | None = Field(default=None, alias="TURBOBOT_DESCRIBE_DIR")
 
     # --- storage ---
     data_dir: Path = Field(default=Path("data"), alias="TURBOBOT_DATA_DIR")

@@ -148,7 +148,7 @@ class Delivery:
         self._spawn(self._deliver(job, notifier))
 
     async def _deliver(self, job: Job, notifier: Notifier) -> None:
-        if self._files.find(job.image_path) is None:
+        if job.spec.kind.makes_image and self._files.find(job.image_path) is None:
             await self.fail(job, texts.IMAGE_MISSING, "storage")
             return
         try:
@@ -165,11 +165,14 @@ class Delivery:
         self._board.put(posting)
         await self._drain_progress(job.id)
         path = self._files.find(job.image_path)
-        if path is None:
+        if path is None and job.spec.kind.makes_image:
             await self.fail(job, texts.IMAGE_MISSING, "storage")
             return
         try:
-            delivered = await notifier.deliver(access.outward(posting), str(path))
+            if path is None:  # a describe: its text is the result
+                delivered = await notifier.deliver_text(access.outward(posting))
+            else:
+                delivered = await notifier.deliver(access.outward(posting), str(path))
         except Exception as err:
             log.exception("job #%d: delivery failed", job.id)
             why = err.message if isinstance(err, TurbobotError) else msg("core.platform_refused")

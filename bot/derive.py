@@ -4,6 +4,7 @@
 * vary: the parent's seed plus a random step of 1..``VARIATION_SPREAD``: close to the parent,
   and random so that pressing Variations twice does not make the same image twice;
 * restyle and remix: the parent's seed, so only the style (or nothing) changes;
+* enhance (✨): the parent's seed and settings with ``enhance`` on: only the prompt changes;
 * iteration on image k of a job (issue 13): pick (image k alone, no GPU work), vary subtle /
   strong (img2img of image k from a fresh seed), remix with an edited prompt (img2img of
   image k at its own seed), upscale subtle / creative (image k larger, at its own seed). The
@@ -71,7 +72,7 @@ def derived_seed(kind: DeriveKind, parent_seed: int, rng: random.Random) -> int:
     match kind:
         case DeriveKind.VARY:
             return (parent_seed + rng.randint(1, VARIATION_SPREAD)) % (MAX_SEED + 1)
-        case DeriveKind.RESTYLE | DeriveKind.REMIX:
+        case DeriveKind.RESTYLE | DeriveKind.REMIX | DeriveKind.ENHANCE:
             return parent_seed
         case _:  # reroll, and the fresh seed of vary subtle / strong
             return rng.randint(0, MAX_SEED)
@@ -82,6 +83,8 @@ def derive_spec(
 ) -> Derivation:
     """The spec of ``kind`` made from ``parent`` (``style``: the resolved style to use)."""
     spec = replace(parent.spec, style=style)
+    if kind is DeriveKind.ENHANCE:  # the same picture's settings: only the prompt changes
+        spec = replace(spec, enhance=True)
     if (
         kind in _FROM_IMAGE
         or kind is DeriveKind.PICK

@@ -31,6 +31,7 @@ from bot.metrics import Metrics
 from bot.ports import Clock, Executor
 from bot.safety import Checked, SafetyCheck
 from bot.store import Store, storage_error, verdict_columns
+from bot.vlm_jobs import VlmJobs, image_spec
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,11 @@ class Dispatcher:
         release: Callable[[int], None],
         max_attempts: int,
         storage_retry_s: float,
+        vlm: VlmJobs,
         safety: SafetyCheck | None = None,
     ) -> None:
         self._executor = executor
+        self._vlm = vlm
         self._safety = safety
         self._store = store
         self._board = board
@@ -157,9 +160,15 @@ class Dispatcher:
         started = self._clock.monotonic()
         await self._mark_running(job)
         try:
-            result = await self._executor.generate(
-                job.id, job.spec, self._delivery.progress_callback(job)
-            )
+            if not job.spec.kind.makes_image:
+                text = await self._vlm.describe(job)
+            else:
+                job = await self._vlm.enhanced(job)  # committed first: a retry reuses it
+                self.running[job.id] = job
+                spec = image_spec(job).spec
+                result = await self._executor.generate(
+                    job.id, spec, self._delivery.progress_callback(job)
+                )
         except EngineCrashed as err:  # retryable: the engine or its worker crashed
             self._leave_executor(job)
             log.warning("job #%d: engine crashed (attempt %d): %s", job.id, job.attempts, err)
@@ -172,6 +181,10 @@ class Dispatcher:
             await self._delivery.fail(job, _failure_text(err), kind="generation")
             return
         elapsed = self._clock.monotonic() - started
+        if not job.spec.kind.makes_image:
+            self._leave_executor(job)
+            await self._store_text(job, text)
+            return
         self._metrics.generation_seconds.observe(elapsed)
         # The check is GPU work too: the job keeps its executor slot until it is done.
         checked = await self._safety.check(job, result) if self._safety else None
@@ -181,6 +194,20 @@ class Dispatcher:
             return
         verdict = checked.verdict if checked is not None else None
         await self._store_result(replace(job, verdict=verdict), result, elapsed)
+
+    async def _store_text(self, job: Job, text: str) -> None:
+        """A describe's text: recorded (``posting``), then handed to delivery, like an image.
+        Its duration stays out of the ETA average, which counts images."""
+        now = self._clock.now()
+        has_adapter = self._delivery.has_notifier(job.requester.platform)
+        state = JobState.POSTING if has_adapter else JobState.GENERATED
+        try:
+            await self._store.update_job(job.id, state=state, text=text, finished_at=now)
+        except StorageError as err:
+            await self._requeue_after_storage_error(job, err)
+            return
+        self._release(job.id)
+        await self._delivery.generated(replace(job, state=state, text=text, finished_at=now))
 
     async def _mark_running(self, job: Job) -> None:
         # A crash before this commit lands leaves the row "queued": the job simply runs again.

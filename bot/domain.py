@@ -93,6 +93,7 @@ class GenerateRequest:
     parent_job_id: int | None = None  # reroll / variation / remix of this job
     n: int | None = None  # images for this prompt (1..the operator's cap); None: one
     strength: float | None = None  # img2img only: how far from the input image
+    enhance: bool | None = None  # --enhance: the VLM rewrites the prompt in detail first
 
 
 class JobKind(StrEnum):
@@ -103,10 +104,15 @@ class JobKind(StrEnum):
     REMIX = "remix"  # the chosen image with an edited prompt
     UPSCALE = "upscale"  # resized to UPSCALE_LONG_SIDE, then img2img at a low strength
     IMG2IMG = "img2img"  # a user's own image
+    DESCRIBE = "describe"  # no image made: the VLM writes a prompt for the user's image
 
     @property
     def needs_image(self) -> bool:
         return self is not JobKind.TXT2IMG
+
+    @property
+    def makes_image(self) -> bool:
+        return self is not JobKind.DESCRIBE
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +137,8 @@ class GenerationSpec:
     kind: JobKind = JobKind.TXT2IMG
     init_image: str | None = None
     strength: float | None = None  # img2img kinds; None: the kind's default
+    enhance: bool = False  # the VLM rewrites ``prompt`` before the image is made
+    language: Language | None = None  # describe: the language the prompt is written in
 
     @property
     def aspect(self) -> str:
@@ -147,6 +155,8 @@ class GenerationSpec:
     def cost(self) -> int:
         """What the job costs in the queue and the rate limits: one per image, an upscale
         its pixels over the aspect's (rounded up): GPU time grows with both."""
+        if self.kind is JobKind.DESCRIBE:
+            return 1  # the queue's smallest charge: one turn, like one image (a GPU second)
         if self.kind is JobKind.UPSCALE:
             width, height = upscaled_size(self.width, self.height)
             return self.n * math.ceil(width * height / (self.width * self.height))
@@ -196,6 +206,10 @@ class Job:
         """Post this job's image hidden behind a spoiler (the check flagged it)."""
         return self.verdict is not None and self.verdict.flagged
 
+    # The VLM's text (sanitised at the core's edge): a describe's prompt; for ``spec.enhance``
+    # the enhanced prompt the image was made from (``spec.prompt`` stays the user's own).
+    text: str | None = None
+
     def image_of(self, k: int) -> str | None:
         """Image ``k`` (1-based, as U1..U4 count) as a path relative to the data dir."""
         if self.images:
@@ -230,6 +244,7 @@ class DeriveKind(StrEnum):
     VARY_STRONG = "vary_strong"  # the same at VARY_STRONG
     UPSCALE_SUBTLE = "upscale_subtle"  # image k larger (UPSCALE_LONG_SIDE), UPSCALE_SUBTLE
     UPSCALE_CREATIVE = "upscale_creative"  # the same at UPSCALE_CREATIVE
+    ENHANCE = "enhance"  # the same prompt, settings and seed, with the prompt enhanced (✨)
 
     @property
     def action(self) -> JobAction:
@@ -399,3 +414,31 @@ class AuditEntry:
     action: str
     target: str
     detail: str
+
+
+VLM_FEATURES = ("describe", "enhance", "safety")
+
+
+@dataclass(frozen=True, slots=True)
+class VlmFeature:
+    """One feature of the loaded vision-language model: usable or not, and a sentence why
+    (names files and settings: for the operator's ``turbobot doctor`` and the log)."""
+
+    name: str  # one of VLM_FEATURES
+    available: bool
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class VlmAvailability:
+    """What the executor's text encoder can do, from the engine's check at load."""
+
+    features: tuple[VlmFeature, ...] = ()
+
+    def available(self, name: str) -> bool:
+        return any(f.name == name and f.available for f in self.features)
+
+    @classmethod
+    def none(cls, why: str) -> VlmAvailability:
+        """Every feature unavailable for the same reason (no VLM loaded, a remote pool)."""
+        return cls(tuple(VlmFeature(name, False, why) for name in VLM_FEATURES))

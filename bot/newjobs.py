@@ -26,7 +26,9 @@ from bot.domain import (
     GenerationSpec,
     Job,
     JobAction,
+    JobKind,
     JobState,
+    Language,
     Requester,
     ServerSettings,
     StepRange,
@@ -48,6 +50,7 @@ from bot.validation import (
     sanitise_optional,
     validate,
 )
+from bot.vlm_jobs import require
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,8 @@ class NewJobs:
             max_images=self._max_images,
             has_image=upload is not None,
         )
+        if spec.enhance:
+            require(self._executor, "enhance")
         # A strength (typed or given) belongs to the input image, set with it below.
         strength, spec = spec.strength, replace(spec, strength=None)
         self._check_rules(who, spec, server, styles)
@@ -120,6 +125,27 @@ class NewJobs:
             stored = await self._save_input(upload)
             spec = with_upload(spec, upload, stored, strength)
         return await self._enqueue(who, spec, request.parent_job_id, server)
+
+    async def describe(self, requester: Requester, image: bytes, language: Language) -> Ticket:
+        """A describe of a user's picture: admitted and queued like an image (one turn)."""
+        self._admission.check_open()
+        requester = clean_requester(requester)
+        require(self._executor, "describe")
+        upload = await asyncio.to_thread(read_image, image)
+        server = await self._admission.admit(requester)
+        stored = await self._save_input(upload)
+        spec = GenerationSpec(
+            prompt="",  # the model writes it; the job's ``text`` holds the result
+            style=None,
+            seed=0,
+            steps=self._steps.default,
+            width=upload.aspect.width,
+            height=upload.aspect.height,
+            kind=JobKind.DESCRIBE,
+            init_image=stored,
+            language=language,
+        )
+        return await self._enqueue(requester, spec, None, server)
 
     async def derive(
         self,
@@ -157,6 +183,7 @@ class NewJobs:
             cfg=spec.cfg,
             negative_prompt=spec.negative_prompt,
             parent_job_id=parent.id,
+            enhance=spec.enhance,
         )
         # The parent's settings pass validation again: limits may have changed since.
         checked = validate(
@@ -173,6 +200,8 @@ class NewJobs:
         if checked.strength is not None and choice.strength is None:  # typed in the prompt
             spec = replace(spec, strength=checked.strength)
         checked = iteration_fields(checked, spec)
+        if checked.enhance:
+            require(self._executor, "enhance")
         self._check_rules(requester, checked, server, styles)
         # An edited prompt is the remixer's own; a copied hidden one stays hidden.
         hidden = seen.details_hidden and choice.prompt is None

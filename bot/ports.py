@@ -22,6 +22,7 @@ from bot.domain import (
     ImageVerdict,
     Job,
     JobAction,
+    Language,
     Platform,
     Requester,
     ServerSettings,
@@ -33,6 +34,7 @@ from bot.domain import (
     StyleScan,
     Ticket,
     UserPrivacy,
+    VlmAvailability,
     VoteResult,
 )
 from bot.i18n import Message
@@ -74,6 +76,32 @@ class Executor(Protocol):
         """Styles this executor can apply right now."""
         ...
 
+    def vlm_availability(self) -> VlmAvailability:
+        """Which vision-language features (describe, enhance, safety) the loaded text encoder
+        can serve, each with why (not): checked from the checkpoint's files at load."""
+        ...
+
+    async def describe(
+        self,
+        job_id: int,
+        image: bytes,
+        language: Language,
+        *,
+        max_new_tokens: int,
+        time_limit_s: float,
+    ) -> str:
+        """A prompt that would recreate ``image`` (a JPEG/PNG/WebP file), in ``language``, on
+        the same GPU as the images. Raw model text: the core sanitises it. Bounded by
+        ``max_new_tokens`` and ``time_limit_s``; raises like :meth:`generate`."""
+        ...
+
+    async def enhance(
+        self, job_id: int, prompt: str, *, max_new_tokens: int, time_limit_s: float
+    ) -> str:
+        """``prompt`` rewritten in detail for Qwen-Image, quoted text kept verbatim. Raw model
+        text (the core sanitises it); bounded like :meth:`describe`."""
+        ...
+
     async def rescan_styles(self) -> StyleScan:
         """Pick up added or removed style folders without a restart; say which were refused."""
         ...
@@ -103,6 +131,11 @@ class Notifier(Protocol):
 
     async def deliver(self, job: Job, jpeg_path: str) -> Delivered:
         """Post the finished image (absolute path) to ``job.requester.channel_id``."""
+        ...
+
+    async def deliver_text(self, job: Job) -> Delivered:
+        """Post a describe job's result, ``job.text`` (sanitised), with its follow-ups
+        (imagine it, edit it first). Called instead of ``deliver``, at most once per job."""
         ...
 
     async def failed(self, job: Job, reason: Message | str) -> None:
@@ -153,6 +186,17 @@ class CoreApi(Protocol):
         pick, vary subtle/strong, upscale and remix; ``prompt`` and ``strength`` edit a remix.
         A pick needs no GPU work: its ticket has position 0. It records ``parent_job_id``.
         """
+        ...
+
+    async def describe(self, requester: Requester, image: bytes, language: Language) -> Ticket:
+        """Queue a describe of the user's picture (JPEG, PNG or WebP): the VLM writes, in
+        ``language``, a prompt that would recreate it; posted through ``deliver_text``. A
+        durable job in the same fair queue as images. BadRequest when the loaded model cannot
+        describe (see :meth:`vlm_availability`) or the file is no image."""
+        ...
+
+    def vlm_availability(self) -> VlmAvailability:
+        """Which VLM features this bot can serve now and why (not), for ``/help``."""
         ...
 
     async def lineage(self, requester: Requester, job_id: int) -> list[Job]:

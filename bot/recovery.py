@@ -63,7 +63,7 @@ class Recovery:
         elif job.state is JobState.RUNNING:
             self._board.put(job)
             await self._delivery.fail(job, texts.stopped_too_often(job.attempts), kind="crash")
-        elif job.state is JobState.GENERATED and self._files.find(job.image_path) is None:
+        elif job.state is JobState.GENERATED and _lost(job, self._files):
             # Recorded while its file was being written, and the file did not survive: make it
             # again (nothing was posted, so this cannot post twice).
             await self._store.update_job(job.id, state=JobState.QUEUED, image_path=None)
@@ -78,3 +78,9 @@ class Recovery:
     def _requeue(self, job: Job) -> None:
         self._admission.hold(job)
         self._dispatcher.push(job)
+
+
+def _lost(job: Job, files: ImageFiles) -> bool:
+    """A generated job whose result is gone: an image file that did not survive. A describe's
+    result is its recorded text, never lost this way."""
+    return job.spec.kind.makes_image and files.find(job.image_path) is None

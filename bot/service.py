@@ -41,11 +41,13 @@ from bot.domain import (
     Job,
     JobAction,
     JobState,
+    Language,
     Requester,
     StepRange,
     StyleChanges,
     StyleInfo,
     Ticket,
+    VlmAvailability,
 )
 from bot.errors import NotAllowed, NotFound, StorageError
 from bot.i18n import msg
@@ -67,6 +69,7 @@ from bot.validation import (
     sanitise_optional,
     sanitise_text,
 )
+from bot.vlm_jobs import VlmJobs, VlmLimits
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +135,7 @@ class Core(CommunityCalls):
             max_attempts=settings.max_attempts,
             storage_retry_s=storage_retry_s,
             safety=SafetyCheck(executor, self._community, store, clock, safety_config(settings)),
+            vlm=VlmJobs(executor, store, self._files, VlmLimits()),
         )
         self._lookup = Lookup(store, self._board, self._community, clock)
         self._new = NewJobs(
@@ -223,6 +227,13 @@ class Core(CommunityCalls):
     async def submit(self, request: GenerateRequest, *, image: bytes | None = None) -> Ticket:
         """A new job: text-to-image, or (``image``: a user's file) image-to-image."""
         return await self._new.submit(request, image=image)
+
+    async def describe(self, requester: Requester, image: bytes, language: Language) -> Ticket:
+        """A describe of the user's picture: a durable job in the same fair queue."""
+        return await self._new.describe(requester, image, Language(language))
+
+    def vlm_availability(self) -> VlmAvailability:
+        return self._executor.vlm_availability()
 
     async def derive(
         self,

@@ -124,6 +124,13 @@ class TelegramSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """The terminal chat: the one folder its ``/describe PATH`` may read pictures from."""
+
+    describe_dir: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HealthSettings:
     """Where ``/healthz``, ``/readyz`` and ``/metrics`` listen, and how logs are written."""
 
@@ -143,7 +150,7 @@ class Slices:
     pool: PoolSettings | None
     discord: DiscordSettings | None
     telegram: TelegramSettings | None
-    console: bool
+    console: ConsoleSettings | None
     secrets: tuple[str, ...]
 
 
@@ -158,7 +165,7 @@ def split(settings: Settings) -> Slices:
         pool=pool_settings(settings),
         discord=discord_settings(settings),
         telegram=telegram_settings(settings),
-        console=settings.wants_console,
+        console=ConsoleSettings(settings.describe_dir) if settings.wants_console else None,
         secrets=secret_values(settings),
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from bot.domain import Job, JobState, Language, RefusedStyle, StyleChanges
+from bot.domain import Job, JobState, Language, RefusedStyle, StyleChanges, VlmAvailability
 from bot.i18n import Joined, Message, msg, t
 
 SHUTTING_DOWN = msg("core.shutting_down")
@@ -122,3 +122,16 @@ def refused_reason(style: RefusedStyle) -> Message:
 
 def _refused_item(style: RefusedStyle) -> Message:
     return msg("core.style_refused", name=style.name, reason=refused_reason(style))
+
+
+def vlm_lines(availability: VlmAvailability, lang: Language | str) -> list[str]:
+    """One line per VLM feature for ``/help``: available or not. The reason names files and
+    settings, so users are pointed to ``turbobot doctor`` (the operator's) instead."""
+    return [
+        t(
+            "vlm.help.available" if f.available else "vlm.help.unavailable",
+            lang,
+            feature=msg(f"engine.feature.{f.name}"),
+        )
+        for f in availability.features
+    ]

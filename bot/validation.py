@@ -242,6 +242,7 @@ def validate(
         negative_prompt=negative,
         n=check_images(MIN_IMAGES if request.n is None else request.n, max_images),
         strength=check_requested_strength(request.strength, has_image=has_image),
+        enhance=bool(request.enhance),
     )
 
 

@@ -5,10 +5,8 @@ one thing at a time), so the event loop never blocks. JPEG encoding runs on a se
 job N's encode overlaps job N+1's generation; that is why ``capacity`` is 2.
 
 The VLM jobs (:mod:`engine.vlm`: describe, enhance, safety check) run on the same GPU thread,
-so they queue behind and between generations like any job. They are not on the core's
-``Executor`` port yet; the port should grow the same three coroutines, each taking a job id,
-plain bytes/str and limits and returning plain text or a verdict, plus ``vlm_features()`` for
-``/help`` (see ``LocalExecutor.describe``).
+so they queue behind and between generations like any job; describe, enhance and
+``vlm_availability`` are the core's ``Executor`` port.
 """
 
 from __future__ import annotations
@@ -26,7 +24,16 @@ import torch
 from PIL import Image
 
 from bot import texts
-from bot.domain import Generated, GenerationSpec, ImageVerdict, StyleInfo, StyleScan
+from bot.domain import (
+    Generated,
+    GenerationSpec,
+    ImageVerdict,
+    Language,
+    StyleInfo,
+    StyleScan,
+    VlmAvailability,
+    VlmFeature,
+)
 from bot.errors import BadRequest, EngineCrashed, GenerationFailed, ShuttingDown, TurbobotError
 from bot.i18n import msg
 from bot.ports import ProgressCallback
@@ -36,7 +43,7 @@ from engine.grid import compose_grid
 from engine.jpeg import encode_jpeg
 from engine.pipeline import Engine, Rendered, render
 from engine.styles import LoraRefused
-from engine.vlm import Language, SafetyVerdict, VlmFeatures
+from engine.vlm import FEATURES, SafetyVerdict, VlmFeatures
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -100,6 +107,9 @@ class LocalExecutor:
         """What the loaded text encoder can do (None: TURBOBOT_VLM=0)."""
         return self._engine.vlm
 
+    def vlm_availability(self) -> VlmAvailability:
+        return availability(self._engine.vlm)
+
     async def describe(
         self,
         job_id: int,
@@ -113,9 +123,10 @@ class LocalExecutor:
         from engine import vlm
 
         image = decode_image(image_bytes)
+        lang: vlm.Language = "zh" if language is Language.ZH else "en"
 
         def work() -> vlm.GeneratedText:
-            return vlm.describe(self._engine, image, language, max_new_tokens, time_limit_s)
+            return vlm.describe(self._engine, image, lang, max_new_tokens, time_limit_s)
 
         out = await self._vlm_job(job_id, work)
         return out.text
@@ -218,6 +229,18 @@ class LocalExecutor:
     def _rescan(self) -> None:
         self._engine.styles.rescan(self._engine.pipe)
         self._styles = _infos(self._engine)
+
+
+NO_VLM = "the VLM features are off (TURBOBOT_VLM=0)"
+
+
+def availability(features: VlmFeatures | None) -> VlmAvailability:
+    """The engine's check at load, as the core's port reports it."""
+    if features is None:
+        return VlmAvailability.none(NO_VLM)
+    return VlmAvailability(
+        tuple(VlmFeature(f, features.available(f), features.why.get(f, "")) for f in FEATURES)
+    )
 
 
 def encode_all(images: tuple[Image.Image, ...], quality: int) -> tuple[bytes, tuple[bytes, ...]]:

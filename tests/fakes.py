@@ -45,6 +45,7 @@ class RecordingNotifier:
     failures: list[tuple[int, str]] = field(default_factory=list)
     delivered_jobs: list[Job] = field(default_factory=list)  # as the core handed them over
     deleted: list[tuple[str, str]] = field(default_factory=list)  # (channel, message)
+    texts: list[tuple[int, str]] = field(default_factory=list)  # describe results posted
 
     async def progress(self, job: Job, step: int, total: int) -> None:
         self.progress_events.append((job.id, step, total))
@@ -53,6 +54,11 @@ class RecordingNotifier:
         self.delivered.append((job.id, jpeg_path))
         self.delivered_jobs.append(job)
         return Delivered(message_id=f"m{job.id}", channel_id=job.requester.channel_id)
+
+    async def deliver_text(self, job: Job) -> Delivered:
+        self.texts.append((job.id, job.text or ""))
+        self.delivered_jobs.append(job)
+        return Delivered(message_id=f"t{job.id}", channel_id=job.requester.channel_id)
 
     async def failed(self, job: Job, reason: Message | str) -> None:
         self.failures.append((job.id, str(reason)))  # the English text, as the tests read it

@@ -734,7 +734,7 @@ async def console_typer(
     out = io.StringIO()
     settings = core_settings(tmp_path / "data")
     async with open_core(settings, executor, FakeClock(), drain_timeout_s=0) as core:
-        console = ConsoleAdapter(core, settings, on_end_of_input=lambda: None, stdout=out)
+        console = ConsoleAdapter(core, on_end_of_input=lambda: None, stdout=out)
         core.register(console)
 
         async def say(line: str) -> str:

@@ -20,8 +20,9 @@ import discord
 import yarl
 from discord import app_commands
 
-from adapters.discord import commands
+from adapters.discord import commands, describe
 from adapters.discord import format as fmt
+from adapters.discord.describe import DescribeButton, post_description
 from adapters.discord.handlers import Handlers
 from adapters.discord.status import TOKEN_LIFETIME_S, Tracked, post_result
 from adapters.discord.texts import Translator, say
@@ -87,7 +88,9 @@ class TurbobotClient(discord.Client):
         await self.tree.set_translator(Translator())
         # Buttons on images posted before a restart still reach us: the job id is in custom_id.
         self.add_dynamic_items(JobButton, ImageButton, RestyleSelect, GalleryButton, ForgetButton)
+        self.add_dynamic_items(DescribeButton)
         commands.register(self.tree, self.handlers)
+        describe.register(self.tree, self.handlers)
         if not self._guild_ids:
             await self.tree.sync()
             return
@@ -217,6 +220,13 @@ class DiscordAdapter:
         credit = await self.handlers.community.remix_credit(job, lang)
         limit = self._upload_limit(job)
         message = await post_result(channel, job, Path(jpeg_path), limit, credit=credit, lang=lang)
+        await self._finish(job, "done", link=message.jump_url)
+        return Delivered(message_id=str(message.id), channel_id=str(message.channel.id))
+
+    async def deliver_text(self, job: Job) -> Delivered:
+        channel = self.client.get_partial_messageable(int(job.requester.channel_id))
+        lang = await self._job_language(job)
+        message = await post_description(channel, job, lang)
         await self._finish(job, "done", link=message.jump_url)
         return Delivered(message_id=str(message.id), channel_id=str(message.channel.id))
 

@@ -106,6 +106,9 @@ def info_text(job: Job, lang: Lang) -> str:
     if spec.negative_prompt:
         negative = literal(shorten(spec.negative_prompt, 300))
         lines.append(t("discord.info.negative", lang, negative=negative))
+    if spec.enhance and job.text:  # the prompt above is the user's; the image used this one
+        enhanced = literal(shorten(job.text, 600))
+        lines.append(t("info.enhanced", lang, enhanced=enhanced))
     if job.parent_job_id is not None:
         lines.append(t("discord.info.parent", lang, job=job.parent_job_id))
     if job.timings is not None:

@@ -39,7 +39,7 @@ from bot.errors import BadRequest, NotAllowed, NotFound, ShuttingDown, TurbobotE
 from bot.i18n import language_of, msg
 from bot.images import check_size
 from bot.ports import BotApi, Clock
-from bot.texts import styles_rescanned
+from bot.texts import styles_rescanned, vlm_lines
 from bot.validation import NO_STYLE
 
 _log = logging.getLogger(__name__)
@@ -284,7 +284,9 @@ class Handlers:
 
     async def help(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "help"):
-            await self.answer(interaction, help_text(await self.lang(interaction)))
+            lang = await self.lang(interaction)
+            lines = vlm_lines(self.core.vlm_availability(), lang)
+            await self.answer(interaction, "\n".join([help_text(lang), *lines]))
 
     async def styles_rescan(self, interaction: discord.Interaction[Any]) -> None:
         async with self.guard(interaction, "styles-rescan"):
@@ -325,6 +327,10 @@ class Handlers:
                 case Action.REROLL:
                     self.check_accepting(interaction)
                     ticket = await self.core.derive(who, job_id, DeriveKind.REROLL)
+                    await self.queued(interaction, ticket)
+                case Action.ENHANCE:
+                    self.check_accepting(interaction)
+                    ticket = await self.core.derive(who, job_id, DeriveKind.ENHANCE)
                     await self.queued(interaction, ticket)
                 case Action.VARY:
                     self.check_accepting(interaction)

@@ -32,6 +32,7 @@ class Action(StrEnum):
     DELETE = "delete"
     INFO = "info"
     CANCEL = "cancel"
+    ENHANCE = "enhance"
 
 
 # Under one image. The seed-only Variations button (Action.VARY) gave way to Vary subtle /
@@ -93,6 +94,7 @@ _LOOK: dict[Action, tuple[str, str, discord.ButtonStyle]] = {
     Action.DELETE: ("button.delete", "🗑️", discord.ButtonStyle.danger),
     Action.INFO: ("button.info", "ℹ️", discord.ButtonStyle.secondary),  # noqa: RUF001 (an emoji)
     Action.CANCEL: ("button.cancel", "✖️", discord.ButtonStyle.danger),
+    Action.ENHANCE: ("button.enhance", "✨", discord.ButtonStyle.secondary),
 }
 
 
@@ -235,7 +237,7 @@ def _row_of(op: Iterate) -> int:
 
 def result_view(job_id: int, lang: Lang, images: int = 1) -> discord.ui.View:
     """The buttons under a posted image: for a grid of ``images``, U1..Un and V1..Vn above the
-    usual ones; for one image, vary / upscale / remix above the usual ones."""
+    usual ones; for one image, vary / upscale / remix above the usual ones; ✨ Enhance below."""
     view = discord.ui.View(timeout=None)
     if images > 1:
         for op in (Iterate.PICK, Iterate.VARY):
@@ -249,6 +251,8 @@ def result_view(job_id: int, lang: Lang, images: int = 1) -> discord.ui.View:
         actions = RESULT_ACTIONS
     for action in actions:
         view.add_item(_in_row(JobButton(action, job_id, lang), 2))
+    # A row of its own: rows 0 to 2 are full (Discord allows 5 buttons a row, 5 rows).
+    view.add_item(_in_row(JobButton(Action.ENHANCE, job_id, lang), 3))
     return view
 
 

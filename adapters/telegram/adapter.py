@@ -291,6 +291,9 @@ class TelegramAdapter:
     async def deliver(self, job: Job, jpeg_path: str) -> Delivered:
         return await self._status.deliver(job, jpeg_path)
 
+    async def deliver_text(self, job: Job) -> Delivered:
+        return await self._status.deliver_text(job)
+
     async def failed(self, job: Job, reason: i18n.Message | str) -> None:
         await self._status.failed(job, reason)
 

@@ -28,6 +28,7 @@ from telegram.ext import (
 from adapters.telegram import texts
 from adapters.telegram import updates as tg
 from adapters.telegram.community import Community
+from adapters.telegram.describe import Describe
 from adapters.telegram.inline import InlineShare
 from adapters.telegram.iterate import Iteration, carries_picture
 from adapters.telegram.keyboards import (
@@ -46,7 +47,7 @@ from bot.domain import DeriveKind, GenerateRequest, JobAction, Ticket
 from bot.errors import NotAllowed, NotFound, TurbobotError
 from bot.i18n import language_of, t
 from bot.ports import BotApi
-from bot.texts import styles_rescanned
+from bot.texts import styles_rescanned, vlm_lines
 from bot.validation import NO_STYLE
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ _TEXT_REPLY = filters.TEXT & filters.REPLY & ~filters.COMMAND & filters.UpdateTy
 
 TgApp = Application[Any, Any, Any, Any, Any, Any]
 Button = Callable[[Update, Callback], Awaitable[str | None]]
+DESCRIBE_GROUP = 1  # PTB handler group of the describe message handlers
 
 
 class Handlers:
@@ -84,7 +86,10 @@ class Handlers:
         self._inline = InlineShare(core, community, status).answer
         self._iteration = Iteration(core, app, community, status)
         self.intake_open = False
+        self._describe = Describe(core, status, self._lang)
         self._buttons: dict[Action, Button] = {
+            Action.ENHANCE: self._on_enhance,
+            **self._describe.buttons(),
             Action.REROLL: self._on_reroll,
             Action.VARIATION: self._on_variation,
             Action.RESTYLE: self._on_restyle,
@@ -112,6 +117,7 @@ class Handlers:
             "show": self._show,
             "start": self._help,
             "help": self._help,
+            "describe": self._describe.command,
             **self._community.commands(),
         }
         for name, handler in commands.items():
@@ -123,6 +129,9 @@ class Handlers:
         self._app.add_handler(MessageHandler(pictures, on_photo))
         on_reply = self.boundary("remix_reply", self._remix_reply)
         self._app.add_handler(MessageHandler(_TEXT_REPLY, on_reply))
+        # Their own group: a reply that is not an answer to "Edit first" goes on to the others.
+        for described in self._describe.handlers(self._describe_guard):
+            self._app.add_handler(described, group=DESCRIBE_GROUP)
         self._app.add_handler(CallbackQueryHandler(self.boundary("button", self._button)))
         self._app.add_handler(InlineQueryHandler(self.boundary("inline", self._inline)))
 
@@ -151,6 +160,11 @@ class Handlers:
                 await self._tell(update, t("telegram.something_wrong", lang))
 
         return guarded
+
+    def _describe_guard(self, name: str, handler: Handler) -> Handler:
+        # No intake gate: the core refuses new jobs while stopping, and most replies seen
+        # here are not ours to answer.
+        return self.boundary(name, handler)
 
     def _gated(self, handler: Handler) -> Handler:
         async def gated(update: Update, context: Ctx) -> None:
@@ -292,7 +306,10 @@ class Handlers:
 
     async def _help(self, update: Update, context: Ctx) -> None:
         username = self._app.bot.username or "bot"
-        await tg.message(update).reply_text(texts.help_text(await self._lang(update), username))
+        lang = await self._lang(update)
+        lines = vlm_lines(self._core.vlm_availability(), lang)
+        text = "\n".join([texts.help_text(lang, username), "", *lines])
+        await tg.message(update).reply_text(texts.shorten(text, texts.MESSAGE_LIMIT))
 
     # ----- buttons -----
     async def _button(self, update: Update, context: Ctx) -> None:
@@ -317,6 +334,11 @@ class Handlers:
         ticket = await self._core.derive(
             tg.requester(update), callback.int_arg(0), DeriveKind.REROLL
         )
+        return await self._queued_from_button(update, ticket)
+
+    async def _on_enhance(self, update: Update, callback: Callback) -> str:
+        requester = tg.requester(update)
+        ticket = await self._core.derive(requester, callback.int_arg(0), DeriveKind.ENHANCE)
         return await self._queued_from_button(update, ticket)
 
     async def _on_variation(self, update: Update, callback: Callback) -> str:

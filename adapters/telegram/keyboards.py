@@ -56,6 +56,9 @@ class Action(StrEnum):
     UPSCALE_SUBTLE = "us"  # job id
     UPSCALE_CREATIVE = "uc"  # job id
     REMIX_PROMPT = "rp"  # job id: asks for the edited prompt (ForceReply)
+    ENHANCE = "enh"  # job id: the same image from an enhanced prompt
+    DESCRIBED_IMAGINE = "dimg"  # describe job id: imagine its text
+    DESCRIBED_EDIT = "dedit"  # describe job id: send its text back to edit (ForceReply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,7 @@ def result_keyboard(
         button("🎲", "button.reroll", Action.REROLL),
         button("🔀", "button.variations", Action.VARIATION),
         button("🎨", "button.restyle", Action.RESTYLE),
+        button("✨", "button.enhance", Action.ENHANCE),
     ]
     return InlineKeyboardMarkup([first, second, *_iteration_rows(job, lang)])
 

@@ -22,6 +22,7 @@ from telegram.ext import Application
 from adapters.telegram import texts
 from adapters.telegram import updates as tg
 from adapters.telegram.community import Community
+from adapters.telegram.describe import describe_keyboard
 from adapters.telegram.keyboards import grid_keyboard, is_grid, result_keyboard
 from adapters.telegram.photos import fits_as_photo
 from bot import i18n
@@ -156,6 +157,20 @@ class StatusMessages:
         )
 
     # ----- results -----
+    async def deliver_text(self, job: Job) -> Delivered:
+        """A describe's result as plain text (no parse mode: nothing in it is markup)."""
+        chat_id = int(job.requester.channel_id)
+        lang = await self.job_lang(job)
+        text = i18n.t("vlm.described", lang, job=job.id, text=job.text or "")
+        sent: Message = await self._app.bot.send_message(
+            chat_id,
+            texts.shorten(text, texts.MESSAGE_LIMIT),
+            reply_markup=describe_keyboard(job, lang),
+            reply_parameters=tg.reply_to(job.requester.reply_to),
+        )
+        await self._clear(job.id)
+        return Delivered(str(sent.message_id), str(chat_id))
+
     async def send_result(
         self,
         job: Job,

@@ -106,6 +106,10 @@ class _Outbox:
         self.done.set()
         return Delivered(message_id=f"cli-{job.id}", channel_id=job.requester.channel_id)
 
+    async def deliver_text(self, job: Job) -> Delivered:
+        """A describe's text (this command submits none, but the port has it)."""
+        return await self.deliver(job, "")
+
     async def failed(self, job: Job, reason: Message | str) -> None:
         self.reason = reason
         self.done.set()

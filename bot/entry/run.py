@@ -216,7 +216,7 @@ def build_adapters(
         from adapters.telegram import TelegramAdapter
 
         adapters.append(TelegramAdapter(core, settings.telegram))
-    if settings.console:
+    if settings.console is not None:
         from adapters.console import ConsoleAdapter
 
         adapters.append(
@@ -224,6 +224,7 @@ def build_adapters(
                 core,
                 on_end_of_input=request_stop,
                 wait_until_idle=core.wait_until_idle,
+                describe_dir=settings.console.describe_dir,
             )
         )
     return adapters

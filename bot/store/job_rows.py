@@ -24,7 +24,7 @@ JOB_COLUMNS = (
     "prompt, style, seed, steps, width, height, cfg, negative_prompt, state, attempts, created_at, "
     "started_at, finished_at, image_path, timings, error, posted_message_id, parent_job_id, "
     "posted_channel_id, file_ref, deleted_at, details_hidden, n, kind, init_image, strength, "
-    "language"
+    "language, enhance, vlm_language, text"
 )
 PLACEHOLDERS = ", ".join("?" * len(JOB_COLUMNS.split(",")))
 
@@ -97,6 +97,9 @@ def job_row(job: Job) -> tuple[Any, ...]:
         s.init_image,
         s.strength,
         None if r.language is None else r.language.value,
+        int(s.enhance),
+        None if s.language is None else str(s.language),
+        job.text,
     )
 
 
@@ -123,6 +126,8 @@ def job_from_row(row: sqlite3.Row) -> Job:
         kind=JobKind(row["kind"]),
         init_image=row["init_image"],
         strength=row["strength"],
+        enhance=bool(row["enhance"]),
+        language=None if row["vlm_language"] is None else Language(row["vlm_language"]),
     )
     return Job(
         id=row["id"],
@@ -141,4 +146,5 @@ def job_from_row(row: sqlite3.Row) -> Job:
         posted_file_ref=row["file_ref"],
         details_hidden=bool(row["details_hidden"]),
         verdict=verdict_from_row(row),
+        text=row["text"],
     )

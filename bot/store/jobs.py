@@ -58,6 +58,7 @@ _UPDATABLE = frozenset(
         "safety_flagged",  # the safety check's verdict (issue 14): bot.store.job_rows
         "safety_score",
         "safety_policy",
+        "text",
     }
 )
 

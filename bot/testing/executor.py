@@ -16,13 +16,17 @@ from typing import Protocol
 from PIL import Image
 
 from bot.domain import (
+    VLM_FEATURES,
     Generated,
     GenerationSpec,
     ImageVerdict,
+    Language,
     RefusedStyle,
     StyleInfo,
     StyleScan,
     Timings,
+    VlmAvailability,
+    VlmFeature,
 )
 from bot.errors import EngineCrashed, GenerationFailed
 from bot.ports import ProgressCallback
@@ -70,6 +74,9 @@ class FakeExecutor:
     0; "fail" raises GenerationFailed; "hang" waits forever, for the core's time limit; the
     last answer repeats; empty: every image is clean); ``check_available`` False answers None
     (no VLM); ``checked`` records (job, JPEG) per image checked.
+    VLM: ``vlm`` what it says it can do (all by default); ``described`` the raw text a describe
+    returns (``{language}`` filled in), an enhance returns the prompt with ``enhanced_suffix``;
+    ``vlm_calls`` records (job, kind, max_new_tokens, time_limit_s).
     Records: ``calls`` (job, spec); ``handed`` (job, when it arrived) and ``runs`` (job, start,
     end), in ``time.perf_counter`` seconds; ``rescans``; ``closed``.
     """
@@ -97,7 +104,40 @@ class FakeExecutor:
     verdicts: list[float | str] = field(default_factory=list)
     check_available: bool = True
     checked: list[tuple[int, bytes]] = field(default_factory=list)
+    vlm: VlmAvailability = field(
+        default_factory=lambda: VlmAvailability(
+            tuple(VlmFeature(name, True, "the fake model can") for name in VLM_FEATURES)
+        )
+    )
+    described: str = "A small square picture, described in {language}."
+    enhanced_suffix: str = ", highly detailed, soft light"
+    vlm_calls: list[tuple[int, str, int, float]] = field(default_factory=list)
     _gpu: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    def vlm_availability(self) -> VlmAvailability:
+        return self.vlm
+
+    async def describe(
+        self,
+        job_id: int,
+        image: bytes,
+        language: Language,
+        *,
+        max_new_tokens: int,
+        time_limit_s: float,
+    ) -> str:
+        self.vlm_calls.append((job_id, "describe", max_new_tokens, time_limit_s))
+        if self.gate is not None:
+            await self.gate.wait()
+        Image.open(io.BytesIO(image)).verify()  # the core hands over a real image file
+        return self.described.format(language=language.value)
+
+    async def enhance(
+        self, job_id: int, prompt: str, *, max_new_tokens: int, time_limit_s: float
+    ) -> str:
+        self.vlm_calls.append((job_id, "enhance", max_new_tokens, time_limit_s))
+        self._raise_for(prompt)
+        return prompt + self.enhanced_suffix
 
     async def generate(
         self, job_id: int, spec: GenerationSpec, on_progress: ProgressCallback

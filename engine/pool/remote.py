@@ -43,11 +43,13 @@ from bot.domain import (
     Generated,
     GenerationSpec,
     ImageVerdict,
+    Language,
     StyleInfo,
     StyleScan,
+    VlmAvailability,
 )
 from bot.errors import GenerationFailed, ShuttingDown
-from bot.i18n import from_wire, msg
+from bot.i18n import Message, from_wire, msg
 from bot.ports import ProgressCallback
 from bot.slices import PoolSettings
 from engine.pool.wire import (
@@ -163,6 +165,26 @@ class RemoteExecutor:
             self._in_flight -= 1
             if arq_id is not None:
                 await self._cleanup(arq_id)
+
+    # The VLM jobs are not on the wire yet: the pool says so, and intake refuses them early.
+    def vlm_availability(self) -> VlmAvailability:
+        return VlmAvailability.none(REMOTE_NO_VLM)
+
+    async def describe(
+        self,
+        job_id: int,
+        image: bytes,
+        language: Language,
+        *,
+        max_new_tokens: int,
+        time_limit_s: float,
+    ) -> str:
+        raise GenerationFailed(_vlm_refused("describe"))
+
+    async def enhance(
+        self, job_id: int, prompt: str, *, max_new_tokens: int, time_limit_s: float
+    ) -> str:
+        raise GenerationFailed(_vlm_refused("enhance"))
 
     def styles(self) -> list[StyleInfo]:
         """The union of what the live workers advertise (a style on any worker is usable:
@@ -389,3 +411,11 @@ async def open_remote_executor(settings: PoolSettings) -> AsyncIterator[RemoteEx
     finally:
         await executor.aclose()
         await redis.aclose()
+
+
+REMOTE_NO_VLM = "the remote worker pool (TURBOBOT_REDIS_URL) does not run VLM jobs yet"
+
+
+def _vlm_refused(feature: str) -> Message:
+    log.info("VLM %s refused: %s", feature, REMOTE_NO_VLM)
+    return msg("engine.feature_unavailable", feature=msg(f"engine.feature.{feature}"))

@@ -96,3 +96,46 @@ def test_composition_root_picks_the_console_without_tokens(tmp_path: Path) -> No
     )
     assert [type(a).__name__ for a in console] == ["ConsoleAdapter"]
     assert nothing == []
+
+
+async def test_describe_reads_only_inside_the_operators_folder(
+    open_test_core: OpenCore, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    Image.new("RGB", (80, 80), (9, 99, 199)).save(pictures / "cat.png")
+    Image.new("RGB", (80, 80)).save(tmp_path / "secret.png")  # beside the folder, not in it
+    (pictures / "link.png").symlink_to(tmp_path / "secret.png")
+    out = io.StringIO()
+    ended = asyncio.Event()
+    async with open_test_core(notifiers=()) as core:
+        console = ConsoleAdapter(
+            core,
+            describe_dir=pictures,
+            on_end_of_input=ended.set,
+            wait_until_idle=core.wait_until_idle,
+            stdin=io.StringIO(
+                "/describe cat.png\n/describe ../secret.png\n/describe link.png\n"
+                f"/describe {tmp_path / 'secret.png'}\n/describe\n/help\n"
+            ),
+            stdout=out,
+        )
+        core.register(console)
+        await console.start()
+        await ended.wait()
+        await console.aclose()
+    lines = out.getvalue().splitlines()
+    assert any(line.startswith("#1 describe queued") for line in lines)
+    assert "#1 · A prompt for your picture:" in lines
+    assert "A small square picture, described in en." in lines
+    assert sum("is not a file inside" in line for line in lines) == 3
+    assert any(line.startswith("Usage: /describe PATH") for line in lines)
+    assert sum(line.startswith("✅") for line in lines) == 3  # /help: each VLM feature
+    assert not any(line.startswith("#2") for line in lines)  # nothing else was queued
+
+
+async def test_describe_is_off_without_a_folder(open_test_core: OpenCore, tmp_path: Path) -> None:
+    lines = await run_console(open_test_core, tmp_path, "/describe /etc/passwd\n")
+    assert any("TURBOBOT_DESCRIBE_DIR" in line for line in lines)

@@ -54,6 +54,15 @@ class CountingExecutor:
     def styles(self) -> Any:
         return self.inner.styles()
 
+    def vlm_availability(self) -> Any:
+        return self.inner.vlm_availability()
+
+    async def describe(self, job_id: int, image: bytes, language: Any, **limits: Any) -> str:
+        return await self.inner.describe(job_id, image, language, **limits)
+
+    async def enhance(self, job_id: int, prompt: str, **limits: Any) -> str:
+        return await self.inner.enhance(job_id, prompt, **limits)
+
     async def rescan_styles(self) -> Any:
         return await self.inner.rescan_styles()
 

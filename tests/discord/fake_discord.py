@@ -505,11 +505,23 @@ class FakeDiscord:
         return log
 
     async def _attachment(self, request: web.Request) -> web.Response:
+        """A file a user uploaded (:meth:`upload`), or one the bot posted (``message/name``)."""
         path = request.match_info["tail"]
-        if path not in self.files:
+        if path in self.files:
+            self.downloads.append(path)
+            return web.Response(body=self.files[path], content_type="application/octet-stream")
+        posted = self._posted_file(path)
+        if posted is None:
             return web.Response(status=404)
-        self.downloads.append(path)
-        return web.Response(body=self.files[path], content_type="application/octet-stream")
+        return web.Response(body=posted, content_type="application/octet-stream")
+
+    def _posted_file(self, path: str) -> bytes | None:
+        message_id, _, name = path.partition("/")
+        message = self.messages.get(int(message_id)) if message_id.isdigit() else None
+        if message is None:
+            return None
+        names = [a["filename"] for a in message["attachments"]]
+        return message["_files"][names.index(name)] if name in names else None
 
     async def react(
         self, message_id: int, emoji: str, *, user: int = ALICE, added: bool = True

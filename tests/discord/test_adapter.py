@@ -65,8 +65,9 @@ async def test_commands_are_registered_with_chinese_localisations(
     fake: FakeDiscord, bot: Bot
 ) -> None:
     assert fake.registered_names() == [
-        "Imagine from image",  # the message menu (issue 13)
-        *("audit", "block", "forget", "gallery", "help", "history", "imagine", "privacy"),
+        *("Describe", "Imagine from image"),  # the message menus (issues 14, 13)
+        *("audit", "block", "describe", "forget", "gallery", "help", "history", "imagine"),
+        "privacy",
         *("queue", "settings", "show", "style", "styles", "unblock"),
     ]
     (imagine,) = [c for c in fake.commands[None] if c["name"] == "imagine"]
@@ -112,6 +113,7 @@ async def test_imagine_defers_then_posts_jpeg_in_channel_with_mention(
     assert ids == [
         *(f"tb:it:{op}:{job_id}:1" for op in ("vs", "vx", "us", "uc")),
         *(f"tb:{a}:{job_id}" for a in ("remix", "reroll", "restyle", "share", "delete", "info")),
+        f"tb:enhance:{job_id}",  # a row of its own (issue 14)
     ]
     texts = await _edited(fake, log, "Done!")
     assert texts[0].startswith(f"#{job_id} · Queued: position 1, about")

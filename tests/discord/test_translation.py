@@ -119,7 +119,18 @@ def test_result_view_is_persistent_with_every_action() -> None:
     view = result_view(JOB_ID, Language.EN)
     assert view.is_persistent()
     ids = [item.custom_id for item in view.children if isinstance(item, JobButton)]
-    assert ids == [f"tb:remix:{JOB_ID}", *(f"tb:{a}:{JOB_ID}" for a in RESULT_ACTIONS)]
+    enhance = f"tb:enhance:{JOB_ID}"
+    assert ids == [f"tb:remix:{JOB_ID}", *(f"tb:{a}:{JOB_ID}" for a in RESULT_ACTIONS), enhance]
+
+
+def test_result_views_keep_to_discords_limits() -> None:
+    """At most 5 buttons a row and 5 rows, for one image and for every grid size."""
+    for images in (1, 2, 3, 4):
+        view = result_view(JOB_ID, Language.EN, images)
+        rows = [row["components"] for row in view.to_components()]
+        assert len(rows) <= 5, images
+        assert all(len(row) <= 5 for row in rows), images
+        assert [c["custom_id"] for c in rows[-1]] == [f"tb:enhance:{JOB_ID}"], images
 
 
 def test_replies_come_in_the_users_language() -> None:
@@ -221,3 +232,15 @@ def test_info_says_how_an_image_was_made_from_another() -> None:
     assert "variation, strength 0.35" in fmt.info_text(_job(spec=varied), Language.EN)
     assert "变体" in fmt.info_text(_job(spec=varied), Language.ZH)
     assert "strength" not in fmt.info_text(_job(), Language.EN)  # from text: nothing to say
+
+
+def test_info_shows_the_users_prompt_and_the_enhanced_one() -> None:
+    job = _job("a fox")
+    spec = replace(job.spec, enhance=True)
+    enhanced = replace(job, spec=spec, text="a fox, detailed")
+    for lang in (Language.EN, Language.ZH):
+        info = fmt.info_text(enhanced, lang)
+        assert "a fox" in info
+        assert "a fox, detailed" in info
+        assert "✨" in info
+    assert "✨" not in fmt.info_text(job, Language.EN)

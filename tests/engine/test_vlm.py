@@ -362,3 +362,38 @@ def test_a_processor_config_in_the_folder_is_used_with_our_pixel_cap(
     assert list(processor.image_mean) == [0.5, 0.5, 0.5]  # read from the file
     out = processor(images=[red_square(1024)], return_tensors="pt")
     assert out["image_grid_thw"].tolist() == [[1, 8, 8]]  # capped at 112x112 pixels
+
+
+# ---------------------------------------------------------------- turbobot doctor and the port
+
+
+def test_doctor_says_whether_each_vlm_feature_is_available(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    from bot.entry.doctor.checks import diagnose
+
+    report = diagnose(settings=tiny_settings(tiny_data_dir), verify=False)
+    vlm_facts = [f for f in report.facts if f.startswith("VLM ")]
+    assert [f.split(":")[0] for f in vlm_facts] == ["VLM describe", "VLM enhance", "VLM safety"]
+    off = diagnose(settings=tiny_settings(tiny_data_dir, TURBOBOT_VLM="0"), verify=False)
+    assert any("TURBOBOT_VLM=0" in f for f in off.facts)
+    model = copy_model(tiny_data_dir, tmp_path)
+    drop_tensors(model, ("lm_head.",))
+    headless = diagnose(settings=tiny_settings(tmp_path, TURBOBOT_MODEL=str(model)), verify=False)
+    assert any(n.startswith("VLM enhance: unavailable") for n in headless.notes)
+
+
+def test_the_executor_reports_availability_through_the_port(
+    engine: Engine, tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    from engine.executors import availability
+
+    report = LocalExecutor(engine, jpeg_quality=90).vlm_availability()
+    assert [(f.name, f.available) for f in report.features] == [
+        ("describe", True),
+        ("enhance", True),
+        ("safety", True),
+    ]
+    off = availability(None)
+    assert not off.available("describe")
+    assert "TURBOBOT_VLM=0" in off.features[0].why

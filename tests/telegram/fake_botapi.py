@@ -382,6 +382,14 @@ class FakeBotApi:
         # sendChatAction, close, logOut ...: Telegram answers True.
         return answers.get(method, lambda: True)()
 
+    def user_photo(self, data: bytes) -> list[JSON]:
+        """The ``photo`` sizes of a picture a user sends (its bytes served by getFile)."""
+        n = next(self._file_ids)
+        file_id = f"user-photo-{n}"
+        self.files[file_id] = (data, len(data))
+        return [{"file_id": file_id, "file_unique_id": f"uu{n}", "width": 96, "height": 96,
+                 "file_size": len(data)}]  # fmt: skip
+
     def _set_webhook(self, params: JSON | None) -> bool:
         self.webhook = params
         return True

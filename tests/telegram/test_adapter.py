@@ -102,6 +102,7 @@ async def test_imagine_queues_then_posts_photo_with_buttons(
         "tb:reroll:1",
         "tb:var:1",
         "tb:restyle:1",
+        "tb:enh:1",
         "share:#1",
         "tb:orig:1",
         "tb:del:1",

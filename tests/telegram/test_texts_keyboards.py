@@ -102,6 +102,7 @@ def test_result_keyboard_has_every_button_within_64_bytes() -> None:
         Action.REROLL,
         Action.VARIATION,
         Action.RESTYLE,
+        Action.ENHANCE,
         Action.ORIGINAL,
         Action.DELETE,
         Action.VARY_SUBTLE,

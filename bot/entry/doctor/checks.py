@@ -47,6 +47,7 @@ def diagnose(
     info = _check_torch(settings, report)
     linears, transformer_params = _model(settings, report, missing=model_missing)
     _check_loras(settings, linears, report)
+    _vlm(settings, report, missing=model_missing)
     plan_memory(settings, info, (gpu_gib, host_gib), transformer_params, report)
     return report
 
@@ -139,6 +140,23 @@ def _cached(repo_id: str) -> bool:
 
 
 # ---------------------------------------------------------------- model and LoRAs
+
+
+def _vlm(settings: Settings, report: Report, *, missing: bool) -> None:
+    """Whether /describe, --enhance and the safety check can run, and why not, from the text
+    encoder's files (headers only: no weight is loaded)."""
+    if not settings.vlm:
+        report.facts.append("VLM: describe, enhance and safety check off (TURBOBOT_VLM=0)")
+        return
+    if missing:
+        return  # the missing model is reported already
+    from bot.slices import engine_settings
+    from engine.loading import inspect_vlm
+    from engine.vlm import FEATURES
+
+    features = inspect_vlm(engine_settings(settings))
+    for name, line in zip(FEATURES, features.lines(), strict=True):
+        (report.facts if features.available(name) else report.notes).append(f"VLM {line}")
 
 
 def _model(
