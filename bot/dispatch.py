@@ -23,7 +23,7 @@ from bot import texts
 from bot.board import Board
 from bot.delivery import Delivery
 from bot.domain import Generated, Job, JobState
-from bot.errors import EngineCrashed, StorageError, TurbobotError
+from bot.errors import EngineCrashed, NotAllowed, StorageError, TurbobotError
 from bot.fairqueue import FairQueue
 from bot.i18n import Message, msg
 from bot.image_files import ImageFiles
@@ -153,6 +153,31 @@ class Dispatcher:
         task = asyncio.get_running_loop().create_task(self._run(running))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def jobs_of(self, user_key: str) -> list[tuple[Job, int]]:
+        """A user's running jobs (position 0), then their waiting ones with their positions."""
+        running = [(j, 0) for j in self.running.values() if j.requester.user_key == user_key]
+        queued = [(j, self.queue.position(j.id)) for j in self.queue.jobs_of(user_key)]
+        return sorted(running, key=lambda p: p[0].id) + queued
+
+    async def cancel(self, job: Job) -> Job:
+        """Take a waiting job off the queue and record it cancelled; a failed write puts it
+        back at the front, so nothing is lost."""
+        removed = self.queue.remove(job.id)
+        if removed is None:  # running, or already finished
+            raise NotAllowed(texts.cannot_cancel(job.id, job.state))
+        cancelled = replace(removed, state=JobState.CANCELLED, finished_at=self._clock.now())
+        try:
+            await self._store.update_job(
+                job.id, state=JobState.CANCELLED, finished_at=cancelled.finished_at
+            )
+        except StorageError:
+            self.queue.push_front(removed)
+            raise
+        self._release(job.id)
+        self._board.finish(cancelled)
+        self.queue_changed()
+        return cancelled
 
     # --- one job ---------------------------------------------------------------------------
 

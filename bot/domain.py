@@ -277,26 +277,6 @@ class Ticket:
     eta_s: float
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """Step ``step`` of ``total`` is done for job ``job_id``."""
-
-    job_id: int
-    step: int
-    total: int
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """Where a result was posted, for later lookup, reroll and sharing."""
-
-    message_id: str
-    channel_id: str
-    # Optional platform handle to the uploaded file (Telegram's photo ``file_id``); the core
-    # stores it as ``Job.posted_file_ref`` so inline sharing works after a restart.
-    file_ref: str | None = None
-
-
 # --- community (issue 6) -------------------------------------------------------------------
 
 
@@ -414,31 +394,3 @@ class AuditEntry:
     action: str
     target: str
     detail: str
-
-
-VLM_FEATURES = ("describe", "enhance", "safety")
-
-
-@dataclass(frozen=True, slots=True)
-class VlmFeature:
-    """One feature of the loaded vision-language model: usable or not, and a sentence why
-    (names files and settings: for the operator's ``turbobot doctor`` and the log)."""
-
-    name: str  # one of VLM_FEATURES
-    available: bool
-    why: str
-
-
-@dataclass(frozen=True, slots=True)
-class VlmAvailability:
-    """What the executor's text encoder can do, from the engine's check at load."""
-
-    features: tuple[VlmFeature, ...] = ()
-
-    def available(self, name: str) -> bool:
-        return any(f.name == name and f.available for f in self.features)
-
-    @classmethod
-    def none(cls, why: str) -> VlmAvailability:
-        """Every feature unavailable for the same reason (no VLM loaded, a remote pool)."""
-        return cls(tuple(VlmFeature(name, False, why) for name in VLM_FEATURES))

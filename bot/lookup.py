@@ -83,6 +83,13 @@ class Lookup:
             raise NotFound(texts.no_such_job(job_id))
         return job
 
+    async def any_job(self, job_id: int) -> Job:
+        """A job by id, unfinished (its latest version) or stored, with no permission check."""
+        job = self._board.get(check_job_id(job_id)) or await self._store.get_job(job_id)
+        if job is None:
+            raise NotFound(texts.no_such_job(job_id))
+        return job
+
     async def _take_show_token(self, user_key: str) -> None:
         key = _SHOW_BUCKET + user_key
         bucket = await self._store.bucket(key) or full_bucket(self._clock.now(), SHOW_LIMITS)

@@ -40,7 +40,6 @@ from bot.domain import (
     GenerateRequest,
     Job,
     JobAction,
-    JobState,
     Language,
     Requester,
     StepRange,
@@ -49,7 +48,7 @@ from bot.domain import (
     Ticket,
     VlmAvailability,
 )
-from bot.errors import NotAllowed, NotFound, StorageError
+from bot.errors import NotAllowed, NotFound
 from bot.i18n import msg
 from bot.image_files import ImageFiles, ImageWriter, write_atomic
 from bot.intake import Admission
@@ -261,23 +260,7 @@ class Core(CommunityCalls):
         job = self._board.get(check_job_id(job_id)) or await self._lookup.visible_job(job_id)
         if job.requester.user_key != requester.user_key:
             raise NotAllowed(texts.not_yours_to_cancel(job_id))
-        queue = self._dispatcher.queue
-        if job_id not in queue:
-            raise NotAllowed(texts.cannot_cancel(job_id, job.state))
-        removed = queue.remove(job_id)
-        assert removed is not None  # noqa: S101 (checked just above, no await in between)
-        cancelled = replace(removed, state=JobState.CANCELLED, finished_at=self._clock.now())
-        try:
-            await self._store.update_job(
-                job_id, state=JobState.CANCELLED, finished_at=cancelled.finished_at
-            )
-        except StorageError:
-            queue.push_front(removed)
-            raise
-        self._admission.release(job_id)
-        self._board.finish(cancelled)
-        self._dispatcher.queue_changed()
-        return access.outward(cancelled)
+        return access.outward(await self._dispatcher.cancel(job))
 
     def _newest_waiting(self, requester: Requester) -> int:
         """What ``/cancel`` alone means on every platform: the requester's newest waiting job."""
@@ -287,12 +270,7 @@ class Core(CommunityCalls):
         return max(waiting)
 
     async def queue_of(self, requester: Requester) -> list[tuple[Job, int]]:
-        key = clean_requester(requester).user_key
-        running = [(j, 0) for j in self._dispatcher.running.values() if j.requester.user_key == key]
-        queued = [
-            (j, self._dispatcher.queue.position(j.id)) for j in self._dispatcher.queue.jobs_of(key)
-        ]
-        entries = sorted(running, key=lambda p: p[0].id) + queued
+        entries = self._dispatcher.jobs_of(clean_requester(requester).user_key)
         return [(access.outward(j), position) for j, position in entries]
 
     async def history(self, requester: Requester, *, limit: int = 10, offset: int = 0) -> list[Job]:
@@ -310,10 +288,7 @@ class Core(CommunityCalls):
     async def job(self, job_id: int) -> Job:
         """A job by id with no permission check: for operators' tools, never for a user
         (adapters ask :meth:`job_for`)."""
-        job = self._board.get(check_job_id(job_id)) or await self._store.get_job(job_id)
-        if job is None:
-            raise NotFound(texts.no_such_job(job_id))
-        return access.outward(job)
+        return access.outward(await self._lookup.any_job(job_id))
 
     async def job_for(self, requester: Requester, job_id: int, action: JobAction) -> Job:
         """The job as ``requester`` may see it for ``action`` (the rule: :mod:`bot.access`);

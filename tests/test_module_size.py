@@ -15,10 +15,7 @@ PIPELINE = {
     " engine/pipeline.py, under the checkpoint facts it relies on (a long docstring, with sources)",
 }
 # Over the limit only while another branch reshapes it; remove the entry after that merge.
-PENDING = {
-    "adapters/telegram/handlers.py": "issue 13's buttons are being added on a parallel branch"
-    " (wip/adapters); splitting it here would collide with that work",
-}
+PENDING: dict[str, str] = {}
 
 
 def line_counts() -> dict[str, int]:

@@ -26,7 +26,7 @@ import pytest
 
 from adapters.console import CONSOLE_USER, ConsoleAdapter
 from adapters.discord.format import requester_of
-from adapters.discord.handlers import ImagineOptions
+from adapters.discord.inputs import ImagineOptions
 from bot.derive import VARIATION_SPREAD
 from bot.domain import (
     VARY_STRONG,

@@ -15,7 +15,8 @@ from typing import Any, Optional
 import discord
 from discord import app_commands
 
-from adapters.discord.handlers import Handlers, ImagineOptions
+from adapters.discord.handlers import Handlers
+from adapters.discord.inputs import ImagineOptions
 from adapters.discord.texts import command_text as _
 from adapters.discord.views import GALLERY_PERIODS, GALLERY_SORTS
 from bot.domain import (

@@ -16,7 +16,8 @@ import discord
 from discord import app_commands
 
 from adapters.discord.format import fit_text
-from adapters.discord.handlers import Handlers, ImagineOptions, requester
+from adapters.discord.handlers import Handlers
+from adapters.discord.inputs import ImagineOptions, requester
 from adapters.discord.texts import command_text as _
 from bot.domain import MAX_INPUT_BYTES, MAX_PROMPT_CHARS, Job, JobAction, Language
 from bot.errors import BadRequest

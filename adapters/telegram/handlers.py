@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from telegram import Message, Update
-from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -31,6 +30,7 @@ from adapters.telegram.community import Community
 from adapters.telegram.describe import Describe
 from adapters.telegram.inline import InlineShare
 from adapters.telegram.iterate import Iteration, carries_picture
+from adapters.telegram.job_buttons import Button, JobButtons
 from adapters.telegram.keyboards import (
     Action,
     Callback,
@@ -43,8 +43,8 @@ from adapters.telegram.keyboards import (
 from adapters.telegram.status import StatusMessages
 from adapters.telegram.updates import Ctx, Handler, Ignored
 from bot.commands import split_command
-from bot.domain import DeriveKind, GenerateRequest, JobAction, Ticket
-from bot.errors import NotAllowed, NotFound, TurbobotError
+from bot.domain import GenerateRequest, JobAction
+from bot.errors import NotFound, TurbobotError
 from bot.i18n import language_of, t
 from bot.ports import BotApi
 from bot.texts import styles_rescanned, vlm_lines
@@ -60,7 +60,6 @@ _PICTURE = filters.PHOTO | filters.Document.IMAGE
 _TEXT_REPLY = filters.TEXT & filters.REPLY & ~filters.COMMAND & filters.UpdateType.MESSAGE
 
 TgApp = Application[Any, Any, Any, Any, Any, Any]
-Button = Callable[[Update, Callback], Awaitable[str | None]]
 DESCRIBE_GROUP = 1  # PTB handler group of the describe message handlers
 
 
@@ -82,22 +81,15 @@ class Handlers:
         self._app = app
         self._community = community
         self._status = status
-        self._monotonic = monotonic
         self._inline = InlineShare(core, community, status).answer
         self._iteration = Iteration(core, app, community, status)
         self.intake_open = False
         self._describe = Describe(core, status, self._lang)
         self._buttons: dict[Action, Button] = {
-            Action.ENHANCE: self._on_enhance,
             **self._describe.buttons(),
-            Action.REROLL: self._on_reroll,
-            Action.VARIATION: self._on_variation,
-            Action.RESTYLE: self._on_restyle,
-            Action.RESTYLE_PAGE: self._on_restyle_page,
-            Action.RESTYLE_PICK: self._on_restyle_pick,
-            Action.ORIGINAL: self._on_original,
-            Action.DELETE: self._on_delete,
-            Action.CANCEL: self._on_cancel_button,
+            **JobButtons(
+                core, app, community, status, monotonic=monotonic, lang=self._lang
+            ).buttons(),
             Action.STYLE_PAGE: self._on_style_page,
             Action.STYLE_PICK: self._on_style_pick,
             Action.STYLE_CLEAR: self._on_style_clear,
@@ -330,93 +322,6 @@ class Handlers:
             answer = t("telegram.stale_button", await self._error_lang(update))
         await query.answer(texts.shorten(answer, texts.CALLBACK_ANSWER_LIMIT) if answer else None)
 
-    async def _on_reroll(self, update: Update, callback: Callback) -> str:
-        ticket = await self._core.derive(
-            tg.requester(update), callback.int_arg(0), DeriveKind.REROLL
-        )
-        return await self._queued_from_button(update, ticket)
-
-    async def _on_enhance(self, update: Update, callback: Callback) -> str:
-        requester = tg.requester(update)
-        ticket = await self._core.derive(requester, callback.int_arg(0), DeriveKind.ENHANCE)
-        return await self._queued_from_button(update, ticket)
-
-    async def _on_variation(self, update: Update, callback: Callback) -> str:
-        ticket = await self._core.derive(tg.requester(update), callback.int_arg(0), DeriveKind.VARY)
-        return await self._queued_from_button(update, ticket)
-
-    async def _on_restyle(self, update: Update, callback: Callback) -> str | None:
-        job_id = callback.int_arg(0)
-        styles = self._core.styles()
-        if not styles:
-            return texts.no_styles(await self._lang(update))
-        message = tg.message(update)
-        await message.reply_text(
-            texts.restyle_picker(job_id, 0, page_count(styles), await self._lang(update)),
-            reply_markup=style_keyboard(styles, 0, await self._lang(update), job_id=job_id),
-        )
-        return None
-
-    async def _on_restyle_page(self, update: Update, callback: Callback) -> None:
-        job_id, page = callback.int_arg(0), callback.page_arg(1)
-        styles = self._core.styles()
-        page, lang = min(page, page_count(styles) - 1), await self._lang(update)
-        await tg.message(update).edit_text(
-            texts.restyle_picker(job_id, page, page_count(styles), lang),
-            reply_markup=style_keyboard(styles, page, lang, job_id=job_id),
-        )
-
-    async def _on_restyle_pick(self, update: Update, callback: Callback) -> str:
-        lang = await self._lang(update)
-        style = resolve_style(callback.args[1], self._core.styles())
-        if style is None:
-            return t("telegram.style_gone", lang)
-        ticket = await self._core.derive(
-            tg.requester(update), callback.int_arg(0), DeriveKind.RESTYLE, style=style
-        )
-        # The picker message becomes the new job's status message.
-        message = tg.message(update)
-        sent_at = self._monotonic()
-        await message.edit_text(texts.queued(ticket, lang))
-        await self._status.adopt(ticket.job.id, message.chat_id, message.message_id, sent_at, lang)
-        return texts.queued(ticket, lang)
-
-    async def _on_original(self, update: Update, callback: Callback) -> str | None:
-        # Who may fetch it (and how often) is the core's rule.
-        job = await self._core.job_for(tg.requester(update), callback.int_arg(0), JobAction.SHOW)
-        path = self._core.image_file(job)
-        if path is None:
-            return t("telegram.original_gone", await self._lang(update))
-        message = tg.message(update)
-        await self._app.bot.send_document(
-            message.chat_id,
-            document=await asyncio.to_thread(path.read_bytes),
-            filename=f"turbobot-{job.id}.jpg",
-            reply_parameters=tg.reply_to(message.message_id),
-        )
-        return None
-
-    async def _on_delete(self, update: Update, callback: Callback) -> str:
-        requester, job_id = tg.requester(update), callback.int_arg(0)
-        try:
-            await self._core.delete(requester, job_id)
-        except NotAllowed:
-            # Group admins may delete any of the bot's images there (the core audit-logs it).
-            if not await self._community.is_admin(update):
-                raise
-            await self._core.delete(requester, job_id, is_admin=True)
-        message = tg.message(update)
-        try:
-            await message.delete()
-        except TelegramError:
-            # Telegram refuses to delete messages older than 48 hours: drop the buttons instead.
-            await message.edit_reply_markup(reply_markup=None)
-        return t("telegram.deleted", await self._lang(update))
-
-    async def _on_cancel_button(self, update: Update, callback: Callback) -> str:
-        job = await self._core.cancel(tg.requester(update), callback.int_arg(0))
-        return t("telegram.cancelled", await self._lang(update), job=job.id)
-
     async def _on_style_page(self, update: Update, callback: Callback) -> None:
         styles = self._core.styles()
         page = min(callback.page_arg(0), page_count(styles) - 1)
@@ -441,9 +346,3 @@ class Handlers:
         text = texts.style_set(style, await self._lang(update))
         await tg.message(update).edit_text(text)
         return text
-
-    async def _queued_from_button(self, update: Update, ticket: Ticket) -> str:
-        message = tg.message(update)
-        lang = await self._lang(update)
-        await self._status.post(ticket, message.chat_id, message.message_id, lang)
-        return texts.queued(ticket, lang)

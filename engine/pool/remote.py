@@ -42,16 +42,14 @@ from bot.domain import (
     MAX_INPUT_BYTES,
     Generated,
     GenerationSpec,
-    ImageVerdict,
-    Language,
     StyleInfo,
     StyleScan,
-    VlmAvailability,
 )
 from bot.errors import GenerationFailed, ShuttingDown
-from bot.i18n import Message, from_wire, msg
+from bot.i18n import from_wire, msg
 from bot.ports import ProgressCallback
 from bot.slices import PoolSettings
+from engine.pool.unsupported import NotOnTheWire
 from engine.pool.wire import (
     ATTEMPT_PREFIX,
     DONE,
@@ -115,7 +113,7 @@ class _Watch:
     init: bytes | None = None  # the init image, sent beside the payload (and again if lost)
 
 
-class RemoteExecutor:
+class RemoteExecutor(NotOnTheWire):
     """Dispatches to ``turbobot worker`` processes. Build it with :func:`open_remote_executor`.
 
     ``capacity`` is the number of live, ready workers, but at least 1: with no worker the core
@@ -166,26 +164,6 @@ class RemoteExecutor:
             if arq_id is not None:
                 await self._cleanup(arq_id)
 
-    # The VLM jobs are not on the wire yet: the pool says so, and intake refuses them early.
-    def vlm_availability(self) -> VlmAvailability:
-        return VlmAvailability.none(REMOTE_NO_VLM)
-
-    async def describe(
-        self,
-        job_id: int,
-        image: bytes,
-        language: Language,
-        *,
-        max_new_tokens: int,
-        time_limit_s: float,
-    ) -> str:
-        raise GenerationFailed(_vlm_refused("describe"))
-
-    async def enhance(
-        self, job_id: int, prompt: str, *, max_new_tokens: int, time_limit_s: float
-    ) -> str:
-        raise GenerationFailed(_vlm_refused("enhance"))
-
     def styles(self) -> list[StyleInfo]:
         """The union of what the live workers advertise (a style on any worker is usable:
         workers share the same style folder in practice; the first advertised wins)."""
@@ -207,11 +185,6 @@ class RemoteExecutor:
                 break
             await asyncio.sleep(self._config.heartbeat_s / 4)
         return StyleScan(tuple(self.styles()))
-
-    async def check_image(self, job_id: int, jpeg: bytes, policy: str) -> ImageVerdict | None:
-        """The workers do not carry the safety check yet (the wire has no such job): None, so
-        the core posts the image unchecked and logs that the check is unavailable here."""
-        return None
 
     async def aclose(self) -> None:
         self._closed = True
@@ -411,11 +384,3 @@ async def open_remote_executor(settings: PoolSettings) -> AsyncIterator[RemoteEx
     finally:
         await executor.aclose()
         await redis.aclose()
-
-
-REMOTE_NO_VLM = "the remote worker pool (TURBOBOT_REDIS_URL) does not run VLM jobs yet"
-
-
-def _vlm_refused(feature: str) -> Message:
-    log.info("VLM %s refused: %s", feature, REMOTE_NO_VLM)
-    return msg("engine.feature_unavailable", feature=msg(f"engine.feature.{feature}"))
