@@ -7,6 +7,7 @@ import re
 import shutil
 import sqlite3
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,22 @@ async def test_job_round_trips_through_the_database(tmp_path: Path) -> None:
         assert await store.get_job(1) == job
     async with open_store(tmp_path / "t.db") as store:
         assert store.next_job_id() == 2  # ids continue after a restart
+
+
+async def test_requester_language_and_describe_language_are_kept_apart(tmp_path: Path) -> None:
+    """Both branches added a language to jobs (0007: the requester's, for posts; 0009: the
+    language a describe answers in): one column each, so neither overwrites the other."""
+    who = replace(user("bob", server="g1"), language=Language.ZH)
+    spec = replace(
+        GenerationSpec("", None, 1, 4, 1024, 1024), kind=JobKind.DESCRIBE, language=Language.EN
+    )
+    job = Job(id=1, requester=who, spec=spec, state=JobState.POSTED, created_at=1.0, text="a cat")
+    async with open_store(tmp_path / "t.db") as store:
+        await store.add_job(job)
+        stored = await store.get_job(1)
+    assert stored is not None
+    assert (stored.requester.language, stored.spec.language) == (Language.ZH, Language.EN)
+    assert (stored.text, stored.spec.enhance) == ("a cat", False)
 
 
 def test_write_atomic_leaves_no_partial_file(tmp_path: Path) -> None:
