@@ -98,6 +98,16 @@ def test_composition_root_picks_the_console_without_tokens(tmp_path: Path) -> No
     assert nothing == []
 
 
+def test_the_console_slice_carries_the_describe_folder_and_nothing_else(tmp_path: Path) -> None:
+    from bot.slices import ConsoleSettings, split
+
+    pictures = tmp_path / "pictures"
+    slices = split(make_settings(tmp_path, TURBOBOT_DESCRIBE_DIR=str(pictures)))
+    assert slices.console == ConsoleSettings(describe_dir=pictures)
+    assert split(make_settings(tmp_path)).console == ConsoleSettings(describe_dir=None)
+    assert split(make_settings(tmp_path, TURBOBOT_CONSOLE=False)).console is None
+
+
 async def test_describe_reads_only_inside_the_operators_folder(
     open_test_core: OpenCore, tmp_path: Path
 ) -> None:
