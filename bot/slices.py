@@ -13,14 +13,16 @@ comes from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import SecretStr
 
 from bot.config import MemoryProfile, Settings
 from bot.domain import BASE_STEPS, TURBO_STEPS, Platform, SafetyMode, StepRange
+
+SliceT = TypeVar("SliceT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,89 +161,42 @@ def split(settings: Settings) -> Slices:
     return Slices(
         core=core_settings(settings),
         engine=engine_settings(settings),
-        health=HealthSettings(
-            settings.metrics_host, settings.metrics_port, settings.log_level, settings.log_format
-        ),
+        health=_cut(HealthSettings, settings),
         pool=pool_settings(settings),
         discord=discord_settings(settings),
         telegram=telegram_settings(settings),
-        console=ConsoleSettings(settings.describe_dir) if settings.wants_console else None,
+        console=_cut(ConsoleSettings, settings) if settings.wants_console else None,
         secrets=secret_values(settings),
     )
 
 
+def _cut(kind: type[SliceT], settings: Settings, **given: Any) -> SliceT:
+    """``kind`` with each field read from the ``Settings`` attribute of the same name (``given``
+    overrides one), so a field added to a slice is filled without a second list to update."""
+    values = {f.name: getattr(settings, f.name) for f in fields(kind)}  # type: ignore[arg-type]
+    return kind(**(values | given))
+
+
 def core_settings(settings: Settings) -> CoreSettings:
-    return CoreSettings(
-        data_dir=settings.data_dir,
-        rate_per_minute=settings.rate_per_minute,
-        rate_burst=settings.rate_burst,
-        max_pending_per_user=settings.max_pending_per_user,
-        max_pending_per_server=settings.max_pending_per_server,
-        max_queue=settings.max_queue,
-        max_attempts=settings.max_attempts,
-        max_images=settings.max_images,
-        step_range=settings.step_range,
-        operator_banned_words=settings.operator_banned_words,
-        operators=settings.operators,
-        safety_check=settings.safety_check,
-        safety_policy=settings.safety_policy,
-        safety_time_limit_s=settings.safety_time_limit_s,
-    )
+    return _cut(CoreSettings, settings)
 
 
 def engine_settings(settings: Settings) -> EngineSettings:
-    return EngineSettings(
-        model=settings.model,
-        data_dir=settings.data_dir,
-        turbo_lora=settings.turbo_lora,
-        lora_dir=settings.lora_dir,
-        synthetic_layers=settings.synthetic_layers,
-        max_resident_styles=settings.max_resident_styles,
-        memory_profile=settings.memory_profile,
-        compile=settings.compile,
-        jpeg_quality=settings.jpeg_quality,
-        device=settings.device,
-        tiny_side=settings.tiny_side,
-        vlm=settings.vlm,
-    )
+    return _cut(EngineSettings, settings)
 
 
 def pool_settings(settings: Settings) -> PoolSettings | None:
-    if settings.redis_url is None:
-        return None
-    return PoolSettings(
-        redis_url=settings.redis_url,
-        data_dir=settings.data_dir,
-        worker_heartbeat_s=settings.worker_heartbeat_s,
-        worker_job_timeout_s=settings.worker_job_timeout_s,
-        worker_poll_s=settings.worker_poll_s,
-        worker_max_failures=settings.worker_max_failures,
-        worker_rest_s=settings.worker_rest_s,
-    )
+    return None if settings.redis_url is None else _cut(PoolSettings, settings)
 
 
 def discord_settings(settings: Settings) -> DiscordSettings | None:
     if settings.discord_token is None:
         return None
-    return DiscordSettings(
-        discord_token=settings.discord_token,
-        discord_api_base_url=settings.discord_api_base_url,
-        discord_gateway_url=settings.discord_gateway_url,
-        guild_ids=tuple(settings.guild_ids),
-    )
+    return _cut(DiscordSettings, settings, guild_ids=tuple(settings.guild_ids))
 
 
 def telegram_settings(settings: Settings) -> TelegramSettings | None:
-    if settings.telegram_token is None:
-        return None
-    return TelegramSettings(
-        telegram_token=settings.telegram_token,
-        telegram_api_base_url=settings.telegram_api_base_url,
-        telegram_webhook_url=settings.telegram_webhook_url,
-        telegram_webhook_secret=settings.telegram_webhook_secret,
-        telegram_webhook_listen=settings.telegram_webhook_listen,
-        telegram_webhook_port=settings.telegram_webhook_port,
-    )
+    return None if settings.telegram_token is None else _cut(TelegramSettings, settings)
 
 
 def secret_values(settings: Settings) -> tuple[str, ...]:
